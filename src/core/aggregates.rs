@@ -1,0 +1,120 @@
+//! The maintained aggregates: every gauge and counter of the case and workforce metrics, kept up to
+//! date incrementally by the state on each event and tick, and copied out for publication.
+//!
+//! Plain data, indexed by the core's compact ids (track, location, window, phase, role). Rendering
+//! into Prometheus families happens at the edge (`crate::metrics`).
+
+use super::event::{CloseReason, Contract, Outcome};
+use super::time::EpochNanos;
+
+/// Upper bounds of the lead-time histogram, in days (SPEC §4).
+pub const LEAD_TIME_BUCKET_DAYS: [i64; 9] = [30, 61, 91, 182, 274, 365, 456, 639, 730];
+
+/// A histogram with fixed buckets: per-bucket (not cumulative) counts, the overflow bucket last.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadTimeHistogram {
+    pub bucket_counts: [u64; LEAD_TIME_BUCKET_DAYS.len() + 1],
+    pub sum_seconds: f64,
+}
+
+impl LeadTimeHistogram {
+    pub fn observe(&mut self, nanos: EpochNanos) {
+        let days = nanos as f64 / super::time::NANOS_PER_DAY as f64;
+        let bucket = LEAD_TIME_BUCKET_DAYS
+            .iter()
+            .position(|&upper| days <= upper as f64)
+            .unwrap_or(LEAD_TIME_BUCKET_DAYS.len());
+        self.bucket_counts[bucket] += 1;
+        self.sum_seconds += super::time::seconds_f64(nanos);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.bucket_counts.iter().sum()
+    }
+}
+
+/// Everything counted for one configured track.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackAggregates {
+    // Gauges.
+    /// Open cases (including suspended) per location id.
+    pub open_by_location: Vec<i64>,
+    /// Open, non-suspended, overdue cases per location id.
+    pub overdue_by_location: Vec<i64>,
+    /// Due-soon cases per configured due-soon window.
+    pub due_soon_by_window: Vec<i64>,
+    pub suspended: i64,
+    pub unassigned: i64,
+    /// Open cases per phase id (0 = `none`).
+    pub open_by_phase: Vec<i64>,
+    pub penalty_exposure_cents: i64,
+
+    // Counters.
+    pub penalty_incurred_cents: i64,
+    pub registered: u64,
+    pub reopened: u64,
+    pub decided_by_outcome: [u64; Outcome::ALL.len()],
+    pub closed_by_reason: [u64; CloseReason::ALL.len()],
+    pub decisions_overdue: u64,
+    pub decisions_by_inexperienced: u64,
+    pub decisions_benefit_of_doubt: u64,
+    pub decisions_without_investigation: u64,
+    pub deadline_extensions: u64,
+    pub hearings_held: u64,
+    pub hearings_cancelled: u64,
+    pub transfers: u64,
+    pub lead_time: LeadTimeHistogram,
+}
+
+impl TrackAggregates {
+    pub fn open(&self) -> i64 {
+        self.open_by_location.iter().sum()
+    }
+
+    pub fn overdue(&self) -> i64 {
+        self.overdue_by_location.iter().sum()
+    }
+
+    /// Sets every gauge to zero, keeping the counters (used when gauges are rebuilt from the cases).
+    pub fn reset_gauges(&mut self) {
+        for gauge in self
+            .open_by_location
+            .iter_mut()
+            .chain(self.overdue_by_location.iter_mut())
+            .chain(self.due_soon_by_window.iter_mut())
+            .chain(self.open_by_phase.iter_mut())
+        {
+            *gauge = 0;
+        }
+        self.suspended = 0;
+        self.unassigned = 0;
+        self.penalty_exposure_cents = 0;
+    }
+}
+
+/// All aggregates of the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aggregates {
+    /// Indexed by track id.
+    pub tracks: Vec<TrackAggregates>,
+    /// Location names by location id.
+    pub locations: Vec<String>,
+    /// Active employees per (role, contract, experienced): index
+    /// `(role * Contract::ALL.len() + contract) * 2 + experienced`.
+    pub employees: Vec<i64>,
+    pub audits_passed: u64,
+    pub audits_failed: u64,
+    pub last_audit_time: Option<EpochNanos>,
+    /// The latest event time among applied events.
+    pub last_event_time: Option<EpochNanos>,
+}
+
+impl Aggregates {
+    pub fn employee_slot(role: u8, contract: Contract, experienced: bool) -> usize {
+        let contract = Contract::ALL
+            .iter()
+            .position(|c| *c == contract)
+            .unwrap_or(0);
+        (usize::from(role) * Contract::ALL.len() + contract) * 2 + usize::from(experienced)
+    }
+}

@@ -1,0 +1,867 @@
+//! Data-driven tests of the state core: a small script of events and clock moves in, the non-zero
+//! aggregates (and every rejection) out, compared with an `expect!` snapshot. `UPDATE_EXPECT=1 cargo
+//! test` rewrites the snapshots; review the diff.
+//!
+//! Script lines:
+//! - `at 2025-01-01T00:00:00Z` moves the fake clock (and the default event time) there;
+//! - `TYPE key=value ...` applies an event of that type at the clock's time (`time=` overrides, `id=`
+//!   sets the id; the default id is `e<line number>`);
+//! - `# ...` comments and blank lines are ignored.
+//!
+//! After every step the harness checks that the incrementally maintained aggregates equal a
+//! recomputation from scratch.
+
+use expect_test::{Expect, expect};
+use jiff::{Span, Timestamp};
+
+use super::event::{CloseReason, Contract, Event, EventKind, Extension, Outcome};
+use super::settings::CoreSettings;
+use super::state::{Applied, State};
+use super::time::{EpochNanos, NANOS_PER_SECOND, to_nanos};
+
+fn check(script: &str, expect: Expect) {
+    check_with(CoreSettings::example(), script, expect);
+}
+
+fn check_with(settings: CoreSettings, script: &str, expect: Expect) {
+    let mut state = State::new(settings);
+    let mut out = String::new();
+    let mut clock: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+    for (number, line) in script.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let head = words.next().unwrap();
+        if head == "at" {
+            clock = words.next().unwrap().parse().unwrap();
+            state.advance(to_nanos(clock).unwrap());
+        } else {
+            let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
+            let event = build_event(head, &fields, clock, number + 1);
+            match state.apply(&event, to_nanos(clock).unwrap()) {
+                Ok(Applied::New) => {}
+                Ok(Applied::Duplicate) => {
+                    out.push_str(&format!("line {}: duplicate\n", number + 1))
+                }
+                Err(rejection) => out.push_str(&format!("line {}: {rejection}\n", number + 1)),
+            }
+        }
+        let mut recomputed = state.clone();
+        recomputed.rebuild_derived();
+        assert_eq!(
+            recomputed.aggregates(),
+            state.aggregates(),
+            "incremental aggregates diverge from recomputation after line {}",
+            number + 1
+        );
+    }
+    out.push_str(&render(&state));
+    expect.assert_eq(&out);
+}
+
+fn build_event(kind: &str, fields: &[(&str, &str)], clock: Timestamp, line: usize) -> Event {
+    let get = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    };
+    let req = |key: &str| get(key).unwrap_or_else(|| panic!("line {line}: {key} missing"));
+    let ts = |key: &str| get(key).map(|v| v.parse::<Timestamp>().unwrap());
+    let flag = |key: &str| get(key).map(|v| v == "true");
+    let case = || req("case");
+    let kind = match kind {
+        "case.registered" => EventKind::CaseRegistered {
+            case: case(),
+            track: get("track").unwrap_or("asylum".into()),
+            received_at: ts("received_at"),
+            location: get("location"),
+            deadline: ts("deadline"),
+        },
+        "case.assigned" => EventKind::CaseAssigned {
+            case: case(),
+            employee: req("employee"),
+        },
+        "case.unassigned" => EventKind::CaseUnassigned { case: case() },
+        "case.phase_changed" => EventKind::CasePhaseChanged {
+            case: case(),
+            phase: req("phase"),
+        },
+        "case.hearing_held" => EventKind::CaseHearingHeld { case: case() },
+        "case.hearing_cancelled" => EventKind::CaseHearingCancelled {
+            case: case(),
+            reason: get("reason"),
+        },
+        "case.deadline_extended" => EventKind::CaseDeadlineExtended {
+            case: case(),
+            extension: match get("by") {
+                Some(by) => Extension::By(by.parse::<Span>().unwrap()),
+                None => Extension::To(ts("deadline").unwrap()),
+            },
+        },
+        "case.suspended" => EventKind::CaseSuspended { case: case() },
+        "case.resumed" => EventKind::CaseResumed { case: case() },
+        "case.transferred" => EventKind::CaseTransferred {
+            case: case(),
+            location: req("location"),
+        },
+        "case.decided" => EventKind::CaseDecided {
+            case: case(),
+            outcome: Outcome::parse(&get("outcome").unwrap_or("granted".into())).unwrap(),
+            decided_by: req("decided_by"),
+            basis: get("basis"),
+            additional_investigation: flag("additional_investigation"),
+        },
+        "case.closed" => EventKind::CaseClosed {
+            case: case(),
+            reason: CloseReason::parse(&get("reason").unwrap_or("withdrawn".into())).unwrap(),
+        },
+        "case.reopened" => EventKind::CaseReopened {
+            case: case(),
+            deadline: ts("deadline"),
+            track: get("track"),
+        },
+        "employee.joined" => EventKind::EmployeeJoined {
+            employee: req("employee"),
+            role: get("role").unwrap_or("caseworker".into()),
+            experienced: flag("experienced").unwrap_or(false),
+            contract: Contract::parse(&get("contract").unwrap_or("permanent".into())).unwrap(),
+            location: get("location"),
+        },
+        "employee.updated" => EventKind::EmployeeUpdated {
+            employee: req("employee"),
+            role: get("role"),
+            experienced: flag("experienced"),
+            contract: get("contract").map(|c| Contract::parse(&c).unwrap()),
+            location: get("location"),
+        },
+        "employee.left" => EventKind::EmployeeLeft {
+            employee: req("employee"),
+        },
+        "mentor.assigned" => EventKind::MentorAssigned {
+            mentor: req("mentor"),
+            mentee: req("mentee"),
+        },
+        "mentor.unassigned" => EventKind::MentorUnassigned {
+            mentee: req("mentee"),
+        },
+        "quality.audit" => EventKind::QualityAudit {
+            passed: flag("passed").unwrap(),
+            case: get("case"),
+        },
+        other => panic!("line {line}: unknown event type {other}"),
+    };
+    Event {
+        id: get("id").unwrap_or(format!("e{line}")),
+        time: ts("time").unwrap_or(clock),
+        kind,
+    }
+}
+
+/// The non-zero aggregates, one per line, in a fixed order.
+fn render(state: &State) -> String {
+    let settings = state.settings();
+    let aggregates = state.aggregates();
+    let mut out = String::new();
+    let mut line = |name: &str, labels: String, value: String| {
+        if value != "0" {
+            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    };
+    let max_overdue = state.max_overdue_nanos();
+    for (t, track) in aggregates.tracks.iter().enumerate() {
+        let name = &settings.tracks[t].name;
+        for (l, location) in aggregates.locations.iter().enumerate() {
+            line(
+                "open",
+                format!("{name},{location}"),
+                track.open_by_location[l].to_string(),
+            );
+            line(
+                "overdue",
+                format!("{name},{location}"),
+                track.overdue_by_location[l].to_string(),
+            );
+        }
+        for (w, window) in settings.due_soon_windows.iter().enumerate() {
+            line(
+                "due_soon",
+                format!("{name},{}", window.label),
+                track.due_soon_by_window[w].to_string(),
+            );
+        }
+        for (p, count) in track.open_by_phase.iter().enumerate() {
+            line(
+                "phase",
+                format!("{name},{}", settings.phase_name(p as u8)),
+                count.to_string(),
+            );
+        }
+        let euros = |cents: i64| match cents {
+            0 => "0".to_string(),
+            _ => format!("{:.2}", cents as f64 / 100.0),
+        };
+        line("suspended", name.clone(), track.suspended.to_string());
+        line("unassigned", name.clone(), track.unassigned.to_string());
+        line(
+            "max_overdue_s",
+            name.clone(),
+            (max_overdue[t] / NANOS_PER_SECOND).to_string(),
+        );
+        line(
+            "exposure_eur",
+            name.clone(),
+            euros(track.penalty_exposure_cents),
+        );
+        line(
+            "incurred_eur",
+            name.clone(),
+            euros(track.penalty_incurred_cents),
+        );
+        line("registered", name.clone(), track.registered.to_string());
+        line("reopened", name.clone(), track.reopened.to_string());
+        for (o, outcome) in Outcome::ALL.iter().enumerate() {
+            line(
+                "decided",
+                format!("{name},{}", outcome.as_str()),
+                track.decided_by_outcome[o].to_string(),
+            );
+        }
+        for (r, reason) in CloseReason::ALL.iter().enumerate() {
+            line(
+                "closed",
+                format!("{name},{}", reason.as_str()),
+                track.closed_by_reason[r].to_string(),
+            );
+        }
+        line(
+            "decisions_overdue",
+            name.clone(),
+            track.decisions_overdue.to_string(),
+        );
+        line(
+            "by_inexperienced",
+            name.clone(),
+            track.decisions_by_inexperienced.to_string(),
+        );
+        line(
+            "benefit_of_doubt",
+            name.clone(),
+            track.decisions_benefit_of_doubt.to_string(),
+        );
+        line(
+            "without_investigation",
+            name.clone(),
+            track.decisions_without_investigation.to_string(),
+        );
+        line(
+            "extensions",
+            name.clone(),
+            track.deadline_extensions.to_string(),
+        );
+        line(
+            "hearings",
+            format!("{name},held"),
+            track.hearings_held.to_string(),
+        );
+        line(
+            "hearings",
+            format!("{name},cancelled"),
+            track.hearings_cancelled.to_string(),
+        );
+        line("transfers", name.clone(), track.transfers.to_string());
+        let lead = &track.lead_time;
+        line("lead_time_count", name.clone(), lead.count().to_string());
+        line(
+            "lead_time_sum_days",
+            name.clone(),
+            format!("{}", lead.sum_seconds / 86_400.0),
+        );
+    }
+    for (r, role) in settings.roles.iter().enumerate() {
+        for contract in Contract::ALL {
+            for experienced in [false, true] {
+                let slot =
+                    super::aggregates::Aggregates::employee_slot(r as u8, contract, experienced);
+                line(
+                    "employees",
+                    format!("{role},{},{experienced}", contract.as_str()),
+                    aggregates.employees[slot].to_string(),
+                );
+            }
+        }
+    }
+    line(
+        "audits_passed",
+        String::new(),
+        aggregates.audits_passed.to_string(),
+    );
+    line(
+        "audits_failed",
+        String::new(),
+        aggregates.audits_failed.to_string(),
+    );
+    out
+}
+
+fn secs(n: i64) -> EpochNanos {
+    n * NANOS_PER_SECOND
+}
+
+#[test]
+fn registration_counts_open_unassigned_and_due_soon() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1
+        case.registered case=c2 location=Zwolle received_at=2024-07-20T00:00:00Z
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            open{asylum,Zwolle} 1
+            due_soon{asylum,P28D} 1
+            phase{asylum,none} 2
+            unassigned{asylum} 2
+            registered{asylum} 2
+        "#]],
+    );
+}
+
+#[test]
+fn overdue_transition_happens_at_the_exact_tick_after_the_deadline() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-10T12:00:00Z
+        at 2025-01-03T12:00:00Z
+        # Due soon for P7D from deadline - 7 days on.
+        at 2025-01-10T12:00:00Z
+        # Exactly at the deadline: not yet overdue (overdue is now > deadline).
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            due_soon{asylum,P7D} 1
+            due_soon{asylum,P28D} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            registered{asylum} 1
+        "#]],
+    );
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-10T12:00:00Z
+        at 2025-01-10T12:00:01Z
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            overdue{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            max_overdue_s{asylum} 1
+            registered{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn advance_touches_only_cases_whose_class_changes() {
+    let mut state = State::new(CoreSettings::example());
+    let start = to_nanos("2025-01-01T00:00:00Z".parse().unwrap()).unwrap();
+    state.advance(start);
+    for i in 0..1000 {
+        let event = Event {
+            id: format!("e{i}"),
+            time: "2025-01-01T00:00:00Z".parse().unwrap(),
+            kind: EventKind::CaseRegistered {
+                case: format!("c{i}"),
+                track: "asylum".into(),
+                received_at: None,
+                location: None,
+                // One case far in the future; the rest spread over years.
+                deadline: Some(super::time::from_nanos(
+                    start + secs(86_400) * (400 + i as i64),
+                )),
+            },
+        };
+        state.apply(&event, start).unwrap();
+    }
+    // One hour later nothing crosses a boundary: no case is touched.
+    assert_eq!(state.advance(start + secs(3600)), 0);
+    // 400 days - 28 days later, exactly the first case enters the P28D window.
+    assert_eq!(state.advance(start + secs(86_400) * 372), 1);
+}
+
+#[test]
+fn six_month_deadline_clamps_at_month_end_in_the_configured_zone() {
+    // Received 2024-08-31 10:00 Amsterdam (+02:00): six months later is 2025-02-28 10:00 (+01:00).
+    check(
+        r#"
+        at 2024-08-31T08:00:00Z
+        case.registered case=c1
+        at 2025-02-28T09:00:00Z
+        at 2025-02-28T09:00:01Z
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            overdue{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            max_overdue_s{asylum} 1
+            registered{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn penalty_accrues_per_whole_day_through_the_tiers_to_the_cap() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-01T00:00:00Z
+        case.registered case=c2 deadline=2025-01-01T00:00:00Z
+        at 2025-01-01T23:59:59Z
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 2
+            overdue{asylum,unknown} 2
+            phase{asylum,none} 2
+            unassigned{asylum} 2
+            max_overdue_s{asylum} 86399
+            registered{asylum} 2
+        "#]],
+    );
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-01T00:00:00Z
+        at 2025-01-16T00:00:00Z
+        # 15 days: 14 x 23 + 1 x 35 = 357
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            overdue{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            max_overdue_s{asylum} 1296000
+            exposure_eur{asylum} 357.00
+            registered{asylum} 1
+        "#]],
+    );
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-01T00:00:00Z
+        at 2026-01-01T00:00:00Z
+        # Capped at 14 x 23 + 14 x 35 + 14 x 45 = 1442
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            overdue{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            max_overdue_s{asylum} 31536000
+            exposure_eur{asylum} 1442.00
+            registered{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn penalty_grace_delays_accrual() {
+    let mut settings = CoreSettings::example();
+    settings.tracks[0].penalty_grace = Span::new().days(14);
+    check_with(
+        settings,
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-01T00:00:00Z
+        at 2025-01-16T00:00:00Z
+        # 15 days overdue, 14 of them grace: 1 day x 23
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            overdue{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            max_overdue_s{asylum} 1296000
+            exposure_eur{asylum} 23.00
+            registered{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn decision_closes_counts_overdue_penalty_lead_time_and_quality_signals() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        employee.joined employee=new role=caseworker experienced=false contract=temporary
+        employee.joined employee=old role=decision_officer experienced=true
+        case.registered case=c1 received_at=2024-06-01T00:00:00Z deadline=2024-12-01T00:00:00Z
+        case.registered case=c2
+        case.assigned case=c1 employee=new
+        at 2025-01-03T00:00:00Z
+        case.decided case=c1 outcome=granted decided_by=new basis=benefit_of_doubt additional_investigation=false
+        case.decided case=c2 outcome=rejected decided_by=old additional_investigation=true
+        "#,
+        expect![[r#"
+            incurred_eur{asylum} 1037.00
+            registered{asylum} 2
+            decided{asylum,granted} 1
+            decided{asylum,rejected} 1
+            decisions_overdue{asylum} 1
+            by_inexperienced{asylum} 1
+            benefit_of_doubt{asylum} 1
+            without_investigation{asylum} 1
+            lead_time_count{asylum} 2
+            lead_time_sum_days{asylum} 218
+            employees{caseworker,temporary,false} 1
+            employees{decision_officer,permanent,true} 1
+        "#]],
+    );
+}
+
+#[test]
+fn experience_counts_at_decision_time() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        employee.joined employee=e1 experienced=false
+        case.registered case=c1
+        case.registered case=c2
+        case.decided case=c1 decided_by=e1
+        employee.updated employee=e1 experienced=true
+        case.decided case=c2 decided_by=e1
+        "#,
+        expect![[r#"
+            registered{asylum} 2
+            decided{asylum,granted} 2
+            by_inexperienced{asylum} 1
+            lead_time_count{asylum} 2
+            employees{caseworker,permanent,true} 1
+        "#]],
+    );
+}
+
+#[test]
+fn suspension_stops_the_clock_and_resume_moves_the_deadline() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-10T00:00:00Z
+        at 2025-01-05T00:00:00Z
+        case.suspended case=c1
+        at 2025-01-20T00:00:00Z
+        # Suspended: never overdue, never due soon.
+        case.resumed case=c1
+        # Resumed after 15 days: the deadline moved to 2025-01-25, 5 days ahead.
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            due_soon{asylum,P7D} 1
+            due_soon{asylum,P28D} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            registered{asylum} 1
+        "#]],
+    );
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-10T00:00:00Z
+        at 2025-01-05T00:00:00Z
+        case.suspended case=c1
+        at 2025-01-20T00:00:00Z
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 1
+            phase{asylum,none} 1
+            suspended{asylum} 1
+            unassigned{asylum} 1
+            registered{asylum} 1
+        "#]],
+    );
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-10T00:00:00Z
+        at 2025-01-05T00:00:00Z
+        case.suspended case=c1
+        case.suspended case=c1
+        at 2025-01-06T00:00:00Z
+        case.resumed case=c1
+        case.resumed case=c1
+        at 2025-01-11T00:00:01Z
+        "#,
+        expect![[r#"
+            line 6: case_suspended: case "c1" is already suspended
+            line 9: case_not_suspended: case "c1" is not suspended
+            open{asylum,unknown} 1
+            overdue{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            max_overdue_s{asylum} 1
+            registered{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn extension_by_calendar_span_or_to_a_date() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-02T00:00:00Z
+        case.registered case=c2 deadline=2025-01-02T00:00:00Z
+        case.deadline_extended case=c1 by=P9M
+        case.deadline_extended case=c2 deadline=2025-01-20T00:00:00Z
+        at 2025-01-03T00:00:00Z
+        "#,
+        expect![[r#"
+            open{asylum,unknown} 2
+            due_soon{asylum,P28D} 1
+            phase{asylum,none} 2
+            unassigned{asylum} 2
+            registered{asylum} 2
+            extensions{asylum} 2
+        "#]],
+    );
+}
+
+#[test]
+fn phases_hearings_transfers_and_unknown_values() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 location=Ter_Apel
+        case.phase_changed case=c1 phase=hearing
+        case.phase_changed case=c1 phase=lunch
+        case.hearing_held case=c1
+        case.hearing_cancelled case=c1 reason=interpreter
+        case.transferred case=c1 location=Budel
+        case.registered case=c2 track=labour
+        "#,
+        expect![[r#"
+            line 5: unknown_phase: field `data.phase`: "lunch" is not one of the configured phases (intake, hearing, intention, view, decision)
+            line 9: unknown_track: field `data.track`: track "labour" is not configured (configured: asylum)
+            open{asylum,Budel} 1
+            phase{asylum,hearing} 1
+            unassigned{asylum} 1
+            registered{asylum} 1
+            hearings{asylum,held} 1
+            hearings{asylum,cancelled} 1
+            transfers{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn every_case_rejection_reason() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1
+        case.registered case=c1
+        case.assigned case=nope employee=x
+        case.assigned case=c1 employee=ghost
+        employee.joined employee=e1 experienced=true
+        case.closed case=c1 reason=withdrawn
+        case.hearing_held case=c1
+        case.reopened case=c1 track=labour
+        case.reopened case=c1
+        case.reopened case=c1
+        case.registered case=c9 time=2025-01-01T00:05:01Z
+        case.registered case=c9 time=2025-01-01T00:05:00Z
+        "#,
+        expect![[r#"
+            line 4: case_exists: case "c1" is already registered
+            line 5: unknown_case: case "nope" was never registered
+            line 6: unknown_employee: field `data.employee`: employee "ghost" has not joined
+            line 9: case_closed: case "c1" is closed; only case.reopened applies to it
+            line 10: unknown_track: field `data.track`: track "labour" is not configured (configured: asylum)
+            line 12: case_open: case "c1" is open; only a closed case can be reopened
+            line 13: time_in_future: field `time`: 2025-01-01T00:05:01Z is more than 5m ahead of the daemon's clock (2025-01-01T00:00:00Z)
+            open{asylum,unknown} 2
+            phase{asylum,none} 2
+            unassigned{asylum} 2
+            registered{asylum} 2
+            reopened{asylum} 1
+            closed{asylum,withdrawn} 1
+            employees{caseworker,permanent,true} 1
+        "#]],
+    );
+}
+
+#[test]
+fn reopened_case_starts_over_with_a_new_deadline_and_lead_time() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        employee.joined employee=e1 experienced=true
+        case.registered case=c1 received_at=2024-01-01T00:00:00Z
+        case.phase_changed case=c1 phase=decision
+        case.assigned case=c1 employee=e1
+        case.decided case=c1 decided_by=e1
+        at 2025-03-01T00:00:00Z
+        case.reopened case=c1 deadline=2025-03-05T00:00:00Z
+        at 2025-03-11T00:00:00Z
+        case.decided case=c1 decided_by=e1 outcome=rejected
+        "#,
+        expect![[r#"
+            incurred_eur{asylum} 1580.00
+            registered{asylum} 1
+            reopened{asylum} 1
+            decided{asylum,granted} 1
+            decided{asylum,rejected} 1
+            decisions_overdue{asylum} 2
+            lead_time_count{asylum} 2
+            lead_time_sum_days{asylum} 376
+            employees{caseworker,permanent,true} 1
+        "#]],
+    );
+}
+
+#[test]
+fn employee_departure_unassigns_cases_and_frees_mentees() {
+    let script = r#"
+        at 2025-01-01T00:00:00Z
+        employee.joined employee=m role=mentor experienced=true
+        employee.joined employee=n1
+        employee.joined employee=n2
+        employee.joined employee=n1
+        mentor.assigned mentor=m mentee=n1
+        mentor.assigned mentor=m mentee=n2
+        mentor.assigned mentor=n1 mentee=n1
+        mentor.assigned mentor=m mentee=ghost
+        case.registered case=c1
+        case.registered case=c2
+        case.registered case=c3
+        case.assigned case=c1 employee=m
+        case.assigned case=c2 employee=m
+        case.assigned case=c3 employee=n1
+        employee.left employee=m
+        case.assigned case=c1 employee=m
+        employee.left employee=m
+        employee.joined employee=m role=mentor experienced=true
+        mentor.unassigned mentee=n2
+    "#;
+    check(
+        script,
+        expect![[r#"
+            line 6: employee_exists: employee "n1" is already active
+            line 9: same_employee: fields `data.mentor` and `data.mentee` are both "n1": an employee cannot mentor themselves
+            line 10: unknown_employee: field `data.mentee`: employee "ghost" has not joined
+            line 18: unknown_employee: field `data.employee`: employee "m" has left and is not active
+            line 19: unknown_employee: field `data.employee`: employee "m" has left and is not active
+            open{asylum,unknown} 3
+            phase{asylum,none} 3
+            unassigned{asylum} 2
+            registered{asylum} 3
+            employees{caseworker,permanent,false} 2
+            employees{mentor,permanent,true} 1
+        "#]],
+    );
+}
+
+#[test]
+fn duplicates_are_ignored_and_rejected_ids_can_be_resent() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 id=a
+        case.registered case=c2 id=a
+        case.hearing_held case=c3 id=b
+        case.registered case=c3 id=c
+        case.hearing_held case=c3 id=b
+        case.hearing_held case=c3 id=b
+        "#,
+        expect![[r#"
+            line 4: duplicate
+            line 5: unknown_case: case "c3" was never registered
+            line 8: duplicate
+            open{asylum,unknown} 2
+            phase{asylum,none} 2
+            unassigned{asylum} 2
+            registered{asylum} 2
+            hearings{asylum,held} 1
+        "#]],
+    );
+}
+
+#[test]
+fn locations_beyond_the_limit_become_other() {
+    let mut settings = CoreSettings::example();
+    settings.max_locations = 2;
+    check_with(
+        settings,
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 location=a
+        case.registered case=c2 location=b
+        case.registered case=c3 location=c
+        case.registered case=c4 location=d
+        case.transferred case=c1 location=e
+        "#,
+        expect![[r#"
+            open{asylum,b} 1
+            open{asylum,other} 3
+            phase{asylum,none} 4
+            unassigned{asylum} 4
+            registered{asylum} 4
+            transfers{asylum} 1
+        "#]],
+    );
+}
+
+#[test]
+fn quality_audits_count_pass_and_fail() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        quality.audit passed=true case=anything
+        quality.audit passed=false
+        quality.audit passed=false
+        "#,
+        expect![[r#"
+            audits_passed{} 1
+            audits_failed{} 2
+        "#]],
+    );
+}
+
+#[test]
+fn drill_down_lists_the_most_overdue_first_with_penalty() {
+    let mut state = State::new(CoreSettings::example());
+    let now = to_nanos("2025-02-01T00:00:00Z".parse().unwrap()).unwrap();
+    let register = |case: &str, deadline: &str, location: &str| Event {
+        id: format!("r-{case}"),
+        time: "2025-02-01T00:00:00Z".parse().unwrap(),
+        kind: EventKind::CaseRegistered {
+            case: case.into(),
+            track: "asylum".into(),
+            received_at: None,
+            location: Some(location.into()),
+            deadline: Some(deadline.parse().unwrap()),
+        },
+    };
+    for event in [
+        register("late", "2025-01-20T00:00:00Z", "A"),
+        register("later", "2025-01-01T00:00:00Z", "B"),
+        register("ontime", "2025-03-01T00:00:00Z", "A"),
+    ] {
+        state.apply(&event, now).unwrap();
+    }
+    let all = state.overdue_cases(None, None, 100);
+    let names: Vec<&str> = all.iter().map(|c| c.case.as_str()).collect();
+    assert_eq!(names, ["later", "late"]);
+    assert_eq!(all[0].overdue_seconds, 31.0 * 86_400.0);
+    assert_eq!(all[0].penalty_cents, 14 * 2300 + 14 * 3500 + 3 * 4500);
+    assert_eq!(all[1].location, "A");
+    let in_a = state.overdue_cases(Some("asylum"), Some("A"), 100);
+    assert_eq!(in_a.len(), 1);
+    assert_eq!(state.overdue_cases(None, None, 1).len(), 1);
+    assert!(state.overdue_cases(Some("labour"), None, 10).is_empty());
+}
