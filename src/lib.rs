@@ -2,3 +2,4 @@
 //! and exposes its backlog as Prometheus metrics. See ARCHITECTURE.md for the map.
 
 pub mod core;
+pub mod wire;

@@ -1,0 +1,561 @@
+//! The wire format of events: request bodies (NDJSON, JSON array, one CloudEvent) and the CloudEvents
+//! 1.0 envelope, converted into core events.
+//!
+//! Parsing never fails as a whole except for a body that cannot be split into events at all (a JSON
+//! array that does not parse): every event yields either a core `Event` or a `Rejection` naming the
+//! field and the reason. The raw JSON text of each event is kept, because that is what the event log
+//! stores.
+
+use jiff::{Span, Timestamp};
+use serde_json::{Map, Value};
+
+use crate::core::event::{
+    CloseReason, Contract, Event, EventKind, EventType, Extension, Outcome, RejectReason, Rejection,
+};
+
+/// How a request body holds its events, from the `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/x-ndjson`: one event a line, blank lines ignored.
+    Ndjson,
+    /// `application/json` or `application/cloudevents-batch+json`: a JSON array of events.
+    Array,
+    /// `application/cloudevents+json`: one event.
+    Single,
+}
+
+impl BodyFormat {
+    /// The format for a `Content-Type` header value (parameters such as `charset` are ignored), or
+    /// `None` for an unsupported type.
+    pub fn from_content_type(content_type: &str) -> Option<BodyFormat> {
+        let media_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media_type.as_str() {
+            "application/x-ndjson" | "application/ndjson" => Some(BodyFormat::Ndjson),
+            "application/json" | "application/cloudevents-batch+json" => Some(BodyFormat::Array),
+            "application/cloudevents+json" => Some(BodyFormat::Single),
+            _ => None,
+        }
+    }
+}
+
+/// One event of a body: its raw JSON text, and the parsed event or why it was rejected.
+#[derive(Debug)]
+pub struct BodyItem<'a> {
+    pub raw: &'a str,
+    pub parsed: Result<Event, ItemRejection>,
+}
+
+/// A rejection with the event id when one could be read.
+#[derive(Debug, Clone)]
+pub struct ItemRejection {
+    pub id: Option<String>,
+    pub rejection: Rejection,
+}
+
+/// A body that cannot be split into events at all (answered with 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub String);
+
+/// Splits a body into events and parses each.
+pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<BodyItem<'_>>, BodyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
+    match format {
+        BodyFormat::Ndjson => Ok(text
+            .split('\n')
+            .map(|line| line.trim_end_matches('\r'))
+            .filter(|line| !line.trim().is_empty())
+            .map(|raw| BodyItem {
+                raw,
+                parsed: parse_event(raw),
+            })
+            .collect()),
+        BodyFormat::Array => {
+            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
+                .map_err(|e| BodyError(format!("the body is not a JSON array of events: {e}")))?;
+            Ok(elements
+                .into_iter()
+                .map(|element| {
+                    let raw = element.get();
+                    BodyItem {
+                        raw,
+                        parsed: parse_event(raw),
+                    }
+                })
+                .collect())
+        }
+        BodyFormat::Single => {
+            let raw = text.trim();
+            serde_json::from_str::<&serde_json::value::RawValue>(raw)
+                .map_err(|e| BodyError(format!("the body is not one JSON event: {e}")))?;
+            Ok(vec![BodyItem {
+                raw,
+                parsed: parse_event(raw),
+            }])
+        }
+    }
+}
+
+/// Parses one CloudEvents JSON object into a core event.
+pub fn parse_event(raw: &str) -> Result<Event, ItemRejection> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| ItemRejection {
+        id: None,
+        rejection: Rejection::new(RejectReason::InvalidJson, format!("not valid JSON: {e}")),
+    })?;
+    let Value::Object(envelope) = value else {
+        return Err(ItemRejection {
+            id: None,
+            rejection: Rejection::new(
+                RejectReason::InvalidJson,
+                format!("an event must be a JSON object, got {}", type_name(&value)),
+            ),
+        });
+    };
+    let id = match envelope.get("id") {
+        Some(Value::String(id)) => Some(id.clone()),
+        _ => None,
+    };
+    parse_envelope(&envelope).map_err(|rejection| ItemRejection { id, rejection })
+}
+
+fn parse_envelope(envelope: &Map<String, Value>) -> Result<Event, Rejection> {
+    let fields = Fields {
+        object: envelope,
+        prefix: "",
+    };
+    let id = fields.text("id")?;
+    if let Some(version) = envelope.get("specversion")
+        && version != "1.0"
+    {
+        return Err(Rejection::new(
+            RejectReason::InvalidField,
+            format!("field `specversion`: must be \"1.0\" when present, got {version}"),
+        ));
+    }
+    let type_name = fields.string("type")?;
+    let event_type = EventType::parse(&type_name).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::UnknownType,
+            format!("field `type`: \"{type_name}\" is not a known event type"),
+        )
+    })?;
+    let time = fields.timestamp("time")?;
+    let data = match envelope.get("data") {
+        Some(Value::Object(data)) => data,
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectReason::InvalidField,
+                format!(
+                    "field `data`: must be an object, got {}",
+                    self::type_name(other)
+                ),
+            ));
+        }
+        None => {
+            return Err(Rejection::new(
+                RejectReason::MissingField,
+                "field `data` is required",
+            ));
+        }
+    };
+    let data = Fields {
+        object: data,
+        prefix: "data.",
+    };
+    let kind = parse_data(event_type, &data)?;
+    Ok(Event { id, time, kind })
+}
+
+fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Rejection> {
+    Ok(match event_type {
+        EventType::CaseRegistered => EventKind::CaseRegistered {
+            case: d.text("case")?,
+            track: d.text("track")?,
+            received_at: d.optional_timestamp("received_at")?,
+            location: d.optional_text("location")?,
+            deadline: d.optional_timestamp("deadline")?,
+        },
+        EventType::CaseAssigned => EventKind::CaseAssigned {
+            case: d.text("case")?,
+            employee: d.text("employee")?,
+        },
+        EventType::CaseUnassigned => EventKind::CaseUnassigned {
+            case: d.text("case")?,
+        },
+        EventType::CasePhaseChanged => EventKind::CasePhaseChanged {
+            case: d.text("case")?,
+            phase: d.text("phase")?,
+        },
+        EventType::CaseHearingHeld => EventKind::CaseHearingHeld {
+            case: d.text("case")?,
+        },
+        EventType::CaseHearingCancelled => EventKind::CaseHearingCancelled {
+            case: d.text("case")?,
+            reason: d.optional_string("reason")?,
+        },
+        EventType::CaseDeadlineExtended => {
+            let case = d.text("case")?;
+            let extension = match (d.present("by"), d.present("deadline")) {
+                (true, false) => Extension::By(d.positive_span("by")?),
+                (false, true) => Extension::To(d.timestamp("deadline")?),
+                (true, true) => {
+                    return Err(Rejection::new(
+                        RejectReason::InvalidField,
+                        "fields `data.by` and `data.deadline`: give exactly one, not both",
+                    ));
+                }
+                (false, false) => {
+                    return Err(Rejection::new(
+                        RejectReason::MissingField,
+                        "field `data.by` (a duration such as \"P9M\") or `data.deadline` (RFC 3339) is required",
+                    ));
+                }
+            };
+            EventKind::CaseDeadlineExtended { case, extension }
+        }
+        EventType::CaseSuspended => EventKind::CaseSuspended {
+            case: d.text("case")?,
+        },
+        EventType::CaseResumed => EventKind::CaseResumed {
+            case: d.text("case")?,
+        },
+        EventType::CaseTransferred => EventKind::CaseTransferred {
+            case: d.text("case")?,
+            location: d.text("location")?,
+        },
+        EventType::CaseDecided => EventKind::CaseDecided {
+            case: d.text("case")?,
+            outcome: d.choice("outcome", Outcome::parse, "granted, rejected, other")?,
+            decided_by: d.text("decided_by")?,
+            basis: d.optional_string("basis")?,
+            additional_investigation: d.optional_bool("additional_investigation")?,
+        },
+        EventType::CaseClosed => EventKind::CaseClosed {
+            case: d.text("case")?,
+            reason: d.choice(
+                "reason",
+                CloseReason::parse,
+                "withdrawn, transferred_out, merged, other",
+            )?,
+        },
+        EventType::CaseReopened => EventKind::CaseReopened {
+            case: d.text("case")?,
+            deadline: d.optional_timestamp("deadline")?,
+            track: d.optional_text("track")?,
+        },
+        EventType::EmployeeJoined => EventKind::EmployeeJoined {
+            employee: d.text("employee")?,
+            role: d.text("role")?,
+            experienced: d.bool("experienced")?,
+            contract: if d.present("contract") {
+                d.choice("contract", Contract::parse, "permanent, temporary")?
+            } else {
+                Contract::Permanent
+            },
+            location: d.optional_text("location")?,
+        },
+        EventType::EmployeeUpdated => EventKind::EmployeeUpdated {
+            employee: d.text("employee")?,
+            role: d.optional_text("role")?,
+            experienced: d.optional_bool("experienced")?,
+            contract: if d.present("contract") {
+                Some(d.choice("contract", Contract::parse, "permanent, temporary")?)
+            } else {
+                None
+            },
+            location: d.optional_text("location")?,
+        },
+        EventType::EmployeeLeft => EventKind::EmployeeLeft {
+            employee: d.text("employee")?,
+        },
+        EventType::MentorAssigned => EventKind::MentorAssigned {
+            mentor: d.text("mentor")?,
+            mentee: d.text("mentee")?,
+        },
+        EventType::MentorUnassigned => EventKind::MentorUnassigned {
+            mentee: d.text("mentee")?,
+        },
+        EventType::QualityAudit => EventKind::QualityAudit {
+            passed: d.bool("passed")?,
+            case: d.optional_string("case")?,
+        },
+    })
+}
+
+/// Typed access to the fields of one JSON object, with errors that name the full field path.
+struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    prefix: &'static str,
+}
+
+impl Fields<'_> {
+    /// Present and not `null`.
+    fn present(&self, key: &str) -> bool {
+        !matches!(self.object.get(key), None | Some(Value::Null))
+    }
+
+    fn missing(&self, key: &str) -> Rejection {
+        Rejection::new(
+            RejectReason::MissingField,
+            format!("field `{}{key}` is required", self.prefix),
+        )
+    }
+
+    fn invalid(&self, key: &str, problem: impl std::fmt::Display) -> Rejection {
+        Rejection::new(
+            RejectReason::InvalidField,
+            format!("field `{}{key}`: {problem}", self.prefix),
+        )
+    }
+
+    fn string(&self, key: &str) -> Result<String, Rejection> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => Err(self.missing(key)),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.invalid(
+                key,
+                format_args!("must be a string, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<String>, Rejection> {
+        if self.present(key) {
+            self.string(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// An identifier-like string of 1 to 128 bytes.
+    fn text(&self, key: &str) -> Result<String, Rejection> {
+        let value = self.string(key)?;
+        if value.is_empty() || value.len() > 128 {
+            return Err(self.invalid(
+                key,
+                format_args!("must be 1 to 128 bytes, got {} bytes", value.len()),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn optional_text(&self, key: &str) -> Result<Option<String>, Rejection> {
+        if self.present(key) {
+            self.text(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, Rejection> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => Err(self.missing(key)),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.invalid(
+                key,
+                format_args!("must be true or false, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    fn optional_bool(&self, key: &str) -> Result<Option<bool>, Rejection> {
+        if self.present(key) {
+            self.bool(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn timestamp(&self, key: &str) -> Result<Timestamp, Rejection> {
+        let value = self.string(key)?;
+        value.parse::<Timestamp>().map_err(|_| {
+            self.invalid(
+                key,
+                format_args!(
+                    "\"{value}\" is not an RFC 3339 timestamp with offset (e.g. \"2025-01-31T09:00:00+01:00\")"
+                ),
+            )
+        })
+    }
+
+    fn optional_timestamp(&self, key: &str) -> Result<Option<Timestamp>, Rejection> {
+        if self.present(key) {
+            self.timestamp(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn positive_span(&self, key: &str) -> Result<Span, Rejection> {
+        let value = self.string(key)?;
+        let span = value.parse::<Span>().map_err(|_| {
+            self.invalid(
+                key,
+                format_args!("\"{value}\" is not an ISO 8601 duration (e.g. \"P9M\", \"P14D\")"),
+            )
+        })?;
+        if !span.is_positive() {
+            return Err(self.invalid(key, format_args!("\"{value}\" must be a positive duration")));
+        }
+        Ok(span)
+    }
+
+    fn choice<T>(
+        &self,
+        key: &str,
+        parse: fn(&str) -> Option<T>,
+        allowed: &str,
+    ) -> Result<T, Rejection> {
+        let value = self.string(key)?;
+        parse(&value)
+            .ok_or_else(|| self.invalid(key, format_args!("\"{value}\" is not one of {allowed}")))
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(raw: &str) -> String {
+        let rejection = parse_event(raw).unwrap_err();
+        format!("{}", rejection.rejection)
+    }
+
+    #[test]
+    fn parses_a_full_registration() {
+        let event = parse_event(
+            r#"{"specversion":"1.0","id":"e1","type":"case.registered","source":"x","time":"2025-01-31T09:00:00+01:00",
+                "data":{"case":"c1","track":"asylum","location":"Ter Apel","unknown":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.id, "e1");
+        assert_eq!(
+            event.time,
+            "2025-01-31T08:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let EventKind::CaseRegistered { case, location, .. } = event.kind else {
+            panic!("wrong kind")
+        };
+        assert_eq!(
+            (case.as_str(), location.as_deref()),
+            ("c1", Some("Ter Apel"))
+        );
+    }
+
+    #[test]
+    fn rejections_name_the_field_and_reason() {
+        assert_eq!(
+            reject(
+                r#"{"id":"e1","type":"case.registered","time":"2025-01-01T00:00:00Z","data":{"track":"asylum"}}"#
+            ),
+            "missing_field: field `data.case` is required"
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"e1","type":"case.registered","time":"2025-01-01T00:00:00Z","data":{"case":7,"track":"asylum"}}"#
+            ),
+            "invalid_field: field `data.case`: must be a string, got a number"
+        );
+        assert_eq!(
+            reject(r#"{"id":"e1","type":"case.exploded","time":"2025-01-01T00:00:00Z","data":{}}"#),
+            "unknown_type: field `type`: \"case.exploded\" is not a known event type"
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"e1","type":"case.hearing_held","time":"yesterday","data":{"case":"c"}}"#
+            ),
+            "invalid_field: field `time`: \"yesterday\" is not an RFC 3339 timestamp with offset (e.g. \"2025-01-31T09:00:00+01:00\")"
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"c"}}"#
+            ),
+            "invalid_field: field `id`: must be 1 to 128 bytes, got 0 bytes"
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"e","specversion":"0.3","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"c"}}"#
+            ),
+            "invalid_field: field `specversion`: must be \"1.0\" when present, got \"0.3\""
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"e","type":"case.deadline_extended","time":"2025-01-01T00:00:00Z","data":{"case":"c","by":"P1M","deadline":"2025-01-01T00:00:00Z"}}"#
+            ),
+            "invalid_field: fields `data.by` and `data.deadline`: give exactly one, not both"
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"e","type":"case.decided","time":"2025-01-01T00:00:00Z","data":{"case":"c","outcome":"maybe","decided_by":"x"}}"#
+            ),
+            "invalid_field: field `data.outcome`: \"maybe\" is not one of granted, rejected, other"
+        );
+        assert_eq!(
+            reject(r#"{"id":"e","type":"case.hearing_held","time":"2025-01-01T00:00:00Z"}"#),
+            "missing_field: field `data` is required"
+        );
+        assert_eq!(
+            reject("[1]"),
+            "invalid_json: an event must be a JSON object, got an array"
+        );
+        assert!(reject("{nope").starts_with("invalid_json: not valid JSON"));
+    }
+
+    #[test]
+    fn rejection_keeps_the_id_when_readable() {
+        let rejection =
+            parse_event(r#"{"id":"e9","type":"nope","time":"x","data":{}}"#).unwrap_err();
+        assert_eq!(rejection.id.as_deref(), Some("e9"));
+    }
+
+    #[test]
+    fn ndjson_skips_blank_lines_and_counts_the_rest() {
+        let body = b"{\"a\":1}\n\n  \r\nnot json\r\n{\"b\":2}";
+        let items = parse_body(BodyFormat::Ndjson, body).unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[1].raw, "not json");
+        assert_eq!(
+            items[1].parsed.as_ref().unwrap_err().rejection.reason,
+            RejectReason::InvalidJson
+        );
+    }
+
+    #[test]
+    fn array_body_keeps_raw_elements_and_rejects_a_broken_array_whole() {
+        let items = parse_body(BodyFormat::Array, br#"[{"x":1}, 5]"#).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].raw, r#"{"x":1}"#);
+        assert!(parse_body(BodyFormat::Array, b"[{").is_err());
+        assert!(parse_body(BodyFormat::Single, b"{").is_err());
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            BodyFormat::from_content_type("application/x-ndjson; charset=utf-8"),
+            Some(BodyFormat::Ndjson)
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("application/cloudevents-batch+json"),
+            Some(BodyFormat::Array)
+        );
+        assert_eq!(BodyFormat::from_content_type("text/plain"), None);
+    }
+}
