@@ -1,5 +1,13 @@
 //! backlogd: a daemon that keeps the state of every open case and employee of a case-handling agency
 //! and exposes its backlog as Prometheus metrics. See ARCHITECTURE.md for the map.
 
+pub mod config;
 pub mod core;
+pub mod daemon;
+pub mod engine;
+pub mod metrics;
+pub mod send;
+pub mod server;
+pub mod store;
+pub mod telemetry;
 pub mod wire;

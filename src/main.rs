@@ -1,1 +1,132 @@
-fn main() {}
+//! The `backlogd` command: the daemon (`run`), a configuration check, and a sender client.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use backlogd::config;
+
+#[derive(Parser)]
+#[command(version, about = "Live backlog metrics for case-handling agencies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the daemon.
+    Run {
+        /// Configuration file (default: config/backlogd.toml in the working directory or next to
+        /// the binary, then /etc/backlogd/backlogd.toml, then the built-in default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validates a configuration file and prints what is wrong with it (exit 1) or "ok".
+    CheckConfig { file: PathBuf },
+    /// Posts NDJSON event files to a running daemon.
+    Send {
+        /// NDJSON files, one event a line.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Base URL of the daemon.
+        #[arg(long, default_value = "http://127.0.0.1:9723")]
+        url: String,
+        /// File whose first non-comment line is the bearer token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Events per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Attempts per batch while the daemon is unavailable (503 or no connection).
+        #[arg(long, default_value_t = 20)]
+        max_attempts: u32,
+    },
+}
+
+const EMBEDDED_DEFAULT: &str = include_str!("../config/backlogd.toml");
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            let loaded = match &config {
+                Some(path) => config::load(path),
+                None => match default_config_path() {
+                    Some(path) => config::load(&path),
+                    None => config::load_from_str(EMBEDDED_DEFAULT),
+                },
+            };
+            let config = match loaded {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("backlogd: invalid configuration: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            backlogd::daemon::init_logging(&config);
+            match backlogd::daemon::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("backlogd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Send {
+            files,
+            url,
+            token_file,
+            batch,
+            max_attempts,
+        } => {
+            let token = match token_file.as_deref().map(backlogd::server::read_tokens) {
+                Some(Ok(tokens)) => tokens.into_iter().next(),
+                Some(Err(e)) => {
+                    eprintln!("backlogd send: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+                None => None,
+            };
+            let options = backlogd::send::SendOptions {
+                files,
+                url,
+                token,
+                batch,
+                max_attempts,
+            };
+            match backlogd::send::run(options) {
+                Ok(totals) if totals.rejected == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(2),
+                Err(e) => {
+                    eprintln!("backlogd send: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    let mut candidates = vec![PathBuf::from("config/backlogd.toml")];
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir.join("config/backlogd.toml"));
+    }
+    candidates.push(PathBuf::from("/etc/backlogd/backlogd.toml"));
+    candidates.into_iter().find(|p| p.is_file())
+}

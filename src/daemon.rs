@@ -1,0 +1,136 @@
+//! Wiring of the running daemon: logging, the engine thread, the HTTP server, the tick, signals and
+//! the order of shutdown.
+//!
+//! Start-up: bind first (so `/healthz` answers and `/readyz` says 503 during recovery), then let the
+//! engine recover, then flip ready. Shutdown on SIGTERM/SIGINT: stop accepting, let in-flight requests
+//! finish (their batches are committed), then stop the engine after everything queued before the
+//! stop command, and exit 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{Config, LogFormat};
+use crate::engine::{self, Command};
+use crate::server::{self, App};
+use crate::telemetry::Telemetry;
+
+/// Sets up `tracing` to stderr in the configured format. `RUST_LOG` overrides `log.level`.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    // A second initialisation (only in tests) keeps the first subscriber.
+    drop(result);
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("backlogd-io")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(config))
+}
+
+async fn run_async(config: Config) -> anyhow::Result<()> {
+    let tokens = match &config.server.ingest_tokens_file {
+        Some(path) => server::read_tokens(path)?,
+        None => Vec::new(),
+    };
+    let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
+    let listener = server::bind(config.server.listen).await?;
+    let local = listener.local_addr()?;
+    // Tests start the daemon on port 0 and read the chosen address from this line.
+    tracing::info!(address = %local, "listening");
+    eprintln!("backlogd listening on http://{local}");
+
+    let (handle, recovered, engine_thread) = engine::start(&config, telemetry.clone());
+    let app = Arc::new(App {
+        engine: handle.clone(),
+        telemetry,
+        max_body_bytes: config.server.max_body_bytes,
+        tokens,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        app,
+        async {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(10),
+    ));
+
+    let signals = shutdown_signal();
+    tokio::pin!(signals);
+    tokio::select! {
+        result = recovered => match result {
+            Ok(Ok(())) => tracing::info!("ready"),
+            Ok(Err(e)) => {
+                let _ = stop_tx.send(());
+                let _ = server_task.await;
+                return Err(e.context("recovering the state from the store"));
+            }
+            Err(_) => anyhow::bail!("the engine thread ended during recovery"),
+        },
+        () = &mut signals => {
+            tracing::info!("stopping during recovery");
+            let _ = stop_tx.send(());
+            let _ = server_task.await;
+            return Ok(());
+        }
+    }
+
+    let ticker = tokio::spawn(tick(handle.commands.clone(), config.time.tick));
+    signals.await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = stop_tx.send(());
+    let _ = server_task.await;
+    ticker.abort();
+    let _ = handle.commands.send(Command::Shutdown).await;
+    tokio::task::spawn_blocking(move || engine_thread.join())
+        .await
+        .ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Sends a tick every `period`; a tick that finds the queue full is skipped (the engine is busy and
+/// advances its clock with every group anyway).
+async fn tick(commands: tokio::sync::mpsc::Sender<Command>, period: Duration) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+            commands.try_send(Command::Tick)
+        {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,403 @@
+//! The engine: the single owner of the state. One dedicated thread applies every batch of events,
+//! group-commits the applied ones to the event log, answers the waiting requests, advances the clock
+//! on ticks and publishes a view of the aggregates for scrapes.
+//!
+//! Why a thread and not a task: applying events is synchronous CPU work and `fdatasync` is a blocking
+//! system call; on a thread of its own neither stalls the async runtime that serves HTTP. Requests
+//! reach it through a bounded channel (backpressure), answers go back on oneshot channels.
+//!
+//! Group commit: the thread takes one command, then drains whatever else is already queued, applies
+//! all of it, writes and syncs the log once, and only then answers every request of the group. While
+//! it syncs, new requests queue up and form the next group.
+//!
+//! Ordering: events are applied to the in-memory state before the log is synced. If the sync fails,
+//! the requests of that group get 503 and the engine refuses all further ingestion (a failed fsync
+//! leaves the file's durable content unknown; retrying could acknowledge lost data). The in-memory
+//! state may then show events that are not durable; a restart recovers exactly what the log holds.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Config, Durability};
+use crate::core::event::Event;
+use crate::core::{Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, State};
+use crate::store::log::{self, EventLog, LogPosition};
+use crate::store::{decode_record, encode_record};
+use crate::telemetry::Telemetry;
+use crate::wire::{self, ItemRejection};
+
+/// Commands to the engine thread.
+pub enum Command {
+    Ingest(IngestBatch),
+    /// Advance the clock to the wall clock and republish.
+    Tick,
+    Overdue {
+        track: Option<String>,
+        location: Option<String>,
+        limit: usize,
+        reply: oneshot::Sender<Vec<OverdueCase>>,
+    },
+    /// Stop after answering everything queued before this command.
+    Shutdown,
+}
+
+/// The events of one request: the body (the log stores each event's raw text) and, per event, the
+/// byte range of its text and its parse result.
+pub struct IngestBatch {
+    pub body: Bytes,
+    pub items: Vec<(std::ops::Range<usize>, Result<Event, ItemRejection>)>,
+    pub source: &'static str,
+    pub reply: oneshot::Sender<IngestOutcome>,
+}
+
+/// What became of a batch.
+#[derive(Debug)]
+pub enum IngestOutcome {
+    Done(IngestSummary),
+    /// The log could not be written or synced; nothing of this batch is acknowledged.
+    Unavailable(String),
+}
+
+#[derive(Debug, Default)]
+pub struct IngestSummary {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// (index in the body, event id if known, rejection).
+    pub rejected: Vec<(usize, Option<String>, Rejection)>,
+}
+
+/// The aggregates as of one moment, published after every commit group and tick. Scrapes read the
+/// latest one and never touch the live state.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub now: EpochNanos,
+    pub settings: Arc<CoreSettings>,
+    pub aggregates: Aggregates,
+    pub max_overdue_nanos: Vec<EpochNanos>,
+    pub open_cases: i64,
+    pub known_cases: usize,
+    pub remembered_event_ids: usize,
+}
+
+/// The latest view, swapped atomically. The lock is held only to clone or replace an `Arc`.
+#[derive(Debug)]
+pub struct ViewCell(RwLock<Arc<View>>);
+
+impl ViewCell {
+    pub fn latest(&self) -> Arc<View> {
+        // A poisoned lock means a thread panicked while swapping an Arc, which cannot leave it
+        // half-written; the Arc inside is still whole.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn publish(&self, view: View) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    }
+}
+
+/// Handle to a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub view: Arc<ViewCell>,
+    /// True once recovery is complete.
+    pub ready: Arc<AtomicBool>,
+    /// True once the log failed and ingestion is refused.
+    pub failed: Arc<AtomicBool>,
+}
+
+/// The wall clock, in the core's representation. The only place the engine reads time.
+pub fn wall_clock() -> EpochNanos {
+    crate::core::time::to_nanos_saturating(jiff::Timestamp::now())
+}
+
+/// Starts the engine thread: it recovers the state from the store (snapshot + log), flips `ready`,
+/// then serves commands. `recovered` receives Ok once serving, or the recovery error.
+pub fn start(
+    config: &Config,
+    telemetry: Arc<Telemetry>,
+) -> (
+    EngineHandle,
+    oneshot::Receiver<anyhow::Result<()>>,
+    std::thread::JoinHandle<()>,
+) {
+    let settings = Arc::new(crate::config::core_settings(config));
+    let (tx, rx) = mpsc::channel(1024);
+    let view = Arc::new(ViewCell(RwLock::new(Arc::new(view_of(
+        &State::new((*settings).clone()),
+        settings.clone(),
+    )))));
+    let handle = EngineHandle {
+        commands: tx,
+        view: view.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+        failed: Arc::new(AtomicBool::new(false)),
+    };
+    let (recovered_tx, recovered_rx) = oneshot::channel();
+    let engine_handle = handle.clone();
+    let store = StoreSettings {
+        dir: config.store.path.clone(),
+        durability: match config.store.durability {
+            Durability::Fsync => log::Durability::Fsync,
+            Durability::None => log::Durability::None,
+        },
+        segment_bytes: config.store.segment_bytes,
+    };
+    let thread = std::thread::Builder::new()
+        .name("backlogd-engine".into())
+        .spawn(move || {
+            let mut engine = match Engine::recover(store, settings, telemetry, engine_handle) {
+                Ok(engine) => {
+                    let _ = recovered_tx.send(Ok(()));
+                    engine
+                }
+                Err(e) => {
+                    let _ = recovered_tx.send(Err(e));
+                    return;
+                }
+            };
+            engine.run(rx);
+        })
+        .expect("spawning the engine thread");
+    (handle, recovered_rx, thread)
+}
+
+struct StoreSettings {
+    dir: std::path::PathBuf,
+    durability: log::Durability,
+    segment_bytes: u64,
+}
+
+struct Engine {
+    state: State,
+    settings: Arc<CoreSettings>,
+    log: EventLog,
+    store: StoreSettings,
+    telemetry: Arc<Telemetry>,
+    handle: EngineHandle,
+}
+
+impl Engine {
+    fn recover(
+        store: StoreSettings,
+        settings: Arc<CoreSettings>,
+        telemetry: Arc<Telemetry>,
+        handle: EngineHandle,
+    ) -> anyhow::Result<Engine> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&store.dir).map_err(|e| {
+            anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
+        })?;
+        // Snapshots are not written yet: recovery replays the whole log.
+        let (mut state, from) = (State::new((*settings).clone()), LogPosition::default());
+        let mut replayed = 0u64;
+        let log = EventLog::open(
+            &store.dir.join("log"),
+            from,
+            store.segment_bytes,
+            &mut |position, payload| {
+                let (arrival, raw) = decode_record(payload).ok_or_else(|| {
+                    format!("record at {position:?} is not a backlogd event record")
+                })?;
+                let event = wire::parse_event(raw).map_err(|e| {
+                    format!("record at {position:?} no longer parses: {}", e.rejection)
+                })?;
+                // An event in the log was applied before; re-applying it to the same state gives the
+                // same result. A rejection here means the log and snapshot disagree: report, go on.
+                if let Err(rejection) = state.apply(&event, arrival) {
+                    tracing::warn!(?position, %rejection, "logged event rejected on replay");
+                }
+                replayed += 1;
+                Ok(())
+            },
+        )?;
+        state.advance(wall_clock());
+        tracing::info!(
+            replayed,
+            open_cases = state.open_cases(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovery complete"
+        );
+        let engine = Engine {
+            state,
+            settings,
+            log,
+            store,
+            telemetry,
+            handle,
+        };
+        engine.publish();
+        engine.handle.ready.store(true, Ordering::SeqCst);
+        Ok(engine)
+    }
+
+    fn run(&mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut group = Vec::new();
+        while let Some(first) = commands.blocking_recv() {
+            group.push(first);
+            while group.len() < 4096 {
+                match commands.try_recv() {
+                    Ok(command) => group.push(command),
+                    Err(_) => break,
+                }
+            }
+            let stop = self.process(&mut group);
+            if stop {
+                break;
+            }
+        }
+        tracing::info!("engine stopped");
+    }
+
+    /// Handles one group of commands; returns true on shutdown.
+    fn process(&mut self, group: &mut Vec<Command>) -> bool {
+        let now = wall_clock();
+        self.state.advance(now);
+        let mut waiting = Vec::new();
+        let mut stop = false;
+        let mut appended = false;
+        for command in group.drain(..) {
+            match command {
+                Command::Ingest(batch) => {
+                    let (summary, any) = self.apply_batch(&batch, now);
+                    appended |= any;
+                    waiting.push((batch.reply, summary));
+                }
+                Command::Tick => {}
+                Command::Overdue {
+                    track,
+                    location,
+                    limit,
+                    reply,
+                } => {
+                    let _ = reply.send(self.state.overdue_cases(
+                        track.as_deref(),
+                        location.as_deref(),
+                        limit,
+                    ));
+                }
+                Command::Shutdown => stop = true,
+            }
+        }
+        if appended {
+            let started = Instant::now();
+            let result = self.log.commit(self.store.durability);
+            self.telemetry
+                .store_commit_duration
+                .observe(started.elapsed().as_secs_f64());
+            if let Err(e) = result {
+                tracing::error!(error = %e, "event log write failed: refusing all further ingestion until restart");
+                self.handle.failed.store(true, Ordering::SeqCst);
+                for (reply, _) in waiting {
+                    let _ = reply.send(IngestOutcome::Unavailable(format!(
+                        "the event log could not be written ({e}); nothing of this request is acknowledged"
+                    )));
+                }
+                self.publish();
+                return stop;
+            }
+        }
+        for (reply, summary) in waiting {
+            let _ = reply.send(IngestOutcome::Done(summary));
+        }
+        self.publish();
+        stop
+    }
+
+    fn apply_batch(&mut self, batch: &IngestBatch, now: EpochNanos) -> (IngestSummary, bool) {
+        let mut summary = IngestSummary::default();
+        let mut appended = false;
+        let failed = self.handle.failed.load(Ordering::SeqCst);
+        let telemetry = &self.telemetry;
+        telemetry
+            .events_received
+            .with_label_values(&[batch.source])
+            .inc_by(batch.items.len() as u64);
+        for (index, (range, parsed)) in batch.items.iter().enumerate() {
+            let event = match parsed {
+                Ok(event) => event,
+                Err(rejected) => {
+                    telemetry.reject(rejected.rejection.reason);
+                    summary
+                        .rejected
+                        .push((index, rejected.id.clone(), rejected.rejection.clone()));
+                    continue;
+                }
+            };
+            if failed {
+                continue;
+            }
+            match self.state.apply(event, now) {
+                Ok(Applied::New) => {
+                    let raw = &batch.body[range.clone()];
+                    if let Err(e) = self.log.append(&encode_record(now, raw)) {
+                        // Only an oversized record fails here (the body limit makes it unlikely);
+                        // the event is already applied, so this cannot be a clean rejection.
+                        tracing::error!(error = %e, "cannot append to the event log");
+                    }
+                    appended = true;
+                    summary.accepted += 1;
+                    telemetry.applied(event.kind.event_type());
+                }
+                Ok(Applied::Duplicate) => {
+                    summary.duplicates += 1;
+                    telemetry.events_duplicate.inc();
+                }
+                Err(rejection) => {
+                    telemetry.reject(rejection.reason);
+                    summary
+                        .rejected
+                        .push((index, Some(event.id.clone()), rejection));
+                }
+            }
+        }
+        (summary, appended)
+    }
+
+    fn publish(&self) {
+        self.handle
+            .view
+            .publish(view_of(&self.state, self.settings.clone()));
+    }
+}
+
+fn view_of(state: &State, settings: Arc<CoreSettings>) -> View {
+    View {
+        now: state.now(),
+        settings,
+        aggregates: state.aggregates().clone(),
+        max_overdue_nanos: state.max_overdue_nanos(),
+        open_cases: state.open_cases(),
+        known_cases: state.known_cases(),
+        remembered_event_ids: state.remembered_event_ids(),
+    }
+}
+
+/// Parses a body into a batch for the engine, keeping each event's byte range in the body (the log
+/// stores the raw text of each applied event).
+pub fn batch_from_body(
+    body: Bytes,
+    format: wire::BodyFormat,
+    source: &'static str,
+    reply: oneshot::Sender<IngestOutcome>,
+) -> Result<IngestBatch, wire::BodyError> {
+    let base = body.as_ptr() as usize;
+    let items = wire::parse_body(format, &body)?
+        .into_iter()
+        .map(|item| {
+            // Every `raw` is a sub-slice of `body`: wire::parse_body only ever slices its input.
+            let start = item.raw.as_ptr() as usize - base;
+            (start..start + item.raw.len(), item.parsed)
+        })
+        .collect();
+    Ok(IngestBatch {
+        body,
+        items,
+        source,
+        reply,
+    })
+}

@@ -1,0 +1,358 @@
+//! Renders `/metrics`: the latest published view of the state aggregates as Prometheus families, plus
+//! the daemon's own instruments from the registry, in the text exposition format 0.0.4.
+//!
+//! Cost is O(series): the view holds aggregates, never cases. Case ids never appear here; the only
+//! label values are configured names (tracks, phases, windows, roles), seen locations (bounded by
+//! `limits.max_locations`) and fixed enums.
+
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
+use prometheus::{Encoder, TextEncoder};
+
+use crate::core::aggregates::LEAD_TIME_BUCKET_DAYS;
+use crate::core::event::{CloseReason, Contract, Outcome};
+use crate::core::time::{NANOS_PER_SECOND, seconds_f64};
+use crate::engine::View;
+use crate::telemetry::Telemetry;
+
+/// The full exposition text for one scrape.
+pub fn render(view: &View, telemetry: &Telemetry) -> String {
+    let mut families = state_families(view);
+    families.extend(telemetry.registry.gather());
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut out = Vec::with_capacity(64 * 1024);
+    // Encoding into a Vec cannot fail on IO; the families are built well-formed above.
+    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+        tracing::error!(error = %e, "encoding /metrics failed");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Builds one family sample by sample.
+struct Family(MetricFamily);
+
+impl Family {
+    fn new(name: &str, help: &str, kind: MetricType) -> Family {
+        let mut family = MetricFamily::default();
+        family.set_name(name.to_owned());
+        family.set_help(help.to_owned());
+        family.set_field_type(kind);
+        Family(family)
+    }
+
+    fn gauge(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::GAUGE)
+    }
+
+    fn counter(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::COUNTER)
+    }
+
+    fn metric(labels: &[(&str, &str)]) -> Metric {
+        let mut metric = Metric::default();
+        metric.set_label(
+            labels
+                .iter()
+                .map(|(name, value)| {
+                    let mut pair = LabelPair::default();
+                    pair.set_name((*name).to_owned());
+                    pair.set_value((*value).to_owned());
+                    pair
+                })
+                .collect(),
+        );
+        metric
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Family {
+        let mut metric = Family::metric(labels);
+        if self.0.get_field_type() == MetricType::COUNTER {
+            let mut counter = Counter::default();
+            counter.set_value(value);
+            metric.set_counter(counter);
+        } else {
+            let mut gauge = Gauge::default();
+            gauge.set_value(value);
+            metric.set_gauge(gauge);
+        }
+        self.0.mut_metric().push(metric);
+        self
+    }
+
+    fn histogram_sample(
+        &mut self,
+        labels: &[(&str, &str)],
+        upper_bounds: &[f64],
+        bucket_counts: &[u64],
+        count: u64,
+        sum: f64,
+    ) {
+        let mut metric = Family::metric(labels);
+        let mut histogram = Histogram::default();
+        let mut cumulative = 0;
+        let buckets = upper_bounds
+            .iter()
+            .zip(bucket_counts)
+            .map(|(&upper, &count)| {
+                cumulative += count;
+                let mut bucket = Bucket::default();
+                bucket.set_upper_bound(upper);
+                bucket.set_cumulative_count(cumulative);
+                bucket
+            })
+            .collect();
+        histogram.set_bucket(buckets);
+        histogram.set_sample_count(count);
+        histogram.set_sample_sum(sum);
+        metric.set_histogram(histogram);
+        self.0.mut_metric().push(metric);
+    }
+}
+
+fn state_families(view: &View) -> Vec<MetricFamily> {
+    let settings = &view.settings;
+    let aggregates = &view.aggregates;
+    let tracks: Vec<&str> = settings.tracks.iter().map(|t| t.name.as_str()).collect();
+    let mut families = Vec::new();
+
+    let mut per_track_location = |name: &str, help: &str, value: &dyn Fn(usize, usize) -> i64| {
+        let mut family = Family::gauge(name, help);
+        for (t, track) in tracks.iter().enumerate() {
+            for (l, location) in aggregates.locations.iter().enumerate() {
+                family.sample(
+                    &[("track", track), ("location", location)],
+                    value(t, l) as f64,
+                );
+            }
+        }
+        families.push(family.0);
+    };
+    per_track_location(
+        "backlogd_cases_open",
+        "Open cases (including suspended ones).",
+        &|t, l| aggregates.tracks[t].open_by_location[l],
+    );
+    per_track_location(
+        "backlogd_cases_overdue",
+        "Open, non-suspended cases whose statutory deadline has passed.",
+        &|t, l| aggregates.tracks[t].overdue_by_location[l],
+    );
+
+    let mut due_soon = Family::gauge(
+        "backlogd_cases_due_soon",
+        "Open, non-suspended, not yet overdue cases whose deadline falls within the window.",
+    );
+    for (t, track) in tracks.iter().enumerate() {
+        for (w, window) in settings.due_soon_windows.iter().enumerate() {
+            due_soon.sample(
+                &[("track", track), ("window", &window.label)],
+                aggregates.tracks[t].due_soon_by_window[w] as f64,
+            );
+        }
+    }
+    families.push(due_soon.0);
+
+    let mut per_track = |name: &str, help: &str, counter: bool, value: &dyn Fn(usize) -> f64| {
+        let mut family = if counter {
+            Family::counter(name, help)
+        } else {
+            Family::gauge(name, help)
+        };
+        for (t, track) in tracks.iter().enumerate() {
+            family.sample(&[("track", track)], value(t));
+        }
+        families.push(family.0);
+    };
+    let track = |t: usize| &aggregates.tracks[t];
+    per_track(
+        "backlogd_cases_suspended",
+        "Open cases whose deadline clock is stopped.",
+        false,
+        &|t| track(t).suspended as f64,
+    );
+    per_track(
+        "backlogd_cases_unassigned",
+        "Open cases assigned to no active employee.",
+        false,
+        &|t| track(t).unassigned as f64,
+    );
+    per_track(
+        "backlogd_case_max_overdue_seconds",
+        "How long past its deadline the most overdue open case is; 0 if none is overdue.",
+        false,
+        &|t| seconds_f64(view.max_overdue_nanos[t]),
+    );
+    per_track(
+        "backlogd_penalty_exposure_euros",
+        "Penalty accrued so far over open overdue cases, in euros.",
+        false,
+        &|t| track(t).penalty_exposure_cents as f64 / 100.0,
+    );
+    per_track(
+        "backlogd_penalty_incurred_euros_total",
+        "Accrued penalty of cases at their decision or closure, in euros.",
+        true,
+        &|t| track(t).penalty_incurred_cents as f64 / 100.0,
+    );
+    per_track(
+        "backlogd_cases_registered_total",
+        "Cases registered.",
+        true,
+        &|t| track(t).registered as f64,
+    );
+    per_track(
+        "backlogd_cases_reopened_total",
+        "Closed cases reopened (e.g. a decision annulled by a court).",
+        true,
+        &|t| track(t).reopened as f64,
+    );
+    per_track(
+        "backlogd_decisions_overdue_total",
+        "Decisions taken after the case's deadline.",
+        true,
+        &|t| track(t).decisions_overdue as f64,
+    );
+    per_track(
+        "backlogd_decisions_by_inexperienced_total",
+        "Decisions whose decider was not experienced at decision time.",
+        true,
+        &|t| track(t).decisions_by_inexperienced as f64,
+    );
+    per_track(
+        "backlogd_decisions_benefit_of_doubt_total",
+        "Decisions with basis benefit_of_doubt.",
+        true,
+        &|t| track(t).decisions_benefit_of_doubt as f64,
+    );
+    per_track(
+        "backlogd_decisions_without_investigation_total",
+        "Decisions reported with additional_investigation = false.",
+        true,
+        &|t| track(t).decisions_without_investigation as f64,
+    );
+    per_track(
+        "backlogd_deadline_extensions_total",
+        "Deadline extensions.",
+        true,
+        &|t| track(t).deadline_extensions as f64,
+    );
+    per_track(
+        "backlogd_case_transfers_total",
+        "Cases handed off to another location.",
+        true,
+        &|t| track(t).transfers as f64,
+    );
+
+    let mut by_phase = Family::gauge("backlogd_cases_by_phase", "Open cases per phase.");
+    let mut decided = Family::counter(
+        "backlogd_cases_decided_total",
+        "Cases decided, per outcome.",
+    );
+    let mut closed = Family::counter(
+        "backlogd_cases_closed_total",
+        "Cases closed without a decision, per reason.",
+    );
+    let mut hearings = Family::counter(
+        "backlogd_hearings_total",
+        "Hearings that went ahead (held) or were called but did not (cancelled).",
+    );
+    let mut lead_time = Family::new(
+        "backlogd_case_lead_time_seconds",
+        "Time from receipt (or latest reopening) to decision.",
+        MetricType::HISTOGRAM,
+    );
+    let lead_bounds: Vec<f64> = LEAD_TIME_BUCKET_DAYS
+        .iter()
+        .map(|d| (d * 86_400) as f64)
+        .collect();
+    for (t, name) in tracks.iter().enumerate() {
+        let agg = track(t);
+        for (p, count) in agg.open_by_phase.iter().enumerate() {
+            by_phase.sample(
+                &[("track", name), ("phase", settings.phase_name(p as u8))],
+                *count as f64,
+            );
+        }
+        for (o, outcome) in Outcome::ALL.iter().enumerate() {
+            decided.sample(
+                &[("track", name), ("outcome", outcome.as_str())],
+                agg.decided_by_outcome[o] as f64,
+            );
+        }
+        for (r, reason) in CloseReason::ALL.iter().enumerate() {
+            closed.sample(
+                &[("track", name), ("reason", reason.as_str())],
+                agg.closed_by_reason[r] as f64,
+            );
+        }
+        hearings
+            .sample(
+                &[("track", name), ("result", "held")],
+                agg.hearings_held as f64,
+            )
+            .sample(
+                &[("track", name), ("result", "cancelled")],
+                agg.hearings_cancelled as f64,
+            );
+        // The +Inf bucket is written by the encoder from the sample count, which includes the
+        // overflow bucket.
+        lead_time.histogram_sample(
+            &[("track", name)],
+            &lead_bounds,
+            &agg.lead_time.bucket_counts[..LEAD_TIME_BUCKET_DAYS.len()],
+            agg.lead_time.count(),
+            agg.lead_time.sum_seconds,
+        );
+    }
+    families.extend([by_phase.0, decided.0, closed.0, hearings.0, lead_time.0]);
+
+    let mut employees = Family::gauge(
+        "backlogd_employees",
+        "Active employees per role, contract and experience.",
+    );
+    for (r, role) in settings.roles.iter().enumerate() {
+        for contract in Contract::ALL {
+            for experienced in [false, true] {
+                let slot = crate::core::Aggregates::employee_slot(r as u8, contract, experienced);
+                employees.sample(
+                    &[
+                        ("role", role),
+                        ("contract", contract.as_str()),
+                        ("experienced", if experienced { "true" } else { "false" }),
+                    ],
+                    aggregates.employees[slot] as f64,
+                );
+            }
+        }
+    }
+    families.push(employees.0);
+
+    let mut audits = Family::counter(
+        "backlogd_quality_audits_total",
+        "Quality-measurement samples, per result.",
+    );
+    audits
+        .sample(&[("result", "pass")], aggregates.audits_passed as f64)
+        .sample(&[("result", "fail")], aggregates.audits_failed as f64);
+    families.push(audits.0);
+    if let Some(at) = aggregates.last_audit_time {
+        let mut last = Family::gauge(
+            "backlogd_quality_last_audit_timestamp_seconds",
+            "Event time of the latest quality audit.",
+        );
+        last.sample(&[], seconds_f64(at));
+        families.push(last.0);
+    }
+    if let Some(at) = aggregates.last_event_time {
+        let mut last = Family::gauge(
+            "backlogd_last_event_timestamp_seconds",
+            "Event time of the latest applied event.",
+        );
+        last.sample(&[], at as f64 / NANOS_PER_SECOND as f64);
+        families.push(last.0);
+    }
+    families
+}

@@ -1,0 +1,131 @@
+//! The daemon's own metrics (ingest, store, config, build) as `prometheus` crate instruments, in one
+//! explicit registry together with the process collector and the state collector.
+//!
+//! These counters describe this process: they start at zero on every start and do not include
+//! events replayed from the log during recovery (Prometheus' `rate()` handles the reset). The domain
+//! counters (cases registered, decided, …) are part of the state and survive restarts.
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+use crate::core::event::{EventType, RejectReason};
+
+pub struct Telemetry {
+    pub registry: Registry,
+    pub events_received: IntCounterVec,
+    pub events_applied: IntCounterVec,
+    pub events_duplicate: IntCounter,
+    pub events_rejected: IntCounterVec,
+    pub ingest_request_duration: Histogram,
+    pub store_commit_duration: Histogram,
+    pub config_last_reload_successful: Gauge,
+    pub build_info: IntGaugeVec,
+}
+
+impl Telemetry {
+    pub fn new() -> prometheus::Result<Telemetry> {
+        let registry = Registry::new();
+        let events_received = IntCounterVec::new(
+            Opts::new(
+                "backlogd_events_received_total",
+                "Events received by this process, per source (http), whether applied or not.",
+            ),
+            &["source"],
+        )?;
+        let events_applied = IntCounterVec::new(
+            Opts::new(
+                "backlogd_events_applied_total",
+                "Events applied to the state by this process, per event type (not counting replay).",
+            ),
+            &["event_type"],
+        )?;
+        let events_duplicate = IntCounter::new(
+            "backlogd_events_duplicate_total",
+            "Events ignored because their id was applied before.",
+        )?;
+        let events_rejected = IntCounterVec::new(
+            Opts::new(
+                "backlogd_events_rejected_total",
+                "Events rejected, per reason.",
+            ),
+            &["reason"],
+        )?;
+        let ingest_request_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "backlogd_ingest_request_duration_seconds",
+                "Time from receiving a POST /v1/events request to answering it, commit included.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )?;
+        let store_commit_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "backlogd_store_commit_duration_seconds",
+                "Time to write and sync one group commit of the event log.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        let config_last_reload_successful = Gauge::new(
+            "backlogd_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded, 0 if it failed and the old one is kept.",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "backlogd_build_info",
+                "Always 1; the version of the running binary.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        config_last_reload_successful.set(1.0);
+        // Known label values start at zero so rates and alerts see the series from the start.
+        for event_type in EventType::ALL {
+            events_applied.with_label_values(&[event_type.as_str()]);
+        }
+        for reason in RejectReason::ALL {
+            events_rejected.with_label_values(&[reason.as_str()]);
+        }
+        events_received.with_label_values(&["http"]);
+        registry.register(Box::new(events_received.clone()))?;
+        registry.register(Box::new(events_applied.clone()))?;
+        registry.register(Box::new(events_duplicate.clone()))?;
+        registry.register(Box::new(events_rejected.clone()))?;
+        registry.register(Box::new(ingest_request_duration.clone()))?;
+        registry.register(Box::new(store_commit_duration.clone()))?;
+        registry.register(Box::new(config_last_reload_successful.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Telemetry {
+            registry,
+            events_received,
+            events_applied,
+            events_duplicate,
+            events_rejected,
+            ingest_request_duration,
+            store_commit_duration,
+            config_last_reload_successful,
+            build_info,
+        })
+    }
+
+    pub fn reject(&self, reason: RejectReason) {
+        self.events_rejected
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn applied(&self, event_type: EventType) {
+        self.events_applied
+            .with_label_values(&[event_type.as_str()])
+            .inc();
+    }
+}
