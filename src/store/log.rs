@@ -1,0 +1,1780 @@
+//! The append-only, CRC-framed event log: the acknowledgement point of the daemon.
+//!
+//! An event is acknowledged once [`EventLog::commit`] has returned `Ok` for it (with
+//! [`Durability::Fsync`] that means after `fdatasync`; with [`Durability::None`] after `write()`).
+//! Everything else (aggregates, SQLite snapshots) is derived state that is rebuilt by replaying
+//! the log from a snapshot's [`LogPosition`]. This module owns the segment files in one directory
+//! and nothing else; it is synchronous std code driven by one writer thread.
+//!
+//! # On-disk format
+//!
+//! * The directory holds segment files named `{segment:020}.log` (e.g. `00000000000000000001.log`),
+//!   numbered from 1 without gaps, and a `LOCK` file that is `flock`ed while the log is open (a second
+//!   [`EventLog::open`] of the same directory fails with [`LogError::Locked`]). Other files are ignored.
+//! * Every segment starts with the 8-byte magic `b"BLGDLOG1"`.
+//! * Then records, back to back: `u32` little-endian payload length, `u32` little-endian CRC32C
+//!   (Castagnoli) of the 4 length bytes followed by the payload, then the payload. A length of 0 or
+//!   above [`MAX_PAYLOAD_BYTES`] is never written and is therefore invalid on read.
+//! * A [`LogPosition`] is `(segment, byte offset in that segment)`: a record's position is the offset
+//!   of its first length byte; the end position is the offset after the last record. The first
+//!   record of a segment is at offset 8.
+//! * Rolling: a segment is full once it holds at least one record and its size has reached
+//!   `segment_bytes`; a record that would start at or past that offset goes to offset 8 of the next
+//!   segment. So a segment exceeds `segment_bytes` by less than one record, and holds at least one.
+//!   Before the next segment file is created, the full one is `fdatasync`ed (and the directory synced
+//!   if the full one's own entry was never synced), with either durability: a segment that has a
+//!   successor is therefore always complete on disk.
+//!
+//! # Recovery rules ([`EventLog::open`])
+//!
+//! Segments numbered below the replay start (`replay_from.segment`, where 0 means "from the very
+//! beginning", i.e. segment 1) are not read and may have gaps between them. From the replay start on,
+//! every segment must exist up to the newest one, and each is scanned from its header:
+//!
+//! * **Torn tail** (repaired, `tracing::warn!` with file and offset): the first bad frame of the
+//!   **last** segment, if no valid frame (a plausible length whose CRC matches) starts at any later
+//!   byte offset of that file. A bad frame is an incomplete header, a length of 0 or above the maximum,
+//!   a length running past the end of the file, or a CRC mismatch. This covers a write cut anywhere,
+//!   a CRC-failing last record and a zero-filled (preallocated) tail. The file is truncated to the
+//!   bad frame's offset. A last segment whose content is a prefix of the magic followed only by zero
+//!   bytes (a crash while creating it) is reset to a header-only segment.
+//! * **Corrupt** ([`LogError::Corrupt`] naming file and offset): a bad frame in any segment but the
+//!   last (they are synced before their successor exists, so this is never a torn write), a bad frame
+//!   in the last segment followed by a valid frame (acknowledged records after it would otherwise be
+//!   silently dropped), a bad header other than the torn case above, a missing segment at or after
+//!   the replay start (the path names the missing file), a replay start older than the oldest
+//!   segment or newer than the newest, and a `replay_from` that is not at a record boundary or the
+//!   end of its segment's valid records (the caller's snapshot is ahead of the log).
+//!
+//! `on_record` is called for every valid record at or after `replay_from`, in log order, while
+//! scanning; when `open` fails, it may already have been called for some records and the caller must
+//! discard whatever it built from them.
+//!
+//! # Errors and poisoning
+//!
+//! After any write or sync error in [`EventLog::commit`] the log is poisoned: every later
+//! [`EventLog::append`] and [`EventLog::commit`] returns [`LogError::Poisoned`]. A failed `fsync` is
+//! never retried (the page cache state is unknown afterwards); the only recovery is to drop the log
+//! and open it again, which replays exactly what reached the file and truncates any torn tail.
+//! Records appended but not committed are lost when the log is dropped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The largest payload a record may carry (16 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+
+const MAGIC: [u8; 8] = *b"BLGDLOG1";
+const HEADER_LEN: u64 = MAGIC.len() as u64;
+/// Length and CRC in front of every payload.
+const FRAME_HEADER_LEN: u64 = 8;
+const LOCK_FILE: &str = "LOCK";
+const READ_BUFFER_BYTES: usize = 1 << 20;
+/// Above this capacity the write buffer is shrunk after a commit (one huge record must not pin it).
+const KEEP_BUFFER_BYTES: usize = 4 << 20;
+
+/// Where a record starts or the log ends: segment number and byte offset inside that segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogPosition {
+    /// Segment number (files start at 1; 0 in `replay_from` means "from the very beginning").
+    pub segment: u64,
+    /// Byte offset inside the segment file (the first record is at 8, after the header).
+    pub offset: u64,
+}
+
+impl fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.segment, self.offset)
+    }
+}
+
+/// When [`EventLog::commit`] may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fdatasync` the segment (and the directory after creating a segment) before returning.
+    Fsync,
+    /// Return after `write()`: survives a killed process, not a power loss.
+    None,
+}
+
+/// Errors of the event log. Only `Io` (from `commit`) poisons the log; the messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An IO operation failed; `op` says what was being done to `path`.
+    #[error("event log: cannot {op} {}: {error}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// The log is damaged somewhere other than a torn tail; nothing is repaired.
+    #[error("event log corrupt: {} at offset {offset}: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// `on_record` rejected a record during replay.
+    #[error("event log: replaying the record at {position} failed: {message}")]
+    Replay {
+        position: LogPosition,
+        message: String,
+    },
+    /// `append` was given more than [`MAX_PAYLOAD_BYTES`].
+    #[error("event log: payload of {len} bytes exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes")]
+    PayloadTooLarge { len: usize },
+    /// `append` was given an empty payload (a length of 0 marks a zero-filled tail on disk).
+    #[error("event log: an empty payload cannot be logged")]
+    EmptyPayload,
+    /// Another `EventLog` (in this or another process) has the directory open.
+    #[error("event log: {} is locked by another open log", path.display())]
+    Locked { path: PathBuf },
+    /// An earlier write or sync failed; the log accepts nothing until it is reopened.
+    #[error("event log is poisoned by an earlier failure ({cause}); reopen it to recover")]
+    Poisoned { cause: String },
+}
+
+/// The append-only event log. See the module documentation.
+pub struct EventLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    /// Holds the directory lock for as long as the log is open.
+    _lock: File,
+    /// The newest segment, opened for appending.
+    file: File,
+    file_path: PathBuf,
+    segment: u64,
+    /// Bytes written to the newest segment so far.
+    file_len: u64,
+    /// Written to `file` since its last `sync_data`.
+    file_dirty: bool,
+    /// A segment was created since the directory was last synced.
+    dir_dirty: bool,
+    /// Segments older than the newest: number -> size in bytes.
+    older: BTreeMap<u64, u64>,
+    older_bytes: u64,
+    /// After the last committed record.
+    end: LogPosition,
+    /// After the last appended record (committed or buffered).
+    tail: LogPosition,
+    /// Frames appended since the last commit.
+    buf: Vec<u8>,
+    /// Offsets in `buf` at which the next segment starts.
+    rolls: Vec<usize>,
+    poisoned: Option<String>,
+    #[cfg(test)]
+    fault: Option<Fault>,
+    #[cfg(test)]
+    syncs: usize,
+}
+
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The next write writes half its bytes, then fails.
+    ShortWrite,
+    /// The next `sync_data` fails.
+    Sync,
+}
+
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog")
+            .field("dir", &self.dir)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("end", &self.end)
+            .field("tail", &self.tail)
+            .field("buffered_bytes", &self.buf.len())
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    /// Opens (creating `dir` if needed) the log in `dir`. Recovery: scans every segment from
+    /// `replay_from` on and calls `on_record(position, payload)` for each valid record at or after
+    /// `replay_from`, in order. `replay_from.segment == 0` replays from the very beginning. A torn
+    /// tail of the last segment is truncated away with a `tracing::warn!`; any other damage returns
+    /// [`LogError::Corrupt`] naming file and offset (the exact rules are in the module docs).
+    /// Returns the opened log positioned at the end for appending.
+    #[allow(clippy::type_complexity)]
+    pub fn open(
+        dir: &Path,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
+    ) -> Result<EventLog, LogError> {
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        let lock = lock_dir(dir)?;
+        let numbers = list_segments(dir)?;
+        let start = replay_from.segment.max(1);
+
+        let Some(&last) = numbers.last() else {
+            if start > 1 || (replay_from.segment == 1 && replay_from.offset > HEADER_LEN) {
+                return Err(LogError::Corrupt {
+                    path: segment_path(dir, start),
+                    offset: replay_from.offset,
+                    reason: format!(
+                        "replay position {replay_from} lies beyond the end of an empty log"
+                    ),
+                });
+            }
+            let path = segment_path(dir, 1);
+            let mut file = OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io_err("create", &path))?;
+            file.write_all(&MAGIC).map_err(io_err("write", &path))?;
+            file.sync_data().map_err(io_err("sync", &path))?;
+            sync_dir(dir)?;
+            return Ok(EventLog::new(
+                dir,
+                segment_bytes,
+                lock,
+                file,
+                path,
+                1,
+                HEADER_LEN,
+                BTreeMap::new(),
+            ));
+        };
+
+        if start > last {
+            return Err(LogError::Corrupt {
+                path: segment_path(dir, start),
+                offset: replay_from.offset,
+                reason: format!(
+                    "replay position {replay_from} lies beyond the newest segment {last}"
+                ),
+            });
+        }
+        for (expected, &n) in (start..).zip(numbers.iter().filter(|&&n| n >= start)) {
+            if n != expected {
+                return Err(LogError::Corrupt {
+                    path: segment_path(dir, expected),
+                    offset: 0,
+                    reason: format!(
+                        "segment file missing: segments {expected}..={} are absent before segment {n} \
+                         (replay starts at segment {start})",
+                        n - 1
+                    ),
+                });
+            }
+        }
+
+        let mut older = BTreeMap::new();
+        for &n in numbers.iter().filter(|&&n| n < start) {
+            let path = segment_path(dir, n);
+            let size = fs::metadata(&path).map_err(io_err("stat", &path))?.len();
+            older.insert(n, size);
+        }
+        let mut tail_scan = None;
+        for n in start..=last {
+            let path = segment_path(dir, n);
+            let scan = scan_segment(&path, n, n == last, replay_from, on_record)?;
+            if n == last {
+                tail_scan = Some((path, scan));
+            } else {
+                older.insert(n, scan.file_len);
+            }
+        }
+        let Some((path, scan)) = tail_scan else {
+            unreachable!("start <= last, so the last segment was scanned");
+        };
+
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        let mut file_len = scan.valid_end;
+        match scan.damage {
+            None => {}
+            Some(TailDamage::Frame { reason }) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = scan.valid_end,
+                    discarded_bytes = scan.file_len - scan.valid_end,
+                    reason = %reason,
+                    "event log: truncating torn tail"
+                );
+                file.set_len(scan.valid_end)
+                    .map_err(io_err("truncate", &path))?;
+            }
+            Some(TailDamage::Header) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = 0,
+                    discarded_bytes = scan.file_len,
+                    "event log: rewriting torn segment header"
+                );
+                file.set_len(0).map_err(io_err("truncate", &path))?;
+                file.write_all(&MAGIC).map_err(io_err("write", &path))?;
+                file_len = HEADER_LEN;
+            }
+        }
+        // What was replayed may have been written with Durability::None by an earlier process and
+        // still sit in the page cache: make it (and any repair) durable before building on it, so
+        // that later rolls and Fsync commits never depend on data this process did not sync.
+        file.sync_data().map_err(io_err("sync", &path))?;
+        sync_dir(dir)?;
+        Ok(EventLog::new(
+            dir,
+            segment_bytes,
+            lock,
+            file,
+            path,
+            last,
+            file_len,
+            older,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        dir: &Path,
+        segment_bytes: u64,
+        lock: File,
+        file: File,
+        file_path: PathBuf,
+        segment: u64,
+        file_len: u64,
+        older: BTreeMap<u64, u64>,
+    ) -> EventLog {
+        let end = LogPosition {
+            segment,
+            offset: file_len,
+        };
+        EventLog {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            _lock: lock,
+            file,
+            file_path,
+            segment,
+            file_len,
+            file_dirty: false,
+            dir_dirty: false,
+            older_bytes: older.values().sum(),
+            older,
+            end,
+            tail: end,
+            buf: Vec::new(),
+            rolls: Vec::new(),
+            poisoned: None,
+            #[cfg(test)]
+            fault: None,
+            #[cfg(test)]
+            syncs: 0,
+        }
+    }
+
+    /// Buffers one record in memory (no IO) and returns its position. The payload must be 1 byte to
+    /// [`MAX_PAYLOAD_BYTES`] long; a rejected payload does not poison the log.
+    pub fn append(&mut self, payload: &[u8]) -> Result<LogPosition, LogError> {
+        self.check_poisoned()?;
+        if payload.is_empty() {
+            return Err(LogError::EmptyPayload);
+        }
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(LogError::PayloadTooLarge { len: payload.len() });
+        }
+        if self.tail.offset > HEADER_LEN && self.tail.offset >= self.segment_bytes {
+            self.rolls.push(self.buf.len());
+            self.tail = LogPosition {
+                segment: self.tail.segment + 1,
+                offset: HEADER_LEN,
+            };
+        }
+        let position = self.tail;
+        let len_bytes = (payload.len() as u32).to_le_bytes();
+        let crc = frame_crc(&len_bytes, payload);
+        self.buf.reserve(FRAME_HEADER_LEN as usize + payload.len());
+        self.buf.extend_from_slice(&len_bytes);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+        self.buf.extend_from_slice(payload);
+        self.tail.offset += FRAME_HEADER_LEN + payload.len() as u64;
+        Ok(position)
+    }
+
+    /// Writes everything appended since the last commit (one `write_all` per segment touched) and,
+    /// with [`Durability::Fsync`], `fdatasync`s the segment and syncs the directory if a segment was
+    /// created since it was last synced; data written by earlier `Durability::None` commits is
+    /// covered too. Returns the end position. Any IO error poisons the log.
+    pub fn commit(&mut self, durability: Durability) -> Result<LogPosition, LogError> {
+        self.check_poisoned()?;
+        let buf = std::mem::take(&mut self.buf);
+        let rolls = std::mem::take(&mut self.rolls);
+        let result = self.write_out(&buf, &rolls, durability);
+        self.buf = buf;
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_BUFFER_BYTES {
+            self.buf.shrink_to(KEEP_BUFFER_BYTES);
+        }
+        self.rolls = rolls;
+        self.rolls.clear();
+        match result {
+            Ok(()) => {
+                self.end = self.tail;
+                Ok(self.end)
+            }
+            Err(error) => {
+                self.poisoned = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// The position after the last committed record.
+    pub fn end(&self) -> LogPosition {
+        self.end
+    }
+
+    /// Deletes segment files that lie wholly before `position` (segment number < `position.segment`),
+    /// oldest first, never the newest segment, then syncs the directory. Returns how many were
+    /// deleted. Allowed on a poisoned log.
+    pub fn delete_segments_before(&mut self, position: LogPosition) -> Result<usize, LogError> {
+        let doomed: Vec<u64> = self
+            .older
+            .range(..position.segment)
+            .map(|(&n, _)| n)
+            .collect();
+        let mut deleted = 0;
+        for n in doomed {
+            let path = segment_path(&self.dir, n);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    if deleted > 0 {
+                        let _ = sync_dir(&self.dir);
+                    }
+                    return Err(io_err("delete", &path)(e));
+                }
+            }
+            if let Some(size) = self.older.remove(&n) {
+                self.older_bytes -= size;
+            }
+            deleted += 1;
+        }
+        if deleted > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Total bytes of all segment files (for a gauge).
+    pub fn disk_bytes(&self) -> u64 {
+        self.older_bytes + self.file_len
+    }
+
+    fn check_poisoned(&self) -> Result<(), LogError> {
+        match &self.poisoned {
+            Some(cause) => Err(LogError::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn write_out(
+        &mut self,
+        buf: &[u8],
+        rolls: &[usize],
+        durability: Durability,
+    ) -> Result<(), LogError> {
+        let mut start = 0;
+        for &at in rolls {
+            self.write_current(&buf[start..at])?;
+            self.start_next_segment()?;
+            start = at;
+        }
+        self.write_current(&buf[start..])?;
+        if durability == Durability::Fsync {
+            self.sync_current()?;
+            if self.dir_dirty {
+                sync_dir(&self.dir)?;
+                self.dir_dirty = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_current(&mut self, data: &[u8]) -> Result<(), LogError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.file_dirty = true;
+        #[cfg(test)]
+        if self.fault == Some(Fault::ShortWrite) {
+            self.fault = None;
+            let half = &data[..data.len() / 2];
+            self.file
+                .write_all(half)
+                .map_err(io_err("write", &self.file_path))?;
+            self.file_len += half.len() as u64;
+            return Err(io_err("write", &self.file_path)(io::Error::other(
+                "injected short write",
+            )));
+        }
+        self.file
+            .write_all(data)
+            .map_err(io_err("write", &self.file_path))?;
+        self.file_len += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync_current(&mut self) -> Result<(), LogError> {
+        if !self.file_dirty {
+            return Ok(());
+        }
+        #[cfg(test)]
+        if self.fault == Some(Fault::Sync) {
+            self.fault = None;
+            return Err(io_err("sync", &self.file_path)(io::Error::other(
+                "injected sync failure",
+            )));
+        }
+        self.file
+            .sync_data()
+            .map_err(io_err("sync", &self.file_path))?;
+        self.file_dirty = false;
+        #[cfg(test)]
+        {
+            self.syncs += 1;
+        }
+        Ok(())
+    }
+
+    /// Makes the full newest segment (and its directory entry) durable, then creates the next one.
+    fn start_next_segment(&mut self) -> Result<(), LogError> {
+        self.sync_current()?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        let number = self.segment + 1;
+        let path = segment_path(&self.dir, number);
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        self.dir_dirty = true;
+        self.older.insert(self.segment, self.file_len);
+        self.older_bytes += self.file_len;
+        self.file = file;
+        self.file_path = path;
+        self.segment = number;
+        self.file_len = 0;
+        self.file_dirty = false;
+        self.write_current(&MAGIC)
+    }
+}
+
+/// CRC32C over the 4 length bytes followed by the payload.
+fn frame_crc(len_bytes: &[u8; 4], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(len_bytes), payload)
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogError {
+    let path = path.to_path_buf();
+    move |error| LogError::Io { op, path, error }
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:020}.log"))
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("create", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LogError::Locked { path }),
+        Err(TryLockError::Error(error)) => Err(io_err("lock", &path)(error)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync directory", dir))
+}
+
+/// Segment numbers present in `dir`, ascending.
+fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+    let mut numbers = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("list directory", dir))? {
+        let entry = entry.map_err(io_err("list directory", dir))?;
+        let Some(number) = entry.file_name().to_str().and_then(parse_segment_name) else {
+            continue;
+        };
+        if number == 0 {
+            return Err(LogError::Corrupt {
+                path: entry.path(),
+                offset: 0,
+                reason: "segment numbers start at 1".to_string(),
+            });
+        }
+        numbers.push(number);
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+type OnRecord<'a> = dyn FnMut(LogPosition, &[u8]) -> Result<(), String> + 'a;
+
+enum TailDamage {
+    /// The last segment's header is torn (a magic prefix followed only by zeros).
+    Header,
+    /// A torn frame starts at `valid_end`.
+    Frame { reason: String },
+}
+
+struct SegmentScan {
+    file_len: u64,
+    /// Offset after the last valid record.
+    valid_end: u64,
+    /// Torn-tail damage to repair (only ever set for the last segment).
+    damage: Option<TailDamage>,
+}
+
+fn scan_segment(
+    path: &Path,
+    segment: u64,
+    is_last: bool,
+    replay_from: LogPosition,
+    on_record: &mut OnRecord<'_>,
+) -> Result<SegmentScan, LogError> {
+    let read_err = || io_err("read", path);
+    let file = File::open(path).map_err(io_err("open", path))?;
+    let file_len = file.metadata().map_err(io_err("stat", path))?.len();
+    // A replay position inside this segment must be a record boundary or its valid end.
+    let replay_offset = (replay_from.segment == segment && replay_from.offset > HEADER_LEN)
+        .then_some(replay_from.offset);
+    let beyond_end = |valid_end: u64| LogError::Corrupt {
+        path: path.to_path_buf(),
+        offset: replay_from.offset,
+        reason: format!(
+            "replay position {replay_from} lies beyond the end of the segment's valid records (offset {valid_end})"
+        ),
+    };
+
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut header = [0u8; HEADER_LEN as usize];
+    let header_ok = file_len >= HEADER_LEN && {
+        reader.read_exact(&mut header).map_err(read_err())?;
+        header == MAGIC
+    };
+    if !header_ok {
+        let mut file = reader.into_inner();
+        if is_last && is_torn_header(&mut file).map_err(read_err())? {
+            if replay_offset.is_some() {
+                return Err(beyond_end(HEADER_LEN));
+            }
+            return Ok(SegmentScan {
+                file_len,
+                valid_end: HEADER_LEN,
+                damage: Some(TailDamage::Header),
+            });
+        }
+        return Err(LogError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: format!(
+                "bad segment header (expected the magic {:?})",
+                String::from_utf8_lossy(&MAGIC)
+            ),
+        });
+    }
+
+    let mut replay_found = replay_offset.is_none();
+    let mut payload = Vec::new();
+    let mut offset = HEADER_LEN;
+    let bad = loop {
+        let remaining = file_len - offset;
+        if remaining == 0 {
+            break None;
+        }
+        if remaining < FRAME_HEADER_LEN {
+            break Some(format!("incomplete record header ({remaining} bytes)"));
+        }
+        let mut frame = [0u8; FRAME_HEADER_LEN as usize];
+        reader.read_exact(&mut frame).map_err(read_err())?;
+        let len_bytes = [frame[0], frame[1], frame[2], frame[3]];
+        let len = u32::from_le_bytes(len_bytes);
+        let stored_crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if len == 0 {
+            break Some("record length 0".to_string());
+        }
+        if len as usize > MAX_PAYLOAD_BYTES {
+            break Some(format!(
+                "record length {len} exceeds the maximum {MAX_PAYLOAD_BYTES}"
+            ));
+        }
+        if u64::from(len) > remaining - FRAME_HEADER_LEN {
+            break Some(format!(
+                "incomplete record: length {len} but only {} bytes follow",
+                remaining - FRAME_HEADER_LEN
+            ));
+        }
+        payload.resize(len as usize, 0);
+        reader.read_exact(&mut payload).map_err(read_err())?;
+        let crc = frame_crc(&len_bytes, &payload);
+        if crc != stored_crc {
+            break Some(format!(
+                "CRC mismatch (stored {stored_crc:08x}, computed {crc:08x})"
+            ));
+        }
+
+        let position = LogPosition { segment, offset };
+        if let Some(target) = replay_offset
+            && !replay_found
+        {
+            if offset == target {
+                replay_found = true;
+            } else if offset > target {
+                return Err(LogError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: target,
+                    reason: format!(
+                        "replay position {replay_from} is inside a record, not at a record boundary"
+                    ),
+                });
+            }
+        }
+        if position >= replay_from {
+            on_record(position, &payload)
+                .map_err(|message| LogError::Replay { position, message })?;
+        }
+        offset += FRAME_HEADER_LEN + u64::from(len);
+    };
+
+    if let Some(target) = replay_offset
+        && !replay_found
+        && target != offset
+    {
+        return Err(beyond_end(offset));
+    }
+    let damage = match bad {
+        None => None,
+        Some(reason) if !is_last => {
+            return Err(LogError::Corrupt {
+                path: path.to_path_buf(),
+                offset,
+                reason: format!(
+                    "{reason} (in a segment that has a successor, so not a torn write)"
+                ),
+            });
+        }
+        Some(reason) => {
+            let mut file = reader.into_inner();
+            if let Some(valid) =
+                find_valid_frame(&mut file, offset + 1, file_len).map_err(read_err())?
+            {
+                return Err(LogError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset,
+                    reason: format!("{reason}, but a valid record follows at offset {valid}"),
+                });
+            }
+            Some(TailDamage::Frame { reason })
+        }
+    };
+    Ok(SegmentScan {
+        file_len,
+        valid_end: offset,
+        damage,
+    })
+}
+
+/// Whether the whole file is a (possibly empty) prefix of the magic followed only by zero bytes.
+fn is_torn_header(file: &mut File) -> io::Result<bool> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut position = 0usize;
+    let mut in_magic = true;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for &byte in &chunk[..n] {
+            if in_magic && position < MAGIC.len() && byte == MAGIC[position] {
+                position += 1;
+                continue;
+            }
+            in_magic = false;
+            if byte != 0 {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// The first offset in `from..file_len` at which a complete frame with a plausible length and a
+/// matching CRC starts, if any.
+fn find_valid_frame(file: &mut File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
+    const WINDOW: usize = 1 << 20;
+    let header = FRAME_HEADER_LEN as usize;
+    let mut window = vec![0u8; WINDOW + header - 1];
+    let mut payload = Vec::new();
+    let mut base = from;
+    while base + FRAME_HEADER_LEN <= file_len {
+        let n = (window.len() as u64).min(file_len - base) as usize;
+        file.seek(SeekFrom::Start(base))?;
+        file.read_exact(&mut window[..n])?;
+        // Every offset whose 8 header bytes lie inside the window.
+        let candidates = n - (header - 1);
+        for i in 0..candidates {
+            let len_bytes = [window[i], window[i + 1], window[i + 2], window[i + 3]];
+            let len = u32::from_le_bytes(len_bytes) as usize;
+            let at = base + i as u64;
+            if len == 0 || len > MAX_PAYLOAD_BYTES || at + FRAME_HEADER_LEN + len as u64 > file_len
+            {
+                continue;
+            }
+            let stored_crc =
+                u32::from_le_bytes([window[i + 4], window[i + 5], window[i + 6], window[i + 7]]);
+            let start = i + header;
+            let crc = if start + len <= n {
+                frame_crc(&len_bytes, &window[start..start + len])
+            } else {
+                payload.resize(len, 0);
+                file.seek(SeekFrom::Start(at + FRAME_HEADER_LEN))?;
+                file.read_exact(&mut payload)?;
+                frame_crc(&len_bytes, &payload)
+            };
+            if crc == stored_crc {
+                return Ok(Some(at));
+            }
+        }
+        base += candidates as u64;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Records = Vec<(LogPosition, Vec<u8>)>;
+
+    fn open_collect(
+        dir: &Path,
+        from: LogPosition,
+        segment_bytes: u64,
+    ) -> Result<(EventLog, Records), LogError> {
+        let mut records = Vec::new();
+        let log = EventLog::open(dir, from, segment_bytes, &mut |position, payload| {
+            records.push((position, payload.to_vec()));
+            Ok(())
+        })?;
+        Ok((log, records))
+    }
+
+    fn open_all(dir: &Path, segment_bytes: u64) -> (EventLog, Records) {
+        open_collect(dir, LogPosition::default(), segment_bytes).expect("open")
+    }
+
+    /// Deterministic payloads of varying length (1..=97 bytes), distinct per index.
+    fn payload(i: usize) -> Vec<u8> {
+        let len = 1 + (i * 37) % 97;
+        let mut p = format!("{i}:").into_bytes();
+        p.resize(len.max(p.len()), b'a' + (i % 26) as u8);
+        p
+    }
+
+    fn pos(segment: u64, offset: u64) -> LogPosition {
+        LogPosition { segment, offset }
+    }
+
+    fn seg(dir: &Path, n: u64) -> PathBuf {
+        segment_path(dir, n)
+    }
+
+    fn segment_numbers(dir: &Path) -> Vec<u64> {
+        list_segments(dir).unwrap()
+    }
+
+    /// Appends `payloads`, commits, returns their positions.
+    fn write_all(
+        log: &mut EventLog,
+        payloads: &[Vec<u8>],
+        durability: Durability,
+    ) -> Vec<LogPosition> {
+        let positions = payloads.iter().map(|p| log.append(p).unwrap()).collect();
+        log.commit(durability).unwrap();
+        positions
+    }
+
+    fn expect_corrupt(
+        result: Result<(EventLog, Records), LogError>,
+    ) -> (PathBuf, u64, String, String) {
+        match result {
+            Err(error @ LogError::Corrupt { .. }) => {
+                let message = error.to_string();
+                let LogError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                } = error
+                else {
+                    unreachable!()
+                };
+                (path, offset, reason, message)
+            }
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok((_, records)) => panic!("expected Corrupt, opened with {} records", records.len()),
+        }
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().len()
+    }
+
+    fn set_len(path: &Path, len: u64) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+    }
+
+    fn append_bytes(path: &Path, bytes: &[u8]) {
+        OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
+    fn flip_byte(path: &Path, offset: u64) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[offset as usize] ^= 0x40;
+        fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn record_encoding_matches_the_documented_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        assert_eq!(log.append(b"hello").unwrap(), pos(1, 8));
+        assert_eq!(log.append(b"world!").unwrap(), pos(1, 21));
+        assert_eq!(log.commit(Durability::Fsync).unwrap(), pos(1, 35));
+
+        let mut expected = b"BLGDLOG1".to_vec();
+        for p in [&b"hello"[..], &b"world!"[..]] {
+            let len = (p.len() as u32).to_le_bytes();
+            let mut covered = len.to_vec();
+            covered.extend_from_slice(p);
+            expected.extend_from_slice(&len);
+            expected.extend_from_slice(&crc32c::crc32c(&covered).to_le_bytes());
+            expected.extend_from_slice(p);
+        }
+        assert_eq!(
+            fs::read(tmp.path().join("00000000000000000001.log")).unwrap(),
+            expected
+        );
+        // The standard CRC32C check value, to be sure the right polynomial is in use.
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn open_creates_directory_and_first_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b/log");
+        let (log, records) = open_all(&dir, 1024);
+        assert!(records.is_empty());
+        assert_eq!(log.end(), pos(1, 8));
+        assert_eq!(log.disk_bytes(), 8);
+        assert_eq!(fs::read(seg(&dir, 1)).unwrap(), b"BLGDLOG1");
+        drop(log);
+        // Header-only segment reopens cleanly, from the beginning and from its start/end.
+        for from in [pos(0, 0), pos(1, 0), pos(1, 8)] {
+            let (log, records) = open_collect(&dir, from, 1024).unwrap();
+            assert!(records.is_empty());
+            assert_eq!(log.end(), pos(1, 8));
+        }
+        assert_eq!(segment_numbers(&dir), vec![1]);
+    }
+
+    #[test]
+    fn round_trip_across_segment_rolls_and_reopens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let payloads: Vec<Vec<u8>> = (0..2000).map(payload).collect();
+        let (mut log, _) = open_all(dir, 512);
+        let mut positions = Vec::new();
+        for (batch, chunk) in payloads[..1000].chunks(37).enumerate() {
+            let durability = if batch % 2 == 0 {
+                Durability::None
+            } else {
+                Durability::Fsync
+            };
+            positions.extend(write_all(&mut log, chunk, durability));
+        }
+        let end_before = log.end();
+        let disk_before = log.disk_bytes();
+        drop(log);
+
+        let (mut log, records) = open_all(dir, 512);
+        assert_eq!(log.end(), end_before);
+        assert_eq!(log.disk_bytes(), disk_before);
+        assert_eq!(records.len(), 1000);
+        for (i, (position, bytes)) in records.iter().enumerate() {
+            assert_eq!(*position, positions[i], "record {i}");
+            assert_eq!(bytes, &payloads[i], "record {i}");
+        }
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+        let segments = segment_numbers(dir);
+        assert!(
+            segments.len() > 10,
+            "expected many segments, got {}",
+            segments.len()
+        );
+        assert_eq!(segments, (1..=segments.len() as u64).collect::<Vec<_>>());
+        let on_disk: u64 = segments.iter().map(|&n| file_len(&seg(dir, n))).sum();
+        assert_eq!(on_disk, disk_before);
+
+        // Append after reopen, reopen again: everything, in order.
+        positions.extend(write_all(&mut log, &payloads[1000..], Durability::Fsync));
+        drop(log);
+        let (log, records) = open_all(dir, 512);
+        assert_eq!(records.len(), 2000);
+        assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), positions);
+        assert_eq!(
+            records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+            payloads
+        );
+        assert_eq!(log.end(), log.tail);
+    }
+
+    #[test]
+    fn roll_happens_before_a_record_that_would_start_at_or_past_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 100);
+        let p = [7u8; 32]; // 40-byte frames
+        let positions: Vec<_> = (0..5).map(|_| log.append(&p).unwrap()).collect();
+        assert_eq!(
+            positions,
+            vec![pos(1, 8), pos(1, 48), pos(1, 88), pos(2, 8), pos(2, 48)]
+        );
+        // Nothing written before commit.
+        assert_eq!(file_len(&seg(tmp.path(), 1)), 8);
+        assert!(!seg(tmp.path(), 2).exists());
+        assert_eq!(log.commit(Durability::None).unwrap(), pos(2, 88));
+        assert_eq!(file_len(&seg(tmp.path(), 1)), 128);
+        assert_eq!(file_len(&seg(tmp.path(), 2)), 88);
+        assert_eq!(log.disk_bytes(), 216);
+        // A segment ending exactly at the limit rolls too; a record is always placed, even when
+        // it alone exceeds the limit.
+        drop(log);
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 48);
+        assert_eq!(log.append(&p).unwrap(), pos(1, 8));
+        assert_eq!(log.append(&p).unwrap(), pos(2, 8));
+        assert_eq!(log.append(&[1u8; 500]).unwrap(), pos(3, 8));
+        assert_eq!(log.append(&p).unwrap(), pos(4, 8));
+        assert_eq!(log.commit(Durability::Fsync).unwrap(), pos(4, 48));
+    }
+
+    #[test]
+    fn one_commit_can_span_many_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1);
+        let payloads: Vec<_> = (0..50).map(payload).collect();
+        let positions = write_all(&mut log, &payloads, Durability::Fsync);
+        assert_eq!(positions, (1..=50).map(|n| pos(n, 8)).collect::<Vec<_>>());
+        assert_eq!(segment_numbers(tmp.path()), (1..=50).collect::<Vec<_>>());
+        drop(log);
+        let (log, records) = open_all(tmp.path(), 1);
+        assert_eq!(
+            records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+            payloads
+        );
+        assert_eq!(log.end(), pos(50, 8 + 8 + payloads[49].len() as u64));
+    }
+
+    #[test]
+    fn replay_from_a_record_a_segment_start_or_the_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let payloads: Vec<_> = (0..300).map(payload).collect();
+        let (mut log, _) = open_all(dir, 400);
+        let positions = write_all(&mut log, &payloads, Durability::None);
+        let end = log.end();
+        drop(log);
+
+        for k in [0, 1, 77, 150, 299] {
+            let (log, records) = open_collect(dir, positions[k], 400).unwrap();
+            assert_eq!(records.len(), 300 - k, "from record {k}");
+            assert_eq!(records[0], (positions[k], payloads[k].clone()));
+            assert_eq!(records.last().unwrap().1, payloads[299]);
+            assert_eq!(log.end(), end);
+        }
+        // A segment's start (offset 0 or 8) replays that whole segment.
+        let k = positions.iter().position(|p| p.segment == 5).unwrap();
+        for offset in [0, 8] {
+            let (_, records) = open_collect(dir, pos(5, offset), 400).unwrap();
+            assert_eq!(records.len(), 300 - k);
+            assert_eq!(records[0].0, pos(5, 8));
+        }
+        // The end position replays nothing.
+        let (log, records) = open_collect(dir, end, 400).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(log.end(), end);
+        drop(log);
+        // The end of a non-last segment is a valid replay position too.
+        let last_in_4 = positions.iter().rposition(|p| p.segment == 4).unwrap();
+        let end_of_4 = pos(4, file_len(&seg(dir, 4)));
+        assert!(end_of_4 > positions[last_in_4]);
+        let (_, records) = open_collect(dir, end_of_4, 400).unwrap();
+        assert_eq!(records.len(), 300 - k);
+    }
+
+    #[test]
+    fn replay_positions_that_do_not_fit_the_log_are_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 200);
+        let positions = write_all(
+            &mut log,
+            &(0..20).map(payload).collect::<Vec<_>>(),
+            Durability::None,
+        );
+        let end = log.end();
+        drop(log);
+
+        let inside = pos(positions[3].segment, positions[3].offset + 1);
+        let (path, offset, reason, _) = expect_corrupt(open_collect(dir, inside, 200));
+        assert_eq!((path, offset), (seg(dir, inside.segment), inside.offset));
+        assert!(reason.contains("inside a record"), "{reason}");
+
+        let past = pos(end.segment, end.offset + 8);
+        let (path, offset, reason, _) = expect_corrupt(open_collect(dir, past, 200));
+        assert_eq!((path, offset), (seg(dir, end.segment), past.offset));
+        assert!(reason.contains("beyond the end"), "{reason}");
+
+        let (path, _, reason, _) = expect_corrupt(open_collect(dir, pos(end.segment + 1, 8), 200));
+        assert_eq!(path, seg(dir, end.segment + 1));
+        assert!(reason.contains("beyond the newest segment"), "{reason}");
+
+        let empty = tmp.path().join("empty");
+        expect_corrupt(open_collect(&empty, pos(2, 8), 200));
+        expect_corrupt(open_collect(&empty, pos(1, 50), 200));
+        // A rejected open repaired nothing and still leaves the log usable.
+        let (_, records) = open_all(dir, 200);
+        assert_eq!(records.len(), 20);
+    }
+
+    #[test]
+    fn torn_tail_at_every_offset_of_the_last_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let payloads: Vec<_> = (0..8).map(|i| vec![b'x' + i as u8; 20 + i]).collect();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        let positions = write_all(&mut log, &payloads, Durability::Fsync);
+        let full_end = log.end().offset;
+        drop(log);
+        let original = fs::read(seg(dir, 1)).unwrap();
+        let last_start = positions[7].offset;
+
+        for cut in last_start..full_end {
+            fs::write(seg(dir, 1), &original[..cut as usize]).unwrap();
+            let (mut log, records) = open_all(dir, 1 << 20);
+            assert_eq!(records.len(), 7, "cut at {cut}");
+            assert_eq!(
+                records.iter().map(|r| &r.1).collect::<Vec<_>>(),
+                payloads[..7].iter().collect::<Vec<_>>()
+            );
+            assert_eq!(log.end(), pos(1, last_start), "cut at {cut}");
+            assert_eq!(file_len(&seg(dir, 1)), last_start, "truncated at {cut}");
+            assert_eq!(log.disk_bytes(), last_start);
+            assert_eq!(log.append(b"after").unwrap(), pos(1, last_start));
+            log.commit(Durability::Fsync).unwrap();
+            drop(log);
+            let (log, records) = open_all(dir, 1 << 20);
+            assert_eq!(records.len(), 8, "cut at {cut}");
+            assert_eq!(records[7], (pos(1, last_start), b"after".to_vec()));
+            assert_eq!(log.end(), pos(1, last_start + 13));
+        }
+    }
+
+    #[test]
+    fn torn_header_of_a_new_last_segment_is_reset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 30);
+        write_all(&mut log, &[vec![1; 30]], Durability::Fsync);
+        drop(log);
+        let mut variants: Vec<Vec<u8>> = (0..8).map(|k| MAGIC[..k].to_vec()).collect();
+        variants.push(vec![0; 8]);
+        variants.push(vec![0; 5000]);
+        let mut long = MAGIC[..3].to_vec();
+        long.resize(100, 0);
+        variants.push(long);
+        for content in variants {
+            fs::write(seg(dir, 2), &content).unwrap();
+            let (mut log, records) = open_all(dir, 30);
+            assert_eq!(records.len(), 1, "{content:?}");
+            assert_eq!(log.end(), pos(2, 8));
+            assert_eq!(fs::read(seg(dir, 2)).unwrap(), MAGIC);
+            assert_eq!(log.append(b"z").unwrap(), pos(2, 8));
+            log.commit(Durability::Fsync).unwrap();
+            drop(log);
+            let (_, records) = open_all(dir, 30);
+            assert_eq!(records.last().unwrap(), &(pos(2, 8), b"z".to_vec()));
+        }
+        // Non-zero bytes after a magic prefix, or a wrong magic, are not a torn header.
+        for content in [
+            b"BLG\0\0x".to_vec(),
+            b"XLGDLOG1".to_vec(),
+            b"BLGDLOG2\0\0\0\0".to_vec(),
+        ] {
+            fs::write(seg(dir, 2), &content).unwrap();
+            let (path, offset, reason, _) = expect_corrupt(open_collect(dir, pos(0, 0), 30));
+            assert_eq!((path, offset), (seg(dir, 2), 0));
+            assert!(reason.contains("header"), "{reason}");
+        }
+        // A torn header in a segment with a successor is corrupt.
+        fs::write(seg(dir, 2), MAGIC).unwrap();
+        fs::write(seg(dir, 1), &MAGIC[..4]).unwrap();
+        let (path, offset, _, _) = expect_corrupt(open_collect(dir, pos(0, 0), 30));
+        assert_eq!((path, offset), (seg(dir, 1), 0));
+    }
+
+    #[test]
+    fn crc_mismatch_at_the_last_record_is_a_torn_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        let positions = write_all(
+            &mut log,
+            &(0..10).map(payload).collect::<Vec<_>>(),
+            Durability::Fsync,
+        );
+        drop(log);
+        for target in [
+            positions[9].offset + 4,
+            positions[9].offset + 9,
+            file_len(&seg(dir, 1)) - 1,
+        ] {
+            let original = fs::read(seg(dir, 1)).unwrap();
+            flip_byte(&seg(dir, 1), target);
+            let (log, records) = open_all(dir, 1 << 20);
+            assert_eq!(records.len(), 9, "flipped byte {target}");
+            assert_eq!(log.end(), positions[9]);
+            drop(log);
+            fs::write(seg(dir, 1), original).unwrap();
+        }
+    }
+
+    #[test]
+    fn crc_flip_in_the_middle_of_the_last_segment_is_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        let positions = write_all(
+            &mut log,
+            &(0..10).map(payload).collect::<Vec<_>>(),
+            Durability::Fsync,
+        );
+        drop(log);
+        let before = fs::read(seg(dir, 1)).unwrap();
+        flip_byte(&seg(dir, 1), positions[4].offset + 10);
+        let (path, offset, reason, message) = expect_corrupt(open_collect(dir, pos(0, 0), 1 << 20));
+        assert_eq!(path, seg(dir, 1));
+        assert_eq!(offset, positions[4].offset);
+        assert!(reason.contains("CRC mismatch"), "{reason}");
+        assert!(
+            reason.contains(&format!(
+                "valid record follows at offset {}",
+                positions[5].offset
+            )),
+            "{reason}"
+        );
+        assert!(message.contains("00000000000000000001.log"), "{message}");
+        assert!(
+            message.contains(&format!("offset {}", positions[4].offset)),
+            "{message}"
+        );
+        // Nothing was repaired.
+        let mut expected = before;
+        expected[(positions[4].offset + 10) as usize] ^= 0x40;
+        assert_eq!(fs::read(seg(dir, 1)).unwrap(), expected);
+    }
+
+    #[test]
+    fn corrupted_length_followed_by_valid_records_is_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        let positions = write_all(
+            &mut log,
+            &(0..10).map(payload).collect::<Vec<_>>(),
+            Durability::Fsync,
+        );
+        drop(log);
+        let original = fs::read(seg(dir, 1)).unwrap();
+        // Length 0, a length beyond the file, and a length beyond the maximum.
+        for len in [0u32, 1_000_000, u32::MAX] {
+            let mut bytes = original.clone();
+            let at = positions[2].offset as usize;
+            bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            fs::write(seg(dir, 1), &bytes).unwrap();
+            let (path, offset, reason, _) = expect_corrupt(open_collect(dir, pos(0, 0), 1 << 20));
+            assert_eq!(
+                (path, offset),
+                (seg(dir, 1), positions[2].offset),
+                "{reason}"
+            );
+        }
+        // Replay starting after the damage still scans (and rejects) the whole segment.
+        expect_corrupt(open_collect(dir, positions[5], 1 << 20));
+    }
+
+    #[test]
+    fn bad_record_in_a_segment_with_a_successor_is_corrupt_even_at_its_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 200);
+        let positions = write_all(
+            &mut log,
+            &(0..40).map(payload).collect::<Vec<_>>(),
+            Durability::None,
+        );
+        drop(log);
+        let last_in_2 = *positions.iter().rfind(|p| p.segment == 2).unwrap();
+        // A truncated last record of segment 2 ...
+        set_len(&seg(dir, 2), last_in_2.offset + 3);
+        let (path, offset, reason, _) = expect_corrupt(open_collect(dir, pos(0, 0), 200));
+        assert_eq!((path, offset), (seg(dir, 2), last_in_2.offset));
+        assert!(reason.contains("successor"), "{reason}");
+        // ... is irrelevant when replay starts after that segment.
+        let (_, records) = open_collect(dir, pos(3, 0), 200).unwrap();
+        assert_eq!(
+            records.len(),
+            positions.iter().filter(|p| p.segment >= 3).count()
+        );
+        // A zero-filled tail in a non-last segment is corrupt too.
+        set_len(&seg(dir, 2), last_in_2.offset);
+        append_bytes(&seg(dir, 2), &[0; 64]);
+        let (path, offset, _, _) = expect_corrupt(open_collect(dir, pos(2, 0), 200));
+        assert_eq!((path, offset), (seg(dir, 2), last_in_2.offset));
+    }
+
+    #[test]
+    fn zero_filled_tail_is_truncated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        let payloads: Vec<_> = (0..10).map(payload).collect();
+        write_all(&mut log, &payloads, Durability::Fsync);
+        let end = log.end();
+        drop(log);
+        for zeros in [1usize, 7, 8, 4096, 3 * 1024 * 1024] {
+            append_bytes(&seg(dir, 1), &vec![0; zeros]);
+            let (log, records) = open_all(dir, 1 << 20);
+            assert_eq!(
+                records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+                payloads,
+                "{zeros} zeros"
+            );
+            assert_eq!(log.end(), end);
+            assert_eq!(file_len(&seg(dir, 1)), end.offset);
+            assert_eq!(log.disk_bytes(), end.offset);
+        }
+        // A torn record followed by zeros, too.
+        append_bytes(&seg(dir, 1), &[5, 0, 0, 0, 1, 2]);
+        append_bytes(&seg(dir, 1), &[0; 100]);
+        let (log, records) = open_all(dir, 1 << 20);
+        assert_eq!(records.len(), 10);
+        assert_eq!(log.end(), end);
+    }
+
+    #[test]
+    fn missing_segment_in_the_middle_is_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 100);
+        write_all(
+            &mut log,
+            &(0..40).map(payload).collect::<Vec<_>>(),
+            Durability::None,
+        );
+        drop(log);
+        assert!(segment_numbers(dir).len() >= 6);
+        fs::remove_file(seg(dir, 3)).unwrap();
+        fs::remove_file(seg(dir, 4)).unwrap();
+        let (path, offset, reason, message) = expect_corrupt(open_collect(dir, pos(0, 0), 100));
+        assert_eq!((path, offset), (seg(dir, 3), 0));
+        assert!(
+            reason.contains("segments 3..=4 are absent before segment 5"),
+            "{reason}"
+        );
+        assert!(message.contains("00000000000000000003.log"), "{message}");
+        expect_corrupt(open_collect(dir, pos(2, 8), 100));
+        // Replaying from after the gap is fine: older segments are not read.
+        let (log, _) = open_collect(dir, pos(5, 0), 100).unwrap();
+        assert_eq!(
+            log.older.keys().copied().collect::<Vec<_>>()[..3],
+            [1, 2, 5]
+        );
+        let expected: u64 = segment_numbers(dir)
+            .iter()
+            .map(|&n| file_len(&seg(dir, n)))
+            .sum();
+        assert_eq!(log.disk_bytes(), expected);
+    }
+
+    #[test]
+    fn delete_segments_before_removes_only_whole_older_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 100);
+        let positions = write_all(
+            &mut log,
+            &(0..40).map(payload).collect::<Vec<_>>(),
+            Durability::Fsync,
+        );
+        let last = log.end().segment;
+        assert!(last >= 6);
+        let snapshot = positions[positions.iter().position(|p| p.segment == 4).unwrap() + 1];
+        let size_1_to_3: u64 = (1..4).map(|n| file_len(&seg(dir, n))).sum();
+        let before = log.disk_bytes();
+
+        assert_eq!(log.delete_segments_before(snapshot).unwrap(), 3);
+        assert_eq!(segment_numbers(dir), (4..=last).collect::<Vec<_>>());
+        assert_eq!(log.disk_bytes(), before - size_1_to_3);
+        assert_eq!(log.delete_segments_before(snapshot).unwrap(), 0);
+        // Never the newest segment, even for a position beyond it.
+        assert_eq!(
+            log.delete_segments_before(pos(u64::MAX, 0)).unwrap(),
+            (last - 4) as usize
+        );
+        assert_eq!(segment_numbers(dir), vec![last]);
+        assert_eq!(log.disk_bytes(), file_len(&seg(dir, last)));
+        // Appending still works and the snapshot-less replay now reports the missing history.
+        write_all(&mut log, &[b"more".to_vec()], Durability::Fsync);
+        drop(log);
+        let (path, _, _, _) = expect_corrupt(open_collect(dir, pos(0, 0), 100));
+        assert_eq!(path, seg(dir, 1));
+        expect_corrupt(open_collect(dir, snapshot, 100));
+        let (log, records) = open_collect(dir, pos(last, 0), 100).unwrap();
+        assert_eq!(records.last().unwrap().1, b"more");
+        let on_disk: u64 = segment_numbers(dir)
+            .iter()
+            .map(|&n| file_len(&seg(dir, n)))
+            .sum();
+        assert_eq!(log.disk_bytes(), on_disk);
+    }
+
+    #[test]
+    fn short_write_poisons_and_reopen_drops_the_torn_batch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        let committed: Vec<_> = (0..5).map(payload).collect();
+        write_all(&mut log, &committed, Durability::Fsync);
+        let end = log.end();
+        let batch: Vec<_> = (5..10).map(payload).collect();
+        let positions: Vec<_> = batch.iter().map(|p| log.append(p).unwrap()).collect();
+        let batch_bytes = log.tail.offset - end.offset;
+        log.fault = Some(Fault::ShortWrite);
+        let error = log.commit(Durability::Fsync).unwrap_err();
+        assert!(matches!(error, LogError::Io { op: "write", .. }), "{error}");
+        assert!(
+            error.to_string().contains("injected short write"),
+            "{error}"
+        );
+        assert!(
+            file_len(&seg(dir, 1)) > end.offset,
+            "half the batch reached the file"
+        );
+        assert_eq!(log.end(), end);
+        // Poisoned from now on, even though no fault is armed any more.
+        assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
+        let error = log.commit(Durability::None).unwrap_err();
+        assert!(
+            matches!(&error, LogError::Poisoned { cause } if cause.contains("injected short write")),
+            "{error}"
+        );
+        assert!(matches!(
+            log.commit(Durability::Fsync),
+            Err(LogError::Poisoned { .. })
+        ));
+        drop(log);
+
+        // Reopen keeps the committed records plus the records of the failed batch that reached the
+        // file whole (never acknowledged, so replaying them is harmless), and drops the torn one.
+        let written = end.offset + batch_bytes / 2;
+        let whole: Vec<_> = positions
+            .iter()
+            .zip(&batch)
+            .take_while(|(p, b)| p.offset + 8 + b.len() as u64 <= written)
+            .collect();
+        assert!(!whole.is_empty() && whole.len() < batch.len());
+        let mut expected = committed.clone();
+        expected.extend(whole.iter().map(|(_, b)| (*b).clone()));
+        let torn_at = positions[whole.len()];
+        let (mut log, records) = open_all(dir, 1 << 20);
+        assert_eq!(
+            records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(log.end(), torn_at);
+        assert_eq!(file_len(&seg(dir, 1)), torn_at.offset);
+        write_all(&mut log, &[b"fresh".to_vec()], Durability::Fsync);
+        drop(log);
+        let (_, records) = open_all(dir, 1 << 20);
+        assert_eq!(records.len(), expected.len() + 1);
+        assert_eq!(records.last().unwrap(), &(torn_at, b"fresh".to_vec()));
+    }
+
+    #[test]
+    fn sync_failure_poisons_and_is_never_retried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        log.append(b"a").unwrap();
+        log.fault = Some(Fault::Sync);
+        let error = log.commit(Durability::Fsync).unwrap_err();
+        assert!(matches!(error, LogError::Io { op: "sync", .. }), "{error}");
+        let syncs = log.syncs;
+        assert!(matches!(
+            log.commit(Durability::Fsync),
+            Err(LogError::Poisoned { .. })
+        ));
+        assert_eq!(log.syncs, syncs, "no sync attempted after the failure");
+        assert_eq!(log.end(), pos(1, 8));
+        // Housekeeping still works on a poisoned log.
+        assert_eq!(log.delete_segments_before(pos(1, 8)).unwrap(), 0);
+    }
+
+    #[test]
+    fn sync_failure_during_a_roll_poisons() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 20);
+        log.append(&[1; 20]).unwrap();
+        log.commit(Durability::None).unwrap();
+        log.append(&[2; 20]).unwrap();
+        log.fault = Some(Fault::Sync);
+        // Even with Durability::None, a full segment is synced before its successor is created.
+        assert!(matches!(
+            log.commit(Durability::None),
+            Err(LogError::Io { op: "sync", .. })
+        ));
+        assert!(!seg(tmp.path(), 2).exists());
+        assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
+    }
+
+    #[test]
+    fn fsync_commit_covers_data_of_earlier_none_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        log.append(b"a").unwrap();
+        log.commit(Durability::None).unwrap();
+        assert_eq!(log.syncs, 0);
+        assert_eq!(log.commit(Durability::Fsync).unwrap(), pos(1, 17));
+        assert_eq!(log.syncs, 1);
+        // Nothing new: nothing to sync.
+        log.commit(Durability::Fsync).unwrap();
+        assert_eq!(log.syncs, 1);
+        // Even with Durability::None a roll syncs the full segment; the next Fsync commit then
+        // syncs the new segment and the directory entry it added.
+        drop(log);
+        let (mut log, _) = open_all(tmp.path(), 40);
+        log.append(&[1; 20]).unwrap();
+        log.commit(Durability::None).unwrap();
+        assert_eq!(log.syncs, 0);
+        assert_eq!(log.append(b"b").unwrap(), pos(2, 8));
+        log.commit(Durability::None).unwrap();
+        assert_eq!(log.syncs, 1);
+        assert!(log.dir_dirty && log.file_dirty);
+        log.commit(Durability::Fsync).unwrap();
+        assert_eq!(log.syncs, 2);
+        assert!(!log.dir_dirty && !log.file_dirty);
+    }
+
+    #[test]
+    fn payload_size_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        assert!(matches!(log.append(b""), Err(LogError::EmptyPayload)));
+        let big = vec![9u8; MAX_PAYLOAD_BYTES + 1];
+        match log.append(&big) {
+            Err(error @ LogError::PayloadTooLarge { len }) => {
+                assert_eq!(len, MAX_PAYLOAD_BYTES + 1);
+                assert!(error.to_string().contains("16777216"), "{error}");
+            }
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
+        // Rejections do not poison, and the maximum itself is accepted.
+        assert_eq!(log.append(&big[..MAX_PAYLOAD_BYTES]).unwrap(), pos(1, 8));
+        assert_eq!(log.append(b"small").unwrap(), pos(2, 8));
+        log.commit(Durability::Fsync).unwrap();
+        assert!(log.buf.capacity() <= KEEP_BUFFER_BYTES);
+        drop(log);
+        let (_, records) = open_all(tmp.path(), 1 << 20);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].1.len(), MAX_PAYLOAD_BYTES);
+        assert!(records[0].1.iter().all(|&b| b == 9));
+    }
+
+    #[test]
+    fn replay_callback_error_is_reported_with_the_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        let positions = write_all(
+            &mut log,
+            &(0..5).map(payload).collect::<Vec<_>>(),
+            Durability::None,
+        );
+        drop(log);
+        let mut seen = 0;
+        let result = EventLog::open(tmp.path(), LogPosition::default(), 1 << 20, &mut |_, _| {
+            seen += 1;
+            if seen == 3 {
+                Err("bad event".to_string())
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Err(error @ LogError::Replay { position, .. }) => {
+                assert_eq!(position, positions[2]);
+                assert!(error.to_string().contains("bad event"), "{error}");
+            }
+            other => panic!("expected Replay, got {other:?}"),
+        }
+        // The failed open released the lock.
+        open_all(tmp.path(), 1 << 20);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (log, _) = open_all(tmp.path(), 1 << 20);
+        match open_collect(tmp.path(), LogPosition::default(), 1 << 20) {
+            Err(LogError::Locked { path }) => assert_eq!(path, tmp.path().join("LOCK")),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(log);
+        open_all(tmp.path(), 1 << 20);
+    }
+
+    #[test]
+    fn unrelated_files_are_ignored_and_segment_zero_is_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        write_all(&mut log, &[b"a".to_vec()], Durability::Fsync);
+        drop(log);
+        for name in [
+            "snapshot.db",
+            "1.log",
+            "0000000000000000001.log",
+            "00000000000000000002.log.tmp",
+            "x0000000000000000002.log",
+        ] {
+            fs::write(dir.join(name), b"junk").unwrap();
+        }
+        let (log, records) = open_all(dir, 1 << 20);
+        assert_eq!(records.len(), 1);
+        assert_eq!(log.end(), pos(1, 17));
+        drop(log);
+        fs::write(seg(dir, 0), MAGIC).unwrap();
+        let (path, _, _, _) = expect_corrupt(open_collect(dir, pos(0, 0), 1 << 20));
+        assert_eq!(path, seg(dir, 0));
+    }
+
+    #[test]
+    fn uncommitted_appends_are_lost_and_empty_commits_write_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        assert_eq!(log.commit(Durability::Fsync).unwrap(), pos(1, 8));
+        assert_eq!(log.syncs, 0);
+        write_all(&mut log, &[b"kept".to_vec()], Durability::None);
+        assert_eq!(log.append(b"lost").unwrap(), pos(1, 20));
+        assert_eq!(log.end(), pos(1, 20));
+        assert_eq!(log.disk_bytes(), 20);
+        drop(log);
+        let (log, records) = open_all(tmp.path(), 1 << 20);
+        assert_eq!(records, vec![(pos(1, 8), b"kept".to_vec())]);
+        assert_eq!(log.end(), pos(1, 20));
+    }
+
+    #[test]
+    fn reopen_with_a_smaller_segment_size_rolls_on_the_next_append() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 1 << 20);
+        write_all(
+            &mut log,
+            &(0..10).map(payload).collect::<Vec<_>>(),
+            Durability::None,
+        );
+        drop(log);
+        let (mut log, _) = open_all(tmp.path(), 16);
+        assert_eq!(log.append(b"next").unwrap(), pos(2, 8));
+        log.commit(Durability::Fsync).unwrap();
+        drop(log);
+        let (_, records) = open_all(tmp.path(), 16);
+        assert_eq!(records.len(), 11);
+    }
+
+    #[test]
+    fn find_valid_frame_crosses_window_boundaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f");
+        let mut frame = Vec::new();
+        let body = vec![3u8; 3000];
+        let len = (body.len() as u32).to_le_bytes();
+        frame.extend_from_slice(&len);
+        frame.extend_from_slice(&frame_crc(&len, &body).to_le_bytes());
+        frame.extend_from_slice(&body);
+        for at in [0usize, 10, (1 << 20) - 5, (1 << 20) - 1, (1 << 20) + 3] {
+            let mut bytes = vec![0u8; at];
+            bytes.extend_from_slice(&frame);
+            bytes.extend_from_slice(&[0; 9]);
+            fs::write(&path, &bytes).unwrap();
+            let mut file = File::open(&path).unwrap();
+            let len = bytes.len() as u64;
+            assert_eq!(
+                find_valid_frame(&mut file, 0, len).unwrap(),
+                Some(at as u64),
+                "frame at {at}"
+            );
+            assert_eq!(
+                find_valid_frame(&mut file, at as u64 + 1, len).unwrap(),
+                None,
+                "after {at}"
+            );
+            // Cut short by one byte: no valid frame.
+            assert_eq!(
+                find_valid_frame(&mut file, 0, (at + frame.len() - 1) as u64).unwrap(),
+                None
+            );
+        }
+    }
+}
