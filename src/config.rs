@@ -1158,6 +1158,49 @@ fn integer_in(
     Ok(value)
 }
 
+/// The part of the configuration the state core runs with, in the core's own terms.
+pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
+    use crate::core::settings::{
+        CoreSettings, PenaltySchedule, PenaltyTierSettings, TrackSettings, WindowSettings,
+    };
+    CoreSettings {
+        timezone: config.time.timezone.clone(),
+        max_future_skew: config.ingest.max_future_skew,
+        tracks: config
+            .tracks
+            .iter()
+            .map(|track| TrackSettings {
+                name: track.name.clone(),
+                decision_period: track.decision_period,
+                penalty_grace: track.penalty_grace,
+                penalty: PenaltySchedule {
+                    tiers: track
+                        .penalty
+                        .iter()
+                        .map(|tier| PenaltyTierSettings {
+                            days: tier.days,
+                            per_day_cents: tier.per_day_cents,
+                        })
+                        .collect(),
+                },
+            })
+            .collect(),
+        phases: config.phases.clone(),
+        roles: config.workforce.roles.clone(),
+        due_soon_windows: config
+            .windows
+            .due_soon
+            .iter()
+            .map(|window| WindowSettings {
+                label: window.label.clone(),
+                length: window.length,
+            })
+            .collect(),
+        max_locations: config.limits.max_locations,
+        dedup_window: config.store.dedup_window,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1658,48 +1701,5 @@ mod tests {
             "server.allow_unauthenticated: invalid type: string \"maybe\", expected a boolean \
              (set in the environment)"
         );
-    }
-}
-
-/// The part of the configuration the state core runs with, in the core's own terms.
-pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
-    use crate::core::settings::{
-        CoreSettings, PenaltySchedule, PenaltyTierSettings, TrackSettings, WindowSettings,
-    };
-    CoreSettings {
-        timezone: config.time.timezone.clone(),
-        max_future_skew: config.ingest.max_future_skew,
-        tracks: config
-            .tracks
-            .iter()
-            .map(|track| TrackSettings {
-                name: track.name.clone(),
-                decision_period: track.decision_period,
-                penalty_grace: track.penalty_grace,
-                penalty: PenaltySchedule {
-                    tiers: track
-                        .penalty
-                        .iter()
-                        .map(|tier| PenaltyTierSettings {
-                            days: tier.days,
-                            per_day_cents: tier.per_day_cents,
-                        })
-                        .collect(),
-                },
-            })
-            .collect(),
-        phases: config.phases.clone(),
-        roles: config.workforce.roles.clone(),
-        due_soon_windows: config
-            .windows
-            .due_soon
-            .iter()
-            .map(|window| WindowSettings {
-                label: window.label.clone(),
-                length: window.length,
-            })
-            .collect(),
-        max_locations: config.limits.max_locations,
-        dedup_window: config.store.dedup_window,
     }
 }

@@ -26,6 +26,7 @@ use crate::config::{Config, Durability};
 use crate::core::event::Event;
 use crate::core::{Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, State};
 use crate::store::log::{self, EventLog, LogPosition};
+use crate::store::snapshot::{self, SnapshotMeta};
 use crate::store::{decode_record, encode_record};
 use crate::telemetry::Telemetry;
 use crate::wire::{self, ItemRejection};
@@ -146,6 +147,7 @@ pub fn start(
             Durability::None => log::Durability::None,
         },
         segment_bytes: config.store.segment_bytes,
+        snapshot_interval: config.store.snapshot_interval,
     };
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
@@ -170,6 +172,7 @@ struct StoreSettings {
     dir: std::path::PathBuf,
     durability: log::Durability,
     segment_bytes: u64,
+    snapshot_interval: std::time::Duration,
 }
 
 struct Engine {
@@ -179,6 +182,10 @@ struct Engine {
     store: StoreSettings,
     telemetry: Arc<Telemetry>,
     handle: EngineHandle,
+    snapshots: Option<snapshot::Writer>,
+    last_snapshot: Instant,
+    /// Log position of the newest snapshot submitted (or loaded).
+    snapshot_position: LogPosition,
 }
 
 impl Engine {
@@ -192,8 +199,24 @@ impl Engine {
         std::fs::create_dir_all(&store.dir).map_err(|e| {
             anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
         })?;
-        // Snapshots are not written yet: recovery replays the whole log.
-        let (mut state, from) = (State::new((*settings).clone()), LogPosition::default());
+        let snapshot_path = store.dir.join("snapshots.sqlite");
+        let (mut state, from) = match snapshot::load_latest(&snapshot_path)? {
+            Some((bytes, meta)) => {
+                let state = State::decode_snapshot((*settings).clone(), &bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "snapshot in {} cannot be loaded: {e}",
+                        snapshot_path.display()
+                    )
+                })?;
+                tracing::info!(
+                    position = ?meta.position,
+                    open_cases = state.open_cases(),
+                    "loaded snapshot"
+                );
+                (state, meta.position)
+            }
+            None => (State::new((*settings).clone()), LogPosition::default()),
+        };
         let mut replayed = 0u64;
         let log = EventLog::open(
             &store.dir.join("log"),
@@ -216,6 +239,7 @@ impl Engine {
             },
         )?;
         state.advance(wall_clock());
+        let snapshots = snapshot::Writer::start(snapshot_path);
         tracing::info!(
             replayed,
             open_cases = state.open_cases(),
@@ -229,6 +253,9 @@ impl Engine {
             store,
             telemetry,
             handle,
+            snapshots: Some(snapshots),
+            last_snapshot: Instant::now(),
+            snapshot_position: from,
         };
         engine.publish();
         engine.handle.ready.store(true, Ordering::SeqCst);
@@ -249,6 +276,10 @@ impl Engine {
             if stop {
                 break;
             }
+        }
+        self.snapshot_now();
+        if let Some(writer) = self.snapshots.take() {
+            writer.finish();
         }
         tracing::info!("engine stopped");
     }
@@ -305,7 +336,44 @@ impl Engine {
             let _ = reply.send(IngestOutcome::Done(summary));
         }
         self.publish();
+        if self.last_snapshot.elapsed() >= self.store.snapshot_interval {
+            self.snapshot_now();
+        }
         stop
+    }
+
+    /// Deletes log segments covered by the newest durable snapshot, then submits a new snapshot if
+    /// anything was logged since the last one. Encoding runs here (O(cases), a short pause); the
+    /// SQLite write runs on the snapshot thread.
+    fn snapshot_now(&mut self) {
+        self.last_snapshot = Instant::now();
+        let Some(writer) = &self.snapshots else {
+            return;
+        };
+        if let Some(durable) = writer.last_durable() {
+            match self.log.delete_segments_before(durable.position) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(segments = n, "deleted log segments covered by a snapshot"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old log segments"),
+            }
+        }
+        // After a log failure the state holds events that are not durable: never snapshot those.
+        if self.handle.failed.load(Ordering::SeqCst) || self.log.end() == self.snapshot_position {
+            return;
+        }
+        let started = Instant::now();
+        let bytes = self.state.encode_snapshot();
+        tracing::debug!(
+            bytes = bytes.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "state encoded for a snapshot"
+        );
+        let meta = SnapshotMeta {
+            position: self.log.end(),
+            taken_at: wall_clock(),
+        };
+        self.snapshot_position = meta.position;
+        writer.submit(bytes, meta, self.state.open_cases());
     }
 
     fn apply_batch(&mut self, batch: &IngestBatch, now: EpochNanos) -> (IngestSummary, bool) {
@@ -329,6 +397,21 @@ impl Engine {
                 }
             };
             if failed {
+                continue;
+            }
+            if range.len() + 8 > log::MAX_PAYLOAD_BYTES {
+                let rejection = Rejection::new(
+                    crate::core::RejectReason::InvalidField,
+                    format!(
+                        "the event is {} bytes; one event may be at most {} bytes",
+                        range.len(),
+                        log::MAX_PAYLOAD_BYTES - 8
+                    ),
+                );
+                telemetry.reject(rejection.reason);
+                summary
+                    .rejected
+                    .push((index, Some(event.id.clone()), rejection));
                 continue;
             }
             match self.state.apply(event, now) {

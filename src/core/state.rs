@@ -10,6 +10,8 @@
 //! Any change to an open case is `detach`, mutate, `attach`; this keeps the aggregates equal to a
 //! recomputation from scratch (a property the tests check).
 
+mod codec;
+
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;

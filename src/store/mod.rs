@@ -7,6 +7,7 @@
 //! state before the restart.
 
 pub mod log;
+pub mod snapshot;
 
 use crate::core::EpochNanos;
 

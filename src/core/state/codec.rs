@@ -1,0 +1,440 @@
+//! The snapshot encoding of a `State`: a compact, versioned byte format (no serde, no IO). The store
+//! keeps these bytes in SQLite; decoding rebuilds every index and gauge from the cases themselves.
+//!
+//! Names (tracks, phases, roles) are stored as text and mapped to the ids of the current settings on
+//! load, so reordering the configuration is harmless; a snapshot that names a track, phase or role
+//! the configuration no longer has is refused with a message saying which.
+
+use super::{Case, Class, Employee, NO_TIMER, NONE, State};
+use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
+use crate::core::event::{CloseReason, Contract, Outcome};
+use crate::core::ids::Dedup;
+use crate::core::settings::CoreSettings;
+
+const MAGIC: &[u8; 8] = b"BLGDSNP1";
+
+impl State {
+    /// Encodes the whole state (cases, employees, counters, remembered event ids).
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
+        w.0.extend_from_slice(MAGIC);
+        w.i64(self.now);
+        let names = |list: Vec<&str>, w: &mut Writer| {
+            w.u32(list.len() as u32);
+            for name in list {
+                w.str(name);
+            }
+        };
+        names(
+            self.settings
+                .tracks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect(),
+            &mut w,
+        );
+        names(
+            self.settings.phases.iter().map(String::as_str).collect(),
+            &mut w,
+        );
+        names(
+            self.settings.roles.iter().map(String::as_str).collect(),
+            &mut w,
+        );
+        names(
+            self.aggregates
+                .locations
+                .iter()
+                .map(String::as_str)
+                .collect(),
+            &mut w,
+        );
+        w.u32(self.cases.len() as u32);
+        for (index, case) in self.cases.iter().enumerate() {
+            w.str(self.case_ids.str_of(index as u32));
+            w.i64(case.deadline);
+            w.i64(case.lead_start);
+            w.i64(case.suspended_at);
+            w.u32(case.employee);
+            w.u16(case.location);
+            w.u8(case.track);
+            w.u8(case.phase);
+            w.u8(u8::from(case.open) | u8::from(case.suspended) << 1);
+        }
+        w.u32(self.employees.len() as u32);
+        for e in &self.employees {
+            w.str(&e.id);
+            w.u8(u8::from(e.active));
+            w.u8(e.role);
+            w.u8(Contract::ALL
+                .iter()
+                .position(|c| *c == e.contract)
+                .unwrap_or(0) as u8);
+            w.u8(u8::from(e.experienced));
+            match &e.location {
+                Some(location) => {
+                    w.u8(1);
+                    w.str(location);
+                }
+                None => w.u8(0),
+            }
+            w.u32(e.mentor);
+        }
+        for t in &self.aggregates.tracks {
+            w.i64(t.penalty_incurred_cents);
+            for value in [t.registered, t.reopened]
+                .iter()
+                .chain(&t.decided_by_outcome)
+                .chain(&t.closed_by_reason)
+                .chain(&[
+                    t.decisions_overdue,
+                    t.decisions_by_inexperienced,
+                    t.decisions_benefit_of_doubt,
+                    t.decisions_without_investigation,
+                    t.deadline_extensions,
+                    t.hearings_held,
+                    t.hearings_cancelled,
+                    t.transfers,
+                ])
+                .chain(&t.lead_time.bucket_counts)
+            {
+                w.u64(*value);
+            }
+            w.u64(t.lead_time.sum_seconds.to_bits());
+        }
+        w.u64(self.aggregates.audits_passed);
+        w.u64(self.aggregates.audits_failed);
+        w.opt_i64(self.aggregates.last_audit_time);
+        w.opt_i64(self.aggregates.last_event_time);
+        let (started, current, previous) = self.dedup.export();
+        w.i64(started);
+        for list in [current, previous] {
+            w.u64(list.len() as u64);
+            for hash in list {
+                w.u64(hash);
+            }
+        }
+        w.0
+    }
+
+    /// Rebuilds a state from `encode_snapshot` bytes under (possibly changed) settings.
+    pub fn decode_snapshot(settings: CoreSettings, bytes: &[u8]) -> Result<State, String> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(8)? != MAGIC {
+            return Err("not a backlogd snapshot (bad magic)".into());
+        }
+        let now = r.i64()?;
+        let mut state = State::new(settings);
+        state.now = now;
+        let track_map = r.name_map("track", |name| state.settings.track_index(name))?;
+        let phase_map = r.name_map("phase", |name| state.settings.phase_index(name))?;
+        let role_map = r.name_map("role", |name| state.settings.role_index(name))?;
+        let location_count = r.u32()?;
+        for _ in 0..location_count {
+            let name = r.str()?;
+            // Ids are assigned in order, so the stored ids stay valid.
+            state.force_location(&name);
+        }
+        let case_count = r.u32()? as usize;
+        state.cases.reserve(case_count);
+        for _ in 0..case_count {
+            let id = r.str()?;
+            let index = state.case_ids.intern(&id);
+            if index as usize != state.cases.len() {
+                return Err(format!("case \"{id}\" appears twice"));
+            }
+            let deadline = r.i64()?;
+            let lead_start = r.i64()?;
+            let suspended_at = r.i64()?;
+            let employee = r.u32()?;
+            let location = r.u16()?;
+            let track = r.u8()?;
+            let phase = r.u8()?;
+            let flags = r.u8()?;
+            if usize::from(location) >= state.aggregates.locations.len() {
+                return Err(format!("case \"{id}\" has an unknown location id"));
+            }
+            let track = *track_map
+                .get(usize::from(track))
+                .ok_or("case with an unknown track id")?;
+            // Phase 0 is `none`; stored ids are 1-based like the live ones.
+            let phase = match phase {
+                0 => 0,
+                p => *phase_map
+                    .get(usize::from(p) - 1)
+                    .ok_or("case with an unknown phase id")?,
+            };
+            state.cases.push(Case {
+                deadline,
+                lead_start,
+                suspended_at,
+                timer: NO_TIMER,
+                employee,
+                prev_of_employee: NONE,
+                next_of_employee: NONE,
+                location,
+                track,
+                phase,
+                open: flags & 1 != 0,
+                suspended: flags & 2 != 0,
+                class: Class::default(),
+            });
+        }
+        let employee_count = r.u32()? as usize;
+        let mut mentors = Vec::with_capacity(employee_count);
+        for index in 0..employee_count {
+            let id = r.str()?;
+            let active = r.u8()? != 0;
+            let role = *role_map
+                .get(usize::from(r.u8()?))
+                .ok_or("employee with an unknown role id")?;
+            let contract = *Contract::ALL
+                .get(usize::from(r.u8()?))
+                .ok_or("employee with an unknown contract")?;
+            let experienced = r.u8()? != 0;
+            let location = match r.u8()? {
+                0 => None,
+                _ => Some(r.str()?.into_boxed_str()),
+            };
+            mentors.push(r.u32()?);
+            state
+                .employee_ids
+                .insert(id.clone().into_boxed_str(), index as u32);
+            state.employees.push(Employee {
+                id: id.into_boxed_str(),
+                active,
+                role,
+                contract,
+                experienced,
+                location,
+                open_cases: 0,
+                first_case: NONE,
+                mentor: NONE,
+                prev_mentee: NONE,
+                next_mentee: NONE,
+                first_mentee: NONE,
+                mentee_count: 0,
+            });
+            if active {
+                state.count_employee(index as u32, 1);
+            }
+        }
+        for (mentee, mentor) in mentors.into_iter().enumerate() {
+            if mentor != NONE {
+                if mentor as usize >= employee_count {
+                    return Err("employee with an unknown mentor".into());
+                }
+                state.set_mentor(mentee as u32, mentor);
+            }
+        }
+        // Link every open case into its employee's list (the list is order-free).
+        for index in 0..case_count as u32 {
+            let employee = state.cases[index as usize].employee;
+            if employee == NONE || !state.cases[index as usize].open {
+                state.cases[index as usize].employee = NONE;
+                continue;
+            }
+            if employee as usize >= employee_count {
+                return Err("case assigned to an unknown employee".into());
+            }
+            let head = state.employees[employee as usize].first_case;
+            state.cases[index as usize].next_of_employee = head;
+            if head != NONE {
+                state.cases[head as usize].prev_of_employee = index;
+            }
+            state.employees[employee as usize].first_case = index;
+        }
+        let mut stored_tracks = Vec::with_capacity(track_map.len());
+        for _ in 0..track_map.len() {
+            let mut t = TrackAggregates {
+                penalty_incurred_cents: r.i64()?,
+                registered: r.u64()?,
+                reopened: r.u64()?,
+                ..TrackAggregates::default()
+            };
+            for slot in t.decided_by_outcome.iter_mut() {
+                *slot = r.u64()?;
+            }
+            for slot in t.closed_by_reason.iter_mut() {
+                *slot = r.u64()?;
+            }
+            for slot in [
+                &mut t.decisions_overdue,
+                &mut t.decisions_by_inexperienced,
+                &mut t.decisions_benefit_of_doubt,
+                &mut t.decisions_without_investigation,
+                &mut t.deadline_extensions,
+                &mut t.hearings_held,
+                &mut t.hearings_cancelled,
+                &mut t.transfers,
+            ] {
+                *slot = r.u64()?;
+            }
+            for slot in t.lead_time.bucket_counts.iter_mut() {
+                *slot = r.u64()?;
+            }
+            t.lead_time.sum_seconds = f64::from_bits(r.u64()?);
+            stored_tracks.push(t);
+        }
+        for (stored, &track) in stored_tracks.into_iter().zip(&track_map) {
+            let live = &mut state.aggregates.tracks[usize::from(track)];
+            live.penalty_incurred_cents = stored.penalty_incurred_cents;
+            live.registered = stored.registered;
+            live.reopened = stored.reopened;
+            live.decided_by_outcome = stored.decided_by_outcome;
+            live.closed_by_reason = stored.closed_by_reason;
+            live.decisions_overdue = stored.decisions_overdue;
+            live.decisions_by_inexperienced = stored.decisions_by_inexperienced;
+            live.decisions_benefit_of_doubt = stored.decisions_benefit_of_doubt;
+            live.decisions_without_investigation = stored.decisions_without_investigation;
+            live.deadline_extensions = stored.deadline_extensions;
+            live.hearings_held = stored.hearings_held;
+            live.hearings_cancelled = stored.hearings_cancelled;
+            live.transfers = stored.transfers;
+            live.lead_time = stored.lead_time;
+        }
+        state.aggregates.audits_passed = r.u64()?;
+        state.aggregates.audits_failed = r.u64()?;
+        state.aggregates.last_audit_time = r.opt_i64()?;
+        state.aggregates.last_event_time = r.opt_i64()?;
+        let started = r.i64()?;
+        let mut lists = [Vec::new(), Vec::new()];
+        for list in &mut lists {
+            let count = r.u64()? as usize;
+            if count > r.remaining() / 8 {
+                return Err("truncated dedup list".into());
+            }
+            list.reserve(count);
+            for _ in 0..count {
+                list.push(r.u64()?);
+            }
+        }
+        if r.remaining() != 0 {
+            return Err(format!("{} unexpected bytes after the end", r.remaining()));
+        }
+        state.dedup = Dedup::import(
+            state.settings.dedup_window.as_nanos() as i64,
+            started,
+            &lists[0],
+            &lists[1],
+        );
+        state.rebuild_derived();
+        Ok(state)
+    }
+
+    /// Registers a location name at the next id (used when loading a snapshot).
+    fn force_location(&mut self, name: &str) {
+        let id = self.aggregates.locations.len() as u16;
+        self.aggregates.locations.push(name.to_owned());
+        self.location_ids.insert(name.to_owned(), id);
+        for t in &mut self.aggregates.tracks {
+            t.open_by_location.push(0);
+            t.overdue_by_location.push(0);
+        }
+    }
+}
+
+// Both lists have fixed lengths that the format relies on; a change must bump MAGIC.
+const _: () = assert!(Outcome::ALL.len() == 3 && CloseReason::ALL.len() == 4);
+const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn opt_i64(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => {
+                self.u8(1);
+                self.i64(v);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn str(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.remaining() < n {
+            return Err(format!("truncated at byte {}", self.at));
+        }
+        let slice = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(slice)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn opt_i64(&mut self) -> Result<Option<i64>, String> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => Ok(Some(self.i64()?)),
+        }
+    }
+    fn str(&mut self) -> Result<String, String> {
+        let len = self.u32()? as usize;
+        let at = self.at;
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| format!("bad text at byte {at}"))
+    }
+    /// Reads a list of names and maps each to the current settings' id.
+    fn name_map(
+        &mut self,
+        what: &str,
+        lookup: impl Fn(&str) -> Option<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let count = self.u32()?;
+        (0..count)
+            .map(|_| {
+                let name = self.str()?;
+                lookup(&name).ok_or_else(|| {
+                    format!(
+                        "the snapshot uses {what} \"{name}\", which the configuration no longer has"
+                    )
+                })
+            })
+            .collect()
+    }
+}

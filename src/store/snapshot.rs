@@ -1,0 +1,236 @@
+//! State snapshots in SQLite (WAL mode, `synchronous = FULL`), written by a background thread off
+//! the ingest path.
+//!
+//! A snapshot is the state's encoded bytes (see `core::state::codec`) plus the log position it
+//! covers: every log record before that position is in the snapshot, every record from it on must be
+//! replayed. The engine deletes log segments only once a snapshot covering them is durable.
+//!
+//! Schema: `snapshots(id, taken_at_ns, log_segment, log_offset, bytes, open_cases)` and
+//! `snapshot_chunks(snapshot_id, seq, data)`; the bytes are split into chunks of at most 8 MiB. The
+//! two newest snapshots are kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::log::LogPosition;
+use crate::core::EpochNanos;
+
+const CHUNK_BYTES: usize = 8 << 20;
+const KEEP: i64 = 2;
+
+/// What a snapshot covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Log records before this position are included.
+    pub position: LogPosition,
+    pub taken_at: EpochNanos,
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS snapshots (
+             id INTEGER PRIMARY KEY,
+             taken_at_ns INTEGER NOT NULL,
+             log_segment INTEGER NOT NULL,
+             log_offset INTEGER NOT NULL,
+             bytes INTEGER NOT NULL,
+             open_cases INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS snapshot_chunks (
+             snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+             seq INTEGER NOT NULL,
+             data BLOB NOT NULL,
+             PRIMARY KEY (snapshot_id, seq)
+         );",
+    )?;
+    Ok(connection)
+}
+
+/// Writes one snapshot durably and drops the older ones beyond the newest `KEEP`.
+pub fn save(
+    path: &Path,
+    bytes: &[u8],
+    meta: SnapshotMeta,
+    open_cases: i64,
+) -> rusqlite::Result<()> {
+    let mut connection = open(path)?;
+    let tx = connection.transaction()?;
+    tx.execute(
+        "INSERT INTO snapshots (taken_at_ns, log_segment, log_offset, bytes, open_cases)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            meta.taken_at,
+            meta.position.segment as i64,
+            meta.position.offset as i64,
+            bytes.len() as i64,
+            open_cases
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut insert =
+            tx.prepare("INSERT INTO snapshot_chunks (snapshot_id, seq, data) VALUES (?1, ?2, ?3)")?;
+        for (seq, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            insert.execute(params![id, seq as i64, chunk])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM snapshot_chunks WHERE snapshot_id IN
+             (SELECT id FROM snapshots WHERE id <= ?1 - ?2)",
+        params![id, KEEP],
+    )?;
+    tx.execute(
+        "DELETE FROM snapshots WHERE id <= ?1 - ?2",
+        params![id, KEEP],
+    )?;
+    tx.commit()
+}
+
+/// The newest snapshot's bytes and what it covers, or `None` when there is none.
+pub fn load_latest(path: &Path) -> anyhow::Result<Option<(Vec<u8>, SnapshotMeta)>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let connection = open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
+    let newest = connection
+        .query_row(
+            "SELECT id, taken_at_ns, log_segment, log_offset, bytes FROM snapshots
+             ORDER BY id DESC LIMIT 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, taken_at, segment, offset, length)) = newest else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::with_capacity(length as usize);
+    let mut select = connection
+        .prepare("SELECT data FROM snapshot_chunks WHERE snapshot_id = ?1 ORDER BY seq")?;
+    let mut rows = select.query(params![id])?;
+    while let Some(row) = rows.next()? {
+        bytes.extend_from_slice(row.get_ref(0)?.as_blob()?);
+    }
+    if bytes.len() != length as usize {
+        anyhow::bail!(
+            "snapshot {id} in {} is incomplete: {} of {length} bytes",
+            path.display(),
+            bytes.len()
+        );
+    }
+    Ok(Some((
+        bytes,
+        SnapshotMeta {
+            position: LogPosition {
+                segment: segment as u64,
+                offset: offset as u64,
+            },
+            taken_at,
+        },
+    )))
+}
+
+/// A background thread that writes submitted snapshots, one at a time; while one is being written a
+/// newer submission replaces any that waits.
+pub struct Writer {
+    pending: Arc<(Mutex<WriterState>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct WriterState {
+    next: Option<(Vec<u8>, SnapshotMeta, i64)>,
+    busy: bool,
+    durable: Option<SnapshotMeta>,
+    stop: bool,
+}
+
+impl Writer {
+    pub fn start(path: PathBuf) -> Writer {
+        let pending: Arc<(Mutex<WriterState>, std::sync::Condvar)> = Arc::default();
+        let shared = pending.clone();
+        let thread = std::thread::Builder::new()
+            .name("backlogd-snapshot".into())
+            .spawn(move || {
+                let (lock, signal) = &*shared;
+                loop {
+                    let job = {
+                        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while state.next.is_none() && !state.stop {
+                            state = signal.wait(state).unwrap_or_else(|e| e.into_inner());
+                        }
+                        match state.next.take() {
+                            Some(job) => {
+                                state.busy = true;
+                                job
+                            }
+                            None => return,
+                        }
+                    };
+                    let (bytes, meta, open_cases) = job;
+                    let started = std::time::Instant::now();
+                    let result = save(&path, &bytes, meta, open_cases);
+                    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    state.busy = false;
+                    match result {
+                        Ok(()) => {
+                            tracing::info!(
+                                bytes = bytes.len(),
+                                open_cases,
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "snapshot written"
+                            );
+                            state.durable = Some(meta);
+                        }
+                        Err(e) => tracing::error!(error = %e, path = %path.display(), "snapshot failed; the log is kept"),
+                    }
+                    signal.notify_all();
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::error!("cannot start the snapshot thread; snapshots are disabled");
+        }
+        Writer { pending, thread }
+    }
+
+    /// Queues a snapshot; replaces one that is queued but not yet started.
+    pub fn submit(&self, bytes: Vec<u8>, meta: SnapshotMeta, open_cases: i64) {
+        let (lock, signal) = &*self.pending;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        state.next = Some((bytes, meta, open_cases));
+        signal.notify_all();
+    }
+
+    /// The newest snapshot known to be durable.
+    pub fn last_durable(&self) -> Option<SnapshotMeta> {
+        let (lock, _) = &*self.pending;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).durable
+    }
+
+    /// Writes what is queued, then stops the thread.
+    pub fn finish(mut self) {
+        {
+            let (lock, signal) = &*self.pending;
+            let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+            state.stop = true;
+            signal.notify_all();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
