@@ -930,3 +930,53 @@ fn snapshot_round_trip_restores_counters_gauges_lists_and_dedup() {
     let refused = State::decode_snapshot(renamed, &bytes).unwrap_err();
     assert!(refused.contains("track \"asylum\""), "{refused}");
 }
+
+#[test]
+fn unassignment_roles_and_closure_reasons() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        employee.joined employee=e1 role=chef
+        employee.joined employee=e1 role=decision_officer experienced=true
+        employee.updated employee=e1 role=janitor
+        employee.updated employee=e1 contract=temporary
+        case.registered case=c1
+        case.registered case=c2
+        case.registered case=c3
+        case.assigned case=c1 employee=e1
+        case.assigned case=c2 employee=e1
+        case.unassigned case=c1
+        case.closed case=c2 reason=transferred_out
+        case.closed case=c3 reason=merged
+        case.unassigned case=c3
+        "#,
+        expect![[r#"
+            line 3: unknown_role: field `data.role`: "chef" is not one of the configured roles (caseworker, mentor, decision_officer)
+            line 5: unknown_role: field `data.role`: "janitor" is not one of the configured roles (caseworker, mentor, decision_officer)
+            line 15: case_closed: case "c3" is closed; only case.reopened applies to it
+            open{asylum,unknown} 1
+            phase{asylum,none} 1
+            unassigned{asylum} 1
+            registered{asylum} 3
+            closed{asylum,transferred_out} 1
+            closed{asylum,merged} 1
+            employees{decision_officer,temporary,true} 1
+        "#]],
+    );
+}
+
+#[test]
+fn closing_an_overdue_case_incurs_its_penalty_but_is_no_overdue_decision() {
+    check(
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2024-12-29T00:00:00Z
+        case.closed case=c1 reason=withdrawn
+        "#,
+        expect![[r#"
+            incurred_eur{asylum} 69.00
+            registered{asylum} 1
+            closed{asylum,withdrawn} 1
+        "#]],
+    );
+}

@@ -1,0 +1,128 @@
+//! Figures for the state core: events applied per second, tick cost, and memory per open case.
+//!
+//! `cargo bench --bench core` prints the full figures (1,000,000 cases). Under `cargo test` (no
+//! `--bench` argument) it runs a small smoke size so the code stays exercised without timing anything.
+
+use std::time::Instant;
+
+use backlogd::core::event::{Event, EventKind, Outcome};
+use backlogd::core::time::{NANOS_PER_DAY, from_nanos, to_nanos};
+use backlogd::core::{CoreSettings, State};
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let cases: usize = if full { 1_000_000 } else { 10_000 };
+    let start = to_nanos("2026-01-01T00:00:00Z".parse().unwrap()).unwrap();
+    let mut settings = CoreSettings::example();
+    settings.dedup_window = jiff::SignedDuration::from_hours(24 * 30);
+
+    let registrations: Vec<Event> = (0..cases)
+        .map(|i| Event {
+            id: format!("ev-{i:09}"),
+            time: from_nanos(start),
+            kind: EventKind::CaseRegistered {
+                case: format!("Z-2026-{i:09}"),
+                track: "asylum".into(),
+                // Received over the past year: about half are overdue, spread over penalty days.
+                received_at: Some(from_nanos(start - (i as i64 % 365) * NANOS_PER_DAY)),
+                location: Some(["Ter Apel", "Zevenaar", "Budel"][i % 3].into()),
+                deadline: None,
+            },
+        })
+        .collect();
+
+    let heap_before = allocated_estimate();
+    let mut state = State::new(settings);
+    state.advance(start);
+    let began = Instant::now();
+    for event in &registrations {
+        state.apply(event, start).expect("valid registration");
+    }
+    let elapsed = began.elapsed();
+    println!(
+        "apply case.registered: {cases} events in {:.3} s = {:.0} events/s",
+        elapsed.as_secs_f64(),
+        cases as f64 / elapsed.as_secs_f64()
+    );
+    if let (Some(before), Some(after)) = (heap_before, allocated_estimate()) {
+        println!(
+            "memory: resident set grew by {:.1} MiB = {:.0} bytes per open case (case, id, indexes, remembered event id)",
+            (after - before) as f64 / (1 << 20) as f64,
+            (after - before) as f64 / cases as f64
+        );
+    }
+
+    let joined = Event {
+        id: "join".into(),
+        time: from_nanos(start),
+        kind: EventKind::EmployeeJoined {
+            employee: "e1".into(),
+            role: "caseworker".into(),
+            experienced: true,
+            contract: backlogd::core::event::Contract::Permanent,
+            location: None,
+        },
+    };
+    state.apply(&joined, start).unwrap();
+    let decisions: Vec<Event> = (0..cases / 2)
+        .map(|i| Event {
+            id: format!("dec-{i:09}"),
+            time: from_nanos(start),
+            kind: EventKind::CaseDecided {
+                case: format!("Z-2026-{i:09}"),
+                outcome: Outcome::Granted,
+                decided_by: "e1".into(),
+                basis: None,
+                additional_investigation: Some(true),
+            },
+        })
+        .collect();
+    let began = Instant::now();
+    for event in &decisions {
+        state.apply(event, start).expect("valid decision");
+    }
+    let elapsed = began.elapsed();
+    println!(
+        "apply case.decided: {} events in {:.3} s = {:.0} events/s",
+        decisions.len(),
+        elapsed.as_secs_f64(),
+        decisions.len() as f64 / elapsed.as_secs_f64()
+    );
+
+    // One tick a second for a simulated day: only cases whose class changes are touched.
+    let began = Instant::now();
+    let mut touched = 0;
+    for second in 1..=86_400 {
+        touched += state.advance(start + second * 1_000_000_000);
+    }
+    let elapsed = began.elapsed();
+    println!(
+        "advance: 86,400 one-second ticks over a day touched {touched} cases in {:.3} s ({:.1} µs/tick)",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / 86_400.0
+    );
+    let began = Instant::now();
+    let bytes = state.encode_snapshot();
+    println!(
+        "snapshot encode: {} bytes for {} open cases in {:.3} s",
+        bytes.len(),
+        state.open_cases(),
+        began.elapsed().as_secs_f64()
+    );
+    let began = Instant::now();
+    let restored = State::decode_snapshot(CoreSettings::example(), &bytes).unwrap();
+    println!(
+        "snapshot decode + rebuild: {:.3} s",
+        began.elapsed().as_secs_f64()
+    );
+    assert_eq!(restored.open_cases(), state.open_cases());
+    drop(restored);
+}
+
+/// Resident set size from /proc (Linux), as a rough memory figure without a custom allocator.
+fn allocated_estimate() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
