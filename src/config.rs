@@ -585,6 +585,8 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
 ];
 const MAX_NAME_BYTES: usize = 64;
 const MAX_WINDOWS: usize = 8;
+/// Most tracks, phases or roles (the core stores their ids in one byte).
+const MAX_LIST: usize = 200;
 /// Bounds that keep penalty arithmetic (cents × days × cases) far from overflowing an `i64`.
 const MAX_PENALTY_TIER_DAYS: i64 = 3650;
 const MAX_PENALTY_PER_DAY_EUROS: f64 = 1_000_000.0;
@@ -605,6 +607,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let tracks = validate_tracks(raw.tracks)?;
     let targets = validate_targets(raw.targets, &tracks)?;
+    // The core numbers tracks, phases and roles with one byte each.
+    if tracks.len() > MAX_LIST {
+        return Err(invalid(
+            format!("at most {MAX_LIST} tracks, got {}", tracks.len()),
+            "tracks",
+        ));
+    }
+    if phases.len() > MAX_LIST {
+        return Err(invalid(
+            format!("at most {MAX_LIST} phases, got {}", phases.len()),
+            "phases",
+        ));
+    }
     Ok(Config {
         phases,
         server: validate_server(raw.server)?,
@@ -900,6 +915,12 @@ fn validate_targets(
 
 fn validate_workforce(raw: RawWorkforce) -> Result<WorkforceConfig, ConfigError> {
     let roles = names_list("workforce.roles", raw.roles, &DEFAULT_ROLES)?;
+    if roles.len() > MAX_LIST {
+        return Err(invalid(
+            format!("at most {MAX_LIST} roles, got {}", roles.len()),
+            "workforce.roles",
+        ));
+    }
     let employee_label = match raw.employee_label.as_deref().unwrap_or("id") {
         "id" => EmployeeLabel::Id,
         "pseudonym" => EmployeeLabel::Pseudonym,
@@ -1161,7 +1182,12 @@ fn integer_in(
 /// The part of the configuration the state core runs with, in the core's own terms.
 pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
     use crate::core::settings::{
-        CoreSettings, PenaltySchedule, PenaltyTierSettings, TrackSettings, WindowSettings,
+        CoreSettings, PenaltySchedule, PenaltyTierSettings, TargetSettings, TrackSettings,
+        WindowSettings,
+    };
+    let window = |window: &Window| WindowSettings {
+        label: window.label.clone(),
+        length: window.length,
     };
     CoreSettings {
         timezone: config.time.timezone.clone(),
@@ -1187,13 +1213,25 @@ pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
             .collect(),
         phases: config.phases.clone(),
         roles: config.workforce.roles.clone(),
-        due_soon_windows: config
-            .windows
-            .due_soon
+        due_soon_windows: config.windows.due_soon.iter().map(window).collect(),
+        rolling_windows: config.windows.rolling.iter().map(window).collect(),
+        forecast_window: window(&config.forecast.window),
+        quality_window: window(&config.quality.window),
+        targets: config
+            .targets
             .iter()
-            .map(|window| WindowSettings {
-                label: window.label.clone(),
-                length: window.length,
+            .map(|target| TargetSettings {
+                name: target.name.clone(),
+                // Validated at load: a target's track is a configured one; tracks are sorted by
+                // name, the same order the core numbers them in.
+                track: target.track.as_ref().and_then(|name| {
+                    config
+                        .tracks
+                        .iter()
+                        .position(|t| &t.name == name)
+                        .and_then(|i| u8::try_from(i).ok())
+                }),
+                clear_by: crate::core::time::to_nanos_saturating(target.clear_by),
             })
             .collect(),
         max_locations: config.limits.max_locations,

@@ -118,3 +118,32 @@ impl Aggregates {
         (usize::from(role) * Contract::ALL.len() + contract) * 2 + usize::from(experienced)
     }
 }
+
+/// The time-window figures at one `now`: rolling inflow and outflow, the clearance forecast and the
+/// quality pass ratio. Computed on demand from the rolling counters (O(tracks × windows × buckets)).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flows {
+    /// Per track, per rolling window: registrations + reopenings with event time in the window.
+    pub inflow: Vec<Vec<u64>>,
+    /// Per track, per rolling window: decisions + closures with event time in the window.
+    pub outflow: Vec<Vec<u64>>,
+    /// Per track: open / net outflow rate over the forecast window, in seconds; +Inf when the
+    /// backlog is not shrinking, 0 when nothing is open.
+    pub clearance_seconds: Vec<f64>,
+    /// Per configured target: (projected clearance instant in seconds since the epoch, +Inf when
+    /// not shrinking).
+    pub projected_clearance: Vec<f64>,
+    /// Passed / all audits with event time in the quality window; NaN when there were none.
+    pub quality_pass_ratio: f64,
+}
+
+/// Seconds until an `open` backlog is cleared at a net outflow of `net_per_second`.
+pub fn clearance_seconds(open: i64, net_per_second: f64) -> f64 {
+    if open <= 0 {
+        0.0
+    } else if net_per_second > 0.0 {
+        open as f64 / net_per_second
+    } else {
+        f64::INFINITY
+    }
+}

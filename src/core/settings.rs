@@ -21,6 +21,14 @@ pub struct CoreSettings {
     pub roles: Vec<String>,
     /// Due-soon windows: a case is due soon for window `w` when its deadline is at most `w` ahead.
     pub due_soon_windows: Vec<WindowSettings>,
+    /// Windows of the rolling inflow/outflow counts.
+    pub rolling_windows: Vec<WindowSettings>,
+    /// Window of the clearance forecast's net outflow rate.
+    pub forecast_window: WindowSettings,
+    /// Window of the quality pass ratio.
+    pub quality_window: WindowSettings,
+    /// Clearance targets to compare the forecast with.
+    pub targets: Vec<TargetSettings>,
     /// Locations beyond this many distinct values are counted as `other`.
     pub max_locations: u32,
     /// How long applied event ids are remembered, by arrival time.
@@ -33,6 +41,15 @@ pub struct TrackSettings {
     pub decision_period: Span,
     pub penalty_grace: Span,
     pub penalty: PenaltySchedule,
+}
+
+/// A configured clearance target: the backlog of `track` (or of all tracks) should be cleared by
+/// `clear_by`.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub name: String,
+    pub track: Option<u8>,
+    pub clear_by: EpochNanos,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +139,14 @@ impl CoreSettings {
                 .map(String::from)
                 .to_vec(),
             due_soon_windows: vec![days(7), days(28)],
+            rolling_windows: vec![days(7), days(28)],
+            forecast_window: days(28),
+            quality_window: days(91),
+            targets: vec![TargetSettings {
+                name: "backlog".into(),
+                track: Some(0),
+                clear_by: 1_814_392_800 * super::time::NANOS_PER_SECOND,
+            }],
             max_locations: 64,
             dedup_window: SignedDuration::from_hours(24 * 30),
         }

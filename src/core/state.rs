@@ -16,11 +16,12 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
-use super::aggregates::{Aggregates, TrackAggregates};
+use super::aggregates::{Aggregates, Flows, TrackAggregates, clearance_seconds};
 use super::event::{
     CloseReason, Contract, Event, EventKind, Extension, Outcome, RejectReason, Rejection,
 };
 use super::ids::{Dedup, IdArena, event_id_hash};
+use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
 use super::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos, to_nanos_saturating};
 
@@ -119,6 +120,14 @@ pub struct State {
     location_ids: hashbrown::HashMap<String, u16>,
     dedup: Dedup,
     aggregates: Aggregates,
+    /// Bucket shape of the inflow/outflow counters (rolling windows and the forecast window).
+    flow_shape: RollingShape,
+    /// Per track, by event time.
+    inflow: Vec<RollingCounter>,
+    outflow: Vec<RollingCounter>,
+    quality_shape: RollingShape,
+    audits_passed_rolling: RollingCounter,
+    audits_rolling: RollingCounter,
 }
 
 impl State {
@@ -135,6 +144,12 @@ impl State {
             overdue_by_track: vec![BTreeSet::new(); track_count],
             location_ids: hashbrown::HashMap::new(),
             aggregates: Aggregates::default(),
+            flow_shape: flow_shape(&settings),
+            inflow: vec![RollingCounter::default(); track_count],
+            outflow: vec![RollingCounter::default(); track_count],
+            quality_shape: RollingShape::for_windows(&[settings.quality_window.nanos()]),
+            audits_passed_rolling: RollingCounter::default(),
+            audits_rolling: RollingCounter::default(),
             settings,
         };
         state.aggregates.tracks = (0..track_count)
@@ -209,6 +224,66 @@ impl State {
         }
         for index in 0..self.cases.len() as u32 {
             self.attach(index);
+        }
+    }
+
+    /// Rolling inflow/outflow, the clearance forecast and the quality pass ratio at the state's `now`.
+    pub fn flows(&self) -> Flows {
+        let now = self.now;
+        let shape = self.flow_shape;
+        let windows = &self.settings.rolling_windows;
+        let per_window = |counters: &[RollingCounter]| -> Vec<Vec<u64>> {
+            counters
+                .iter()
+                .map(|c| {
+                    windows
+                        .iter()
+                        .map(|w| c.sum(shape, now, w.nanos()))
+                        .collect()
+                })
+                .collect()
+        };
+        let forecast = self.settings.forecast_window.nanos();
+        let forecast_seconds = forecast as f64 / super::time::NANOS_PER_SECOND as f64;
+        let net: Vec<f64> = (0..self.inflow.len())
+            .map(|t| {
+                let out = self.outflow[t].sum(shape, now, forecast) as f64;
+                let into = self.inflow[t].sum(shape, now, forecast) as f64;
+                (out - into) / forecast_seconds
+            })
+            .collect();
+        let open: Vec<i64> = self.aggregates.tracks.iter().map(|t| t.open()).collect();
+        let clearance: Vec<f64> = (0..net.len())
+            .map(|t| clearance_seconds(open[t], net[t]))
+            .collect();
+        let now_seconds = super::time::seconds_f64(now);
+        let projected_clearance = self
+            .settings
+            .targets
+            .iter()
+            .map(|target| {
+                let seconds = match target.track {
+                    Some(t) => clearance[usize::from(t)],
+                    None => clearance_seconds(open.iter().sum(), net.iter().sum()),
+                };
+                now_seconds + seconds
+            })
+            .collect();
+        let quality = self.settings.quality_window.nanos();
+        let audits = self.audits_rolling.sum(self.quality_shape, now, quality);
+        let passed = self
+            .audits_passed_rolling
+            .sum(self.quality_shape, now, quality);
+        Flows {
+            inflow: per_window(&self.inflow),
+            outflow: per_window(&self.outflow),
+            clearance_seconds: clearance,
+            projected_clearance,
+            quality_pass_ratio: if audits == 0 {
+                f64::NAN
+            } else {
+                passed as f64 / audits as f64
+            },
         }
     }
 
@@ -534,9 +609,11 @@ impl State {
             EventKind::QualityAudit { passed, .. } => {
                 if *passed {
                     self.aggregates.audits_passed += 1;
+                    self.audits_passed_rolling.add(self.quality_shape, time, 1);
                 } else {
                     self.aggregates.audits_failed += 1;
                 }
+                self.audits_rolling.add(self.quality_shape, time, 1);
                 let last = &mut self.aggregates.last_audit_time;
                 *last = Some(last.map_or(time, |t| t.max(time)));
                 Ok(())
@@ -592,6 +669,7 @@ impl State {
         });
         self.attach(index);
         self.track_of(index).registered += 1;
+        self.inflow[usize::from(track_id)].add(self.flow_shape, time, 1);
         Ok(())
     }
 
@@ -627,6 +705,7 @@ impl State {
         c.lead_start = time;
         self.attach(index);
         self.track_of(index).reopened += 1;
+        self.inflow[usize::from(track_id)].add(self.flow_shape, time, 1);
         Ok(())
     }
 
@@ -640,6 +719,7 @@ impl State {
         case.open = false;
         case.suspended = false;
         let track = usize::from(case.track);
+        self.outflow[track].add(self.flow_shape, time, 1);
         let overdue = time > deadline;
         let penalty = if overdue {
             let days = self.penalty_days(track, deadline, time);
@@ -1094,6 +1174,18 @@ impl State {
             )
         })
     }
+}
+
+/// The bucket shape for inflow/outflow: fine enough for the shortest rolling window, long enough for
+/// the longest of them and the forecast window.
+fn flow_shape(settings: &CoreSettings) -> RollingShape {
+    let windows: Vec<EpochNanos> = settings
+        .rolling_windows
+        .iter()
+        .chain([&settings.forecast_window])
+        .map(|w| w.nanos())
+        .collect();
+    RollingShape::for_windows(&windows)
 }
 
 /// The deadline of a case as of `time`: a suspended case's deadline moves later by the time spent

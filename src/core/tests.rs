@@ -903,6 +903,8 @@ fn snapshot_round_trip_restores_counters_gauges_lists_and_dedup() {
     let bytes = state.encode_snapshot();
     let mut restored = State::decode_snapshot(CoreSettings::example(), &bytes).unwrap();
     assert_eq!(restored.aggregates(), state.aggregates());
+    assert_eq!(restored.flows(), state.flows());
+    assert_eq!(restored.flows().inflow, vec![vec![3, 3]]);
     assert_eq!(
         restored.remembered_event_ids(),
         state.remembered_event_ids()
@@ -979,4 +981,121 @@ fn closing_an_overdue_case_incurs_its_penalty_but_is_no_overdue_decision() {
             closed{asylum,withdrawn} 1
         "#]],
     );
+}
+
+fn apply_script(state: &mut State, script: &str) {
+    let mut clock: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+    for (number, line) in script.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let head = words.next().unwrap();
+        if head == "at" {
+            clock = words.next().unwrap().parse().unwrap();
+            state.advance(to_nanos(clock).unwrap());
+            continue;
+        }
+        let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
+        let event = build_event(head, &fields, clock, number + 1);
+        state
+            .apply(&event, to_nanos(clock).unwrap())
+            .unwrap_or_else(|r| panic!("line {}: {r}", number + 1));
+    }
+}
+
+#[test]
+fn rolling_flows_slide_with_the_clock() {
+    let mut state = State::new(CoreSettings::example());
+    apply_script(
+        &mut state,
+        r#"
+        at 2025-03-01T00:00:00Z
+        employee.joined employee=e1 experienced=true
+        case.registered case=c1 time=2025-02-01T00:00:00Z
+        case.registered case=c2 time=2025-02-25T00:00:00Z
+        case.registered case=c3
+        case.decided case=c1 decided_by=e1
+        case.closed case=c2 reason=withdrawn time=2025-02-20T00:00:00Z
+        "#,
+    );
+    let flows = state.flows();
+    // Windows P7D and P28D: inflow c2 (4 days ago), c3 (now) in 7 days; c1 (28 days ago) is exactly
+    // on the lower edge of P28D, which is excluded.
+    assert_eq!(flows.inflow, vec![vec![2, 2]]);
+    assert_eq!(flows.outflow, vec![vec![1, 2]]);
+    state.advance(to_nanos("2025-03-09T00:00:00Z".parse().unwrap()).unwrap());
+    let flows = state.flows();
+    assert_eq!(flows.inflow, vec![vec![0, 2]]);
+    assert_eq!(flows.outflow, vec![vec![0, 2]]);
+    state.advance(to_nanos("2025-04-01T00:00:00Z".parse().unwrap()).unwrap());
+    assert_eq!(state.flows().inflow, vec![vec![0, 0]]);
+}
+
+#[test]
+fn forecast_is_finite_only_while_the_backlog_shrinks() {
+    let mut state = State::new(CoreSettings::example());
+    let mut script =
+        String::from("at 2025-03-01T00:00:00Z\nemployee.joined employee=e1 experienced=true\n");
+    // 40 old cases registered long ago, 28 of them decided over the last 28 days, 14 new ones in.
+    for i in 0..40 {
+        script.push_str(&format!(
+            "case.registered case=old{i} time=2024-06-01T00:00:00Z\n"
+        ));
+    }
+    for i in 0..28 {
+        script.push_str(&format!(
+            "case.decided case=old{i} decided_by=e1 time=2025-02-{:02}T12:00:00Z\n",
+            i + 1
+        ));
+    }
+    for i in 0..14 {
+        script.push_str(&format!(
+            "case.registered case=new{i} time=2025-02-{:02}T12:00:00Z\n",
+            2 * i + 1
+        ));
+    }
+    apply_script(&mut state, &script);
+    let flows = state.flows();
+    // Open 12 + 14 = 26; net = (28 - 14) / 28 days = 0.5 a day: 52 days to clear.
+    assert_eq!(state.open_cases(), 26);
+    let days = flows.clearance_seconds[0] / 86_400.0;
+    assert!((days - 52.0).abs() < 1e-6, "{days}");
+    let target = &state.settings().targets[0];
+    let projected = flows.projected_clearance[0];
+    let now = super::time::seconds_f64(state.now());
+    assert!((projected - (now + 52.0 * 86_400.0)).abs() < 1e-3);
+    assert!(projected < super::time::seconds_f64(target.clear_by));
+
+    // A growing backlog: more in than out over the forecast window.
+    let mut growing = State::new(CoreSettings::example());
+    apply_script(
+        &mut growing,
+        "at 2025-03-01T00:00:00Z\ncase.registered case=a\ncase.registered case=b\n",
+    );
+    let flows = growing.flows();
+    assert_eq!(flows.clearance_seconds[0], f64::INFINITY);
+    assert_eq!(flows.projected_clearance[0], f64::INFINITY);
+}
+
+#[test]
+fn quality_pass_ratio_over_its_window_and_nan_without_audits() {
+    let mut state = State::new(CoreSettings::example());
+    assert!(state.flows().quality_pass_ratio.is_nan());
+    apply_script(
+        &mut state,
+        r#"
+        at 2025-06-01T00:00:00Z
+        quality.audit passed=true time=2025-01-01T00:00:00Z
+        quality.audit passed=false time=2025-05-01T00:00:00Z
+        quality.audit passed=false time=2025-05-02T00:00:00Z
+        quality.audit passed=true time=2025-05-03T00:00:00Z
+        "#,
+    );
+    // The January audit is outside P91D.
+    let ratio = state.flows().quality_pass_ratio;
+    assert!((ratio - 1.0 / 3.0).abs() < 1e-12, "{ratio}");
+    state.advance(to_nanos("2025-09-01T00:00:00Z".parse().unwrap()).unwrap());
+    assert!(state.flows().quality_pass_ratio.is_nan());
 }

@@ -9,9 +9,10 @@ use super::{Case, Class, Employee, NO_TIMER, NONE, State};
 use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
 use crate::core::ids::Dedup;
+use crate::core::rolling::{RollingCounter, RollingShape};
 use crate::core::settings::CoreSettings;
 
-const MAGIC: &[u8; 8] = b"BLGDSNP1";
+const MAGIC: &[u8; 8] = b"BLGDSNP2";
 
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
@@ -114,6 +115,13 @@ impl State {
                 w.u64(hash);
             }
         }
+        w.i64(self.flow_shape.width);
+        for counter in self.inflow.iter().chain(&self.outflow) {
+            w.rolling(counter);
+        }
+        w.i64(self.quality_shape.width);
+        w.rolling(&self.audits_passed_rolling);
+        w.rolling(&self.audits_rolling);
         w.0
     }
 
@@ -309,6 +317,25 @@ impl State {
                 list.push(r.u64()?);
             }
         }
+        let stored_flow = RollingShape {
+            width: r.positive_i64()?,
+            kept: i64::MAX,
+        };
+        let mut flows = Vec::with_capacity(2 * track_map.len());
+        for _ in 0..2 * track_map.len() {
+            flows.push(r.rolling()?.rebucket(stored_flow, state.flow_shape));
+        }
+        let (inflow, outflow) = flows.split_at(track_map.len());
+        for (t, &track) in track_map.iter().enumerate() {
+            state.inflow[usize::from(track)] = inflow[t].clone();
+            state.outflow[usize::from(track)] = outflow[t].clone();
+        }
+        let stored_quality = RollingShape {
+            width: r.positive_i64()?,
+            kept: i64::MAX,
+        };
+        state.audits_passed_rolling = r.rolling()?.rebucket(stored_quality, state.quality_shape);
+        state.audits_rolling = r.rolling()?.rebucket(stored_quality, state.quality_shape);
         if r.remaining() != 0 {
             return Err(format!("{} unexpected bytes after the end", r.remaining()));
         }
@@ -369,6 +396,14 @@ impl Writer {
         self.u32(s.len() as u32);
         self.0.extend_from_slice(s.as_bytes());
     }
+    fn rolling(&mut self, counter: &RollingCounter) {
+        let (first, counts) = counter.export();
+        self.i64(first);
+        self.u64(counts.len() as u64);
+        for count in counts {
+            self.u64(count);
+        }
+    }
 }
 
 struct Reader<'a> {
@@ -413,6 +448,23 @@ impl Reader<'_> {
             0 => Ok(None),
             _ => Ok(Some(self.i64()?)),
         }
+    }
+    fn positive_i64(&mut self) -> Result<i64, String> {
+        match self.i64()? {
+            v if v > 0 => Ok(v),
+            v => Err(format!("expected a positive bucket width, got {v}")),
+        }
+    }
+    fn rolling(&mut self) -> Result<RollingCounter, String> {
+        let first = self.i64()?;
+        let count = self.u64()? as usize;
+        if count > self.remaining() / 8 {
+            return Err("truncated rolling counter".into());
+        }
+        let counts = (0..count)
+            .map(|_| self.u64())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RollingCounter::import(first, counts))
     }
     fn str(&mut self) -> Result<String, String> {
         let len = self.u32()? as usize;
