@@ -46,6 +46,7 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
         Some(path) => server::read_tokens(path)?,
         None => Vec::new(),
     };
+    let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
     let listener = server::bind(config.server.listen).await?;
     let local = listener.local_addr()?;
@@ -53,7 +54,7 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, "listening");
     eprintln!("backlogd listening on http://{local}");
 
-    let (handle, recovered, engine_thread) = engine::start(&config, telemetry.clone());
+    let (handle, recovered, engine_thread) = engine::start(&config, edge, telemetry.clone());
     let app = Arc::new(App {
         engine: handle.clone(),
         telemetry,

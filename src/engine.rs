@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, Durability};
+use crate::core::aggregates::Flows;
 use crate::core::event::Event;
 use crate::core::{Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, State};
 use crate::store::log::{self, EventLog, LogPosition};
@@ -30,6 +31,7 @@ use crate::store::snapshot::{self, SnapshotMeta};
 use crate::store::{decode_record, encode_record};
 use crate::telemetry::Telemetry;
 use crate::wire::{self, ItemRejection};
+use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
 
 /// Commands to the engine thread.
 pub enum Command {
@@ -82,6 +84,9 @@ pub struct View {
     pub open_cases: i64,
     pub known_cases: usize,
     pub remembered_event_ids: usize,
+    pub flows: Flows,
+    pub workforce: Arc<Workforce>,
+    pub edge: Arc<EdgeSettings>,
 }
 
 /// The latest view, swapped atomically. The lock is held only to clone or replace an `Arc`.
@@ -120,6 +125,7 @@ pub fn wall_clock() -> EpochNanos {
 /// then serves commands. `recovered` receives Ok once serving, or the recovery error.
 pub fn start(
     config: &Config,
+    edge: EdgeSettings,
     telemetry: Arc<Telemetry>,
 ) -> (
     EngineHandle,
@@ -128,9 +134,12 @@ pub fn start(
 ) {
     let settings = Arc::new(crate::config::core_settings(config));
     let (tx, rx) = mpsc::channel(1024);
+    let edge = Arc::new(edge);
     let view = Arc::new(ViewCell(RwLock::new(Arc::new(view_of(
         &State::new((*settings).clone()),
         settings.clone(),
+        Arc::default(),
+        edge.clone(),
     )))));
     let handle = EngineHandle {
         commands: tx,
@@ -152,7 +161,8 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
         .spawn(move || {
-            let mut engine = match Engine::recover(store, settings, telemetry, engine_handle) {
+            let mut engine = match Engine::recover(store, settings, edge, telemetry, engine_handle)
+            {
                 Ok(engine) => {
                     let _ = recovered_tx.send(Ok(()));
                     engine
@@ -178,6 +188,14 @@ struct StoreSettings {
 struct Engine {
     state: State,
     settings: Arc<CoreSettings>,
+    edge: Arc<EdgeSettings>,
+    /// The per-employee rows last published, rebuilt when employees or assignments changed, at
+    /// most as often as keeps the rebuild under a tenth of the engine's time (and on every tick).
+    workforce: Arc<Workforce>,
+    workforce_builder: WorkforceBuilder,
+    workforce_dirty: bool,
+    workforce_built: Instant,
+    workforce_cost: std::time::Duration,
     log: EventLog,
     store: StoreSettings,
     telemetry: Arc<Telemetry>,
@@ -192,6 +210,7 @@ impl Engine {
     fn recover(
         store: StoreSettings,
         settings: Arc<CoreSettings>,
+        edge: Arc<EdgeSettings>,
         telemetry: Arc<Telemetry>,
         handle: EngineHandle,
     ) -> anyhow::Result<Engine> {
@@ -246,9 +265,15 @@ impl Engine {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recovery complete"
         );
-        let engine = Engine {
+        let mut engine = Engine {
             state,
             settings,
+            edge,
+            workforce: Arc::default(),
+            workforce_builder: WorkforceBuilder::default(),
+            workforce_dirty: true,
+            workforce_built: Instant::now(),
+            workforce_cost: std::time::Duration::ZERO,
             log,
             store,
             telemetry,
@@ -257,7 +282,7 @@ impl Engine {
             last_snapshot: Instant::now(),
             snapshot_position: from,
         };
-        engine.publish();
+        engine.publish(true);
         engine.handle.ready.store(true, Ordering::SeqCst);
         Ok(engine)
     }
@@ -291,6 +316,7 @@ impl Engine {
         let mut waiting = Vec::new();
         let mut stop = false;
         let mut appended = false;
+        let mut ticked = false;
         for command in group.drain(..) {
             match command {
                 Command::Ingest(batch) => {
@@ -298,7 +324,7 @@ impl Engine {
                     appended |= any;
                     waiting.push((batch.reply, summary));
                 }
-                Command::Tick => {}
+                Command::Tick => ticked = true,
                 Command::Overdue {
                     track,
                     location,
@@ -328,14 +354,15 @@ impl Engine {
                         "the event log could not be written ({e}); nothing of this request is acknowledged"
                     )));
                 }
-                self.publish();
+                self.publish(true);
                 return stop;
             }
         }
         for (reply, summary) in waiting {
             let _ = reply.send(IngestOutcome::Done(summary));
         }
-        self.publish();
+        self.workforce_dirty |= appended;
+        self.publish(ticked);
         if self.last_snapshot.elapsed() >= self.store.snapshot_interval {
             self.snapshot_now();
         }
@@ -441,15 +468,39 @@ impl Engine {
         (summary, appended)
     }
 
-    fn publish(&self) {
-        self.handle
-            .view
-            .publish(view_of(&self.state, self.settings.clone()));
+    /// Publishes a new view. The per-employee rows are rebuilt when something changed and either
+    /// `force` (a tick) or enough time has passed since the last rebuild (ten times its cost).
+    fn publish(&mut self, force: bool) {
+        if self.workforce_dirty
+            && (force || self.workforce_built.elapsed() >= self.workforce_cost * 10)
+        {
+            let started = Instant::now();
+            let (workforce, newly_dropped) = self.workforce_builder.build(&self.state, &self.edge);
+            self.workforce = Arc::new(workforce);
+            self.telemetry.series_dropped.inc_by(newly_dropped);
+            self.workforce_built = Instant::now();
+            self.workforce_cost = started.elapsed();
+            self.workforce_dirty = false;
+        }
+        self.handle.view.publish(view_of(
+            &self.state,
+            self.settings.clone(),
+            self.workforce.clone(),
+            self.edge.clone(),
+        ));
     }
 }
 
-fn view_of(state: &State, settings: Arc<CoreSettings>) -> View {
+fn view_of(
+    state: &State,
+    settings: Arc<CoreSettings>,
+    workforce: Arc<Workforce>,
+    edge: Arc<EdgeSettings>,
+) -> View {
     View {
+        flows: state.flows(),
+        workforce,
+        edge,
         now: state.now(),
         settings,
         aggregates: state.aggregates().clone(),

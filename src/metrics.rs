@@ -20,6 +20,9 @@ use crate::telemetry::Telemetry;
 pub fn render(view: &View, telemetry: &Telemetry) -> String {
     let mut families = state_families(view);
     families.extend(telemetry.registry.gather());
+    // The text encoder refuses a family without samples (e.g. per-location gauges before any
+    // location was seen); such a family is simply not written.
+    families.retain(|family| !family.get_metric().is_empty());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::with_capacity(64 * 1024);
     // Encoding into a Vec cannot fail on IO; the families are built well-formed above.
@@ -346,6 +349,16 @@ fn state_families(view: &View) -> Vec<MetricFamily> {
         last.sample(&[], seconds_f64(at));
         families.push(last.0);
     }
+    families.extend(flow_families(view));
+    families.extend(workforce_families(view));
+    let mut thresholds = Family::gauge(
+        "backlogd_threshold",
+        "Configured thresholds, so alert rules read them from the daemon instead of hard-coding them.",
+    );
+    for (name, value) in &view.edge.thresholds {
+        thresholds.sample(&[("name", name)], *value);
+    }
+    families.push(thresholds.0);
     if let Some(at) = aggregates.last_event_time {
         let mut last = Family::gauge(
             "backlogd_last_event_timestamp_seconds",
@@ -353,6 +366,170 @@ fn state_families(view: &View) -> Vec<MetricFamily> {
         );
         last.sample(&[], at as f64 / NANOS_PER_SECOND as f64);
         families.push(last.0);
+    }
+    families
+}
+
+fn flow_families(view: &View) -> Vec<MetricFamily> {
+    let settings = &view.settings;
+    let flows = &view.flows;
+    let mut inflow = Family::gauge(
+        "backlogd_inflow_rolling",
+        "Cases registered or reopened with event time in the window.",
+    );
+    let mut outflow = Family::gauge(
+        "backlogd_outflow_rolling",
+        "Cases decided or closed with event time in the window.",
+    );
+    let mut clearance = Family::gauge(
+        "backlogd_backlog_clearance_seconds",
+        "Forecast time to clear the open cases at the net outflow rate of the forecast window; +Inf when the backlog is not shrinking.",
+    );
+    for (t, track) in settings.tracks.iter().enumerate() {
+        for (w, window) in settings.rolling_windows.iter().enumerate() {
+            let labels = [
+                ("track", track.name.as_str()),
+                ("window", window.label.as_str()),
+            ];
+            inflow.sample(&labels, flows.inflow[t][w] as f64);
+            outflow.sample(&labels, flows.outflow[t][w] as f64);
+        }
+        clearance.sample(&[("track", &track.name)], flows.clearance_seconds[t]);
+    }
+    let mut target = Family::gauge(
+        "backlogd_backlog_target_timestamp_seconds",
+        "The configured instant by which the backlog should be cleared.",
+    );
+    let mut projected = Family::gauge(
+        "backlogd_backlog_projected_clearance_timestamp_seconds",
+        "Now plus the forecast clearance time of the target's track (or of all tracks); +Inf when not shrinking.",
+    );
+    for (i, configured) in settings.targets.iter().enumerate() {
+        target.sample(
+            &[("target", &configured.name)],
+            seconds_f64(configured.clear_by),
+        );
+        projected.sample(
+            &[("target", &configured.name)],
+            flows.projected_clearance[i],
+        );
+    }
+    let mut ratio = Family::gauge(
+        "backlogd_quality_pass_ratio",
+        "Passed audits / all audits with event time in the window; NaN when there were none.",
+    );
+    ratio.sample(
+        &[("window", &view.edge.quality_window_label)],
+        flows.quality_pass_ratio,
+    );
+    vec![
+        inflow.0,
+        outflow.0,
+        clearance.0,
+        target.0,
+        projected.0,
+        ratio.0,
+    ]
+}
+
+/// Upper bounds of the workload histogram (open cases per active employee, SPEC §4).
+const WORKLOAD_BUCKETS: [f64; 9] = [0.0, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0];
+
+fn workforce_families(view: &View) -> Vec<MetricFamily> {
+    let roles = &view.settings.roles;
+    let edge = &view.edge;
+    let rows = &view.workforce.rows;
+    let mut open_cases = Family::gauge(
+        "backlogd_employee_open_cases",
+        "Open cases assigned to each active employee (label per workforce.employee_label).",
+    );
+    let mut mentor_mentees = Family::gauge(
+        "backlogd_mentor_mentees",
+        "Current mentees of each active employee who has any (label per workforce.employee_label).",
+    );
+    let mut workload_counts = vec![[0u64; WORKLOAD_BUCKETS.len() + 1]; roles.len()];
+    let mut workload_sums = vec![0f64; roles.len()];
+    let mut overloaded = vec![0u64; roles.len()];
+    let (mut mentors_overloaded, mut max_mentees, mut unmentored, mut inexperienced, mut mentors) =
+        (0u64, 0u32, 0u64, 0u64, 0u64);
+    for row in rows {
+        if let Some(label) = &row.label {
+            open_cases.sample(&[("employee", label)], f64::from(row.open_cases));
+            if row.mentees > 0 {
+                mentor_mentees.sample(&[("mentor", label)], f64::from(row.mentees));
+            }
+        }
+        let role = usize::from(row.role);
+        let cases = f64::from(row.open_cases);
+        let bucket = WORKLOAD_BUCKETS
+            .iter()
+            .position(|&upper| cases <= upper)
+            .unwrap_or(WORKLOAD_BUCKETS.len());
+        workload_counts[role][bucket] += 1;
+        workload_sums[role] += cases;
+        overloaded[role] += u64::from(row.open_cases > edge.max_open_cases);
+        mentors_overloaded += u64::from(row.mentees > edge.max_mentees);
+        max_mentees = max_mentees.max(row.mentees);
+        mentors += u64::from(row.mentees > 0);
+        inexperienced += u64::from(!row.experienced);
+        unmentored += u64::from(!row.experienced && !row.has_mentor);
+    }
+    let mut workload = Family::new(
+        "backlogd_employee_workload",
+        "Distribution of open cases per active employee, observed at scrape from the current state.",
+        MetricType::HISTOGRAM,
+    );
+    let mut overloaded_family = Family::gauge(
+        "backlogd_employees_overloaded",
+        "Active employees with more open cases than workforce.max_open_cases.",
+    );
+    for (r, role) in roles.iter().enumerate() {
+        let counts = &workload_counts[r];
+        workload.histogram_sample(
+            &[("role", role)],
+            &WORKLOAD_BUCKETS,
+            &counts[..WORKLOAD_BUCKETS.len()],
+            counts.iter().sum(),
+            workload_sums[r],
+        );
+        overloaded_family.sample(&[("role", role)], overloaded[r] as f64);
+    }
+    let single = |name: &str, help: &str, value: f64| {
+        let mut family = Family::gauge(name, help);
+        family.sample(&[], value);
+        family.0
+    };
+    let mut families = vec![
+        workload.0,
+        overloaded_family.0,
+        single(
+            "backlogd_mentors_overloaded",
+            "Mentors with more mentees than mentoring.max_mentees.",
+            mentors_overloaded as f64,
+        ),
+        single(
+            "backlogd_mentor_max_mentees",
+            "The largest number of mentees of one mentor.",
+            f64::from(max_mentees),
+        ),
+        single(
+            "backlogd_mentees_unmentored",
+            "Active employees without experience and without a mentor.",
+            unmentored as f64,
+        ),
+        single(
+            "backlogd_mentees_per_mentor",
+            "Active inexperienced employees per active employee with at least one mentee (0 if none).",
+            if mentors == 0 {
+                0.0
+            } else {
+                inexperienced as f64 / mentors as f64
+            },
+        ),
+    ];
+    if edge.employee_label != crate::config::EmployeeLabel::None {
+        families.push(open_cases.0);
+        families.push(mentor_mentees.0);
     }
     families
 }

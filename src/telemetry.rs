@@ -21,6 +21,7 @@ pub struct Telemetry {
     pub store_commit_duration: Histogram,
     pub config_last_reload_successful: Gauge,
     pub build_info: IntGaugeVec,
+    pub series_dropped: IntCounter,
 }
 
 impl Telemetry {
@@ -73,6 +74,10 @@ impl Telemetry {
             "backlogd_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded, 0 if it failed and the old one is kept.",
         )?;
+        let series_dropped = IntCounter::new(
+            "backlogd_series_dropped_total",
+            "Employees whose per-employee series were dropped because limits.max_employee_series was reached.",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "backlogd_build_info",
@@ -100,6 +105,7 @@ impl Telemetry {
         registry.register(Box::new(store_commit_duration.clone()))?;
         registry.register(Box::new(config_last_reload_successful.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
+        registry.register(Box::new(series_dropped.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -114,6 +120,7 @@ impl Telemetry {
             store_commit_duration,
             config_last_reload_successful,
             build_info,
+            series_dropped,
         })
     }
 

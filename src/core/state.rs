@@ -55,6 +55,19 @@ pub struct OverdueCase {
     pub penalty_cents: i64,
 }
 
+/// One active employee, for the workforce metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmployeeRow<'a> {
+    /// Stable index (join order of the first join), for deterministic ordering and caching.
+    pub index: u32,
+    pub id: &'a str,
+    pub role: u8,
+    pub experienced: bool,
+    pub open_cases: u32,
+    pub mentees: u32,
+    pub has_mentor: bool,
+}
+
 /// The time-driven classification of an open case at the state's `now`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Class {
@@ -285,6 +298,23 @@ impl State {
                 passed as f64 / audits as f64
             },
         }
+    }
+
+    /// Every active employee, in index order.
+    pub fn employee_rows(&self) -> impl Iterator<Item = EmployeeRow<'_>> {
+        self.employees
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.active)
+            .map(|(index, e)| EmployeeRow {
+                index: index as u32,
+                id: &e.id,
+                role: e.role,
+                experienced: e.experienced,
+                open_cases: e.open_cases,
+                mentees: e.mentee_count,
+                has_mentor: e.mentor != NONE,
+            })
     }
 
     /// Moves the clock to `now` (never backwards) and reclassifies the cases whose due-soon, overdue

@@ -1099,3 +1099,49 @@ fn quality_pass_ratio_over_its_window_and_nan_without_audits() {
     state.advance(to_nanos("2025-09-01T00:00:00Z".parse().unwrap()).unwrap());
     assert!(state.flows().quality_pass_ratio.is_nan());
 }
+
+#[test]
+fn employee_rows_follow_assignments_mentoring_and_departures() {
+    let mut state = State::new(CoreSettings::example());
+    apply_script(
+        &mut state,
+        r#"
+        at 2025-01-01T00:00:00Z
+        employee.joined employee=m role=mentor experienced=true
+        employee.joined employee=m2 role=mentor experienced=true
+        employee.joined employee=n1
+        employee.joined employee=n2
+        employee.joined employee=n3
+        mentor.assigned mentor=m mentee=n1
+        mentor.assigned mentor=m mentee=n2
+        mentor.assigned mentor=m mentee=n3
+        mentor.assigned mentor=m2 mentee=n3
+        case.registered case=c1
+        case.registered case=c2
+        case.assigned case=c1 employee=n1
+        case.assigned case=c2 employee=n1
+        case.assigned case=c2 employee=n2
+        employee.left employee=m
+        employee.joined employee=m role=mentor experienced=true
+        "#,
+    );
+    let rows: Vec<String> = state
+        .employee_rows()
+        .map(|r| {
+            format!(
+                "{} role={} exp={} open={} mentees={} mentored={}",
+                r.id, r.role, r.experienced, r.open_cases, r.mentees, r.has_mentor
+            )
+        })
+        .collect();
+    expect![[r#"
+        [
+            "m role=1 exp=true open=0 mentees=0 mentored=false",
+            "m2 role=1 exp=true open=0 mentees=1 mentored=false",
+            "n1 role=0 exp=false open=1 mentees=0 mentored=false",
+            "n2 role=0 exp=false open=1 mentees=0 mentored=false",
+            "n3 role=0 exp=false open=0 mentees=0 mentored=true",
+        ]
+    "#]]
+    .assert_debug_eq(&rows);
+}
