@@ -6,6 +6,7 @@
 //! finish (their batches are committed), then stop the engine after everything queued before the
 //! stop command, and exit 0.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,17 +32,18 @@ pub fn init_logging(config: &Config) {
     drop(result);
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP and `POST /-/reload`
+/// (`None` when running on the built-in configuration, which cannot change).
+pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("backlogd-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(config))
+    runtime.block_on(run_async(config, config_path))
 }
 
-async fn run_async(config: Config) -> anyhow::Result<()> {
+async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let tokens = match &config.server.ingest_tokens_file {
         Some(path) => server::read_tokens(path)?,
         None => Vec::new(),
@@ -55,11 +57,13 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     eprintln!("backlogd listening on http://{local}");
 
     let (handle, recovered, engine_thread) = engine::start(&config, edge, telemetry.clone());
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let app = Arc::new(App {
         engine: handle.clone(),
-        telemetry,
+        telemetry: telemetry.clone(),
         max_body_bytes: config.server.max_body_bytes,
         tokens,
+        reload: reload_tx,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(
@@ -92,7 +96,15 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     }
 
     let ticker = tokio::spawn(tick(handle.commands.clone(), config.time.tick));
+    let reloader = tokio::spawn(reloads(
+        config_path,
+        config,
+        handle.clone(),
+        telemetry,
+        reload_rx,
+    ));
     signals.await;
+    reloader.abort();
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(());
     let _ = server_task.await;
@@ -118,6 +130,103 @@ async fn tick(commands: tokio::sync::mpsc::Sender<Command>, period: Duration) {
             return;
         }
     }
+}
+
+/// A reload request from `POST /-/reload`: the answer goes back on the sender.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Serves reloads, from SIGHUP and from `POST /-/reload`, one at a time.
+async fn reloads(
+    path: Option<PathBuf>,
+    mut current: Config,
+    engine: crate::engine::EngineHandle,
+    telemetry: Arc<Telemetry>,
+    mut requests: tokio::sync::mpsc::Receiver<ReloadRequest>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reload only over HTTP");
+            None
+        }
+    };
+    loop {
+        let reply = tokio::select! {
+            Some(()) = async { match &mut hangup { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                tracing::info!("SIGHUP received: reloading the configuration");
+                None
+            }
+            request = requests.recv() => match request {
+                Some(reply) => Some(reply),
+                None => return,
+            },
+        };
+        let result = reload_once(path.as_deref(), &mut current, &engine).await;
+        match &result {
+            Ok(()) => {
+                telemetry.config_last_reload_successful.set(1.0);
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => {
+                telemetry.config_last_reload_successful.set(0.0);
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+async fn reload_once(
+    path: Option<&Path>,
+    current: &mut Config,
+    engine: &crate::engine::EngineHandle,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Err("running on the built-in configuration; there is no file to reload".into());
+    };
+    let new = crate::config::load(path).map_err(|e| e.to_string())?;
+    let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(|e| format!("{e:#}"))?;
+    for (key, changed) in [
+        (
+            "server",
+            format!("{:?}", new.server) != format!("{:?}", current.server),
+        ),
+        (
+            "store",
+            format!("{:?}", new.store) != format!("{:?}", current.store),
+        ),
+        ("time.tick", new.time.tick != current.time.tick),
+        (
+            "log",
+            format!("{:?}", new.log) != format!("{:?}", current.log),
+        ),
+    ] {
+        if changed {
+            tracing::warn!(
+                key,
+                "changed in the file, but takes effect only after a restart"
+            );
+        }
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let command = Command::Reload {
+        settings: crate::config::core_settings(&new),
+        edge,
+        reply,
+    };
+    engine
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| "the daemon is shutting down".to_string())?;
+    answer
+        .await
+        .map_err(|_| "the daemon is shutting down".to_string())??;
+    *current = new;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -44,6 +44,12 @@ pub enum Command {
         limit: usize,
         reply: oneshot::Sender<Vec<OverdueCase>>,
     },
+    /// Replace the settings (configuration reload) without losing state.
+    Reload {
+        settings: CoreSettings,
+        edge: EdgeSettings,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Stop after answering everything queued before this command.
     Shutdown,
 }
@@ -337,6 +343,15 @@ impl Engine {
                         limit,
                     ));
                 }
+                Command::Reload {
+                    settings,
+                    edge,
+                    reply,
+                } => {
+                    let result = self.reload(settings, edge);
+                    ticked |= result.is_ok();
+                    let _ = reply.send(result);
+                }
                 Command::Shutdown => stop = true,
             }
         }
@@ -466,6 +481,19 @@ impl Engine {
             }
         }
         (summary, appended)
+    }
+
+    fn reload(&mut self, settings: CoreSettings, edge: EdgeSettings) -> Result<(), String> {
+        self.state.set_settings(settings.clone())?;
+        self.settings = Arc::new(settings);
+        if edge.employee_label != self.edge.employee_label
+            || edge.pseudonym_key != self.edge.pseudonym_key
+        {
+            self.workforce_builder.reset();
+        }
+        self.edge = Arc::new(edge);
+        self.workforce_dirty = true;
+        Ok(())
     }
 
     /// Publishes a new view. The per-employee rows are rebuilt when something changed and either

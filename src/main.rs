@@ -25,6 +25,14 @@ enum Command {
     },
     /// Validates a configuration file and prints what is wrong with it (exit 1) or "ok".
     CheckConfig { file: PathBuf },
+    /// Prints the pseudonym under which an employee appears in /metrics when
+    /// workforce.employee_label = "pseudonym", so a team lead can find a person's series.
+    Pseudonym {
+        employee: String,
+        /// Configuration file naming workforce.pseudonym_key_file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Posts NDJSON event files to a running daemon.
     Send {
         /// NDJSON files, one event a line.
@@ -51,12 +59,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => {
-            let loaded = match &config {
+            let path = config.or_else(default_config_path);
+            let loaded = match &path {
                 Some(path) => config::load(path),
-                None => match default_config_path() {
-                    Some(path) => config::load(&path),
-                    None => config::load_from_str(EMBEDDED_DEFAULT),
-                },
+                None => config::load_from_str(EMBEDDED_DEFAULT),
             };
             let config = match loaded {
                 Ok(config) => config,
@@ -66,7 +72,7 @@ fn main() -> ExitCode {
                 }
             };
             backlogd::daemon::init_logging(&config);
-            match backlogd::daemon::run(config) {
+            match backlogd::daemon::run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -85,6 +91,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Pseudonym { employee, config } => {
+            let edge = config::load(&config)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))
+                .and_then(|c| backlogd::workforce::EdgeSettings::from_config(&c));
+            match edge {
+                Ok(edge) => match edge.pseudonym_key {
+                    Some(key) => {
+                        println!("{}", backlogd::workforce::pseudonym(&key, &employee));
+                        ExitCode::SUCCESS
+                    }
+                    None => {
+                        eprintln!(
+                            "{}: workforce.employee_label is not \"pseudonym\"; employees appear {}",
+                            config.display(),
+                            match edge.employee_label {
+                                config::EmployeeLabel::Id => "under their id",
+                                _ => "in no per-employee series",
+                            }
+                        );
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => {
+                    eprintln!("backlogd pseudonym: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Send {
             files,
             url,

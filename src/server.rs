@@ -31,6 +31,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// Accepted bearer tokens; empty = no authentication.
     pub tokens: Vec<String>,
+    /// Where `POST /-/reload` sends its request.
+    pub reload: tokio::sync::mpsc::Sender<crate::daemon::ReloadRequest>,
 }
 
 type HttpResponse = Response<Full<Bytes>>;
@@ -48,7 +50,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(connection) => connection,
                     Err(e) => {
                         // Running out of file descriptors and the like: back off, keep serving.
@@ -60,7 +62,7 @@ pub async fn serve(
                 let app = app.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(&app, request).await) }
+                    async move { Ok::<_, Infallible>(route(&app, peer, request).await) }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service);
@@ -83,9 +85,10 @@ pub async fn serve(
     }
 }
 
-async fn route(app: &App, request: Request<Incoming>) -> HttpResponse {
+async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
+        (&Method::POST, "/-/reload") => reload(app, peer).await,
         (&Method::POST, "/v1/events") => ingest(app, request).await,
         (&Method::GET, "/metrics") => {
             let view = app.engine.view.latest();
@@ -104,9 +107,10 @@ async fn route(app: &App, request: Request<Incoming>) -> HttpResponse {
             }
         }
         (&Method::GET, "/v1/cases/overdue") => overdue(app, request).await,
-        (_, "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue") => {
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue" | "/-/reload",
+        ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error_response(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
@@ -217,6 +221,31 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
         Ok(IngestOutcome::Unavailable(message)) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, &message)
         }
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down",
+        ),
+    }
+}
+
+/// `POST /-/reload`: only from the loopback interface, like Prometheus' lifecycle endpoints.
+async fn reload(app: &App, peer: SocketAddr) -> HttpResponse {
+    if !peer.ip().is_loopback() {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "reload is accepted only from the loopback interface; send SIGHUP instead",
+        );
+    }
+    let (reply, answer) = oneshot::channel();
+    if app.reload.send(reply).await.is_err() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down",
+        );
+    }
+    match answer.await {
+        Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
+        Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem),
         Err(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "the daemon is shutting down",

@@ -214,6 +214,50 @@ impl State {
             .collect()
     }
 
+    /// Replaces the settings without losing state (a configuration reload). Tracks, phases and roles
+    /// must keep their names and order, since cases and employees refer to them by position; windows,
+    /// penalty schedules, limits and decision periods may change. Gauges are recomputed under the new
+    /// settings (O(cases), once); a changed decision period applies to cases registered afterwards.
+    pub fn set_settings(&mut self, settings: CoreSettings) -> Result<(), String> {
+        let names = |s: &CoreSettings| -> (Vec<String>, Vec<String>, Vec<String>) {
+            (
+                s.tracks.iter().map(|t| t.name.clone()).collect(),
+                s.phases.clone(),
+                s.roles.clone(),
+            )
+        };
+        let (old_tracks, old_phases, old_roles) = names(&self.settings);
+        let (new_tracks, new_phases, new_roles) = names(&settings);
+        for (what, old, new) in [
+            ("tracks", old_tracks, new_tracks),
+            ("phases", old_phases, new_phases),
+            ("workforce.roles", old_roles, new_roles),
+        ] {
+            if old != new {
+                return Err(format!(
+                    "{what} changed from [{}] to [{}]; that needs a restart",
+                    old.join(", "),
+                    new.join(", ")
+                ));
+            }
+        }
+        let old_flow = self.flow_shape;
+        let old_quality = self.quality_shape;
+        self.settings = settings;
+        self.flow_shape = flow_shape(&self.settings);
+        self.quality_shape = RollingShape::for_windows(&[self.settings.quality_window.nanos()]);
+        for counter in self.inflow.iter_mut().chain(self.outflow.iter_mut()) {
+            *counter = counter.rebucket(old_flow, self.flow_shape);
+        }
+        for counter in [&mut self.audits_passed_rolling, &mut self.audits_rolling] {
+            *counter = counter.rebucket(old_quality, self.quality_shape);
+        }
+        self.dedup
+            .set_window(self.settings.dedup_window.as_nanos() as EpochNanos);
+        self.rebuild_derived();
+        Ok(())
+    }
+
     /// Recomputes every gauge, the timer index and the overdue index from the cases themselves, at
     /// the state's current `now`. Used after loading a snapshot and after a settings change; the tests
     /// use it to check that incremental maintenance equals recomputation.

@@ -1145,3 +1145,43 @@ fn employee_rows_follow_assignments_mentoring_and_departures() {
     "#]]
     .assert_debug_eq(&rows);
 }
+
+#[test]
+fn settings_reload_recomputes_gauges_and_refuses_renamed_tracks() {
+    let mut state = State::new(CoreSettings::example());
+    apply_script(
+        &mut state,
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 deadline=2025-01-05T00:00:00Z
+        case.registered case=c2 deadline=2025-01-20T00:00:00Z
+        case.registered case=c3 deadline=2024-12-31T00:00:00Z
+        "#,
+    );
+    let before = state.aggregates().tracks[0].clone();
+    assert_eq!(before.due_soon_by_window, vec![1, 2]);
+    assert_eq!(before.penalty_exposure_cents, 2300);
+    let mut settings = CoreSettings::example();
+    settings.due_soon_windows = vec![super::settings::WindowSettings {
+        label: "P21D".into(),
+        length: jiff::SignedDuration::from_hours(24 * 21),
+    }];
+    settings.tracks[0].penalty.tiers[0].per_day_cents = 5000;
+    state.set_settings(settings).unwrap();
+    let after = &state.aggregates().tracks[0];
+    assert_eq!(after.due_soon_by_window, vec![2]);
+    assert_eq!(after.penalty_exposure_cents, 5000);
+    assert_eq!(after.registered, 3, "counters survive a reload");
+    let mut recomputed = state.clone();
+    recomputed.rebuild_derived();
+    assert_eq!(recomputed.aggregates(), state.aggregates());
+
+    let mut renamed = CoreSettings::example();
+    renamed.tracks[0].name = "labour".into();
+    let refused = state.set_settings(renamed).unwrap_err();
+    assert_eq!(
+        refused,
+        "tracks changed from [asylum] to [labour]; that needs a restart"
+    );
+    assert_eq!(state.settings().tracks[0].name, "asylum");
+}
