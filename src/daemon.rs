@@ -213,8 +213,8 @@ async fn reload_once(
     }
     let (reply, answer) = tokio::sync::oneshot::channel();
     let command = Command::Reload {
-        settings: crate::config::core_settings(&new),
-        edge,
+        settings: Box::new(crate::config::core_settings(&new)),
+        edge: Box::new(edge),
         reply,
     };
     engine

@@ -46,8 +46,8 @@ pub enum Command {
     },
     /// Replace the settings (configuration reload) without losing state.
     Reload {
-        settings: CoreSettings,
-        edge: EdgeSettings,
+        settings: Box<CoreSettings>,
+        edge: Box<EdgeSettings>,
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// Stop after answering everything queued before this command.
@@ -348,7 +348,7 @@ impl Engine {
                     edge,
                     reply,
                 } => {
-                    let result = self.reload(settings, edge);
+                    let result = self.reload(*settings, *edge);
                     ticked |= result.is_ok();
                     let _ = reply.send(result);
                 }
