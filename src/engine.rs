@@ -519,7 +519,8 @@ impl Engine {
     }
 }
 
-fn view_of(
+/// The view of `state` as the engine publishes it.
+pub fn view_of(
     state: &State,
     settings: Arc<CoreSettings>,
     workforce: Arc<Workforce>,

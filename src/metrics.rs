@@ -533,3 +533,100 @@ fn workforce_families(view: &View) -> Vec<MetricFamily> {
     }
     families
 }
+
+#[cfg(test)]
+mod tests {
+    //! The golden /metrics: the example events at a fixed clock, rendered, compared with
+    //! `tests/golden/metrics.prom` (`UPDATE_EXPECT=1 cargo test` rewrites it; review the diff). Any
+    //! change to a name, label, help text or value shows in review. The same file is linted with
+    //! `promtool check metrics`, and the README's metric reference is checked against it.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::State;
+    use crate::workforce::{EdgeSettings, WorkforceBuilder};
+
+    fn golden_text() -> String {
+        let config = crate::config::load_from_str(include_str!("../config/backlogd.toml"))
+            .expect("the shipped configuration is valid");
+        let settings = crate::config::core_settings(&config);
+        let edge = EdgeSettings::from_config(&config).expect("no key file needed");
+        let mut state = State::new(settings.clone());
+        let now = crate::core::time::to_nanos("2026-10-10T00:00:00Z".parse().unwrap()).unwrap();
+        for line in include_str!("../config/examples/taskforce-autumn.ndjson").lines() {
+            let event = crate::wire::parse_event(line).expect("example events parse");
+            state.apply(&event, now).expect("example events apply");
+        }
+        let (workforce, _) = WorkforceBuilder::default().build(&state, &edge);
+        let view = crate::engine::view_of(
+            &state,
+            Arc::new(settings),
+            Arc::new(workforce),
+            Arc::new(edge),
+        );
+        let telemetry = Telemetry::new().unwrap();
+        render(&view, &telemetry)
+            .lines()
+            .filter(|line| !line.contains("process_") && !line.contains("backlogd_build_info"))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn golden_metrics() {
+        expect_test::expect_file!["../tests/golden/metrics.prom"].assert_eq(&golden_text());
+    }
+
+    #[test]
+    fn golden_metrics_pass_promtool() {
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool not found: run ./scripts/test, which installs it (Debian package prometheus)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(golden_text().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let complaints = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && complaints.trim().is_empty(),
+            "promtool: {complaints}"
+        );
+    }
+
+    /// Every family in /metrics has a row `| `name` | type | help |` in the README's reference.
+    #[test]
+    fn readme_metric_reference_matches_the_code() {
+        let text = golden_text();
+        let readme = include_str!("../README.md");
+        let mut expected = String::new();
+        let mut missing = Vec::new();
+        let mut help = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                help = rest.split_once(' ').map_or("", |(_, h)| h);
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                let row = format!("| `{name}` | {kind} | {help} |");
+                if !readme.contains(&row) {
+                    missing.push(name.to_owned());
+                }
+                expected.push_str(&row);
+                expected.push('\n');
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "README.md lacks or misdescribes {missing:?}; the reference table should read:\n{expected}"
+        );
+    }
+}
