@@ -79,7 +79,10 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     tokio::pin!(signals);
     tokio::select! {
         result = recovered => match result {
-            Ok(Ok(())) => tracing::info!("ready"),
+            Ok(Ok(())) => {
+                tracing::info!("ready");
+                notify_systemd(&[sd_notify::NotifyState::Ready]);
+            }
             Ok(Err(e)) => {
                 let _ = stop_tx.send(());
                 let _ = server_task.await;
@@ -103,7 +106,13 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         telemetry,
         reload_rx,
     ));
+    let watchdog = sd_notify::watchdog_enabled()
+        .map(|period| tokio::spawn(feed_watchdog(period, handle.heartbeat.clone())));
     signals.await;
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     reloader.abort();
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(());
@@ -132,6 +141,33 @@ async fn tick(commands: tokio::sync::mpsc::Sender<Command>, period: Duration) {
     }
 }
 
+/// Tells systemd (Type=notify) about a state change; a no-op outside systemd.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Feeds the systemd watchdog at half its period, but only while the engine keeps finishing its
+/// command groups (it gets a tick every `time.tick`): a wedged engine thread stops the feeding and
+/// systemd restarts the daemon.
+async fn feed_watchdog(period: Duration, heartbeat: Arc<std::sync::atomic::AtomicI64>) {
+    let mut interval = tokio::time::interval(period / 2);
+    loop {
+        interval.tick().await;
+        let silent_nanos =
+            crate::engine::wall_clock() - heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+        if silent_nanos < period.as_nanos() as i64 {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!(
+                silent_seconds = silent_nanos / 1_000_000_000,
+                "the engine has not finished a command group within the watchdog period; not feeding the watchdog"
+            );
+        }
+    }
+}
+
 /// A reload request from `POST /-/reload`: the answer goes back on the sender.
 pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
@@ -155,6 +191,7 @@ async fn reloads(
         let reply = tokio::select! {
             Some(()) = async { match &mut hangup { Some(s) => s.recv().await, None => std::future::pending().await } } => {
                 tracing::info!("SIGHUP received: reloading the configuration");
+                notify_systemd(&[sd_notify::NotifyState::Reloading]);
                 None
             }
             request = requests.recv() => match request {
@@ -173,6 +210,7 @@ async fn reloads(
                 tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
             }
         }
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }

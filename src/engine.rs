@@ -120,6 +120,9 @@ pub struct EngineHandle {
     pub ready: Arc<AtomicBool>,
     /// True once the log failed and ingestion is refused.
     pub failed: Arc<AtomicBool>,
+    /// Wall-clock time (core nanoseconds) at which the engine last finished a command group; the
+    /// systemd watchdog is fed only while this moves.
+    pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// The wall clock, in the core's representation. The only place the engine reads time.
@@ -152,6 +155,7 @@ pub fn start(
         view: view.clone(),
         ready: Arc::new(AtomicBool::new(false)),
         failed: Arc::new(AtomicBool::new(false)),
+        heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(wall_clock())),
     };
     let (recovered_tx, recovered_rx) = oneshot::channel();
     let engine_handle = handle.clone();
@@ -378,6 +382,7 @@ impl Engine {
         }
         self.workforce_dirty |= appended;
         self.publish(ticked);
+        self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
         if self.last_snapshot.elapsed() >= self.store.snapshot_interval {
             self.snapshot_now();
         }
