@@ -327,6 +327,7 @@ impl Engine {
         let mut stop = false;
         let mut appended = false;
         let mut ticked = false;
+        let mut reloaded = false;
         for command in group.drain(..) {
             match command {
                 Command::Ingest(batch) => {
@@ -354,6 +355,7 @@ impl Engine {
                 } => {
                     let result = self.reload(*settings, *edge);
                     ticked |= result.is_ok();
+                    reloaded |= result.is_ok();
                     let _ = reply.send(result);
                 }
                 Command::Shutdown => stop = true,
@@ -383,7 +385,9 @@ impl Engine {
         self.workforce_dirty |= appended;
         self.publish(ticked);
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
-        if self.last_snapshot.elapsed() >= self.store.snapshot_interval {
+        // After a reload, snapshot at once: replay after a restart applies the configuration of
+        // the moment, so the log tail before the reload should be covered by a snapshot.
+        if reloaded || self.last_snapshot.elapsed() >= self.store.snapshot_interval {
             self.snapshot_now();
         }
         stop
