@@ -1,0 +1,164 @@
+//! SPEC §6: an event acknowledged with 2xx is never lost, not even on `kill -9`, and dedup survives
+//! with it. A sender posts batches as fast as it can while the daemon is SIGKILLed under it.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Daemon, request};
+
+const EVENTS_PER_BATCH: usize = 20;
+/// Concurrent senders, so that several requests share a commit group when the kill comes.
+const SENDERS: usize = 3;
+const MAX_BATCHES_PER_SENDER: usize = 2_000;
+const MAX_SENDING: Duration = Duration::from_secs(3);
+/// Acknowledged batches (over all senders) to wait for before the kill.
+const ACKED_BEFORE_KILL: usize = 30;
+
+/// A batch is named by (sender, sequence number); its event and case ids are unique.
+type BatchName = (usize, usize);
+
+fn batch_body((sender, sequence): BatchName) -> String {
+    (0..EVENTS_PER_BATCH)
+        .map(|n| {
+            serde_json::json!({
+                "id": format!("crash-{sender}-{sequence}-{n}"),
+                "type": "case.registered",
+                "time": "2026-03-02T09:00:00+01:00",
+                "data": {
+                    "case": format!("crash-case-{sender}-{sequence}-{n}"),
+                    "track": "asylum",
+                    "location": "Ter Apel",
+                },
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// What one sender saw: the batches answered 200, how many it attempted, and whether it stopped
+/// because the daemon went away (rather than by running out of time or batches).
+struct Sent {
+    acknowledged: Vec<BatchName>,
+    attempted: usize,
+    stopped_by_failure: bool,
+}
+
+/// Posts batches one after the other until a request fails or the time or batch budget is spent.
+fn send_until_failure(
+    addr: std::net::SocketAddr,
+    sender: usize,
+    acked: mpsc::Sender<BatchName>,
+) -> Sent {
+    let started = Instant::now();
+    let mut sent = Sent {
+        acknowledged: Vec::new(),
+        attempted: 0,
+        stopped_by_failure: false,
+    };
+    for sequence in 0..MAX_BATCHES_PER_SENDER {
+        if started.elapsed() > MAX_SENDING {
+            break;
+        }
+        sent.attempted += 1;
+        let name = (sender, sequence);
+        let headers = [("Content-Type", "application/x-ndjson")];
+        match request(
+            addr,
+            "POST",
+            "/v1/events",
+            &headers,
+            batch_body(name).as_bytes(),
+        ) {
+            Ok(response) if response.status == 200 => {
+                sent.acknowledged.push(name);
+                let _ = acked.send(name);
+            }
+            Ok(response) => {
+                // Only "unavailable" is an acceptable answer while the daemon dies.
+                assert!(
+                    response.status >= 500,
+                    "batch {name:?} answered {}: {}",
+                    response.status,
+                    response.text()
+                );
+                sent.stopped_by_failure = true;
+                break;
+            }
+            Err(_) => {
+                sent.stopped_by_failure = true;
+                break;
+            }
+        }
+    }
+    sent
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill_and_stay_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let daemon = Daemon::start(&store, &[]);
+    let addr = daemon.addr;
+
+    let (acked_tx, acked_rx) = mpsc::channel();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let acked = acked_tx.clone();
+            std::thread::spawn(move || send_until_failure(addr, sender, acked))
+        })
+        .collect();
+    drop(acked_tx);
+    for _ in 0..ACKED_BEFORE_KILL {
+        acked_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the senders got too few acknowledgements before the kill"));
+    }
+    daemon.kill();
+    let sent: Vec<Sent> = senders
+        .into_iter()
+        .map(|sender| sender.join().expect("a sender thread"))
+        .collect();
+    for (sender, sent) in sent.iter().enumerate() {
+        assert!(
+            sent.stopped_by_failure,
+            "sender {sender} finished ({} batches) before the kill: the kill was not mid-stream",
+            sent.attempted
+        );
+    }
+    let acknowledged: Vec<BatchName> = sent
+        .iter()
+        .flat_map(|s| s.acknowledged.iter().copied())
+        .collect();
+    let attempted: usize = sent.iter().map(|s| s.attempted).sum();
+    let acknowledged_events = (acknowledged.len() * EVENTS_PER_BATCH) as f64;
+
+    let daemon = Daemon::start(&store, &[]);
+    let registered = daemon
+        .metric(r#"backlogd_cases_registered_total{track="asylum"}"#)
+        .expect("backlogd_cases_registered_total is exported");
+    assert!(
+        registered >= acknowledged_events,
+        "{acknowledged_events} registrations were acknowledged, {registered} survived the kill"
+    );
+    // At most the batches in flight at the kill may have been committed without an answer.
+    assert!(
+        registered <= (attempted * EVENTS_PER_BATCH) as f64,
+        "{registered} registrations after {attempted} attempted batches of {EVENTS_PER_BATCH}"
+    );
+    let open = r#"backlogd_cases_open{track="asylum",location="Ter Apel"}"#;
+    assert_eq!(daemon.metric(open), Some(registered));
+
+    for batch in &acknowledged {
+        let (status, answer) = daemon.post("application/x-ndjson", &batch_body(*batch));
+        assert_eq!(
+            (status, &answer),
+            (
+                200,
+                &serde_json::json!({"accepted": 0, "duplicates": EVENTS_PER_BATCH, "rejected": []})
+            ),
+            "re-sending acknowledged batch {batch:?} after the kill"
+        );
+    }
+    daemon.stop();
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary: runs the real `backlogd` binary and checks what an operator
+//! notices (HTTP answers, /metrics values, exit codes), never internals.
+//!
+//! Modules: `harness` starts daemons and speaks HTTP; `scenario` is the rich fixture before and
+//! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
+//! `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config.
+
+mod config;
+mod durability;
+mod harness;
+mod ingest;
+mod metrics;
+mod scenario;

@@ -1,0 +1,72 @@
+//! `/metrics` as Prometheus and a privacy officer see it: `promtool check metrics` finds nothing to
+//! complain about, every family is documented, and no case id of the scenario appears.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::harness::{Daemon, fixture};
+use crate::scenario::post_scenario;
+
+#[test]
+fn metrics_pass_promtool_are_documented_and_name_no_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"), &[]);
+    post_scenario(&daemon);
+    let text = daemon.metrics();
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "promtool check metrics ({}):\n{complaints}",
+        output.status
+    );
+
+    let helped: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# HELP "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    let undocumented: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .filter(|family| !helped.contains(family))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "families without # HELP: {undocumented:?}"
+    );
+
+    let scenario = std::fs::read_to_string(fixture("scenario.ndjson")).unwrap();
+    let mut case_ids: Vec<String> = scenario
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|event| event["data"]["case"].as_str().map(str::to_owned))
+        .collect();
+    case_ids.sort();
+    case_ids.dedup();
+    assert_eq!(case_ids.len(), 8, "the scenario's case ids: {case_ids:?}");
+    let leaked: Vec<&String> = case_ids
+        .iter()
+        .filter(|case| text.contains(case.as_str()))
+        .collect();
+    assert!(leaked.is_empty(), "case ids in /metrics: {leaked:?}");
+}
