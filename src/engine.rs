@@ -379,11 +379,12 @@ impl Engine {
                 return stop;
             }
         }
+        // Publish before answering: a client that scrapes right after its 200 sees its events.
+        self.workforce_dirty |= appended;
+        self.publish(ticked);
         for (reply, summary) in waiting {
             let _ = reply.send(IngestOutcome::Done(summary));
         }
-        self.workforce_dirty |= appended;
-        self.publish(ticked);
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
         // After a reload, snapshot at once: replay after a restart applies the configuration of
         // the moment, so the log tail before the reload should be covered by a snapshot.
