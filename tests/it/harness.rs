@@ -46,22 +46,19 @@ impl Daemon {
     /// Starts `backlogd run` on the shipped configuration with its store in `store_dir`, plus
     /// `extra_env` (`BACKLOGD__SECTION__KEY` overrides), and waits until `/readyz` answers 200.
     pub fn start(store_dir: &Path, extra_env: &[(&str, &str)]) -> Daemon {
-        let mut command = Command::new(BINARY);
-        command
-            .arg("run")
-            .arg("--config")
-            .arg(shipped_config())
-            .env("BACKLOGD__SERVER__LISTEN", "127.0.0.1:0")
-            .env("BACKLOGD__STORE__PATH", store_dir)
-            .env_remove("RUST_LOG")
-            .current_dir(store_dir.parent().unwrap_or(store_dir))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in extra_env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("the backlogd binary starts");
+        Daemon::start_with_config(&shipped_config(), store_dir, extra_env)
+    }
+
+    /// Like `start`, on the configuration file `config` (which SIGHUP and `POST /-/reload` re-read).
+    pub fn start_with_config(
+        config: &Path,
+        store_dir: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut child = run_command(config, store_dir, extra_env)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the backlogd binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let stderr_lines = Arc::new(Mutex::new(Vec::new()));
         let (address_tx, address_rx) = mpsc::channel();
@@ -127,6 +124,56 @@ impl Daemon {
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, ...) with `kill`, without waiting for its effect.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -s {name} {pid} failed");
+    }
+
+    /// Any request to the daemon (e.g. with an `Authorization` header); panics only when the
+    /// daemon cannot be reached.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(self.addr, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()))
+    }
+
+    /// Polls the daemon's stderr (bounded) until a line contains `needle`; returns that line.
+    pub fn await_stderr(&self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .stderr_lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|line| line.contains(needle))
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                started.elapsed() < METRICS_SETTLE,
+                "no stderr line contains {needle:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -265,6 +312,58 @@ impl Drop for Daemon {
     }
 }
 
+/// `backlogd run --config CONFIG` with the store in `store_dir`, listening on `127.0.0.1:0` unless
+/// `extra_env` overrides it (later variables win).
+fn run_command(config: &Path, store_dir: &Path, extra_env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("BACKLOGD__SERVER__LISTEN", "127.0.0.1:0")
+        .env("BACKLOGD__STORE__PATH", store_dir)
+        .env_remove("RUST_LOG")
+        .current_dir(store_dir.parent().unwrap_or(store_dir))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs the daemon on a configuration it must refuse: waits (bounded) for it to exit and returns
+/// the exit code and stderr. Panics, after killing it, if it is still running after `PATIENCE`.
+pub fn run_expecting_exit(
+    config: &Path,
+    store_dir: &Path,
+    extra_env: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    let stderr_path = store_dir.with_extension("refused.stderr");
+    let stderr_file = std::fs::File::create(&stderr_path).expect("a stderr file can be created");
+    let mut child = run_command(config, store_dir, extra_env)
+        .stderr(stderr_file)
+        .spawn()
+        .expect("the backlogd binary starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for backlogd") {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "backlogd kept running for {PATIENCE:?} instead of refusing to start; stderr:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    (status.code(), stderr)
+}
+
 /// Runs `backlogd` with `args` (a CLI subcommand) and returns its output.
 pub fn backlogd(args: &[&str]) -> Output {
     Command::new(BINARY)
@@ -277,10 +376,20 @@ pub fn backlogd(args: &[&str]) -> Output {
 /// An HTTP answer: status and body.
 pub struct Response {
     pub status: u16,
+    /// Header names in lower case, values as sent.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first value of the header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -347,15 +456,22 @@ fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
         .and_then(|line| line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| invalid("no status line"))?;
-    let chunked = lines.any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let chunked = headers.iter().any(|(name, value)| {
+        name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked")
     });
     let mut body = raw[head_end + 4..].to_vec();
     if chunked {
         body = dechunk(&body).ok_or_else(|| invalid("bad chunked body"))?;
     }
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

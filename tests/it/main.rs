@@ -3,11 +3,13 @@
 //!
 //! Modules: `harness` starts daemons and speaks HTTP; `scenario` is the rich fixture before and
 //! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
-//! `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config.
+//! `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
+//! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast.
 
 mod config;
 mod durability;
 mod harness;
 mod ingest;
 mod metrics;
+mod operations;
 mod scenario;
