@@ -88,9 +88,8 @@ struct Case {
     /// Key of this case's entry in the timer index, or `NO_TIMER`.
     timer: EpochNanos,
     employee: u32,
-    /// Intrusive doubly linked list of the open cases of `employee`.
-    prev_of_employee: u32,
-    next_of_employee: u32,
+    /// Links in the list of the open cases of `employee`.
+    of_employee: Links,
     location: u16,
     track: u8,
     phase: u8,
@@ -110,9 +109,8 @@ struct Employee {
     open_cases: u32,
     first_case: u32,
     mentor: u32,
-    /// Intrusive doubly linked list of the mentees of `mentor`.
-    prev_mentee: u32,
-    next_mentee: u32,
+    /// Links in the list of the mentees of `mentor`.
+    mentees_of_mentor: Links,
     first_mentee: u32,
     mentee_count: u32,
 }
@@ -732,8 +730,7 @@ impl State {
             suspended_at: 0,
             timer: NO_TIMER,
             employee: NONE,
-            prev_of_employee: NONE,
-            next_of_employee: NONE,
+            of_employee: Links::DETACHED,
             location: location_id,
             track: track_id,
             phase: 0,
@@ -826,21 +823,7 @@ impl State {
                 format!("employee \"{employee}\" is already active"),
             ));
         }
-        let record = Employee {
-            id: employee.into(),
-            active: true,
-            role: role_id,
-            contract,
-            experienced,
-            location: location.map(Into::into),
-            open_cases: 0,
-            first_case: NONE,
-            mentor: NONE,
-            prev_mentee: NONE,
-            next_mentee: NONE,
-            first_mentee: NONE,
-            mentee_count: 0,
-        };
+        let record = Employee::new(employee, role_id, contract, experienced, location);
         let index = match existing {
             Some(index) => {
                 self.employees[index as usize] = record;
@@ -879,35 +862,15 @@ impl State {
         }
         self.detach(index);
         if current != NONE {
-            let (prev, next) = {
-                let c = &self.cases[index as usize];
-                (c.prev_of_employee, c.next_of_employee)
-            };
-            if prev != NONE {
-                self.cases[prev as usize].next_of_employee = next;
-            } else {
-                self.employees[current as usize].first_case = next;
-            }
-            if next != NONE {
-                self.cases[next as usize].prev_of_employee = prev;
-            }
+            let head = self.employees[current as usize].first_case;
+            self.employees[current as usize].first_case =
+                list_unlink(&mut self.cases, case_links, head, index);
         }
-        let head = if employee != NONE {
-            self.employees[employee as usize].first_case
-        } else {
-            NONE
-        };
-        {
-            let c = &mut self.cases[index as usize];
-            c.employee = employee;
-            c.prev_of_employee = NONE;
-            c.next_of_employee = head;
-        }
+        self.cases[index as usize].employee = employee;
         if employee != NONE {
-            if head != NONE {
-                self.cases[head as usize].prev_of_employee = index;
-            }
-            self.employees[employee as usize].first_case = index;
+            let head = self.employees[employee as usize].first_case;
+            self.employees[employee as usize].first_case =
+                list_push(&mut self.cases, case_links, head, index);
         }
         self.attach(index);
     }
@@ -918,37 +881,18 @@ impl State {
             return;
         }
         if current != NONE {
-            let (prev, next) = {
-                let e = &self.employees[mentee as usize];
-                (e.prev_mentee, e.next_mentee)
-            };
-            if prev != NONE {
-                self.employees[prev as usize].next_mentee = next;
-            } else {
-                self.employees[current as usize].first_mentee = next;
-            }
-            if next != NONE {
-                self.employees[next as usize].prev_mentee = prev;
-            }
-            self.employees[current as usize].mentee_count -= 1;
+            let head = self.employees[current as usize].first_mentee;
+            let head = list_unlink(&mut self.employees, mentee_links, head, mentee);
+            let m = &mut self.employees[current as usize];
+            m.first_mentee = head;
+            m.mentee_count -= 1;
         }
-        let head = if mentor != NONE {
-            self.employees[mentor as usize].first_mentee
-        } else {
-            NONE
-        };
-        {
-            let e = &mut self.employees[mentee as usize];
-            e.mentor = mentor;
-            e.prev_mentee = NONE;
-            e.next_mentee = head;
-        }
+        self.employees[mentee as usize].mentor = mentor;
         if mentor != NONE {
-            if head != NONE {
-                self.employees[head as usize].prev_mentee = mentee;
-            }
+            let head = self.employees[mentor as usize].first_mentee;
+            let head = list_push(&mut self.employees, mentee_links, head, mentee);
             let m = &mut self.employees[mentor as usize];
-            m.first_mentee = mentee;
+            m.first_mentee = head;
             m.mentee_count += 1;
         }
     }
@@ -1247,6 +1191,81 @@ impl State {
                 format!("field `{field}`: {at} is out of the supported range (years 1678 to 2261)"),
             )
         })
+    }
+}
+
+/// Links of an intrusive doubly linked list threaded through a `Vec` by index (the open cases of an
+/// employee, the mentees of a mentor): O(1) to add or remove an element, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+impl Links {
+    const DETACHED: Links = Links {
+        prev: NONE,
+        next: NONE,
+    };
+}
+
+/// Removes `index` from the list starting at `head`; returns the new head.
+fn list_unlink<T>(items: &mut [T], links: fn(&mut T) -> &mut Links, head: u32, index: u32) -> u32 {
+    let Links { prev, next } =
+        std::mem::replace(links(&mut items[index as usize]), Links::DETACHED);
+    if next != NONE {
+        links(&mut items[next as usize]).prev = prev;
+    }
+    if prev != NONE {
+        links(&mut items[prev as usize]).next = next;
+        head
+    } else {
+        next
+    }
+}
+
+/// Puts `index` (not in any list) at the front of the list starting at `head`; returns the new head.
+fn list_push<T>(items: &mut [T], links: fn(&mut T) -> &mut Links, head: u32, index: u32) -> u32 {
+    *links(&mut items[index as usize]) = Links {
+        prev: NONE,
+        next: head,
+    };
+    if head != NONE {
+        links(&mut items[head as usize]).prev = index;
+    }
+    index
+}
+
+fn case_links(case: &mut Case) -> &mut Links {
+    &mut case.of_employee
+}
+
+fn mentee_links(employee: &mut Employee) -> &mut Links {
+    &mut employee.mentees_of_mentor
+}
+
+impl Employee {
+    fn new(
+        id: &str,
+        role: u8,
+        contract: Contract,
+        experienced: bool,
+        location: Option<&str>,
+    ) -> Employee {
+        Employee {
+            id: id.into(),
+            active: true,
+            role,
+            contract,
+            experienced,
+            location: location.map(Into::into),
+            open_cases: 0,
+            first_case: NONE,
+            mentor: NONE,
+            mentees_of_mentor: Links::DETACHED,
+            first_mentee: NONE,
+            mentee_count: 0,
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! load, so reordering the configuration is harmless; a snapshot that names a track, phase or role
 //! the configuration no longer has is refused with a message saying which.
 
-use super::{Case, Class, Employee, NO_TIMER, NONE, State};
+use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, case_links, list_push};
 use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
 use crate::core::ids::Dedup;
@@ -178,8 +178,7 @@ impl State {
                 suspended_at,
                 timer: NO_TIMER,
                 employee,
-                prev_of_employee: NONE,
-                next_of_employee: NONE,
+                of_employee: Links::DETACHED,
                 location,
                 track,
                 phase,
@@ -208,21 +207,9 @@ impl State {
             state
                 .employee_ids
                 .insert(id.clone().into_boxed_str(), index as u32);
-            state.employees.push(Employee {
-                id: id.into_boxed_str(),
-                active,
-                role,
-                contract,
-                experienced,
-                location,
-                open_cases: 0,
-                first_case: NONE,
-                mentor: NONE,
-                prev_mentee: NONE,
-                next_mentee: NONE,
-                first_mentee: NONE,
-                mentee_count: 0,
-            });
+            let mut record = Employee::new(&id, role, contract, experienced, location.as_deref());
+            record.active = active;
+            state.employees.push(record);
             if active {
                 state.count_employee(index as u32, 1);
             }
@@ -246,11 +233,8 @@ impl State {
                 return Err("case assigned to an unknown employee".into());
             }
             let head = state.employees[employee as usize].first_case;
-            state.cases[index as usize].next_of_employee = head;
-            if head != NONE {
-                state.cases[head as usize].prev_of_employee = index;
-            }
-            state.employees[employee as usize].first_case = index;
+            state.employees[employee as usize].first_case =
+                list_push(&mut state.cases, case_links, head, index);
         }
         let mut stored_tracks = Vec::with_capacity(track_map.len());
         for _ in 0..track_map.len() {
