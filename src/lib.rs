@@ -8,6 +8,7 @@ pub mod engine;
 pub mod metrics;
 pub mod send;
 pub mod server;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 pub mod wire;

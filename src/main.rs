@@ -51,6 +51,8 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         max_attempts: u32,
     },
+    /// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
+    Simulate(backlogd::simulate::cli::SimulateArgs),
 }
 
 const EMBEDDED_DEFAULT: &str = include_str!("../config/backlogd.toml");
@@ -150,6 +152,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Simulate(args) => backlogd::simulate::cli::run(args),
     }
 }
 

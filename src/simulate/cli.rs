@@ -1,0 +1,174 @@
+//! The `backlogd simulate` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::post::{Pacer, Poster, send_events};
+use super::{Options, Scenario, generate, time};
+
+/// Generates a deterministic stream of case and workforce events (NDJSON) from a scenario.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Scenario: a name (config/scenarios/NAME.toml in the working directory or next to the binary,
+    /// else the built-in steady, taskforce or scale) or a path to a .toml file.
+    #[arg(long)]
+    pub scenario: String,
+    /// Seed of the random numbers: the same seed and arguments give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Start of the history (day 0): YYYY-MM-DD (UTC), an RFC 3339 instant or "now".
+    /// Default: --to minus the scenario's calendar.days, else the scenario's calendar.start.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the history (no later event): YYYY-MM-DD, RFC 3339 or "now".
+    /// Default: --from plus the scenario's calendar.days.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Emit only events later than this instant (the simulation still starts at --from), e.g. to
+    /// continue a run posted earlier with --to.
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Write the NDJSON to this file instead of stdout.
+    #[arg(long, conflicts_with = "url")]
+    pub out: Option<PathBuf>,
+    /// Post the events to the daemon at this base URL (e.g. http://127.0.0.1:9723).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// File whose first non-comment line is the ingest bearer token (with --url).
+    #[arg(long, requires = "url")]
+    pub token_file: Option<PathBuf>,
+    /// At most this many events per second (sleeps between batches).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Events per request with --url (and per write otherwise).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Scale the scenario's cases so that about this many are registered over its calendar.days.
+    #[arg(long)]
+    pub cases: Option<u64>,
+    /// Scale the scenario's staff so that about this many employees are hired.
+    #[arg(long)]
+    pub employees: Option<u64>,
+    /// Multiply all counts of cases and employees (e.g. 0.5 for a quicker, smaller run).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Print the simulation's monthly figures (open, overdue estimate, staff, ...) to stderr.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Runs the command: exit 0, 2 when the daemon rejected events, 1 on any other failure.
+pub fn run(args: SimulateArgs) -> ExitCode {
+    match execute(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("backlogd simulate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn instant(value: Option<&str>, flag: &str) -> anyhow::Result<Option<i64>> {
+    value
+        .map(|v| time::parse_instant(v).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+        .transpose()
+}
+
+fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let scenario = Scenario::resolve(&args.scenario)?;
+    let options = Options {
+        seed: args.seed,
+        from: instant(args.from.as_deref(), "--from")?,
+        to: instant(args.to.as_deref(), "--to")?,
+        after: instant(args.after.as_deref(), "--after")?,
+        scale: args.scale,
+        cases: args.cases,
+        employees: args.employees,
+    };
+    let (_, to) = options.span(&scenario)?;
+    let mut generator = generate(&scenario, &options)?;
+    let code = if let Some(url) = &args.url {
+        if to > jiff::Timestamp::now().as_second() + 300 {
+            eprintln!(
+                "backlogd simulate: warning: --to {} is in the future; the daemon rejects events more than ingest.max_future_skew ahead of its clock",
+                time::rfc3339(to)
+            );
+        }
+        let token = match &args.token_file {
+            Some(path) => crate::server::read_tokens(path)?.into_iter().next(),
+            None => None,
+        };
+        let poster = Poster::new(url, token)?;
+        let totals = send_events(
+            generator.by_ref(),
+            &poster,
+            args.batch,
+            args.rate,
+            |rejected| {
+                println!("{}: {}: {}", rejected.id, rejected.reason, rejected.message);
+            },
+        )?;
+        println!(
+            "accepted {}, duplicates {}, rejected {}",
+            totals.accepted, totals.duplicates, totals.rejected
+        );
+        if totals.rejected == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        }
+    } else {
+        let sink: Box<dyn Write> = match &args.out {
+            Some(path) => Box::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let mut sink = std::io::BufWriter::with_capacity(1 << 16, sink);
+        let mut pacer = Pacer::new(args.rate);
+        let batch = pacer.batch(args.batch);
+        let mut in_batch = 0;
+        let mut result = Ok(());
+        for event in generator.by_ref() {
+            if in_batch == 0 {
+                pacer.wait(batch);
+            }
+            result = sink
+                .write_all(event.line.as_bytes())
+                .and_then(|()| sink.write_all(b"\n"));
+            if result.is_err() {
+                break;
+            }
+            in_batch += 1;
+            if in_batch >= batch {
+                in_batch = 0;
+                if args.rate.is_some() {
+                    result = sink.flush();
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if result.is_ok() {
+            result = sink.flush();
+        }
+        match result {
+            // A closed pipe (`| head`) ends the stream quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.context("cannot write the events")?,
+        }
+        ExitCode::SUCCESS
+    };
+    if args.stats {
+        eprintln!("{}", super::StatsRow::HEADER);
+        for row in generator.stats() {
+            eprintln!("{}", row.line());
+        }
+    }
+    Ok(code)
+}

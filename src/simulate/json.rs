@@ -1,0 +1,169 @@
+//! Writes generated events as CloudEvents JSON lines (SPEC §1), by hand: the shapes are fixed, the
+//! ids are ASCII, and every scenario-provided string is JSON-escaped once up front.
+
+use std::fmt::Write;
+
+use super::model::{Ev, Role};
+use super::scenario::Scenario;
+use super::time::push_rfc3339;
+
+const OUTCOMES: [&str; 3] = ["granted", "rejected", "other"];
+const CLOSE_REASONS: [&str; 4] = ["withdrawn", "transferred_out", "merged", "other"];
+
+pub(crate) struct Formatter {
+    /// `{scenario}-{seed}`: the prefix of event, case and employee ids.
+    prefix: String,
+    track: String,
+    locations: Vec<String>,
+    phases: Vec<String>,
+    reasons: Vec<String>,
+    extension_by: String,
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Formatter {
+    pub(crate) fn new(scenario: &Scenario, seed: u64) -> Formatter {
+        Formatter {
+            prefix: format!("{}-{seed}", scenario.name),
+            track: quoted(&scenario.cases.track),
+            locations: scenario.cases.locations.iter().map(|l| quoted(l)).collect(),
+            phases: scenario.cases.phases.iter().map(|p| quoted(p)).collect(),
+            reasons: scenario
+                .hearings
+                .reasons
+                .iter()
+                .map(|r| quoted(r))
+                .collect(),
+            extension_by: quoted(&scenario.case_events.extension_by),
+        }
+    }
+
+    fn case(&self, out: &mut String, key: &str, n: u64) {
+        let _ = write!(out, "\"{key}\":\"{}-c{n}\"", self.prefix);
+    }
+
+    fn employee(&self, out: &mut String, key: &str, index: u32) {
+        let _ = write!(out, "\"{key}\":\"{}-e{:04}\"", self.prefix, index + 1);
+    }
+
+    /// The JSON line (without newline) of event number `n` at `time` (Unix seconds).
+    pub(crate) fn line(&self, n: u64, time: i64, ev: &Ev) -> String {
+        let mut s = String::with_capacity(240);
+        let _ = write!(
+            s,
+            "{{\"specversion\":\"1.0\",\"id\":\"{}-{n}\",\"type\":\"{}\",\"source\":\"backlogd-simulate\",\"time\":\"",
+            self.prefix,
+            ev.event_type().as_str()
+        );
+        push_rfc3339(&mut s, time);
+        s.push_str("\",\"data\":{");
+        match *ev {
+            Ev::Registered {
+                case,
+                received,
+                location,
+            } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"track\":{}", self.track);
+                if let Some(at) = received {
+                    s.push_str(",\"received_at\":\"");
+                    push_rfc3339(&mut s, at);
+                    s.push('"');
+                }
+                let _ = write!(s, ",\"location\":{}", self.locations[usize::from(location)]);
+            }
+            Ev::Assigned { case, employee } => {
+                self.case(&mut s, "case", case);
+                s.push(',');
+                self.employee(&mut s, "employee", employee);
+            }
+            Ev::Unassigned { case }
+            | Ev::HearingHeld { case }
+            | Ev::Suspended { case }
+            | Ev::Resumed { case }
+            | Ev::Reopened { case } => self.case(&mut s, "case", case),
+            Ev::Phase { case, phase } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"phase\":{}", self.phases[usize::from(phase)]);
+            }
+            Ev::HearingCancelled { case, reason } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"reason\":{}", self.reasons[usize::from(reason)]);
+            }
+            Ev::Extended { case } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"by\":{}", self.extension_by);
+            }
+            Ev::Transferred { case, location } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"location\":{}", self.locations[usize::from(location)]);
+            }
+            Ev::Decided {
+                case,
+                outcome,
+                by,
+                benefit_of_doubt,
+                investigation,
+            } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"outcome\":\"{}\",", OUTCOMES[usize::from(outcome)]);
+                self.employee(&mut s, "decided_by", by);
+                if benefit_of_doubt {
+                    s.push_str(",\"basis\":\"benefit_of_doubt\"");
+                }
+                let _ = write!(s, ",\"additional_investigation\":{investigation}");
+            }
+            Ev::Closed { case, reason } => {
+                self.case(&mut s, "case", case);
+                let _ = write!(s, ",\"reason\":\"{}\"", CLOSE_REASONS[usize::from(reason)]);
+            }
+            Ev::Joined {
+                employee,
+                role,
+                experienced,
+                temporary,
+                location,
+            } => {
+                self.employee(&mut s, "employee", employee);
+                let _ = write!(
+                    s,
+                    ",\"role\":\"{}\",\"experienced\":{experienced},\"contract\":\"{}\",\"location\":{}",
+                    role.as_str(),
+                    if temporary { "temporary" } else { "permanent" },
+                    self.locations[usize::from(location)]
+                );
+            }
+            Ev::BecameExperienced { employee } => {
+                self.employee(&mut s, "employee", employee);
+                s.push_str(",\"experienced\":true");
+            }
+            Ev::RoleChanged { employee, role } => {
+                self.employee(&mut s, "employee", employee);
+                let _ = write!(s, ",\"role\":\"{}\"", Role::as_str(role));
+            }
+            Ev::MadePermanent { employee } => {
+                self.employee(&mut s, "employee", employee);
+                s.push_str(",\"contract\":\"permanent\"");
+            }
+            Ev::Left { employee } => self.employee(&mut s, "employee", employee),
+            Ev::MentorAssigned { mentor, mentee } => {
+                self.employee(&mut s, "mentor", mentor);
+                s.push(',');
+                self.employee(&mut s, "mentee", mentee);
+            }
+            Ev::MentorUnassigned { mentee } => self.employee(&mut s, "mentee", mentee),
+            Ev::Audit { passed, case } => {
+                let _ = write!(s, "\"passed\":{passed}");
+                if let Some(case) = case {
+                    s.push(',');
+                    self.case(&mut s, "case", case);
+                }
+            }
+        }
+        s.push_str("}}");
+        s
+    }
+}
