@@ -1,0 +1,478 @@
+//! End to end with the real servers: backlogd, Prometheus scraping it with the shipped rules (a copy
+//! with `for:` shortened), Alertmanager sending to a webhook served by this test.
+//!
+//! Asserts that (a) every rule and every dashboard query evaluates without error in Prometheus,
+//! (b) the alerts the scripted stream should raise arrive at the webhook with their labels and
+//! annotations, and (c) an alert resolves once its condition clears (a reload raises a threshold).
+//! Every process it starts is killed when the test ends, pass or fail.
+
+#[allow(dead_code)]
+#[path = "it/harness.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A child process killed on drop, with its output in a log file for failure messages.
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(name: &'static str, program: &str, args: &[String], dir: &Path) -> Server {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}): run ./scripts/test, which installs it")
+            });
+        Server { name, child, log }
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        format!(
+            "--- {} (last lines) ---\n{}",
+            self.name,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
+    let response = harness::request(addr, "GET", path, &[], b"").ok()?;
+    (response.status == 200)
+        .then(|| response.json().ok())
+        .flatten()
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs an instant query; returns Prometheus' whole answer (status "success" or "error").
+fn query(prometheus: SocketAddr, expr: &str) -> Value {
+    let path = format!("/api/v1/query?query={}", percent_encode(expr));
+    match harness::request(prometheus, "GET", &path, &[], b"") {
+        Ok(response) => response.json().unwrap_or(Value::Null),
+        // Not listening yet: the callers poll until it answers.
+        Err(_) => Value::Null,
+    }
+}
+
+/// Polls `check` every 250 ms until it returns Some, or panics with `what` and the logs.
+fn await_until<T>(
+    what: &str,
+    logs: &dyn Fn() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "timed out waiting for {what}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A webhook receiver: every POST body (Alertmanager's JSON) is kept.
+fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let store = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(json) = serde_json::from_slice(&body)
+            {
+                store.lock().unwrap().push(json);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, received)
+}
+
+/// Every `"expr"` string in a dashboard, with Grafana's variables substituted.
+fn dashboard_exprs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "expr"
+                    && let Some(expr) = inner.as_str()
+                    && !expr.trim().is_empty()
+                {
+                    out.push(
+                        expr.replace("$track", ".*")
+                            .replace("$location", ".*")
+                            .replace("$__rate_interval", "1m")
+                            .replace("$__interval", "1m")
+                            .replace("$__range", "1h"),
+                    );
+                } else {
+                    dashboard_exprs(inner, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| dashboard_exprs(item, out)),
+        _ => {}
+    }
+}
+
+fn rfc3339(offset_seconds: i64) -> String {
+    jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(offset_seconds))
+        .unwrap()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string()
+}
+
+/// The scripted stream: a mentor with seven mentees and one newcomer without a mentor, an employee
+/// with 21 open cases, three cases past their deadline, failing audits, and more cases in than out.
+fn scripted_events() -> String {
+    let now = rfc3339(-60);
+    let mut events = Vec::new();
+    let mut push = |kind: &str, data: Value| {
+        let id = format!("e2e-{}", events.len());
+        events.push(
+            serde_json::json!({"id": id, "type": kind, "time": now, "data": data}).to_string(),
+        );
+    };
+    push(
+        "employee.joined",
+        serde_json::json!({"employee": "mentor-1", "role": "mentor", "experienced": true}),
+    );
+    push(
+        "employee.joined",
+        serde_json::json!({"employee": "busy-1", "role": "caseworker", "experienced": true}),
+    );
+    for i in 0..8 {
+        push(
+            "employee.joined",
+            serde_json::json!({"employee": format!("new-{i}"), "role": "caseworker", "experienced": false, "contract": "temporary"}),
+        );
+    }
+    for i in 0..7 {
+        push(
+            "mentor.assigned",
+            serde_json::json!({"mentor": "mentor-1", "mentee": format!("new-{i}")}),
+        );
+    }
+    for i in 0..21 {
+        push(
+            "case.registered",
+            serde_json::json!({"case": format!("B-{i}"), "track": "asylum"}),
+        );
+        push(
+            "case.assigned",
+            serde_json::json!({"case": format!("B-{i}"), "employee": "busy-1"}),
+        );
+    }
+    for i in 0..3 {
+        push(
+            "case.registered",
+            serde_json::json!({"case": format!("L-{i}"), "track": "asylum", "deadline": rfc3339(-86_400 * 20)}),
+        );
+    }
+    for passed in [true, false, false, false] {
+        push("quality.audit", serde_json::json!({"passed": passed}));
+    }
+    events.join("\n")
+}
+
+#[test]
+fn alerts_fire_and_resolve_and_every_query_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    // backlogd on a config file whose overdue threshold the test can raise by reload.
+    let shipped = std::fs::read_to_string(root.join("config/backlogd.toml")).unwrap();
+    assert!(shipped.contains("max_overdue_cases = 100"));
+    let config = dir.path().join("backlogd.toml");
+    std::fs::write(
+        &config,
+        shipped.replace("max_overdue_cases = 100", "max_overdue_cases = 1"),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let daemon = harness::Daemon::start_with_config(&config, &store, &[]);
+    let events = scripted_events();
+    daemon.post_ok(&events, events.lines().count() as u64);
+
+    // A copy of the rules with every `for:` shortened, so alerts fire within seconds.
+    let rules = std::fs::read_to_string(root.join("config/prometheus/backlogd-rules.yml"))
+        .expect("the shipped rules exist");
+    let fast_rules: String = rules
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("for:") {
+                format!("{}for: 0s", &line[..line.len() - trimmed.len()])
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rules_copy = dir.path().join("rules.yml");
+    std::fs::write(&rules_copy, fast_rules).unwrap();
+
+    let (hook, received) = webhook();
+    let alertmanager_port = free_port();
+    let alertmanager_config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &alertmanager_config,
+        format!(
+            "route:\n  receiver: test\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: http://{hook}/\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let alertmanager = Server::start(
+        "alertmanager",
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", alertmanager_config.display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{alertmanager_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+        dir.path(),
+    );
+
+    let prometheus_port = free_port();
+    let prometheus_config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prometheus_config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\nscrape_configs:\n  - job_name: backlogd\n    static_configs:\n      - targets: ['{}']\n",
+            rules_copy.display(),
+            daemon.addr
+        ),
+    )
+    .unwrap();
+    let prometheus = Server::start(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", prometheus_config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+        ],
+        dir.path(),
+    );
+    let prometheus_addr: SocketAddr = format!("127.0.0.1:{prometheus_port}").parse().unwrap();
+    let logs = || {
+        format!(
+            "{}\n{}\n--- backlogd ---\n{}",
+            prometheus.log(),
+            alertmanager.log(),
+            daemon.stderr()
+        )
+    };
+
+    // Prometheus scrapes backlogd.
+    await_until("Prometheus to scrape backlogd", &logs, || {
+        let answer = query(prometheus_addr, "up{job=\"backlogd\"} == 1");
+        (answer["data"]["result"].as_array().map_or(0, Vec::len) == 1).then_some(())
+    });
+
+    // (a) Every rule evaluates without error, and so does every dashboard query.
+    let rule_groups = await_until("every rule to have been evaluated", &logs, || {
+        let answer = get_json(prometheus_addr, "/api/v1/rules")?;
+        let groups = answer["data"]["groups"].as_array()?.clone();
+        let all_evaluated = groups.iter().all(|group| {
+            group["rules"]
+                .as_array()
+                .is_some_and(|rules| rules.iter().all(|rule| rule["health"] != "unknown"))
+        });
+        (all_evaluated && !groups.is_empty()).then_some(groups)
+    });
+    let mut rule_names = BTreeSet::new();
+    for group in &rule_groups {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["name"].as_str().unwrap_or("?").to_owned();
+            assert_eq!(
+                rule["health"], "ok",
+                "rule {name} is unhealthy: {}\n{}",
+                rule["lastError"], rule["query"]
+            );
+            rule_names.insert(name);
+        }
+    }
+    assert!(
+        rule_names.len() >= 15,
+        "only {} rules loaded: {rule_names:?}",
+        rule_names.len()
+    );
+    let mut exprs = Vec::new();
+    for entry in std::fs::read_dir(root.join("dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+            let before = exprs.len();
+            dashboard_exprs(&dashboard, &mut exprs);
+            assert!(exprs.len() > before, "{} has no queries", path.display());
+        }
+    }
+    assert!(
+        exprs.len() >= 40,
+        "only {} dashboard queries found",
+        exprs.len()
+    );
+    for expr in &exprs {
+        let answer = query(prometheus_addr, expr);
+        assert_eq!(
+            answer["status"], "success",
+            "dashboard query failed: {expr}\n{answer}"
+        );
+    }
+
+    // (b) The expected alerts arrive at the webhook, with labels and annotations.
+    let expected = [
+        "OverdueCasesHigh",
+        "MentorOverloaded",
+        "NewStaffUnmentored",
+        "EmployeesOverloaded",
+        "QualityBelowNorm",
+        "BacklogTargetUnreachable",
+    ];
+    let firing_alerts = |status: &str| -> Vec<Value> {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|message| message["alerts"].as_array().cloned().unwrap_or_default())
+            .filter(|alert| alert["status"] == status)
+            .collect()
+    };
+    let alerts = await_until("the expected alerts at the webhook", &logs, || {
+        let alerts = firing_alerts("firing");
+        let names: BTreeSet<&str> = alerts
+            .iter()
+            .filter_map(|a| a["labels"]["alertname"].as_str())
+            .collect();
+        expected
+            .iter()
+            .all(|name| names.contains(name))
+            .then_some(alerts.clone())
+    });
+    for name in expected {
+        let alert = alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+            .unwrap();
+        let severity = alert["labels"]["severity"].as_str().unwrap_or("");
+        assert!(
+            severity == "page" || severity == "ticket",
+            "{name} has severity {severity:?}"
+        );
+        for annotation in ["summary", "description", "runbook_url"] {
+            let text = alert["annotations"][annotation].as_str().unwrap_or("");
+            assert!(
+                !text.is_empty(),
+                "{name} lacks annotation {annotation}: {alert}"
+            );
+        }
+        let anchor = name.to_ascii_lowercase();
+        assert!(
+            alert["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with(&format!("#{anchor}")),
+            "{name}'s runbook_url does not point at #{anchor}"
+        );
+    }
+    let runbooks = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap();
+    for name in expected {
+        assert!(
+            runbooks.contains(&format!("## {name}")),
+            "docs/runbooks.md lacks ## {name}"
+        );
+    }
+
+    // (c) Raising the threshold by a reload clears OverdueCasesHigh, and the resolution arrives.
+    std::fs::write(
+        &config,
+        shipped.replace("max_overdue_cases = 100", "max_overdue_cases = 50"),
+    )
+    .unwrap();
+    let reload = harness::request(daemon.addr, "POST", "/-/reload", &[], b"").unwrap();
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    await_until("OverdueCasesHigh to resolve", &logs, || {
+        firing_alerts("resolved")
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "OverdueCasesHigh")
+            .then_some(())
+    });
+    drop(prometheus);
+    drop(alertmanager);
+    daemon.stop();
+}
