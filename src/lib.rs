@@ -4,6 +4,7 @@
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod metrics;
 pub mod send;

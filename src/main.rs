@@ -53,6 +53,9 @@ enum Command {
     },
     /// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
     Simulate(backlogd::simulate::cli::SimulateArgs),
+    /// Runs the daemon with a temporary store, replays the taskforce scenario's history into it,
+    /// then keeps emitting live events, and prints the URLs to look at.
+    Demo(backlogd::demo::DemoArgs),
 }
 
 const EMBEDDED_DEFAULT: &str = include_str!("../config/backlogd.toml");
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
+        Command::Demo(args) => backlogd::demo::run(args),
     }
 }
 

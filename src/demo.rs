@@ -1,0 +1,126 @@
+//! `backlogd demo`: the daemon on the built-in configuration with a temporary store, fed the
+//! `taskforce` scenario's history (about two years, ending a minute ago) as fast as it ingests, then
+//! a small live stream (new applications every second, a decision now and then) so the gauges move
+//! while you watch. Ctrl-C stops it and removes the temporary store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::simulate::post::{Poster, send_events};
+use crate::simulate::{Options, Scenario, generate, time::rfc3339};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the daemon listens.
+    #[arg(long, default_value = "127.0.0.1:9723")]
+    pub listen: std::net::SocketAddr,
+    /// Seed of the scenario.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Scale of the scenario (1.0 = a stock of about 15,000 cases and 250 new hires).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// New live applications per second after the history.
+    #[arg(long, default_value_t = 2)]
+    pub live_per_second: u32,
+}
+
+pub fn run(args: DemoArgs) -> ExitCode {
+    let mut config = match crate::config::load_from_str(include_str!("../config/backlogd.toml")) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("backlogd demo: the built-in configuration is invalid: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = store_path();
+    config.server.listen = args.listen;
+    config.store.path = store.clone();
+    // A demo store is thrown away: skip fdatasync so the history loads in seconds.
+    config.store.durability = crate::config::Durability::None;
+    crate::daemon::init_logging(&config);
+    let url = format!("http://{}", args.listen);
+    println!("backlogd demo: store {} (removed on exit)", store.display());
+    println!("  metrics:     {url}/metrics");
+    println!("  overdue:     {url}/v1/cases/overdue?limit=10");
+    println!("  readiness:   {url}/readyz");
+    println!(
+        "  Prometheus:  scrape {} with config/prometheus/backlogd-rules.yml; dashboards in dashboards/",
+        args.listen
+    );
+    let feeder_url = url.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = feed(&feeder_url, &args) {
+            eprintln!("backlogd demo: feeding events failed: {e:#}");
+        }
+    });
+    let result = crate::daemon::run(config, None);
+    let _ = std::fs::remove_dir_all(&store);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("backlogd demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now_seconds() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Posts the history, then the live stream until the process ends.
+fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
+    let poster = Poster::new(url, None)?;
+    let scenario = Scenario::resolve("taskforce")?;
+    let end = now_seconds() - 60;
+    let options = Options {
+        seed: args.seed,
+        to: Some(end),
+        scale: args.scale,
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let totals = send_events(generate(&scenario, &options)?, &poster, 5000, None, |r| {
+        eprintln!("rejected {}: {}: {}", r.id, r.reason, r.message)
+    })?;
+    println!(
+        "backlogd demo: history loaded: {} events in {:.1} s ({} rejected); live events follow",
+        totals.accepted,
+        started.elapsed().as_secs_f64(),
+        totals.rejected
+    );
+    let mut body = format!(
+        "{{\"id\":\"demo-live-officer\",\"type\":\"employee.joined\",\"time\":\"{}\",\"data\":{{\"employee\":\"demo-officer\",\"role\":\"decision_officer\",\"experienced\":true}}}}\n",
+        rfc3339(now_seconds())
+    );
+    let mut registered = 0u64;
+    let mut decided = 0u64;
+    loop {
+        let time = rfc3339(now_seconds());
+        for _ in 0..args.live_per_second {
+            body.push_str(&format!(
+                "{{\"id\":\"demo-live-r{registered}\",\"type\":\"case.registered\",\"time\":\"{time}\",\"data\":{{\"case\":\"demo-live-{registered}\",\"track\":\"asylum\",\"location\":\"ter-apel\"}}}}\n"
+            ));
+            registered += 1;
+        }
+        // Decide a little less than comes in: the live backlog grows slowly, as it did.
+        if decided + 1 < registered && registered % 3 != 0 {
+            body.push_str(&format!(
+                "{{\"id\":\"demo-live-d{decided}\",\"type\":\"case.decided\",\"time\":\"{time}\",\"data\":{{\"case\":\"demo-live-{decided}\",\"outcome\":\"granted\",\"decided_by\":\"demo-officer\"}}}}\n"
+            ));
+            decided += 1;
+        }
+        let answer = poster.post(std::mem::take(&mut body))?;
+        for r in &answer.rejected {
+            eprintln!("live event rejected {}: {}: {}", r.id, r.reason, r.message);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The temporary store of this demo process.
+pub fn store_path() -> PathBuf {
+    std::env::temp_dir().join(format!("backlogd-demo-{}", std::process::id()))
+}
