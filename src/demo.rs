@@ -106,7 +106,7 @@ fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
             registered += 1;
         }
         // Decide a little less than comes in: the live backlog grows slowly, as it did.
-        if decided + 1 < registered && registered % 3 != 0 {
+        if decided + 1 < registered && !registered.is_multiple_of(3) {
             body.push_str(&format!(
                 "{{\"id\":\"demo-live-d{decided}\",\"type\":\"case.decided\",\"time\":\"{time}\",\"data\":{{\"case\":\"demo-live-{decided}\",\"outcome\":\"granted\",\"decided_by\":\"demo-officer\"}}}}\n"
             ));
