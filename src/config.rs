@@ -1312,7 +1312,24 @@ mod tests {
             config.quality.max_audit_gap,
             SignedDuration::from_hours(14 * 24)
         );
-        assert_eq!(config.thresholds, [("max_overdue_cases".to_owned(), 100.0)]);
+        let names: Vec<&str> = config.thresholds.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "benefit_of_doubt_spike_factor",
+                "max_hearing_cancellation_ratio",
+                "max_inexperienced_decision_ratio",
+                "max_ingest_gap_seconds",
+                "max_overdue_cases",
+                "min_weekly_decisions",
+                "min_weekly_hearings",
+            ]
+        );
+        assert!(
+            config
+                .thresholds
+                .contains(&("max_overdue_cases".to_owned(), 100.0))
+        );
         assert_eq!(config.limits.max_locations, 64);
         assert_eq!(config.limits.max_employee_series, 20_000);
         assert_eq!(config.log.format, LogFormat::Text);
@@ -1719,7 +1736,16 @@ mod tests {
         // Keys the variables do not mention keep the file's values.
         assert_eq!(asylum.penalty.len(), 3);
         assert_eq!(config.time.timezone_name, "Europe/Amsterdam");
-        assert_eq!(config.thresholds, [("max_overdue_cases".to_owned(), 50.0)]);
+        assert!(
+            config
+                .thresholds
+                .contains(&("max_overdue_cases".to_owned(), 50.0))
+        );
+        assert!(
+            config
+                .thresholds
+                .contains(&("min_weekly_hearings".to_owned(), 10.0))
+        );
         assert_eq!(config.workforce.max_open_cases, 7);
 
         // A misspelt or mistyped variable is an error naming the key, like in the file. These
