@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub struct SendOptions {
@@ -31,18 +32,8 @@ pub struct Totals {
 
 /// Sends every file; returns the totals. Rejections are printed as `file:line: reason: message`.
 pub fn run(options: SendOptions) -> anyhow::Result<Totals> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(send_all(options))
-}
-
-async fn send_all(options: SendOptions) -> anyhow::Result<Totals> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let url = format!("{}/v1/events", options.url.trim_end_matches('/'));
-    let uri: hyper::Uri = url
-        .parse()
-        .with_context(|| format!("--url: {url} is not a URL"))?;
+    let mut poster = Poster::new(&options.url, options.token.clone())?;
+    poster.max_attempts = options.max_attempts;
     let mut totals = Totals::default();
     for file in &options.files {
         let text = std::fs::read_to_string(file)
@@ -60,18 +51,17 @@ async fn send_all(options: SendOptions) -> anyhow::Result<Totals> {
                 body.push_str(line);
                 body.push('\n');
             }
-            let answer = post_with_retry(&client, &uri, &options, Bytes::from(body)).await?;
-            totals.accepted += answer["accepted"].as_u64().unwrap_or(0);
-            totals.duplicates += answer["duplicates"].as_u64().unwrap_or(0);
-            for rejection in answer["rejected"].as_array().into_iter().flatten() {
+            let answer = poster.post(body)?;
+            totals.accepted += answer.accepted;
+            totals.duplicates += answer.duplicates;
+            for rejection in &answer.rejected {
                 totals.rejected += 1;
-                let index = rejection["index"].as_u64().unwrap_or(0) as usize;
-                let line = chunk.get(index).map_or(0, |(n, _)| *n);
+                let line = chunk.get(rejection.index).map_or(0, |(n, _)| *n);
                 println!(
                     "{}:{line}: {}: {}",
                     file.display(),
-                    rejection["reason"].as_str().unwrap_or("?"),
-                    rejection["message"].as_str().unwrap_or("")
+                    rejection.reason,
+                    rejection.message
                 );
             }
         }
@@ -83,47 +73,116 @@ async fn send_all(options: SendOptions) -> anyhow::Result<Totals> {
     Ok(totals)
 }
 
-async fn post_with_retry(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    uri: &hyper::Uri,
-    options: &SendOptions,
-    body: Bytes,
-) -> anyhow::Result<serde_json::Value> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut request = hyper::Request::post(uri.clone())
-            .header(hyper::header::CONTENT_TYPE, "application/x-ndjson");
-        if let Some(token) = &options.token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request.body(Full::new(body.clone()))?;
-        let failure = match client.request(request).await {
-            Ok(response) => {
-                let status = response.status();
-                let bytes = response.into_body().collect().await?.to_bytes();
-                match status {
-                    StatusCode::OK | StatusCode::UNPROCESSABLE_ENTITY => {
-                        return serde_json::from_slice(&bytes)
-                            .context("the daemon's answer is not JSON");
-                    }
-                    StatusCode::SERVICE_UNAVAILABLE => {
-                        format!("503: {}", String::from_utf8_lossy(&bytes))
-                    }
-                    other => anyhow::bail!(
-                        "the daemon answered {other}: {}",
-                        String::from_utf8_lossy(&bytes)
-                    ),
-                }
-            }
-            Err(e) => format!("cannot connect: {e}"),
+/// One rejected event of a batch, as the daemon reported it.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// Position of the event in the posted body (counting its lines from 0).
+    pub index: usize,
+    pub id: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The daemon's answer to one batch.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<Rejected>,
+}
+
+/// A blocking client for one daemon.
+pub struct Poster {
+    runtime: tokio::runtime::Runtime,
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: hyper::Uri,
+    token: Option<String>,
+    /// Attempts per batch while the daemon is unavailable.
+    pub max_attempts: u32,
+}
+
+impl Poster {
+    /// `url` is the daemon's base URL (e.g. `http://127.0.0.1:9723`).
+    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Poster> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = {
+            let _guard = runtime.enter();
+            Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()
         };
-        if attempt >= options.max_attempts {
-            anyhow::bail!("giving up after {attempt} attempts: {failure}");
+        let url = format!("{}/v1/events", url.trim_end_matches('/'));
+        let uri = url
+            .parse()
+            .with_context(|| format!("--url: {url} is not a URL"))?;
+        Ok(Poster {
+            runtime,
+            client,
+            uri,
+            token,
+            max_attempts: 20,
+        })
+    }
+
+    /// Posts one NDJSON body and returns the daemon's answer.
+    pub fn post(&self, body: String) -> anyhow::Result<Answer> {
+        let body = Bytes::from(body);
+        let answer = self.runtime.block_on(self.post_with_retry(body))?;
+        let rejected = answer["rejected"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| Rejected {
+                index: r["index"].as_u64().unwrap_or(0) as usize,
+                id: r["id"].as_str().unwrap_or("").to_owned(),
+                reason: r["reason"].as_str().unwrap_or("?").to_owned(),
+                message: r["message"].as_str().unwrap_or("").to_owned(),
+            })
+            .collect();
+        Ok(Answer {
+            accepted: answer["accepted"].as_u64().unwrap_or(0),
+            duplicates: answer["duplicates"].as_u64().unwrap_or(0),
+            rejected,
+        })
+    }
+
+    async fn post_with_retry(&self, body: Bytes) -> anyhow::Result<serde_json::Value> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = hyper::Request::post(self.uri.clone())
+                .header(hyper::header::CONTENT_TYPE, "application/x-ndjson");
+            if let Some(token) = &self.token {
+                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let request = request.body(Full::new(body.clone()))?;
+            let failure = match self.client.request(request).await {
+                Ok(response) => {
+                    let status = response.status();
+                    let bytes = response.into_body().collect().await?.to_bytes();
+                    match status {
+                        StatusCode::OK | StatusCode::UNPROCESSABLE_ENTITY => {
+                            return serde_json::from_slice(&bytes)
+                                .context("the daemon's answer is not JSON");
+                        }
+                        StatusCode::SERVICE_UNAVAILABLE => {
+                            format!("503: {}", String::from_utf8_lossy(&bytes))
+                        }
+                        other => anyhow::bail!(
+                            "the daemon answered {other}: {}",
+                            String::from_utf8_lossy(&bytes)
+                        ),
+                    }
+                }
+                Err(e) => format!("cannot connect: {e}"),
+            };
+            if attempt >= self.max_attempts {
+                anyhow::bail!("giving up after {attempt} attempts: {failure}");
+            }
+            eprintln!("retrying in {delay:?} ({failure})");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
-        eprintln!("retrying in {delay:?} ({failure})");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
