@@ -3,10 +3,11 @@
 //!
 //! Modules: `harness` starts daemons and speaks HTTP; `scenario` is the rich fixture before and
 //! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
-//! `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
+//! `demo` runs `backlogd demo`; `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
 //! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast.
 
 mod config;
+mod demo;
 mod durability;
 mod harness;
 mod ingest;
