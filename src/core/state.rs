@@ -913,45 +913,18 @@ impl State {
     /// Adds an open case's contributions to the aggregates, classified at `self.now`, and schedules
     /// its next classification change.
     fn attach(&mut self, index: u32) {
+        if !self.cases[index as usize].open {
+            return;
+        }
         let class = self.classify(index);
         let next = self.next_change(index, class);
         let case = &mut self.cases[index as usize];
-        if !case.open {
-            return;
-        }
         case.class = class;
-        let (track, location, phase, deadline) = (
-            usize::from(case.track),
-            usize::from(case.location),
-            usize::from(case.phase),
-            case.deadline,
-        );
-        let employee = case.employee;
-        let suspended = case.suspended;
         if let Some(at) = next {
             case.timer = at;
             self.timers.insert((at, index));
         }
-        let penalty = self.settings.tracks[track]
-            .penalty
-            .accrued_cents(class.penalty_days);
-        let t = &mut self.aggregates.tracks[track];
-        t.open_by_location[location] += 1;
-        t.open_by_phase[phase] += 1;
-        t.suspended += i64::from(suspended);
-        if employee == NONE {
-            t.unassigned += 1;
-        } else {
-            self.employees[employee as usize].open_cases += 1;
-        }
-        if class.overdue {
-            t.overdue_by_location[location] += 1;
-            t.penalty_exposure_cents += penalty;
-            self.overdue_by_track[track].insert((deadline, index));
-        }
-        for (w, count) in t.due_soon_by_window.iter_mut().enumerate() {
-            *count += i64::from(class.due_soon_mask >> w & 1);
-        }
+        self.count(index, class, 1);
     }
 
     /// Removes exactly what `attach` added.
@@ -965,33 +938,47 @@ impl State {
             self.timers.remove(&(case.timer, index));
             case.timer = NO_TIMER;
         }
-        let (track, location, phase, deadline) = (
+        self.count(index, class, -1);
+    }
+
+    /// Adds (`delta` = 1) or removes (`delta` = -1) the contributions of an open case with `class`
+    /// to every gauge and to the overdue index.
+    fn count(&mut self, index: u32, class: Class, delta: i64) {
+        let case = &self.cases[index as usize];
+        let (track, location, phase) = (
             usize::from(case.track),
             usize::from(case.location),
             usize::from(case.phase),
-            case.deadline,
         );
-        let employee = case.employee;
-        let suspended = case.suspended;
+        let (employee, suspended, deadline) = (case.employee, case.suspended, case.deadline);
         let penalty = self.settings.tracks[track]
             .penalty
             .accrued_cents(class.penalty_days);
         let t = &mut self.aggregates.tracks[track];
-        t.open_by_location[location] -= 1;
-        t.open_by_phase[phase] -= 1;
-        t.suspended -= i64::from(suspended);
+        t.open_by_location[location] += delta;
+        t.open_by_phase[phase] += delta;
+        if suspended {
+            t.suspended += delta;
+        }
         if employee == NONE {
-            t.unassigned -= 1;
+            t.unassigned += delta;
         } else {
-            self.employees[employee as usize].open_cases -= 1;
+            let open_cases = &mut self.employees[employee as usize].open_cases;
+            *open_cases = open_cases.wrapping_add_signed(delta as i32);
         }
         if class.overdue {
-            t.overdue_by_location[location] -= 1;
-            t.penalty_exposure_cents -= penalty;
-            self.overdue_by_track[track].remove(&(deadline, index));
+            t.overdue_by_location[location] += delta;
+            t.penalty_exposure_cents += delta * penalty;
+            if delta > 0 {
+                self.overdue_by_track[track].insert((deadline, index));
+            } else {
+                self.overdue_by_track[track].remove(&(deadline, index));
+            }
         }
         for (w, count) in t.due_soon_by_window.iter_mut().enumerate() {
-            *count -= i64::from(class.due_soon_mask >> w & 1);
+            if class.due_soon_mask >> w & 1 == 1 {
+                *count += delta;
+            }
         }
     }
 
@@ -1097,6 +1084,11 @@ impl State {
         if let Some(&id) = self.location_ids.get(name) {
             return id;
         }
+        self.add_location(name)
+    }
+
+    /// Registers a new location name at the next id, with zero gauges in every track.
+    fn add_location(&mut self, name: &str) -> u16 {
         let id = self.aggregates.locations.len() as u16;
         self.aggregates.locations.push(name.to_owned());
         self.location_ids.insert(name.to_owned(), id);

@@ -141,7 +141,7 @@ impl State {
         for _ in 0..location_count {
             let name = r.str()?;
             // Ids are assigned in order, so the stored ids stay valid.
-            state.force_location(&name);
+            state.add_location(&name);
         }
         let case_count = r.u32()? as usize;
         state.cases.reserve(case_count);
@@ -331,17 +331,6 @@ impl State {
         );
         state.rebuild_derived();
         Ok(state)
-    }
-
-    /// Registers a location name at the next id (used when loading a snapshot).
-    fn force_location(&mut self, name: &str) {
-        let id = self.aggregates.locations.len() as u16;
-        self.aggregates.locations.push(name.to_owned());
-        self.location_ids.insert(name.to_owned(), id);
-        for t in &mut self.aggregates.tracks {
-            t.open_by_location.push(0);
-            t.overdue_by_location.push(0);
-        }
     }
 }
 
