@@ -44,10 +44,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let tokens = match &config.server.ingest_tokens_file {
-        Some(path) => server::read_tokens(path)?,
-        None => Vec::new(),
-    };
+    let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
+        match &config.server.ingest_tokens_file {
+            Some(path) => server::read_tokens(path)?,
+            None => Vec::new(),
+        },
+    ));
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
     let listener = server::bind(config.server.listen).await?;
@@ -62,7 +64,7 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         engine: handle.clone(),
         telemetry: telemetry.clone(),
         max_body_bytes: config.server.max_body_bytes,
-        tokens,
+        tokens: tokens.clone(),
         reload: reload_tx,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -103,6 +105,7 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         config_path,
         config,
         handle.clone(),
+        tokens,
         telemetry,
         reload_rx,
     ));
@@ -176,6 +179,7 @@ async fn reloads(
     path: Option<PathBuf>,
     mut current: Config,
     engine: crate::engine::EngineHandle,
+    tokens: server::Tokens,
     telemetry: Arc<Telemetry>,
     mut requests: tokio::sync::mpsc::Receiver<ReloadRequest>,
 ) {
@@ -199,7 +203,7 @@ async fn reloads(
                 None => return,
             },
         };
-        let result = reload_once(path.as_deref(), &mut current, &engine).await;
+        let result = reload_once(path.as_deref(), &mut current, &engine, &tokens).await;
         match &result {
             Ok(()) => {
                 telemetry.config_last_reload_successful.set(1.0);
@@ -221,12 +225,19 @@ async fn reload_once(
     path: Option<&Path>,
     current: &mut Config,
     engine: &crate::engine::EngineHandle,
+    tokens: &server::Tokens,
 ) -> Result<(), String> {
     let Some(path) = path else {
         return Err("running on the built-in configuration; there is no file to reload".into());
     };
     let new = crate::config::load(path).map_err(|e| e.to_string())?;
     let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(|e| format!("{e:#}"))?;
+    // Token rotation: the tokens file is re-read on every reload. Turning authentication on or off
+    // needs a restart (the listen-address safety check runs at start).
+    let new_tokens = match (&current.server.ingest_tokens_file, &new.server.ingest_tokens_file) {
+        (Some(_), Some(path)) => Some(server::read_tokens(path).map_err(|e| format!("{e:#}"))?),
+        _ => None,
+    };
     for (key, changed) in [
         (
             "server",
@@ -263,6 +274,9 @@ async fn reload_once(
     answer
         .await
         .map_err(|_| "the daemon is shutting down".to_string())??;
+    if let Some(new_tokens) = new_tokens {
+        *tokens.write().unwrap_or_else(|e| e.into_inner()) = new_tokens;
+    }
     *current = new;
     Ok(())
 }

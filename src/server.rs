@@ -29,13 +29,17 @@ pub struct App {
     pub engine: EngineHandle,
     pub telemetry: Arc<Telemetry>,
     pub max_body_bytes: usize,
-    /// Accepted bearer tokens; empty = no authentication.
-    pub tokens: Vec<String>,
+    /// Accepted bearer tokens; empty = no authentication. Replaced by a reload (token rotation);
+    /// the lock is held only to compare, never across an `.await`.
+    pub tokens: Tokens,
     /// Where `POST /-/reload` sends its request.
     pub reload: tokio::sync::mpsc::Sender<crate::daemon::ReloadRequest>,
 }
 
 type HttpResponse = Response<Full<Bytes>>;
+
+/// The accepted ingest tokens, shared with the reload task.
+pub type Tokens = Arc<std::sync::RwLock<Vec<String>>>;
 
 /// Serves connections from `listener` until `shutdown` resolves, then stops accepting and waits (at
 /// most `drain`) for in-flight requests to finish.
@@ -317,7 +321,9 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
 /// `None` when the request may proceed; otherwise the 401 answer. Tokens are compared in constant
 /// time, and every configured token is compared, so timing reveals neither a prefix nor which matched.
 fn authenticate(app: &App, request: &Request<Incoming>) -> Option<HttpResponse> {
-    if app.tokens.is_empty() {
+    // A poisoned lock only means a writer panicked mid-swap of a whole Vec; the Vec is intact.
+    let tokens = app.tokens.read().unwrap_or_else(|e| e.into_inner());
+    if tokens.is_empty() {
         return None;
     }
     let presented = request
@@ -332,8 +338,7 @@ fn authenticate(app: &App, request: &Request<Incoming>) -> Option<HttpResponse> 
         ));
     };
     use subtle::ConstantTimeEq;
-    let matched = app
-        .tokens
+    let matched = tokens
         .iter()
         .fold(subtle::Choice::from(0), |acc, token| {
             acc | token.as_bytes().ct_eq(presented.as_bytes())

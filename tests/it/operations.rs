@@ -995,3 +995,52 @@ fn rolling_windows_forecast_and_quality_ratio_follow_the_real_clock() {
     );
     daemon.stop();
 }
+
+#[test]
+fn tokens_rotate_on_reload_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "old-token-111\n").unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("store"),
+        &[(
+            "BACKLOGD__SERVER__INGEST_TOKENS_FILE",
+            tokens.to_str().unwrap(),
+        )],
+    );
+    let status_with = |token: &str| {
+        daemon
+            .request(
+                "GET",
+                "/v1/cases/overdue",
+                &[("Authorization", &format!("Bearer {token}"))],
+                b"",
+            )
+            .status
+    };
+    assert_eq!(status_with("old-token-111"), 200);
+    assert_eq!(status_with("new-token-222"), 401);
+    std::fs::write(&tokens, "# rotated\nnew-token-222\n").unwrap();
+    daemon.signal("HUP");
+    let started = std::time::Instant::now();
+    while status_with("new-token-222") != 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the new token was not accepted after SIGHUP:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        status_with("old-token-111"),
+        401,
+        "the old token still works"
+    );
+    daemon.await_metric("backlogd_config_last_reload_successful", 1.0);
+    // An empty tokens file is refused and the current tokens stay.
+    std::fs::write(&tokens, "# nothing\n").unwrap();
+    daemon.signal("HUP");
+    daemon.await_metric("backlogd_config_last_reload_successful", 0.0);
+    assert_eq!(status_with("new-token-222"), 200);
+    daemon.stop();
+}
