@@ -234,7 +234,10 @@ async fn reload_once(
     let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(|e| format!("{e:#}"))?;
     // Token rotation: the tokens file is re-read on every reload. Turning authentication on or off
     // needs a restart (the listen-address safety check runs at start).
-    let new_tokens = match (&current.server.ingest_tokens_file, &new.server.ingest_tokens_file) {
+    let new_tokens = match (
+        &current.server.ingest_tokens_file,
+        &new.server.ingest_tokens_file,
+    ) {
         (Some(_), Some(path)) => Some(server::read_tokens(path).map_err(|e| format!("{e:#}"))?),
         _ => None,
     };

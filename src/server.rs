@@ -338,11 +338,9 @@ fn authenticate(app: &App, request: &Request<Incoming>) -> Option<HttpResponse> 
         ));
     };
     use subtle::ConstantTimeEq;
-    let matched = tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |acc, token| {
-            acc | token.as_bytes().ct_eq(presented.as_bytes())
-        });
+    let matched = tokens.iter().fold(subtle::Choice::from(0), |acc, token| {
+        acc | token.as_bytes().ct_eq(presented.as_bytes())
+    });
     if bool::from(matched) {
         None
     } else {
