@@ -26,6 +26,31 @@ fn check(script: &str, expect: Expect) {
 fn check_with(settings: CoreSettings, script: &str, expect: Expect) {
     let mut state = State::new(settings);
     let mut out = String::new();
+    run_script(&mut state, script, |state, line, applied| {
+        match applied {
+            Some(Ok(Applied::Duplicate)) => out.push_str(&format!("line {line}: duplicate\n")),
+            Some(Err(rejection)) => out.push_str(&format!("line {line}: {rejection}\n")),
+            Some(Ok(Applied::New)) | None => {}
+        }
+        let mut recomputed = state.clone();
+        recomputed.rebuild_derived();
+        assert_eq!(
+            recomputed.aggregates(),
+            state.aggregates(),
+            "incremental aggregates diverge from recomputation after line {line}"
+        );
+    });
+    out.push_str(&render(&state));
+    expect.assert_eq(&out);
+}
+
+/// Runs a script (see the module documentation) against `state`, calling `on_step` after every
+/// `at` line (with `None`) and every event (with what `apply` returned), with the 1-based line number.
+fn run_script(
+    state: &mut State,
+    script: &str,
+    mut on_step: impl FnMut(&State, usize, Option<Result<Applied, super::event::Rejection>>),
+) {
     let mut clock: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
     for (number, line) in script.lines().enumerate() {
         let line = line.trim();
@@ -34,31 +59,17 @@ fn check_with(settings: CoreSettings, script: &str, expect: Expect) {
         }
         let mut words = line.split_whitespace();
         let head = words.next().unwrap();
-        if head == "at" {
+        let applied = if head == "at" {
             clock = words.next().unwrap().parse().unwrap();
             state.advance(to_nanos(clock).unwrap());
+            None
         } else {
             let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
             let event = build_event(head, &fields, clock, number + 1);
-            match state.apply(&event, to_nanos(clock).unwrap()) {
-                Ok(Applied::New) => {}
-                Ok(Applied::Duplicate) => {
-                    out.push_str(&format!("line {}: duplicate\n", number + 1))
-                }
-                Err(rejection) => out.push_str(&format!("line {}: {rejection}\n", number + 1)),
-            }
-        }
-        let mut recomputed = state.clone();
-        recomputed.rebuild_derived();
-        assert_eq!(
-            recomputed.aggregates(),
-            state.aggregates(),
-            "incremental aggregates diverge from recomputation after line {}",
-            number + 1
-        );
+            Some(state.apply(&event, to_nanos(clock).unwrap()))
+        };
+        on_step(state, number + 1, applied);
     }
-    out.push_str(&render(&state));
-    expect.assert_eq(&out);
 }
 
 fn build_event(kind: &str, fields: &[(&str, &str)], clock: Timestamp, line: usize) -> Event {
@@ -885,21 +896,9 @@ fn snapshot_round_trip_restores_counters_gauges_lists_and_dedup() {
         quality.audit passed=false
     "#;
     let mut state = State::new(CoreSettings::example());
+    apply_script(&mut state, script);
     let clock: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
     let now = to_nanos(clock).unwrap();
-    state.advance(now);
-    for (number, line) in script.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with("at ") {
-            continue;
-        }
-        let mut words = line.split_whitespace();
-        let head = words.next().unwrap();
-        let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
-        state
-            .apply(&build_event(head, &fields, clock, number), now)
-            .unwrap();
-    }
     let bytes = state.encode_snapshot();
     let mut restored = State::decode_snapshot(CoreSettings::example(), &bytes).unwrap();
     assert_eq!(restored.aggregates(), state.aggregates());
@@ -983,26 +982,13 @@ fn closing_an_overdue_case_incurs_its_penalty_but_is_no_overdue_decision() {
     );
 }
 
+/// Runs a script whose every event must apply.
 fn apply_script(state: &mut State, script: &str) {
-    let mut clock: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
-    for (number, line) in script.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    run_script(state, script, |_, line, applied| {
+        if let Some(Err(rejection)) = applied {
+            panic!("line {line}: {rejection}");
         }
-        let mut words = line.split_whitespace();
-        let head = words.next().unwrap();
-        if head == "at" {
-            clock = words.next().unwrap().parse().unwrap();
-            state.advance(to_nanos(clock).unwrap());
-            continue;
-        }
-        let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
-        let event = build_event(head, &fields, clock, number + 1);
-        state
-            .apply(&event, to_nanos(clock).unwrap())
-            .unwrap_or_else(|r| panic!("line {}: {r}", number + 1));
-    }
+    });
 }
 
 #[test]
