@@ -687,10 +687,7 @@ impl Sim {
     fn detach(&mut self, slot: u32) {
         let e = self.cases[slot as usize].employee;
         if e != NONE {
-            let cases = &mut self.emps[e as usize].cases;
-            if let Some(pos) = cases.iter().position(|&s| s == slot) {
-                cases.remove(pos);
-            }
+            remove_item(&mut self.emps[e as usize].cases, slot);
             self.cases[slot as usize].employee = NONE;
         }
     }
@@ -878,10 +875,7 @@ impl Sim {
     fn clear_mentor(&mut self, mentee: u32) {
         let old = self.emps[mentee as usize].mentor;
         if old != NONE {
-            let list = &mut self.emps[old as usize].mentees;
-            if let Some(pos) = list.iter().position(|&x| x == mentee) {
-                list.remove(pos);
-            }
+            remove_item(&mut self.emps[old as usize].mentees, mentee);
             self.emps[mentee as usize].mentor = NONE;
         }
     }
@@ -1356,4 +1350,12 @@ fn scaled_count(count: f64, factor: f64) -> u32 {
         return 0;
     }
     ((count * factor).round() as u32).max(1)
+}
+
+/// Removes the first occurrence of `item` from `list`, keeping the order of the rest (the order
+/// feeds the seeded choices, so determinism depends on it).
+fn remove_item(list: &mut Vec<u32>, item: u32) {
+    if let Some(pos) = list.iter().position(|&x| x == item) {
+        list.remove(pos);
+    }
 }
