@@ -87,9 +87,6 @@ pub struct View {
     pub settings: Arc<CoreSettings>,
     pub aggregates: Aggregates,
     pub max_overdue_nanos: Vec<EpochNanos>,
-    pub open_cases: i64,
-    pub known_cases: usize,
-    pub remembered_event_ids: usize,
     pub flows: Flows,
     pub workforce: Arc<Workforce>,
     pub edge: Arc<EdgeSettings>,
@@ -544,9 +541,6 @@ pub fn view_of(
         settings,
         aggregates: state.aggregates().clone(),
         max_overdue_nanos: state.max_overdue_nanos(),
-        open_cases: state.open_cases(),
-        known_cases: state.known_cases(),
-        remembered_event_ids: state.remembered_event_ids(),
     }
 }
 

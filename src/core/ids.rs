@@ -62,11 +62,6 @@ impl IdArena {
         // Only whole `&str`s are ever appended, so every span is valid UTF-8 on char boundaries.
         std::str::from_utf8(&self.bytes[start as usize..end as usize]).unwrap_or("")
     }
-
-    /// Heap bytes used, for the memory estimate.
-    pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.spans.capacity() * 8 + self.table.capacity() * 5
-    }
 }
 
 /// The 64-bit hash under which an event id is remembered. xxh3 is stable across releases, so hashes
