@@ -122,6 +122,27 @@ pub struct ServerConfig {
     pub ingest_tokens_file: Option<PathBuf>,
     /// Required (true) to listen on a non-loopback address without ingest tokens.
     pub allow_unauthenticated: bool,
+    pub limits: ServerLimits,
+}
+
+/// What one client, or all of them together, may take from the daemon (docs/http.md, "Limits").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerLimits {
+    /// Events (lines, array elements) in one request body; more is refused with 413.
+    pub max_events_per_request: usize,
+    /// Rejections listed in one answer; the rest are only counted (`rejected_total`).
+    pub max_rejections_reported: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's whole body.
+    pub body_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections; beyond it new connections are closed at once.
+    pub max_connections: usize,
+    /// Bytes of request bodies being read or waiting for the engine, over all requests; a request
+    /// that would exceed it gets 503 with Retry-After.
+    pub max_inflight_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -427,6 +448,13 @@ struct RawServer {
     max_body_bytes: Option<Integer>,
     ingest_tokens_file: Option<String>,
     allow_unauthenticated: Option<bool>,
+    max_events_per_request: Option<Integer>,
+    max_rejections_reported: Option<Integer>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<Integer>,
+    max_inflight_bytes: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -694,11 +722,70 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             "server.listen",
         ));
     }
+    let max_inflight_bytes = integer_in(
+        "server.max_inflight_bytes",
+        raw.max_inflight_bytes,
+        (64 * MEBIBYTE).max(max_body_bytes),
+        1,
+        i64::MAX,
+    )?;
+    if max_inflight_bytes < max_body_bytes {
+        return Err(invalid(
+            format!(
+                "{max_inflight_bytes} is smaller than server.max_body_bytes ({max_body_bytes}), so \
+                 a request of the largest allowed size could never be accepted"
+            ),
+            "server.max_inflight_bytes",
+        ));
+    }
+    let timeout = |key: &str, raw: Option<&str>, default: &str| {
+        let text = raw.unwrap_or(default);
+        let duration = positive_duration(key, text)?;
+        if duration > SignedDuration::from_hours(1) {
+            return Err(invalid(
+                format!("{text:?} is too long; the maximum is \"PT1H\""),
+                key,
+            ));
+        }
+        Ok::<_, ConfigError>(duration.unsigned_abs())
+    };
+    let count = |key: &str, raw: Option<Integer>, default: i64, max: i64| {
+        integer_in(key, raw, default, 1, max).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    let limits = ServerLimits {
+        max_events_per_request: count(
+            "server.max_events_per_request",
+            raw.max_events_per_request,
+            100_000,
+            10_000_000,
+        )?,
+        max_rejections_reported: count(
+            "server.max_rejections_reported",
+            raw.max_rejections_reported,
+            100,
+            100_000,
+        )?,
+        header_timeout: timeout(
+            "server.header_timeout",
+            raw.header_timeout.as_deref(),
+            "PT10S",
+        )?,
+        body_timeout: timeout("server.body_timeout", raw.body_timeout.as_deref(), "PT60S")?,
+        idle_timeout: timeout("server.idle_timeout", raw.idle_timeout.as_deref(), "PT60S")?,
+        max_connections: count(
+            "server.max_connections",
+            raw.max_connections,
+            1024,
+            1_000_000,
+        )?,
+        max_inflight_bytes: usize::try_from(max_inflight_bytes).unwrap_or(usize::MAX),
+    };
     Ok(ServerConfig {
         listen,
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         ingest_tokens_file,
         allow_unauthenticated,
+        limits,
     })
 }
 

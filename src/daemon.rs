@@ -32,6 +32,39 @@ pub fn init_logging(config: &Config) {
     drop(result);
 }
 
+/// Makes a panic on any thread end the process (after the usual message), as `panic = "abort"`
+/// does in the release profile: a daemon whose engine or snapshot thread died must not live on
+/// serving a frozen view; the service manager restarts it and recovery rebuilds the state.
+pub fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        tracing::error!(%info, "a thread panicked; aborting so that the daemon is restarted");
+        eprintln!("backlogd: a thread panicked; aborting so that the daemon is restarted");
+        std::process::abort();
+    }));
+}
+
+/// Raises the soft limit on open files to the hard limit (as Go's runtime does): every connection
+/// is a descriptor, and `server.max_connections` should be the limit that applies, not a default
+/// soft limit of 1024.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("cannot raise the open files limit");
+            }
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP and `POST /-/reload`
 /// (`None` when running on the built-in configuration, which cannot change).
 pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -44,9 +77,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
         match &config.server.ingest_tokens_file {
-            Some(path) => server::read_tokens(path)?,
+            Some(path) => server::read_token_digests(path)?,
             None => Vec::new(),
         },
     ));
@@ -60,13 +94,13 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
 
     let (handle, recovered, engine_thread) = engine::start(&config, edge, telemetry.clone());
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    let app = Arc::new(App {
-        engine: handle.clone(),
-        telemetry: telemetry.clone(),
-        max_body_bytes: config.server.max_body_bytes,
-        tokens: tokens.clone(),
-        reload: reload_tx,
-    });
+    let app = Arc::new(App::new(
+        handle.clone(),
+        telemetry.clone(),
+        &config.server,
+        tokens.clone(),
+        reload_tx,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -79,24 +113,51 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
 
     let signals = shutdown_signal();
     tokio::pin!(signals);
-    tokio::select! {
-        result = recovered => match result {
-            Ok(Ok(())) => {
-                tracing::info!("ready");
-                notify_systemd(&[sd_notify::NotifyState::Ready]);
-            }
-            Ok(Err(e)) => {
+    // SIGHUP during recovery must not kill the daemon (its default action): listen from the start;
+    // a reload requested before recovery completes is served once it has.
+    let hangup = hangup_signal();
+    let recovered = recovered;
+    tokio::pin!(recovered);
+    let mut progress = tokio::time::interval(RECOVERY_PROGRESS_PERIOD);
+    let mut last_replayed = 0;
+    loop {
+        tokio::select! {
+            result = &mut recovered => match result {
+                Ok(Ok(())) => {
+                    tracing::info!("ready");
+                    notify_systemd(&[
+                        sd_notify::NotifyState::Ready,
+                        sd_notify::NotifyState::Status("ready"),
+                    ]);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    let _ = stop_tx.send(());
+                    let _ = server_task.await;
+                    return Err(e.context("recovering the state from the store"));
+                }
+                Err(_) => anyhow::bail!("the engine thread ended during recovery"),
+            },
+            () = &mut signals => {
+                tracing::info!("stopping during recovery");
                 let _ = stop_tx.send(());
                 let _ = server_task.await;
-                return Err(e.context("recovering the state from the store"));
+                return Ok(());
             }
-            Err(_) => anyhow::bail!("the engine thread ended during recovery"),
-        },
-        () = &mut signals => {
-            tracing::info!("stopping during recovery");
-            let _ = stop_tx.send(());
-            let _ = server_task.await;
-            return Ok(());
+            _ = progress.tick() => {
+                // A long replay keeps extending systemd's start timeout while it makes progress;
+                // a stuck one stops extending it, and systemd's TimeoutStartSec ends it.
+                let replayed = handle.replayed.load(std::sync::atomic::Ordering::Relaxed);
+                let status = format!("recovering: {replayed} log records replayed");
+                let mut states = vec![sd_notify::NotifyState::Status(&status)];
+                if replayed > last_replayed {
+                    states.push(sd_notify::NotifyState::ExtendTimeoutUsec(
+                        (RECOVERY_PROGRESS_PERIOD * 4).as_micros() as u32,
+                    ));
+                }
+                last_replayed = replayed;
+                notify_systemd(&states);
+            }
         }
     }
 
@@ -108,10 +169,23 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         tokens,
         telemetry,
         reload_rx,
+        hangup,
     ));
     let watchdog = sd_notify::watchdog_enabled()
         .map(|period| tokio::spawn(feed_watchdog(period, handle.heartbeat.clone())));
-    signals.await;
+    let store_failed = tokio::select! {
+        () = &mut signals => false,
+        () = handle.failure.notified() => true,
+    };
+    if store_failed {
+        // Keep answering /readyz 503 and /metrics (backlogd_store_healthy 0) for a moment so that a
+        // scrape can see why, then exit non-zero: the service manager restarts the daemon and
+        // recovery reads what the disk holds, not the page cache of this process.
+        notify_systemd(&[sd_notify::NotifyState::Status(
+            "the event log failed; exiting to be restarted",
+        )]);
+        tokio::time::sleep(STORE_FAILURE_LINGER).await;
+    }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     if let Some(watchdog) = watchdog {
         watchdog.abort();
@@ -125,8 +199,31 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     tokio::task::spawn_blocking(move || engine_thread.join())
         .await
         .ok();
+    if store_failed {
+        anyhow::bail!(
+            "the event log failed (see the error above); exiting so that the daemon is restarted and recovers from disk"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often recovery progress goes to systemd (`STATUS=`, `EXTEND_TIMEOUT_USEC=`).
+const RECOVERY_PROGRESS_PERIOD: Duration = Duration::from_secs(5);
+
+/// How long the daemon keeps answering after its store failed, before it exits.
+const STORE_FAILURE_LINGER: Duration = Duration::from_secs(1);
+
+/// SIGHUP, listened for from the start so that an early one cannot kill the daemon.
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reload only over HTTP");
+            None
+        }
+    }
 }
 
 /// Sends a tick every `period`; a tick that finds the queue full is skipped (the engine is busy and
@@ -171,9 +268,6 @@ async fn feed_watchdog(period: Duration, heartbeat: Arc<std::sync::atomic::Atomi
     }
 }
 
-/// A reload request from `POST /-/reload`: the answer goes back on the sender.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
-
 /// Serves reloads, from SIGHUP and from `POST /-/reload`, one at a time.
 async fn reloads(
     path: Option<PathBuf>,
@@ -181,16 +275,9 @@ async fn reloads(
     engine: crate::engine::EngineHandle,
     tokens: server::Tokens,
     telemetry: Arc<Telemetry>,
-    mut requests: tokio::sync::mpsc::Receiver<ReloadRequest>,
+    mut requests: tokio::sync::mpsc::Receiver<server::ReloadRequest>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; reload only over HTTP");
-            None
-        }
-    };
     loop {
         let reply = tokio::select! {
             Some(()) = async { match &mut hangup { Some(s) => s.recv().await, None => std::future::pending().await } } => {
@@ -238,7 +325,9 @@ async fn reload_once(
         &current.server.ingest_tokens_file,
         &new.server.ingest_tokens_file,
     ) {
-        (Some(_), Some(path)) => Some(server::read_tokens(path).map_err(|e| format!("{e:#}"))?),
+        (Some(_), Some(path)) => {
+            Some(server::read_token_digests(path).map_err(|e| format!("{e:#}"))?)
+        }
         _ => None,
     };
     for (key, changed) in [

@@ -10,10 +10,11 @@
 //! all of it, writes and syncs the log once, and only then answers every request of the group. While
 //! it syncs, new requests queue up and form the next group.
 //!
-//! Ordering: events are applied to the in-memory state before the log is synced. If the sync fails,
-//! the requests of that group get 503 and the engine refuses all further ingestion (a failed fsync
-//! leaves the file's durable content unknown; retrying could acknowledge lost data). The in-memory
-//! state may then show events that are not durable; a restart recovers exactly what the log holds.
+//! Ordering: events are applied to the in-memory state before the log is synced. If a write or sync
+//! fails, every request of that group, and every later one, gets 503 (a failed fsync leaves the
+//! file's durable content unknown; retrying could acknowledge lost data). The log truncates the
+//! failed tail, the engine marks the store unhealthy and tells the daemon, which exits non-zero so
+//! that the service manager restarts it: recovery then reads exactly what the disk holds.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -90,21 +91,25 @@ pub struct View {
     pub flows: Flows,
     pub workforce: Arc<Workforce>,
     pub edge: Arc<EdgeSettings>,
+    pub known_cases: usize,
+    pub remembered_event_ids: usize,
 }
 
-/// The latest view, swapped atomically. The lock is held only to clone or replace an `Arc`.
-#[derive(Debug)]
-pub struct ViewCell(RwLock<Arc<View>>);
+/// The latest view, swapped atomically. The lock is held only to clone or replace an `Arc`. It
+/// is empty until recovery is complete: nothing can serve a state that is not the recovered one.
+#[derive(Debug, Default)]
+pub struct ViewCell(RwLock<Option<Arc<View>>>);
 
 impl ViewCell {
-    pub fn latest(&self) -> Arc<View> {
+    /// The latest view, or `None` while the state is being recovered.
+    pub fn latest(&self) -> Option<Arc<View>> {
         // A poisoned lock means a thread panicked while swapping an Arc, which cannot leave it
         // half-written; the Arc inside is still whole.
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn publish(&self, view: View) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(view));
     }
 }
 
@@ -117,6 +122,10 @@ pub struct EngineHandle {
     pub ready: Arc<AtomicBool>,
     /// True once the log failed and ingestion is refused.
     pub failed: Arc<AtomicBool>,
+    /// Log records replayed so far during recovery (progress for systemd's `STATUS=`).
+    pub replayed: Arc<std::sync::atomic::AtomicU64>,
+    /// Notified once when the log fails: the daemon then exits non-zero so that it is restarted.
+    pub failure: Arc<tokio::sync::Notify>,
     /// Wall-clock time (core nanoseconds) at which the engine last finished a command group; the
     /// systemd watchdog is fed only while this moves.
     pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
@@ -126,6 +135,13 @@ pub struct EngineHandle {
 pub fn wall_clock() -> EpochNanos {
     crate::core::time::to_nanos_saturating(jiff::Timestamp::now())
 }
+
+/// The answer to every ingest request once the store has failed.
+pub const STORE_FAILED: &str =
+    "the event log failed; ingestion is refused until the daemon has restarted and recovered";
+
+/// Commands that may wait in the engine's queue; a request that finds it full gets 503.
+pub const QUEUE_COMMANDS: usize = 1024;
 
 /// Starts the engine thread: it recovers the state from the store (snapshot + log), flips `ready`,
 /// then serves commands. `recovered` receives Ok once serving, or the recovery error.
@@ -139,19 +155,15 @@ pub fn start(
     std::thread::JoinHandle<()>,
 ) {
     let settings = Arc::new(crate::config::core_settings(config));
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(QUEUE_COMMANDS);
     let edge = Arc::new(edge);
-    let view = Arc::new(ViewCell(RwLock::new(Arc::new(view_of(
-        &State::new((*settings).clone()),
-        settings.clone(),
-        Arc::default(),
-        edge.clone(),
-    )))));
     let handle = EngineHandle {
         commands: tx,
-        view: view.clone(),
+        view: Arc::default(),
         ready: Arc::new(AtomicBool::new(false)),
         failed: Arc::new(AtomicBool::new(false)),
+        failure: Arc::default(),
+        replayed: Arc::default(),
         heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(wall_clock())),
     };
     let (recovered_tx, recovered_rx) = oneshot::channel();
@@ -256,11 +268,17 @@ impl Engine {
                     format!("record at {position:?} no longer parses: {}", e.rejection)
                 })?;
                 // An event in the log was applied before; re-applying it to the same state gives the
-                // same result. A rejection here means the log and snapshot disagree: report, go on.
+                // same result. A rejection here means the log and snapshot disagree: it is counted
+                // (backlogd_replay_rejected_total) and logged with its id, never dropped silently.
                 if let Err(rejection) = state.apply(&event, arrival) {
-                    tracing::warn!(?position, %rejection, "logged event rejected on replay");
+                    telemetry
+                        .replay_rejected
+                        .with_label_values(&[rejection.reason.as_str()])
+                        .inc();
+                    tracing::error!(?position, event_id = %event.id, %rejection, "logged event rejected on replay");
                 }
                 replayed += 1;
+                handle.replayed.store(replayed, Ordering::Relaxed);
                 Ok(())
             },
         )?;
@@ -325,14 +343,37 @@ impl Engine {
         let mut appended = false;
         let mut ticked = false;
         let mut reloaded = false;
+        let mut store_error: Option<String> = None;
         for command in group.drain(..) {
             match command {
                 Command::Ingest(batch) => {
-                    let (summary, any) = self.apply_batch(&batch, now);
-                    appended |= any;
-                    waiting.push((batch.reply, summary));
+                    if self.handle.failed.load(Ordering::SeqCst) || store_error.is_some() {
+                        // Nothing more can be made durable: refuse the whole batch, unapplied.
+                        let _ = batch
+                            .reply
+                            .send(IngestOutcome::Unavailable(STORE_FAILED.to_string()));
+                        continue;
+                    }
+                    match self.apply_batch(&batch, now) {
+                        Ok((summary, any)) => {
+                            appended |= any;
+                            waiting.push((batch.reply, summary));
+                        }
+                        Err(e) => {
+                            store_error = Some(e.to_string());
+                            waiting.push((batch.reply, IngestSummary::default()));
+                        }
+                    }
                 }
-                Command::Tick => ticked = true,
+                Command::Tick => {
+                    ticked = true;
+                    // Test hook (debug builds only): proves that a panic on this thread ends the
+                    // process instead of leaving it serving a frozen view.
+                    #[cfg(debug_assertions)]
+                    if std::env::var_os("BACKLOGD_TEST_PANIC_IN_ENGINE").is_some() {
+                        panic!("BACKLOGD_TEST_PANIC_IN_ENGINE is set");
+                    }
+                }
                 Command::Overdue {
                     track,
                     location,
@@ -358,23 +399,19 @@ impl Engine {
                 Command::Shutdown => stop = true,
             }
         }
-        if appended {
+        if appended && store_error.is_none() {
             let started = Instant::now();
             let result = self.log.commit(self.store.durability);
             self.telemetry
                 .store_commit_duration
                 .observe(started.elapsed().as_secs_f64());
             if let Err(e) = result {
-                tracing::error!(error = %e, "event log write failed: refusing all further ingestion until restart");
-                self.handle.failed.store(true, Ordering::SeqCst);
-                for (reply, _) in waiting {
-                    let _ = reply.send(IngestOutcome::Unavailable(format!(
-                        "the event log could not be written ({e}); nothing of this request is acknowledged"
-                    )));
-                }
-                self.publish(true);
-                return stop;
+                store_error = Some(e.to_string());
             }
+        }
+        if let Some(error) = store_error {
+            self.fail_store(&error, waiting);
+            return stop;
         }
         // Publish before answering: a client that scrapes right after its 200 sees its events.
         self.workforce_dirty |= appended;
@@ -389,6 +426,28 @@ impl Engine {
             self.snapshot_now();
         }
         stop
+    }
+
+    /// The store failed: nothing of `waiting` (nor of any later batch) is acknowledged. The state
+    /// may hold events that are not durable, so it is never snapshotted again; the daemon is told to
+    /// exit so that a restart recovers exactly what the disk holds.
+    fn fail_store(
+        &mut self,
+        error: &str,
+        waiting: Vec<(oneshot::Sender<IngestOutcome>, IngestSummary)>,
+    ) {
+        tracing::error!(
+            error,
+            "event log write failed: refusing all further ingestion; the daemon will exit so that it is restarted and recovers from disk"
+        );
+        self.handle.failed.store(true, Ordering::SeqCst);
+        self.telemetry.store_healthy.set(0);
+        for (reply, _) in waiting {
+            let _ = reply.send(IngestOutcome::Unavailable(format!(
+                "the event log could not be written ({error}); nothing of this request is acknowledged"
+            )));
+        }
+        self.handle.failure.notify_one();
     }
 
     /// Deletes log segments covered by the newest durable snapshot, then submits a new snapshot if
@@ -425,10 +484,15 @@ impl Engine {
         writer.submit(bytes, meta, self.state.open_cases());
     }
 
-    fn apply_batch(&mut self, batch: &IngestBatch, now: EpochNanos) -> (IngestSummary, bool) {
+    /// Applies one batch and appends its applied events to the log (not yet committed). An append
+    /// error means the log is unusable; the caller then fails the whole group.
+    fn apply_batch(
+        &mut self,
+        batch: &IngestBatch,
+        now: EpochNanos,
+    ) -> Result<(IngestSummary, bool), log::LogError> {
         let mut summary = IngestSummary::default();
         let mut appended = false;
-        let failed = self.handle.failed.load(Ordering::SeqCst);
         let telemetry = &self.telemetry;
         telemetry
             .events_received
@@ -445,9 +509,6 @@ impl Engine {
                     continue;
                 }
             };
-            if failed {
-                continue;
-            }
             if range.len() + 8 > log::MAX_PAYLOAD_BYTES {
                 let rejection = Rejection::new(
                     crate::core::RejectReason::InvalidField,
@@ -466,11 +527,9 @@ impl Engine {
             match self.state.apply(event, now) {
                 Ok(Applied::New) => {
                     let raw = &batch.body[range.clone()];
-                    if let Err(e) = self.log.append(&encode_record(now, raw)) {
-                        // Only an oversized record fails here (the body limit makes it unlikely);
-                        // the event is already applied, so this cannot be a clean rejection.
-                        tracing::error!(error = %e, "cannot append to the event log");
-                    }
+                    // The size was checked above, so only a poisoned log fails here; the event is
+                    // already applied, so the caller fails the group and nothing is acknowledged.
+                    self.log.append(&encode_record(now, raw))?;
                     appended = true;
                     summary.accepted += 1;
                     telemetry.applied(event.kind.event_type());
@@ -487,7 +546,7 @@ impl Engine {
                 }
             }
         }
-        (summary, appended)
+        Ok((summary, appended))
     }
 
     fn reload(&mut self, settings: CoreSettings, edge: EdgeSettings) -> Result<(), String> {
@@ -541,6 +600,8 @@ pub fn view_of(
         settings,
         aggregates: state.aggregates().clone(),
         max_overdue_nanos: state.max_overdue_nanos(),
+        known_cases: state.known_cases(),
+        remembered_event_ids: state.remembered_event_ids(),
     }
 }
 
@@ -551,9 +612,10 @@ pub fn batch_from_body(
     format: wire::BodyFormat,
     source: &'static str,
     reply: oneshot::Sender<IngestOutcome>,
+    max_events: usize,
 ) -> Result<IngestBatch, wire::BodyError> {
     let base = body.as_ptr() as usize;
-    let items = wire::parse_body(format, &body)?
+    let items = wire::parse_body(format, &body, max_events)?
         .into_iter()
         .map(|item| {
             // Every `raw` is a sub-slice of `body`: wire::parse_body only ever slices its input.

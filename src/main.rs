@@ -77,6 +77,7 @@ fn main() -> ExitCode {
                 }
             };
             backlogd::daemon::init_logging(&config);
+            backlogd::daemon::abort_on_panic();
             match backlogd::daemon::run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

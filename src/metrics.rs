@@ -16,9 +16,11 @@ use crate::core::time::{NANOS_PER_SECOND, seconds_f64};
 use crate::engine::View;
 use crate::telemetry::Telemetry;
 
-/// The full exposition text for one scrape.
-pub fn render(view: &View, telemetry: &Telemetry) -> String {
-    let mut families = state_families(view);
+/// The full exposition text for one scrape. Without a view (recovery is not complete) only the
+/// process' own families are written: a scrape during recovery must never show a state other than
+/// the recovered one, or Prometheus would read the counters as reset.
+pub fn render(view: Option<&View>, telemetry: &Telemetry) -> String {
+    let mut families = view.map(state_families).unwrap_or_default();
     families.extend(telemetry.registry.gather());
     // The text encoder refuses a family without samples (e.g. per-location gauges before any
     // location was seen); such a family is simply not written.
@@ -422,6 +424,16 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         &[("window", &view.edge.quality_window_label)],
         flows.quality_pass_ratio,
     );
+    let mut known = Family::gauge(
+        "backlogd_cases_known",
+        "Cases the state holds, open or closed (memory grows with it; see docs/operations.md, sizing).",
+    );
+    known.sample(&[], view.known_cases as f64);
+    let mut remembered = Family::gauge(
+        "backlogd_remembered_event_ids",
+        "Event ids remembered for deduplication (about event rate x store.dedup_window; memory grows with it).",
+    );
+    remembered.sample(&[], view.remembered_event_ids as f64);
     vec![
         inflow.0,
         outflow.0,
@@ -429,6 +441,8 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         target.0,
         projected.0,
         ratio.0,
+        known.0,
+        remembered.0,
     ]
 }
 
@@ -566,7 +580,7 @@ mod tests {
             Arc::new(edge),
         );
         let telemetry = Telemetry::new().unwrap();
-        render(&view, &telemetry)
+        render(Some(&view), &telemetry)
             .lines()
             .filter(|line| !line.contains("process_") && !line.contains("backlogd_build_info"))
             .map(|line| format!("{line}\n"))

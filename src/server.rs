@@ -18,38 +18,85 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Semaphore, oneshot};
 
+use crate::config::ServerLimits;
 use crate::engine::{self, Command, EngineHandle, IngestOutcome};
 use crate::telemetry::Telemetry;
-use crate::wire::BodyFormat;
+use crate::wire::{BodyError, BodyFormat};
 
 /// Everything a request handler needs, shared by all connections.
 pub struct App {
     pub engine: EngineHandle,
     pub telemetry: Arc<Telemetry>,
     pub max_body_bytes: usize,
+    pub limits: ServerLimits,
+    /// Bytes of request bodies in flight, in KiB permits (`server.max_inflight_bytes`).
+    pub inflight: Arc<Semaphore>,
     /// Accepted bearer tokens; empty = no authentication. Replaced by a reload (token rotation);
     /// the lock is held only to compare, never across an `.await`.
     pub tokens: Tokens,
     /// Where `POST /-/reload` sends its request.
-    pub reload: tokio::sync::mpsc::Sender<crate::daemon::ReloadRequest>,
+    pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
 }
+
+impl App {
+    pub fn new(
+        engine: EngineHandle,
+        telemetry: Arc<Telemetry>,
+        server: &crate::config::ServerConfig,
+        tokens: Tokens,
+        reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    ) -> App {
+        App {
+            engine,
+            telemetry,
+            max_body_bytes: server.max_body_bytes,
+            limits: server.limits.clone(),
+            inflight: Arc::new(Semaphore::new(kib(server.limits.max_inflight_bytes))),
+            tokens,
+            reload,
+        }
+    }
+}
+
+/// A reload request from `POST /-/reload`: the answer goes back on the sender.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
 type HttpResponse = Response<Full<Bytes>>;
 
-/// The accepted ingest tokens, shared with the reload task.
-pub type Tokens = Arc<std::sync::RwLock<Vec<String>>>;
+/// The accepted ingest tokens (SHA-256 digests of them, so that comparing takes the same time
+/// whatever their length), shared with the reload task.
+pub type Tokens = Arc<std::sync::RwLock<Vec<[u8; 32]>>>;
+
+/// Bytes as whole KiB permits of the in-flight budget (rounded up).
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// Per connection: requests in progress and the last moment one ended, for the idle timeout.
+#[derive(Default)]
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    last_active: std::sync::Mutex<Option<Instant>>,
+}
 
 /// Serves connections from `listener` until `shutdown` resolves, then stops accepting and waits (at
 /// most `drain`) for in-flight requests to finish.
+///
+/// Every connection is bounded: at most `server.max_connections` are open (beyond, a new one is
+/// closed at once), headers must arrive within `server.header_timeout` (hyper's timer), and a
+/// keep-alive connection without a request for `server.idle_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let connections = tokio_util::task::TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(app.limits.max_connections));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -63,25 +110,21 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let app = app.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(&app, peer, request).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    app.telemetry.connections_refused.inc();
+                    tracing::warn!(%peer, limit = app.limits.max_connections, "server.max_connections reached: closing a new connection");
+                    drop(stream);
+                    continue;
+                };
+                connections.spawn(connection(stream, peer, app.clone(), stopping.clone(), slot));
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
+    stopping.cancel();
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
         .await
         .is_err()
     {
@@ -89,22 +132,96 @@ pub async fn serve(
     }
 }
 
+/// Serves one connection until it ends, the daemon stops, or it is idle too long.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    stopping: tokio_util::sync::CancellationToken,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::default());
+    let idle_timeout = app.limits.idle_timeout;
+    let header_timeout = app.limits.header_timeout;
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request| {
+            let app = app.clone();
+            let activity = activity.clone();
+            async move {
+                activity.in_flight.fetch_add(1, Ordering::SeqCst);
+                let response = route(&app, peer, request).await;
+                *activity
+                    .last_active
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Some(header_timeout));
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let opened = Instant::now();
+    let mut closing = false;
+    loop {
+        let last = activity
+            .last_active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(opened);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = stopping.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = tokio::time::sleep_until((last + idle_timeout).into()), if !closing => {
+                let idle = activity.in_flight.load(Ordering::SeqCst) == 0
+                    && activity.last_active.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(opened) == last;
+                if idle {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
 async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::POST, "/-/reload") => reload(app, peer).await,
+        (&Method::POST, "/-/reload") => reload(app, peer, &request).await,
         (&Method::POST, "/v1/events") => ingest(app, request).await,
         (&Method::GET, "/metrics") => {
+            // Until recovery is complete there is no view: only the process' own families.
             let view = app.engine.view.latest();
-            let text = crate::metrics::render(&view, &app.telemetry);
+            let text = crate::metrics::render(view.as_deref(), &app.telemetry);
             Response::builder()
                 .header(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
                 .body(Full::new(Bytes::from(text)))
                 .unwrap_or_default()
         }
-        (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        (&Method::GET, "/healthz") => {
+            if app.engine.failed.load(Ordering::SeqCst) {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, engine::STORE_FAILED)
+            } else {
+                json_response(StatusCode::OK, &json!({"status": "ok"}))
+            }
+        }
         (&Method::GET, "/readyz") => {
-            if app.engine.ready.load(Ordering::SeqCst) {
+            if app.engine.failed.load(Ordering::SeqCst) {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, engine::STORE_FAILED)
+            } else if app.engine.ready.load(Ordering::SeqCst) {
                 json_response(StatusCode::OK, &json!({"status": "ready"}))
             } else {
                 error_response(StatusCode::SERVICE_UNAVAILABLE, "recovery is not complete")
@@ -136,10 +253,7 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "recovery is not complete");
     }
     if app.engine.failed.load(Ordering::SeqCst) {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the event log failed; ingestion is refused until the daemon is restarted",
-        );
+        return refused(app, "store_failed", engine::STORE_FAILED);
     }
     let content_type = request
         .headers()
@@ -162,66 +276,86 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
     if declared_length.is_some_and(|n| n > app.max_body_bytes as u64) {
         return too_large(app.max_body_bytes);
     }
-    let body = match Limited::new(request.into_body(), app.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    // The in-flight budget is taken before the body is read (the declared length, or the largest
+    // allowed body when it is not declared) and held until the engine has answered.
+    let budget = declared_length.map_or(app.max_body_bytes, |n| n as usize);
+    let Ok(permits) = u32::try_from(kib(budget)) else {
+        return too_large(app.max_body_bytes);
+    };
+    let Ok(permit) = app.inflight.clone().try_acquire_many_owned(permits) else {
+        return refused(
+            app,
+            "inflight_bytes",
+            &format!(
+                "server.max_inflight_bytes ({} bytes) are in flight; retry shortly",
+                app.limits.max_inflight_bytes
+            ),
+        );
+    };
+    let _budget = InflightBudget::new(permit, &app.telemetry.inflight_bytes, budget);
+    let collect = Limited::new(request.into_body(), app.max_body_bytes).collect();
+    let body = match tokio::time::timeout(app.limits.body_timeout, collect).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return too_large(app.max_body_bytes);
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 &format!("reading the body failed: {e}"),
             );
         }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within server.body_timeout ({:?})",
+                    app.limits.body_timeout
+                ),
+            );
+        }
     };
     let (reply, answer) = oneshot::channel();
-    let batch = match engine::batch_from_body(body, format, "http", reply) {
-        Ok(batch) => batch,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.0),
+    let max_events = app.limits.max_events_per_request;
+    // Parsing up to 16 MiB of JSON is CPU work: off the async workers, so scrapes stay prompt.
+    let parsed = tokio::task::spawn_blocking(move || {
+        engine::batch_from_body(body, format, "http", reply, max_events)
+    })
+    .await;
+    let batch = match parsed {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(e @ BodyError::TooManyEvents { .. })) => {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+        }
+        Ok(Err(e @ BodyError::Malformed(_))) => {
+            return error_response(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the daemon is shutting down",
+            );
+        }
     };
-    if app
-        .engine
-        .commands
-        .send(Command::Ingest(batch))
-        .await
-        .is_err()
-    {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down",
-        );
+    let events = batch.items.len();
+    match app.engine.commands.try_send(Command::Ingest(batch)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return refused(
+                app,
+                "queue_full",
+                "the engine's queue is full; retry shortly",
+            );
+        }
+        Err(TrySendError::Closed(_)) => {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the daemon is shutting down",
+            );
+        }
     }
     match answer.await {
-        Ok(IngestOutcome::Done(summary)) => {
-            let rejected: Vec<_> = summary
-                .rejected
-                .iter()
-                .map(|(index, id, rejection)| {
-                    json!({
-                        "index": index,
-                        "id": id,
-                        "reason": rejection.reason.as_str(),
-                        "message": rejection.message,
-                    })
-                })
-                .collect();
-            let status = if rejected.is_empty() {
-                StatusCode::OK
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            json_response(
-                status,
-                &json!({
-                    "accepted": summary.accepted,
-                    "duplicates": summary.duplicates,
-                    "rejected": rejected,
-                }),
-            )
-        }
+        Ok(IngestOutcome::Done(summary)) => answer_summary(app, &summary, events),
         Ok(IngestOutcome::Unavailable(message)) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, &message)
         }
@@ -232,13 +366,109 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
     }
 }
 
-/// `POST /-/reload`: only from the loopback interface, like Prometheus' lifecycle endpoints.
-async fn reload(app: &App, peer: SocketAddr) -> HttpResponse {
+/// The 200/422 answer for an applied and committed batch of `events` events: the counts, the first
+/// `server.max_rejections_reported` rejections and, when there are any, `rejected_total`.
+fn answer_summary(app: &App, summary: &engine::IngestSummary, events: usize) -> HttpResponse {
+    let rejected_total = summary.rejected.len();
+    // The answer accounts for every event of the body, or it is not an answer.
+    if summary.accepted + summary.duplicates + rejected_total != events {
+        tracing::error!(
+            events,
+            accepted = summary.accepted,
+            duplicates = summary.duplicates,
+            rejected = rejected_total,
+            "an ingest answer does not account for every event; refusing to acknowledge it"
+        );
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the answer does not account for every event; resend the batch",
+        );
+    }
+    let rejected: Vec<_> = summary
+        .rejected
+        .iter()
+        .take(app.limits.max_rejections_reported)
+        .map(|(index, id, rejection)| {
+            json!({
+                "index": index,
+                "id": id,
+                "reason": rejection.reason.as_str(),
+                "message": rejection.message,
+            })
+        })
+        .collect();
+    let status = if rejected.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut answer = json!({
+        "accepted": summary.accepted,
+        "duplicates": summary.duplicates,
+        "rejected": rejected,
+    });
+    if rejected_total > 0 {
+        answer["rejected_total"] = json!(rejected_total);
+    }
+    json_response(status, &answer)
+}
+
+/// A request's share of `server.max_inflight_bytes`, shown in `backlogd_ingest_inflight_bytes`
+/// while held.
+struct InflightBudget {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+    bytes: i64,
+}
+
+impl InflightBudget {
+    fn new(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        gauge: &prometheus::IntGauge,
+        bytes: usize,
+    ) -> Self {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        gauge.add(bytes);
+        InflightBudget {
+            _permit: permit,
+            gauge: gauge.clone(),
+            bytes,
+        }
+    }
+}
+
+impl Drop for InflightBudget {
+    fn drop(&mut self) {
+        self.gauge.sub(self.bytes);
+    }
+}
+
+/// 503 with `Retry-After` for a request refused before it reached the engine, counted per cause.
+fn refused(app: &App, cause: &str, message: &str) -> HttpResponse {
+    app.telemetry
+        .requests_refused
+        .with_label_values(&[cause])
+        .inc();
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+/// `POST /-/reload`: only from the loopback interface, like Prometheus' lifecycle endpoints, and,
+/// when ingest tokens are configured, only with one of them: any local process must not be able
+/// to make the engine rebuild its state at will.
+async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> HttpResponse {
     if !peer.ip().is_loopback() {
         return error_response(
             StatusCode::FORBIDDEN,
             "reload is accepted only from the loopback interface; send SIGHUP instead",
         );
+    }
+    if let Some(denied) = authenticate(app, request) {
+        return denied;
     }
     let (reply, answer) = oneshot::channel();
     if app.reload.send(reply).await.is_err() {
@@ -318,8 +548,10 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
     json_response(StatusCode::OK, &serde_json::Value::Array(body))
 }
 
-/// `None` when the request may proceed; otherwise the 401 answer. Tokens are compared in constant
-/// time, and every configured token is compared, so timing reveals neither a prefix nor which matched.
+/// `None` when the request may proceed; otherwise the 401 answer. The scheme is matched without
+/// regard to case (RFC 9110). The presented token is hashed and compared with every configured
+/// token's digest in constant time: timing reveals neither a prefix, nor the length, nor which
+/// token matched.
 fn authenticate(app: &App, request: &Request<Incoming>) -> Option<HttpResponse> {
     // A poisoned lock only means a writer panicked mid-swap of a whole Vec; the Vec is intact.
     let tokens = app.tokens.read().unwrap_or_else(|e| e.into_inner());
@@ -330,22 +562,37 @@ fn authenticate(app: &App, request: &Request<Incoming>) -> Option<HttpResponse> 
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
     let Some(presented) = presented else {
         return Some(unauthorized(
             "missing `Authorization: Bearer <token>` header",
         ));
     };
-    use subtle::ConstantTimeEq;
-    let matched = tokens.iter().fold(subtle::Choice::from(0), |acc, token| {
-        acc | token.as_bytes().ct_eq(presented.as_bytes())
-    });
-    if bool::from(matched) {
+    if token_matches(&tokens, presented) {
         None
     } else {
         Some(unauthorized("the bearer token is not valid"))
     }
+}
+
+/// The digest under which a token is kept and compared.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether `presented` is one of the tokens whose digests are given, in time independent of
+/// which one matched and of the presented token's length (beyond hashing it).
+fn token_matches(digests: &[[u8; 32]], presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = token_digest(presented);
+    let matched = digests.iter().fold(subtle::Choice::from(0), |acc, digest| {
+        acc | digest.ct_eq(&presented)
+    });
+    bool::from(matched)
 }
 
 fn unauthorized(message: &str) -> HttpResponse {
@@ -411,6 +658,12 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
             (decode(key), decode(value))
         })
         .collect()
+}
+
+/// Reads `server.ingest_tokens_file` into token digests: one token a line, blank lines and `#`
+/// comments ignored.
+pub fn read_token_digests(path: &std::path::Path) -> anyhow::Result<Vec<[u8; 32]>> {
+    Ok(read_tokens(path)?.iter().map(|t| token_digest(t)).collect())
 }
 
 /// Reads `server.ingest_tokens_file`: one token a line, blank lines and `#` comments ignored.

@@ -6,7 +6,8 @@
 //! counters (cases registered, decided, …) are part of the state and survive restarts.
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::core::event::{EventType, RejectReason};
@@ -22,6 +23,11 @@ pub struct Telemetry {
     pub config_last_reload_successful: Gauge,
     pub build_info: IntGaugeVec,
     pub series_dropped: IntCounter,
+    pub replay_rejected: IntCounterVec,
+    pub store_healthy: IntGauge,
+    pub connections_refused: IntCounter,
+    pub requests_refused: IntCounterVec,
+    pub inflight_bytes: IntGauge,
 }
 
 impl Telemetry {
@@ -78,6 +84,32 @@ impl Telemetry {
             "backlogd_series_dropped_total",
             "Employees whose per-employee series were dropped because limits.max_employee_series was reached.",
         )?;
+        let replay_rejected = IntCounterVec::new(
+            Opts::new(
+                "backlogd_replay_rejected_total",
+                "Logged events rejected when this process replayed the log at start, per reason: acknowledged events that are not in the state (should stay 0; see docs/runbooks.md).",
+            ),
+            &["reason"],
+        )?;
+        let store_healthy = IntGauge::new(
+            "backlogd_store_healthy",
+            "1 while the event log accepts writes; 0 after a write or sync failed (ingestion is refused and the daemon exits to be restarted).",
+        )?;
+        let connections_refused = IntCounter::new(
+            "backlogd_http_connections_refused_total",
+            "Connections closed at once because server.max_connections were open.",
+        )?;
+        let requests_refused = IntCounterVec::new(
+            Opts::new(
+                "backlogd_ingest_requests_refused_total",
+                "Ingest requests answered 503 before reaching the engine, per cause (inflight_bytes: server.max_inflight_bytes reached; queue_full: the engine's queue was full; store_failed).",
+            ),
+            &["cause"],
+        )?;
+        let inflight_bytes = IntGauge::new(
+            "backlogd_ingest_inflight_bytes",
+            "Bytes of ingest request bodies being read or waiting for the engine (limit: server.max_inflight_bytes).",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "backlogd_build_info",
@@ -89,6 +121,13 @@ impl Telemetry {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         config_last_reload_successful.set(1.0);
+        store_healthy.set(1);
+        for cause in ["inflight_bytes", "queue_full", "store_failed"] {
+            requests_refused.with_label_values(&[cause]);
+        }
+        for reason in RejectReason::ALL {
+            replay_rejected.with_label_values(&[reason.as_str()]);
+        }
         // Known label values start at zero so rates and alerts see the series from the start.
         for event_type in EventType::ALL {
             events_applied.with_label_values(&[event_type.as_str()]);
@@ -106,6 +145,11 @@ impl Telemetry {
         registry.register(Box::new(config_last_reload_successful.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(series_dropped.clone()))?;
+        registry.register(Box::new(replay_rejected.clone()))?;
+        registry.register(Box::new(store_healthy.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(requests_refused.clone()))?;
+        registry.register(Box::new(inflight_bytes.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -121,6 +165,11 @@ impl Telemetry {
             config_last_reload_successful,
             build_info,
             series_dropped,
+            replay_rejected,
+            store_healthy,
+            connections_refused,
+            requests_refused,
+            inflight_bytes,
         })
     }
 

@@ -57,28 +57,58 @@ pub struct ItemRejection {
     pub rejection: Rejection,
 }
 
-/// A body that cannot be split into events at all (answered with 400).
+/// A body that cannot be split into events at all (answered with 400), or holds more events than
+/// one request may carry (answered with 413).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BodyError(pub String);
+pub enum BodyError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error(
+        "the body holds more than {limit} events (server.max_events_per_request); send smaller batches"
+    )]
+    TooManyEvents { limit: usize },
+}
 
-/// Splits a body into events and parses each.
-pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<BodyItem<'_>>, BodyError> {
+/// Splits a body into events and parses each. A body with more than `max_events` events is refused
+/// before any of them is parsed, so a hostile body costs one scan, not one allocation per line.
+pub fn parse_body(
+    format: BodyFormat,
+    body: &[u8],
+    max_events: usize,
+) -> Result<Vec<BodyItem<'_>>, BodyError> {
     let text = std::str::from_utf8(body)
-        .map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
+        .map_err(|e| BodyError::Malformed(format!("the body is not valid UTF-8: {e}")))?;
+    let too_many = BodyError::TooManyEvents { limit: max_events };
     match format {
-        BodyFormat::Ndjson => Ok(text
-            .split('\n')
-            .map(|line| line.trim_end_matches('\r'))
-            .filter(|line| !line.trim().is_empty())
-            .map(|raw| BodyItem {
-                raw,
-                parsed: parse_event(raw),
-            })
-            .collect()),
+        BodyFormat::Ndjson => {
+            let lines = || {
+                text.split('\n')
+                    .map(|line| line.trim_end_matches('\r'))
+                    .filter(|line| !line.trim().is_empty())
+            };
+            if lines().nth(max_events).is_some() {
+                return Err(too_many);
+            }
+            Ok(lines()
+                .map(|raw| BodyItem {
+                    raw,
+                    parsed: parse_event(raw),
+                })
+                .collect())
+        }
         BodyFormat::Array => {
-            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
-                .map_err(|e| BodyError(format!("the body is not a JSON array of events: {e}")))?;
+            use serde::de::DeserializeSeed;
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            let elements = BoundedArray { max: max_events }
+                .deserialize(&mut deserializer)
+                .and_then(|elements| deserializer.end().map(|()| elements))
+                .map_err(|e| {
+                    if e.to_string().starts_with(TOO_MANY_ELEMENTS) {
+                        too_many.clone()
+                    } else {
+                        BodyError::Malformed(format!("the body is not a JSON array of events: {e}"))
+                    }
+                })?;
             Ok(elements
                 .into_iter()
                 .map(|element| {
@@ -92,13 +122,51 @@ pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<BodyItem<'_>>, 
         }
         BodyFormat::Single => {
             let raw = text.trim();
-            serde_json::from_str::<&serde_json::value::RawValue>(raw)
-                .map_err(|e| BodyError(format!("the body is not one JSON event: {e}")))?;
+            serde_json::from_str::<&serde_json::value::RawValue>(raw).map_err(|e| {
+                BodyError::Malformed(format!("the body is not one JSON event: {e}"))
+            })?;
             Ok(vec![BodyItem {
                 raw,
                 parsed: parse_event(raw),
             }])
         }
+    }
+}
+
+const TOO_MANY_ELEMENTS: &str = "backlogd: too many array elements";
+
+/// A JSON array of raw values that stops reading at `max + 1` elements.
+struct BoundedArray {
+    max: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedArray {
+    type Value = Vec<&'de serde_json::value::RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedArray {
+    type Value = Vec<&'de serde_json::value::RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut elements = Vec::new();
+        while let Some(element) = seq.next_element()? {
+            if elements.len() == self.max {
+                return Err(serde::de::Error::custom(TOO_MANY_ELEMENTS));
+            }
+            elements.push(element);
+        }
+        Ok(elements)
     }
 }
 
@@ -528,7 +596,7 @@ mod tests {
     #[test]
     fn ndjson_skips_blank_lines_and_counts_the_rest() {
         let body = b"{\"a\":1}\n\n  \r\nnot json\r\n{\"b\":2}";
-        let items = parse_body(BodyFormat::Ndjson, body).unwrap();
+        let items = parse_body(BodyFormat::Ndjson, body, 100).unwrap();
         assert_eq!(items.len(), 3);
         assert_eq!(items[1].raw, "not json");
         assert_eq!(
@@ -539,11 +607,39 @@ mod tests {
 
     #[test]
     fn array_body_keeps_raw_elements_and_rejects_a_broken_array_whole() {
-        let items = parse_body(BodyFormat::Array, br#"[{"x":1}, 5]"#).unwrap();
+        let items = parse_body(BodyFormat::Array, br#"[{"x":1}, 5]"#, 100).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].raw, r#"{"x":1}"#);
-        assert!(parse_body(BodyFormat::Array, b"[{").is_err());
-        assert!(parse_body(BodyFormat::Single, b"{").is_err());
+        assert!(parse_body(BodyFormat::Array, b"[{", 100).is_err());
+        assert!(parse_body(BodyFormat::Single, b"{", 100).is_err());
+    }
+
+    #[test]
+    fn bodies_with_more_events_than_the_limit_are_refused_before_parsing() {
+        let too_many = Err(BodyError::TooManyEvents { limit: 3 });
+        // Blank lines are not events.
+        let ndjson = b"1\n\n2\n3\n\n";
+        assert_eq!(
+            parse_body(BodyFormat::Ndjson, ndjson, 3).map(|v| v.len()),
+            Ok(3)
+        );
+        assert_eq!(
+            parse_body(BodyFormat::Ndjson, b"1\n2\n3\n4", 3).map(|v| v.len()),
+            too_many
+        );
+        assert_eq!(
+            parse_body(BodyFormat::Array, b"[1,2,3]", 3).map(|v| v.len()),
+            Ok(3)
+        );
+        assert_eq!(
+            parse_body(BodyFormat::Array, b"[1,2,3,4]", 3).map(|v| v.len()),
+            too_many
+        );
+        // A malformed array within the limit is still a 400, not a 413.
+        assert!(matches!(
+            parse_body(BodyFormat::Array, b"[1,2] x", 3),
+            Err(BodyError::Malformed(_))
+        ));
     }
 
     #[test]

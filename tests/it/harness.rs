@@ -55,7 +55,21 @@ impl Daemon {
         store_dir: &Path,
         extra_env: &[(&str, &str)],
     ) -> Daemon {
-        let mut child = run_command(config, store_dir, extra_env)
+        let mut daemon = Daemon::spawn(run_command(config, store_dir, extra_env));
+        daemon.await_ready();
+        daemon
+    }
+
+    /// Starts the daemon and returns as soon as it has printed its address, before recovery is
+    /// complete (for tests of what it answers while recovering).
+    pub fn start_unready(store_dir: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(run_command(&shipped_config(), store_dir, extra_env))
+    }
+
+    /// Starts `command` (a `backlogd run`, possibly under a wrapper such as strace) and returns once
+    /// it has printed its address.
+    pub fn spawn(mut command: Command) -> Daemon {
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("the backlogd binary starts");
@@ -87,18 +101,16 @@ impl Daemon {
                 );
             }
         };
-        let mut daemon = Daemon {
+        Daemon {
             addr: address.parse().expect("the printed address is IP:port"),
             child,
             stderr_lines,
             stderr_drain: Some(stderr_drain),
-        };
-        daemon.await_ready();
-        daemon
+        }
     }
 
     /// Polls `/readyz` until it answers 200 (bounded).
-    fn await_ready(&mut self) {
+    pub fn await_ready(&mut self) {
         let started = Instant::now();
         loop {
             if let Ok(response) = request(self.addr, "GET", "/readyz", &[], b"") {
@@ -129,6 +141,18 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The process' peak resident set size in bytes (`VmHWM` in /proc), while it runs.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status of a running daemon is readable");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("/proc/PID/status has VmHWM");
+        kib * 1024
     }
 
     /// Sends a signal by name (`HUP`, `TERM`, ...) with `kill`, without waiting for its effect.
@@ -284,7 +308,8 @@ impl Daemon {
         self.await_exit();
     }
 
-    fn await_exit(&mut self) -> ExitStatus {
+    /// Waits (bounded) for the process to exit on its own and returns its status.
+    pub fn await_exit(&mut self) -> ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for backlogd") {
@@ -314,8 +339,18 @@ impl Drop for Daemon {
 
 /// `backlogd run --config CONFIG` with the store in `store_dir`, listening on `127.0.0.1:0` unless
 /// `extra_env` overrides it (later variables win).
-fn run_command(config: &Path, store_dir: &Path, extra_env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BINARY);
+pub fn run_command(config: &Path, store_dir: &Path, extra_env: &[(&str, &str)]) -> Command {
+    run_command_under(Command::new(BINARY), config, store_dir, extra_env)
+}
+
+/// Like `run_command`, with `command` as the program (e.g. `strace ... backlogd`): the arguments of
+/// `backlogd run` are appended to it.
+pub fn run_command_under(
+    mut command: Command,
+    config: &Path,
+    store_dir: &Path,
+    extra_env: &[(&str, &str)],
+) -> Command {
     command
         .arg("run")
         .arg("--config")

@@ -9,6 +9,7 @@
 mod config;
 mod demo;
 mod durability;
+mod failure;
 mod harness;
 mod ingest;
 mod metrics;
