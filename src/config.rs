@@ -41,8 +41,80 @@ use serde::de::{self, Deserializer, Visitor};
 /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Syntax`] when it is not
 /// TOML, [`ConfigError::Invalid`] naming the first key whose value is unusable.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_with_environment(path, environment())
+    ConfigSource::read(path)?.load()
 }
+
+/// What a configuration is built from: the file's text and the `BACKLOGD__…` environment
+/// overrides. The engine records it in the store whenever the settings in force change, so that the
+/// log is replayed under the settings each event was applied with (docs/store.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ConfigSource {
+    /// Where the text came from (a path, or the inline/built-in configuration), for messages.
+    pub origin: String,
+    pub text: String,
+    /// `BACKLOGD__…` variables, by name.
+    pub environment: BTreeMap<String, String>,
+}
+
+impl ConfigSource {
+    /// The file at `path` and this process' `BACKLOGD__…` environment variables.
+    pub fn read(path: &Path) -> Result<ConfigSource, ConfigError> {
+        // The file is read here rather than by the `config` crate so that a missing or unreadable
+        // file is reported as such, with the operating system's reason.
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let environment = std::env::vars()
+            .filter(|(name, _)| {
+                name.get(..ENV_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+            })
+            .collect();
+        Ok(ConfigSource {
+            origin: path.display().to_string(),
+            text,
+            environment,
+        })
+    }
+
+    /// TOML text without environment overrides.
+    pub fn inline(text: &str) -> ConfigSource {
+        ConfigSource {
+            origin: INLINE_ORIGIN.to_owned(),
+            text: text.to_owned(),
+            environment: BTreeMap::new(),
+        }
+    }
+
+    /// Validates the configuration this source describes.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let file = ::config::File::from_str(&self.text, ::config::FileFormat::Toml);
+        let mut builder = ::config::Config::builder().add_source(file);
+        if !self.environment.is_empty() {
+            let variables = self
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            builder = builder.add_source(environment().source(Some(variables)));
+        }
+        build(builder, &self.origin)
+    }
+
+    /// The form stored in the event log and snapshots.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing strings and a map of strings cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<ConfigSource, String> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| format!("a stored configuration source is unreadable: {e}"))
+    }
+}
+
+const ENV_PREFIX: &str = "BACKLOGD__";
 
 /// Validates configuration given as TOML text, without environment overrides. Used by tests and
 /// for the default configuration embedded in the binary.
@@ -51,11 +123,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 ///
 /// As [`load`], except that there is no file to read.
 pub fn load_from_str(toml: &str) -> Result<Config, ConfigError> {
-    let source = ::config::File::from_str(toml, ::config::FileFormat::Toml);
-    build(
-        ::config::Config::builder().add_source(source),
-        INLINE_ORIGIN,
-    )
+    ConfigSource::inline(toml).load()
 }
 
 /// Why a configuration was refused. The `Display` form is complete and meant for the operator:
@@ -284,23 +352,6 @@ const INLINE_ORIGIN: &str = "<inline configuration>";
 /// and `BACKLOGD__SERVER__ALLOW_UNAUTHENTICATED=true` still arrive as the right types.
 fn environment() -> ::config::Environment {
     ::config::Environment::with_prefix("BACKLOGD").separator("__")
-}
-
-fn load_with_environment(
-    path: &Path,
-    environment: ::config::Environment,
-) -> Result<Config, ConfigError> {
-    // The file is read here rather than by the `config` crate so that a missing or unreadable
-    // file is reported as such, with the operating system's reason.
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let file = ::config::File::from_str(&text, ::config::FileFormat::Toml);
-    let builder = ::config::Config::builder()
-        .add_source(file)
-        .add_source(environment);
-    build(builder, &path.display().to_string())
 }
 
 fn build(
@@ -1838,10 +1889,9 @@ mod tests {
         // A misspelt or mistyped variable is an error naming the key, like in the file. These
         // use a private environment so no other test can ever see the bad values.
         let private = |name: &str, value: &str| {
-            let variables = [(name.to_owned(), value.to_owned())].into_iter().collect();
-            load_with_environment(file.path(), environment().source(Some(variables)))
-                .unwrap_err()
-                .to_string()
+            let mut source = ConfigSource::read(file.path()).unwrap();
+            source.environment = [(name.to_owned(), value.to_owned())].into_iter().collect();
+            source.load().unwrap_err().to_string()
         };
         assert!(
             private("BACKLOGD__SERVER__LISEN", "127.0.0.1:0")

@@ -67,16 +67,27 @@ fn raise_open_files_limit() {
 
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP and `POST /-/reload`
 /// (`None` when running on the built-in configuration, which cannot change).
-pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+///
+/// `source` is what `config` was built from; the engine records it in the store so that the log is
+/// always replayed under the settings it was written with.
+pub fn run(
+    config: Config,
+    source: crate::config::ConfigSource,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("backlogd-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(config, config_path))
+    runtime.block_on(run_async(config, source, config_path))
 }
 
-async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run_async(
+    config: Config,
+    source: crate::config::ConfigSource,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     raise_open_files_limit();
     let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
         match &config.server.ingest_tokens_file {
@@ -92,7 +103,8 @@ async fn run_async(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     tracing::info!(address = %local, "listening");
     eprintln!("backlogd listening on http://{local}");
 
-    let (handle, recovered, engine_thread) = engine::start(&config, edge, telemetry.clone());
+    let (handle, recovered, engine_thread) =
+        engine::start(&config, &source, edge, telemetry.clone());
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let app = Arc::new(App::new(
         handle.clone(),
@@ -317,7 +329,8 @@ async fn reload_once(
     let Some(path) = path else {
         return Err("running on the built-in configuration; there is no file to reload".into());
     };
-    let new = crate::config::load(path).map_err(|e| e.to_string())?;
+    let source = crate::config::ConfigSource::read(path).map_err(|e| e.to_string())?;
+    let new = source.load().map_err(|e| e.to_string())?;
     let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(|e| format!("{e:#}"))?;
     // Token rotation: the tokens file is re-read on every reload. Turning authentication on or off
     // needs a restart (the listen-address safety check runs at start).
@@ -355,6 +368,7 @@ async fn reload_once(
     let (reply, answer) = tokio::sync::oneshot::channel();
     let command = Command::Reload {
         settings: Box::new(crate::config::core_settings(&new)),
+        source: source.to_bytes().into(),
         edge: Box::new(edge),
         reply,
     };

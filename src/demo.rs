@@ -27,7 +27,8 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> ExitCode {
-    let mut config = match crate::config::load_from_str(include_str!("../config/backlogd.toml")) {
+    let source = crate::config::ConfigSource::inline(include_str!("../config/backlogd.toml"));
+    let mut config = match source.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("backlogd demo: the built-in configuration is invalid: {e}");
@@ -55,7 +56,8 @@ pub fn run(args: DemoArgs) -> ExitCode {
             eprintln!("backlogd demo: feeding events failed: {e:#}");
         }
     });
-    let result = crate::daemon::run(config, None);
+    // Only the store, listen address and durability differ from `source`: not core settings.
+    let result = crate::daemon::run(config, source, None);
     let _ = std::fs::remove_dir_all(&store);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,7 +29,7 @@ use crate::core::event::Event;
 use crate::core::{Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, State};
 use crate::store::log::{self, EventLog, LogPosition};
 use crate::store::snapshot::{self, SnapshotMeta};
-use crate::store::{decode_record, encode_record};
+use crate::store::{Record, decode_record, encode_record, encode_settings};
 use crate::telemetry::Telemetry;
 use crate::wire::{self, ItemRejection};
 use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
@@ -48,6 +48,8 @@ pub enum Command {
     /// Replace the settings (configuration reload) without losing state.
     Reload {
         settings: Box<CoreSettings>,
+        /// The configuration source of `settings`, logged so that replay switches with it.
+        source: Arc<[u8]>,
         edge: Box<EdgeSettings>,
         reply: oneshot::Sender<Result<(), String>>,
     },
@@ -147,6 +149,7 @@ pub const QUEUE_COMMANDS: usize = 1024;
 /// then serves commands. `recovered` receives Ok once serving, or the recovery error.
 pub fn start(
     config: &Config,
+    source: &crate::config::ConfigSource,
     edge: EdgeSettings,
     telemetry: Arc<Telemetry>,
 ) -> (
@@ -155,6 +158,7 @@ pub fn start(
     std::thread::JoinHandle<()>,
 ) {
     let settings = Arc::new(crate::config::core_settings(config));
+    let source: Arc<[u8]> = source.to_bytes().into();
     let (tx, rx) = mpsc::channel(QUEUE_COMMANDS);
     let edge = Arc::new(edge);
     let handle = EngineHandle {
@@ -180,17 +184,17 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
         .spawn(move || {
-            let mut engine = match Engine::recover(store, settings, edge, telemetry, engine_handle)
-            {
-                Ok(engine) => {
-                    let _ = recovered_tx.send(Ok(()));
-                    engine
-                }
-                Err(e) => {
-                    let _ = recovered_tx.send(Err(e));
-                    return;
-                }
-            };
+            let mut engine =
+                match Engine::recover(store, settings, source, edge, telemetry, engine_handle) {
+                    Ok(engine) => {
+                        let _ = recovered_tx.send(Ok(()));
+                        engine
+                    }
+                    Err(e) => {
+                        let _ = recovered_tx.send(Err(e));
+                        return;
+                    }
+                };
             engine.run(rx);
         })
         .expect("spawning the engine thread");
@@ -207,6 +211,9 @@ struct StoreSettings {
 struct Engine {
     state: State,
     settings: Arc<CoreSettings>,
+    /// The configuration source of `settings` (`config::ConfigSource` as stored), recorded with
+    /// every snapshot and in the log whenever it changes.
+    source: Arc<[u8]>,
     edge: Arc<EdgeSettings>,
     /// The per-employee rows last published, rebuilt when employees or assignments changed, at
     /// most as often as keeps the rebuild under a tenth of the engine's time (and on every tick).
@@ -226,9 +233,13 @@ struct Engine {
 }
 
 impl Engine {
+    /// Recovers the state: the newest snapshot, decoded under the settings it was built with, then
+    /// the log tail replayed under the settings each event was applied with (settings records
+    /// switch them), then, if the configuration now differs, a switch to it that is itself logged.
     fn recover(
         store: StoreSettings,
         settings: Arc<CoreSettings>,
+        source: Arc<[u8]>,
         edge: Arc<EdgeSettings>,
         telemetry: Arc<Telemetry>,
         handle: EngineHandle,
@@ -238,22 +249,41 @@ impl Engine {
             anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
         })?;
         let snapshot_path = store.dir.join("snapshots.sqlite");
-        let (mut state, from) = match snapshot::load_latest(&snapshot_path)? {
-            Some((bytes, meta)) => {
-                let state = State::decode_snapshot((*settings).clone(), &bytes).map_err(|e| {
+        let loaded = snapshot::load_latest(&snapshot_path)?;
+        // The settings in force at the replay start: those recorded with the snapshot. Snapshots
+        // written before settings were recorded have none; the current ones are the best guess.
+        let mut in_force: Option<(CoreSettings, Arc<[u8]>)> = match loaded
+            .as_ref()
+            .and_then(|l| l.settings.as_deref())
+        {
+            Some(bytes) => match settings_from(bytes) {
+                Ok(recorded) => Some((recorded, Arc::from(bytes))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the snapshot's recorded settings cannot be used; replaying under the current configuration");
+                    None
+                }
+            },
+            None => None,
+        };
+        let initial = in_force
+            .as_ref()
+            .map_or_else(|| (*settings).clone(), |(s, _)| s.clone());
+        let (mut state, from) = match loaded {
+            Some(loaded) => {
+                let state = State::decode_snapshot(initial, &loaded.bytes).map_err(|e| {
                     anyhow::anyhow!(
                         "snapshot in {} cannot be loaded: {e}",
                         snapshot_path.display()
                     )
                 })?;
                 tracing::info!(
-                    position = ?meta.position,
+                    position = ?loaded.meta.position,
                     open_cases = state.open_cases(),
                     "loaded snapshot"
                 );
-                (state, meta.position)
+                (state, loaded.meta.position)
             }
-            None => (State::new((*settings).clone()), LogPosition::default()),
+            None => (State::new(initial), LogPosition::default()),
         };
         let mut replayed = 0u64;
         let log = EventLog::open(
@@ -261,27 +291,64 @@ impl Engine {
             from,
             store.segment_bytes,
             &mut |position, payload| {
-                let (arrival, raw) = decode_record(payload).ok_or_else(|| {
-                    format!("record at {position:?} is not a backlogd event record")
-                })?;
-                let event = wire::parse_event(raw).map_err(|e| {
-                    format!("record at {position:?} no longer parses: {}", e.rejection)
-                })?;
-                // An event in the log was applied before; re-applying it to the same state gives the
-                // same result. A rejection here means the log and snapshot disagree: it is counted
-                // (backlogd_replay_rejected_total) and logged with its id, never dropped silently.
-                if let Err(rejection) = state.apply(&event, arrival) {
-                    telemetry
-                        .replay_rejected
-                        .with_label_values(&[rejection.reason.as_str()])
-                        .inc();
-                    tracing::error!(?position, event_id = %event.id, %rejection, "logged event rejected on replay");
+                match decode_record(payload) {
+                    Some(Record::Event { arrival, raw }) => {
+                        let event = wire::parse_event(raw).map_err(|e| {
+                            format!("record at {position:?} no longer parses: {}", e.rejection)
+                        })?;
+                        // An event in the log was applied before, under the settings in force here;
+                        // re-applying it to the same state gives the same result. A rejection means
+                        // the log and snapshot disagree: it is counted
+                        // (backlogd_replay_rejected_total) and logged with its id, never silently.
+                        if let Err(rejection) = state.apply(&event, arrival) {
+                            telemetry
+                                .replay_rejected
+                                .with_label_values(&[rejection.reason.as_str()])
+                                .inc();
+                            tracing::error!(?position, event_id = %event.id, %rejection, "logged event rejected on replay");
+                        }
+                    }
+                    Some(Record::Settings { source }) => {
+                        let recorded = settings_from(source)
+                            .map_err(|e| format!("settings record at {position:?}: {e}"))?;
+                        switch_settings(&mut state, recorded.clone())
+                            .map_err(|e| format!("settings record at {position:?}: {e}"))?;
+                        in_force = Some((recorded, Arc::from(source)));
+                    }
+                    None => {
+                        return Err(format!(
+                            "record at {position:?} is not a backlogd log record"
+                        ));
+                    }
                 }
                 replayed += 1;
                 handle.replayed.store(replayed, Ordering::Relaxed);
                 Ok(())
             },
         )?;
+        let mut log = log;
+        // From now on the current configuration is in force. Unless the log already says so, that
+        // change is logged (and synced) before any event is applied under it.
+        let unchanged = in_force.as_ref().is_some_and(|(recorded, bytes)| {
+            **bytes == *source || format!("{recorded:?}") == format!("{settings:?}")
+        });
+        if !unchanged {
+            if in_force.is_some() {
+                tracing::info!(
+                    "the configuration changed since the log was written; switching to it"
+                );
+            }
+            switch_settings(&mut state, (*settings).clone()).map_err(|e| {
+                anyhow::anyhow!("the configuration cannot be applied to the stored state: {e}")
+            })?;
+            log.append(&encode_settings(wall_clock(), &source))?;
+            log.commit(log::Durability::Fsync)?;
+        }
+        let source = if unchanged {
+            in_force.map_or(source, |(_, bytes)| bytes)
+        } else {
+            source
+        };
         state.advance(wall_clock());
         let snapshots = snapshot::Writer::start(snapshot_path);
         tracing::info!(
@@ -293,6 +360,7 @@ impl Engine {
         let mut engine = Engine {
             state,
             settings,
+            source,
             edge,
             workforce: Arc::default(),
             workforce_builder: WorkforceBuilder::default(),
@@ -388,10 +456,20 @@ impl Engine {
                 }
                 Command::Reload {
                     settings,
+                    source,
                     edge,
                     reply,
                 } => {
-                    let result = self.reload(*settings, *edge);
+                    if store_error.is_some() || self.handle.failed.load(Ordering::SeqCst) {
+                        let _ = reply.send(Err(STORE_FAILED.to_string()));
+                        continue;
+                    }
+                    let result = self.reload(*settings, source, *edge, now);
+                    if let Err(ReloadError::Store(e)) = &result {
+                        store_error = Some(e.to_string());
+                    }
+                    let result = result.map_err(|e| e.to_string());
+                    appended |= result.is_ok();
                     ticked |= result.is_ok();
                     reloaded |= result.is_ok();
                     let _ = reply.send(result);
@@ -481,7 +559,7 @@ impl Engine {
             taken_at: wall_clock(),
         };
         self.snapshot_position = meta.position;
-        writer.submit(bytes, meta, self.state.open_cases());
+        writer.submit(bytes, meta, self.state.open_cases(), self.source.clone());
     }
 
     /// Applies one batch and appends its applied events to the log (not yet committed). An append
@@ -549,8 +627,22 @@ impl Engine {
         Ok((summary, appended))
     }
 
-    fn reload(&mut self, settings: CoreSettings, edge: EdgeSettings) -> Result<(), String> {
-        self.state.set_settings(settings.clone())?;
+    /// Switches to new settings. The switch is logged (committed with the rest of the group) so
+    /// that replay switches at the same point.
+    fn reload(
+        &mut self,
+        settings: CoreSettings,
+        source: Arc<[u8]>,
+        edge: EdgeSettings,
+        now: EpochNanos,
+    ) -> Result<(), ReloadError> {
+        self.state
+            .set_settings(settings.clone())
+            .map_err(ReloadError::Refused)?;
+        self.log
+            .append(&encode_settings(now, &source))
+            .map_err(ReloadError::Store)?;
+        self.source = source;
         self.settings = Arc::new(settings);
         if edge.employee_label != self.edge.employee_label
             || edge.pseudonym_key != self.edge.pseudonym_key
@@ -583,6 +675,38 @@ impl Engine {
             self.edge.clone(),
         ));
     }
+}
+
+/// Why a reload did not take effect.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Store(log::LogError),
+}
+
+/// The core settings a stored configuration source describes.
+fn settings_from(source: &[u8]) -> Result<CoreSettings, String> {
+    let source = crate::config::ConfigSource::from_bytes(source)?;
+    let config = source.load().map_err(|e| {
+        format!(
+            "the recorded configuration (from {}) is no longer valid: {e}",
+            source.origin
+        )
+    })?;
+    Ok(crate::config::core_settings(&config))
+}
+
+/// Puts `state` under `settings`: in place when only derived figures change, otherwise (tracks,
+/// phases or roles changed) through its snapshot encoding, as a restart would.
+fn switch_settings(state: &mut State, settings: CoreSettings) -> Result<(), String> {
+    if state.set_settings(settings.clone()).is_ok() {
+        return Ok(());
+    }
+    let bytes = state.encode_snapshot();
+    *state = State::decode_snapshot(settings, &bytes).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// The view of `state` as the engine publishes it.

@@ -65,12 +65,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => {
             let path = config.or_else(default_config_path);
-            let loaded = match &path {
-                Some(path) => config::load(path),
-                None => config::load_from_str(EMBEDDED_DEFAULT),
+            let source = match &path {
+                Some(path) => config::ConfigSource::read(path),
+                None => Ok(config::ConfigSource::inline(EMBEDDED_DEFAULT)),
             };
-            let config = match loaded {
-                Ok(config) => config,
+            let loaded = source.and_then(|source| Ok((source.load()?, source)));
+            let (config, source) = match loaded {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     eprintln!("backlogd: invalid configuration: {e}");
                     return ExitCode::FAILURE;
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
             };
             backlogd::daemon::init_logging(&config);
             backlogd::daemon::abort_on_panic();
-            match backlogd::daemon::run(config, path) {
+            match backlogd::daemon::run(config, source, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

@@ -5,9 +5,12 @@
 //! covers: every log record before that position is in the snapshot, every record from it on must be
 //! replayed. The engine deletes log segments only once a snapshot covering them is durable.
 //!
-//! Schema: `snapshots(id, taken_at_ns, log_segment, log_offset, bytes, open_cases)` and
+//! Schema: `snapshots(id, taken_at_ns, log_segment, log_offset, bytes, open_cases, settings)` and
 //! `snapshot_chunks(snapshot_id, seq, data)`; the bytes are split into chunks of at most 8 MiB. The
-//! two newest snapshots are kept.
+//! two newest snapshots are kept. `settings` is the configuration source (see
+//! `store::encode_settings`) the state was built under: the log tail after the snapshot is replayed
+//! under it, not under whatever the configuration file says at the next start. It is NULL in
+//! snapshots written before it existed (the column is added to older databases on open).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -48,6 +51,12 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
              PRIMARY KEY (snapshot_id, seq)
          );",
     )?;
+    let has_settings = connection
+        .prepare("SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'settings'")?
+        .exists([])?;
+    if !has_settings {
+        connection.execute_batch("ALTER TABLE snapshots ADD COLUMN settings BLOB")?;
+    }
     Ok(connection)
 }
 
@@ -57,18 +66,20 @@ pub fn save(
     bytes: &[u8],
     meta: SnapshotMeta,
     open_cases: i64,
+    settings: &[u8],
 ) -> rusqlite::Result<()> {
     let mut connection = open(path)?;
     let tx = connection.transaction()?;
     tx.execute(
-        "INSERT INTO snapshots (taken_at_ns, log_segment, log_offset, bytes, open_cases)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO snapshots (taken_at_ns, log_segment, log_offset, bytes, open_cases, settings)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             meta.taken_at,
             meta.position.segment as i64,
             meta.position.offset as i64,
             bytes.len() as i64,
-            open_cases
+            open_cases,
+            settings
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -91,8 +102,16 @@ pub fn save(
     tx.commit()
 }
 
-/// The newest snapshot's bytes and what it covers, or `None` when there is none.
-pub fn load_latest(path: &Path) -> anyhow::Result<Option<(Vec<u8>, SnapshotMeta)>> {
+/// A snapshot read back: the state's bytes, what it covers, and the settings it was built under
+/// (`None` for snapshots written before they were recorded).
+pub struct Loaded {
+    pub bytes: Vec<u8>,
+    pub meta: SnapshotMeta,
+    pub settings: Option<Vec<u8>>,
+}
+
+/// The newest snapshot, or `None` when there is none.
+pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -100,7 +119,7 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<(Vec<u8>, SnapshotMeta)
         .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
     let newest = connection
         .query_row(
-            "SELECT id, taken_at_ns, log_segment, log_offset, bytes FROM snapshots
+            "SELECT id, taken_at_ns, log_segment, log_offset, bytes, settings FROM snapshots
              ORDER BY id DESC LIMIT 1",
             [],
             |row| {
@@ -110,11 +129,12 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<(Vec<u8>, SnapshotMeta)
                     row.get::<_, i64>(2)?,
                     row.get::<_, i64>(3)?,
                     row.get::<_, i64>(4)?,
+                    row.get::<_, Option<Vec<u8>>>(5)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, taken_at, segment, offset, length)) = newest else {
+    let Some((id, taken_at, segment, offset, length, settings)) = newest else {
         return Ok(None);
     };
     let mut bytes = Vec::with_capacity(length as usize);
@@ -131,16 +151,17 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<(Vec<u8>, SnapshotMeta)
             bytes.len()
         );
     }
-    Ok(Some((
+    Ok(Some(Loaded {
         bytes,
-        SnapshotMeta {
+        meta: SnapshotMeta {
             position: LogPosition {
                 segment: segment as u64,
                 offset: offset as u64,
             },
             taken_at,
         },
-    )))
+        settings,
+    }))
 }
 
 /// A background thread that writes submitted snapshots, one at a time; while one is being written a
@@ -150,9 +171,12 @@ pub struct Writer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A snapshot to write: state bytes, what they cover, open cases, settings source.
+type Job = (Vec<u8>, SnapshotMeta, i64, Arc<[u8]>);
+
 #[derive(Default)]
 struct WriterState {
-    next: Option<(Vec<u8>, SnapshotMeta, i64)>,
+    next: Option<Job>,
     busy: bool,
     durable: Option<SnapshotMeta>,
     stop: bool,
@@ -180,9 +204,9 @@ impl Writer {
                             None => return,
                         }
                     };
-                    let (bytes, meta, open_cases) = job;
+                    let (bytes, meta, open_cases, settings) = job;
                     let started = std::time::Instant::now();
-                    let result = save(&path, &bytes, meta, open_cases);
+                    let result = save(&path, &bytes, meta, open_cases, &settings);
                     let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
                     state.busy = false;
                     match result {
@@ -208,10 +232,10 @@ impl Writer {
     }
 
     /// Queues a snapshot; replaces one that is queued but not yet started.
-    pub fn submit(&self, bytes: Vec<u8>, meta: SnapshotMeta, open_cases: i64) {
+    pub fn submit(&self, bytes: Vec<u8>, meta: SnapshotMeta, open_cases: i64, settings: Arc<[u8]>) {
         let (lock, signal) = &*self.pending;
         let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
-        state.next = Some((bytes, meta, open_cases));
+        state.next = Some((bytes, meta, open_cases, settings));
         signal.notify_all();
     }
 

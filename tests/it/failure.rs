@@ -367,3 +367,91 @@ fn a_panic_on_the_engine_thread_ends_the_process() {
         daemon.stderr()
     );
 }
+
+/// An event `ahead` ahead of the wall clock (accepted while `ingest.max_future_skew` allows it).
+fn registration_ahead(id: &str, ahead: jiff::SignedDuration) -> String {
+    let time = jiff::Timestamp::now() + ahead;
+    format!(
+        "{{\"id\":\"{id}\",\"type\":\"case.registered\",\"time\":\"{time}\",\
+         \"data\":{{\"case\":\"{id}\",\"track\":\"asylum\"}}}}\n"
+    )
+}
+
+const REGISTERED: &str = "backlogd_cases_registered_total{track=\"asylum\"}";
+
+/// Replay applies every logged event under the settings it was acknowledged with, not under the
+/// configuration file of the next start: an edit plus a restart must not drop acknowledged events.
+#[test]
+fn replay_after_a_configuration_edit_keeps_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let daemon = Daemon::start(&store, &[]);
+    // Four minutes ahead: accepted under the shipped max_future_skew of five minutes.
+    daemon.post_ok(
+        &registration_ahead("ahead-1", jiff::SignedDuration::from_mins(4)),
+        1,
+    );
+    daemon.post_ok(&registrations("now", 2), 2);
+    daemon.kill();
+    // The operator tightens the skew and restarts: the log tail is replayed under the old setting.
+    let tighter = [("BACKLOGD__INGEST__MAX_FUTURE_SKEW", "PT1M")];
+    let daemon = Daemon::start(&store, &tighter);
+    assert_eq!(daemon.metric(REGISTERED), Some(3.0), "{}", daemon.stderr());
+    let replay_rejections: f64 = crate::harness::samples(&daemon.metrics())
+        .iter()
+        .filter(|(key, _)| key.0 == "backlogd_replay_rejected_total")
+        .map(|(_, value)| crate::harness::parse_value(value))
+        .sum();
+    assert_eq!(replay_rejections, 0.0);
+    // The new setting is in force for new events...
+    let (status, answer) = daemon.post(
+        "application/x-ndjson",
+        &registration_ahead("ahead-2", jiff::SignedDuration::from_mins(4)),
+    );
+    assert_eq!(
+        (status, &answer["rejected"][0]["reason"]),
+        (422, &serde_json::json!("time_in_future"))
+    );
+    // ...and stays so across another crash, now that the switch itself is logged.
+    daemon.kill();
+    let daemon = Daemon::start(&store, &tighter);
+    assert_eq!(daemon.metric(REGISTERED), Some(3.0));
+    let (status, _) = daemon.post(
+        "application/x-ndjson",
+        &registration_ahead("ahead-3", jiff::SignedDuration::from_mins(4)),
+    );
+    assert_eq!(status, 422);
+}
+
+/// The same across a reload: events before it were applied under the old settings, events after
+/// it under the new ones, and a crash before the next snapshot replays each under its own.
+#[test]
+fn replay_after_a_reload_and_a_crash_applies_each_event_under_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = dir.path().join("backlogd.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(&config, &shipped).unwrap();
+    let daemon = Daemon::start_with_config(&config, &store, &[]);
+    daemon.post_ok(
+        &registration_ahead("before", jiff::SignedDuration::from_mins(4)),
+        1,
+    );
+    let edited = shipped.replace("max_future_skew = \"PT5M\"", "max_future_skew = \"PT1M\"");
+    assert_ne!(edited, shipped, "the shipped file sets max_future_skew");
+    std::fs::write(&config, edited).unwrap();
+    daemon.signal("HUP");
+    daemon.await_stderr("configuration reloaded");
+    let (status, _) = daemon.post(
+        "application/x-ndjson",
+        &registration_ahead("after-rejected", jiff::SignedDuration::from_mins(4)),
+    );
+    assert_eq!(status, 422, "the reloaded skew is in force");
+    daemon.post_ok(
+        &registration_ahead("after", jiff::SignedDuration::from_secs(30)),
+        1,
+    );
+    daemon.kill();
+    let daemon = Daemon::start_with_config(&config, &store, &[]);
+    assert_eq!(daemon.metric(REGISTERED), Some(2.0), "{}", daemon.stderr());
+}
