@@ -70,7 +70,7 @@ fn unit_has_the_operational_settings() {
         "DynamicUser=yes",
         "StateDirectory=backlogd",
         "ConfigurationDirectory=backlogd",
-        "LoadCredential=ingest-tokens:",
+        "RuntimeDirectory=backlogd",
         "LoadCredential=pseudonym-key:",
         "ProtectSystem=strict",
         "PrivateTmp=yes",
@@ -82,4 +82,57 @@ fn unit_has_the_operational_settings() {
     ] {
         assert!(unit.contains(setting), "the unit lacks {setting:?}");
     }
+}
+
+/// The `+/bin/sh -c '…'` command of the unit line starting with `prefix`, with the unit's paths
+/// moved under `root`.
+fn refresh_command(unit: &str, prefix: &str, root: &std::path::Path) -> String {
+    let line = unit
+        .lines()
+        .find(|l| l.starts_with(prefix) && l.contains("ingest-tokens"))
+        .unwrap_or_else(|| panic!("the unit has a {prefix} line for the tokens"));
+    let script = line
+        .split_once("-c '")
+        .and_then(|(_, rest)| rest.strip_suffix('\''))
+        .expect("the line is +/bin/sh -c '...'");
+    script
+        .replace("/etc/backlogd", &root.join("etc").display().to_string())
+        .replace("/run/backlogd", &root.join("run").display().to_string())
+}
+
+/// Token rotation under the unit: the runtime copy the daemon reads is refreshed by ExecReload
+/// (run here as the unit would, minus systemd), so a reload after editing /etc/backlogd/ingest-tokens
+/// accepts the new token and refuses the old one.
+#[test]
+fn exec_reload_refreshes_the_tokens_the_daemon_reads() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/backlogd.service"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::create_dir_all(dir.path().join("run")).unwrap();
+    std::fs::write(dir.path().join("etc/ingest-tokens"), "old-token\n").unwrap();
+    let run = |prefix: &str| {
+        let script = refresh_command(&unit, prefix, dir.path());
+        let status = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{prefix} {script}");
+    };
+    run("ExecStartPre=+");
+    let copy = dir.path().join("run/ingest-tokens");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "old-token\n");
+    std::fs::write(dir.path().join("etc/ingest-tokens"), "new-token\n").unwrap();
+    run("ExecReload=+");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "new-token\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
+        0o400
+    );
+    // The daemon reads that copy (the unit's environment names it).
+    assert!(unit.contains("BACKLOGD__SERVER__INGEST_TOKENS_FILE=/run/backlogd/ingest-tokens"));
 }
