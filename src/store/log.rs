@@ -52,11 +52,16 @@
 //!
 //! # Errors and poisoning
 //!
-//! After any write or sync error in [`EventLog::commit`] the log is poisoned: every later
-//! [`EventLog::append`] and [`EventLog::commit`] returns [`LogError::Poisoned`]. A failed `fsync` is
-//! never retried (the page cache state is unknown afterwards); the only recovery is to drop the log
-//! and open it again, which replays exactly what reached the file and truncates any torn tail.
-//! Records appended but not committed are lost when the log is dropped.
+//! After any write or sync error in [`EventLog::commit`] the log is poisoned
+//! ([`EventLog::poisoned`]): every later [`EventLog::append`] and [`EventLog::commit`] returns
+//! [`LogError::Poisoned`]. A failed `fsync` is never retried (the page cache state is unknown
+//! afterwards). Right after poisoning, the log truncates the segment of the last committed record
+//! back to [`EventLog::end`], removes segment files the failed commit created, and syncs file and
+//! directory (best effort, failures logged): so a restart in the same boot does not replay, from the
+//! page cache, records that were never acknowledged and may not be on the disk. `open` also asks the
+//! kernel to drop the cached pages of every segment it scans (`posix_fadvise(DONTNEED)`), so replay
+//! reads the disk rather than pages whose writeback failed. The only recovery is to drop the log and
+//! open it again. Records appended but not committed are lost when the log is dropped.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -422,9 +427,105 @@ impl EventLog {
                 Ok(self.end)
             }
             Err(error) => {
-                self.poisoned = Some(error.to_string());
+                self.poison(&error);
                 Err(error)
             }
+        }
+    }
+
+    /// Whether an earlier write or sync failed: the log then accepts nothing until it is dropped and
+    /// opened again (the engine should stop ingesting and let the daemon restart).
+    pub fn poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Poisons the log after a failed write or sync and discards what the failed attempt may have
+    /// left in the files.
+    fn poison(&mut self, error: &LogError) {
+        self.poisoned = Some(error.to_string());
+        self.discard_failed_tail();
+    }
+
+    /// Best effort, after a failed write or sync: truncates the segment holding the last committed
+    /// record back to [`EventLog::end`], removes segment files created after it, syncs both, so that
+    /// a restart in the same boot does not replay (from the page cache) records that were never
+    /// acknowledged. Errors are logged, not returned: the log is poisoned already, and `open` copes
+    /// with whatever is left (a torn tail is truncated there).
+    fn discard_failed_tail(&mut self) {
+        let end = self.end;
+        let mut removed = false;
+        // One past the newest known segment too: a failed create may still have left a file.
+        for n in (end.segment + 1..=self.segment + 1).rev() {
+            let path = segment_path(&self.dir, n);
+            match fs::remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => tracing::error!(
+                    file = %path.display(),
+                    %error,
+                    "event log: cannot remove a segment created by a failed commit"
+                ),
+            }
+            if let Some(size) = self.older.remove(&n) {
+                self.older_bytes -= size;
+            }
+        }
+        if self.segment != end.segment {
+            if let Some(size) = self.older.remove(&end.segment) {
+                self.older_bytes -= size;
+            }
+            let path = segment_path(&self.dir, end.segment);
+            match OpenOptions::new().append(true).open(&path) {
+                Ok(file) => {
+                    self.file = file;
+                    self.file_path = path;
+                    self.segment = end.segment;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        file = %path.display(),
+                        %error,
+                        "event log: cannot open the last committed segment to truncate it"
+                    );
+                    self.segment = end.segment;
+                    self.file_path = path;
+                    self.file_len = end.offset;
+                    self.tail = end;
+                    if removed {
+                        self.sync_dir_best_effort();
+                    }
+                    return;
+                }
+            }
+        }
+        self.file_len = end.offset;
+        self.tail = end;
+        match self
+            .file
+            .set_len(end.offset)
+            .and_then(|()| self.file.sync_data())
+        {
+            Ok(()) => tracing::warn!(
+                file = %self.file_path.display(),
+                offset = end.offset,
+                "event log: truncated the failed commit's bytes"
+            ),
+            Err(error) => tracing::error!(
+                file = %self.file_path.display(),
+                offset = end.offset,
+                %error,
+                "event log: cannot truncate the failed commit's bytes; the next open truncates \
+                 a torn tail, but whole records of the failed commit may be replayed"
+            ),
+        }
+        self.file_dirty = false;
+        self.sync_dir_best_effort();
+    }
+
+    fn sync_dir_best_effort(&mut self) {
+        match sync_dir(&self.dir) {
+            Ok(()) => self.dir_dirty = false,
+            Err(error) => tracing::error!(%error, "event log: cannot sync the directory"),
         }
     }
 
@@ -665,6 +766,7 @@ fn scan_segment(
 ) -> Result<SegmentScan, LogError> {
     let read_err = || io_err("read", path);
     let file = File::open(path).map_err(io_err("open", path))?;
+    drop_cached_pages(&file, path);
     let file_len = file.metadata().map_err(io_err("stat", path))?.len();
     // A replay position inside this segment must be a record boundary or its valid end.
     let replay_offset = (replay_from.segment == segment && replay_from.offset > HEADER_LEN)
@@ -803,6 +905,29 @@ fn scan_segment(
         valid_end: offset,
         damage,
     })
+}
+
+/// Asks the kernel to drop the file's clean cached pages, so that the scan reads what is on the
+/// disk. After a failed writeback Linux marks the pages clean although they never reached the disk;
+/// a restart in the same boot would otherwise replay records that a power loss would take away.
+/// Dirty pages are not dropped (they are written back first). Best effort: failure is logged.
+fn drop_cached_pages(file: &File, path: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
+        // lifetime of `file`, which outlives the call.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if rc != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                error = %io::Error::from_raw_os_error(rc),
+                "event log: cannot drop cached pages before the scan"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, path);
 }
 
 /// Whether the whole file is a (possibly empty) prefix of the magic followed only by zero bytes.
@@ -1492,7 +1617,7 @@ mod tests {
     }
 
     #[test]
-    fn short_write_poisons_and_reopen_drops_the_torn_batch() {
+    fn short_write_poisons_and_truncates_the_failed_batch() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let (mut log, _) = open_all(dir, 1 << 20);
@@ -1500,20 +1625,22 @@ mod tests {
         write_all(&mut log, &committed, Durability::Fsync);
         let end = log.end();
         let batch: Vec<_> = (5..10).map(payload).collect();
-        let positions: Vec<_> = batch.iter().map(|p| log.append(p).unwrap()).collect();
-        let batch_bytes = log.tail.offset - end.offset;
+        for p in &batch {
+            log.append(p).unwrap();
+        }
         log.fault = Some(Fault::ShortWrite);
+        assert!(!log.poisoned());
         let error = log.commit(Durability::Fsync).unwrap_err();
         assert!(matches!(error, LogError::Io { op: "write", .. }), "{error}");
         assert!(
             error.to_string().contains("injected short write"),
             "{error}"
         );
-        assert!(
-            file_len(&seg(dir, 1)) > end.offset,
-            "half the batch reached the file"
-        );
+        assert!(log.poisoned());
+        // Half the batch reached the file; it was truncated away again.
+        assert_eq!(file_len(&seg(dir, 1)), end.offset);
         assert_eq!(log.end(), end);
+        assert_eq!(log.disk_bytes(), end.offset);
         // Poisoned from now on, even though no fault is armed any more.
         assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
         let error = log.commit(Durability::None).unwrap_err();
@@ -1527,30 +1654,94 @@ mod tests {
         ));
         drop(log);
 
-        // Reopen keeps the committed records plus the records of the failed batch that reached the
-        // file whole (never acknowledged, so replaying them is harmless), and drops the torn one.
-        let written = end.offset + batch_bytes / 2;
-        let whole: Vec<_> = positions
-            .iter()
-            .zip(&batch)
-            .take_while(|(p, b)| p.offset + 8 + b.len() as u64 <= written)
-            .collect();
-        assert!(!whole.is_empty() && whole.len() < batch.len());
-        let mut expected = committed.clone();
-        expected.extend(whole.iter().map(|(_, b)| (*b).clone()));
-        let torn_at = positions[whole.len()];
+        // Reopen replays exactly the committed records, none of the failed batch.
         let (mut log, records) = open_all(dir, 1 << 20);
         assert_eq!(
             records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
-            expected
+            committed
         );
-        assert_eq!(log.end(), torn_at);
-        assert_eq!(file_len(&seg(dir, 1)), torn_at.offset);
+        assert_eq!(log.end(), end);
         write_all(&mut log, &[b"fresh".to_vec()], Durability::Fsync);
         drop(log);
         let (_, records) = open_all(dir, 1 << 20);
-        assert_eq!(records.len(), expected.len() + 1);
-        assert_eq!(records.last().unwrap(), &(torn_at, b"fresh".to_vec()));
+        assert_eq!(records.len(), committed.len() + 1);
+        assert_eq!(records.last().unwrap(), &(end, b"fresh".to_vec()));
+    }
+
+    #[test]
+    fn sync_failure_truncates_the_failed_group_so_reopen_does_not_replay_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // Small segments: the failed group spans a roll, so a new segment must be removed too.
+        let (mut log, _) = open_all(dir, 200);
+        let committed: Vec<_> = (0..3).map(payload).collect();
+        write_all(&mut log, &committed, Durability::Fsync);
+        let end = log.end();
+        assert_eq!(end.segment, 1);
+        // The full write of the group succeeds; the final fdatasync fails.
+        for i in 3..12 {
+            log.append(&payload(i)).unwrap();
+        }
+        assert!(log.tail.segment > 1);
+        // What `commit` does, with only the last sync failing (the rolls' syncs succeed).
+        let buf = std::mem::take(&mut log.buf);
+        let rolls = std::mem::take(&mut log.rolls);
+        let mut start = 0;
+        for &at in &rolls {
+            log.write_current(&buf[start..at]).unwrap();
+            log.start_next_segment().unwrap();
+            start = at;
+        }
+        log.write_current(&buf[start..]).unwrap();
+        assert!(segment_numbers(dir).len() > 1);
+        log.fault = Some(Fault::Sync);
+        let error = log.sync_current().unwrap_err();
+        log.poison(&error);
+        assert!(log.poisoned());
+        assert_eq!(
+            segment_numbers(dir),
+            vec![1],
+            "segments of the failed group removed"
+        );
+        assert_eq!(file_len(&seg(dir, 1)), end.offset);
+        assert_eq!(log.disk_bytes(), end.offset);
+        // Housekeeping on the poisoned log never deletes the segment it truncated back to.
+        assert_eq!(log.delete_segments_before(pos(u64::MAX, 0)).unwrap(), 0);
+        drop(log);
+
+        let (mut log, records) = open_all(dir, 200);
+        assert_eq!(
+            records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+            committed,
+            "the failed group is not replayed"
+        );
+        assert_eq!(log.end(), end);
+        let next = write_all(&mut log, &[b"after".to_vec()], Durability::Fsync);
+        assert_eq!(next, vec![end]);
+        drop(log);
+        let (_, records) = open_all(dir, 200);
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[3], (end, b"after".to_vec()));
+    }
+
+    #[test]
+    fn sync_failure_via_commit_truncates_the_failed_group() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        write_all(&mut log, &[b"kept".to_vec()], Durability::Fsync);
+        let end = log.end();
+        log.append(b"never acknowledged").unwrap();
+        log.fault = Some(Fault::Sync);
+        assert!(matches!(
+            log.commit(Durability::Fsync),
+            Err(LogError::Io { op: "sync", .. })
+        ));
+        assert!(log.poisoned());
+        assert_eq!(file_len(&seg(dir, 1)), end.offset);
+        drop(log);
+        let (_, records) = open_all(dir, 1 << 20);
+        assert_eq!(records, vec![(pos(1, 8), b"kept".to_vec())]);
     }
 
     #[test]
