@@ -52,7 +52,7 @@
 //!
 //! # Errors and poisoning
 //!
-//! After any write or sync error in [`EventLog::commit`] the log is poisoned
+//! After any write or sync error in [`EventLog::commit`] or [`EventLog::sync`] the log is poisoned
 //! ([`EventLog::poisoned`]): every later [`EventLog::append`] and [`EventLog::commit`] returns
 //! [`LogError::Poisoned`]. A failed `fsync` is never retried (the page cache state is unknown
 //! afterwards). Right after poisoning, the log truncates the segment of the last committed record
@@ -62,6 +62,10 @@
 //! kernel to drop the cached pages of every segment it scans (`posix_fadvise(DONTNEED)`), so replay
 //! reads the disk rather than pages whose writeback failed. The only recovery is to drop the log and
 //! open it again. Records appended but not committed are lost when the log is dropped.
+//!
+//! [`EventLog::sync`] makes everything committed durable whatever the durability setting; a caller
+//! that records [`EventLog::end`] durably elsewhere (a snapshot's replay position) must call it
+//! first, or after a power loss that position may lie beyond the log and `open` refuses the store.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -431,6 +435,27 @@ impl EventLog {
                 Err(error)
             }
         }
+    }
+
+    /// Makes everything committed so far durable, whatever durability the commits used:
+    /// `fdatasync`s the newest segment if it was written since its last sync and syncs the
+    /// directory if a segment was created since. Records appended but not committed are not
+    /// written. Call it before recording [`EventLog::end`] anywhere durable (a snapshot's position),
+    /// so that position never lies beyond what survives a power loss. A failure poisons the log
+    /// like a failed [`EventLog::commit`].
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        let result = self.sync_current().and_then(|()| {
+            if self.dir_dirty {
+                sync_dir(&self.dir)?;
+                self.dir_dirty = false;
+            }
+            Ok(())
+        });
+        if let Err(error) = &result {
+            self.poison(error);
+        }
+        result
     }
 
     /// Whether an earlier write or sync failed: the log then accepts nothing until it is dropped and
@@ -1806,6 +1831,53 @@ mod tests {
         log.commit(Durability::Fsync).unwrap();
         assert_eq!(log.syncs, 2);
         assert!(!log.dir_dirty && !log.file_dirty);
+    }
+
+    #[test]
+    fn sync_makes_none_commits_durable_and_a_failure_poisons() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 40);
+        // Nothing written: nothing to sync.
+        log.sync().unwrap();
+        assert_eq!(log.syncs, 0);
+        log.append(b"a").unwrap();
+        log.commit(Durability::None).unwrap();
+        assert_eq!(log.syncs, 0);
+        assert!(log.file_dirty);
+        log.sync().unwrap();
+        assert_eq!(log.syncs, 1);
+        assert!(!log.file_dirty && !log.dir_dirty);
+        log.sync().unwrap();
+        assert_eq!(log.syncs, 1, "clean: no second fdatasync");
+        // A roll under Durability::None leaves the new segment and its directory entry unsynced.
+        log.append(&[1; 30]).unwrap();
+        log.append(b"b").unwrap();
+        log.commit(Durability::None).unwrap();
+        assert!(log.file_dirty && log.dir_dirty);
+        let syncs = log.syncs;
+        log.sync().unwrap();
+        assert_eq!(log.syncs, syncs + 1);
+        assert!(!log.file_dirty && !log.dir_dirty);
+        // Appended but uncommitted records are not written by sync.
+        let end = log.end();
+        log.append(b"pending").unwrap();
+        log.sync().unwrap();
+        assert_eq!(log.end(), end);
+        assert_eq!(file_len(&seg(tmp.path(), end.segment)), end.offset);
+        // A failed sync poisons like a failed commit; committed records stay committed (the
+        // truncation goes back to end(), which a failed sync does not move).
+        log.commit(Durability::None).unwrap();
+        log.append(b"c").unwrap();
+        let end = log.commit(Durability::None).unwrap();
+        log.fault = Some(Fault::Sync);
+        let syncs = log.syncs;
+        assert!(matches!(log.sync(), Err(LogError::Io { op: "sync", .. })));
+        assert!(log.poisoned());
+        assert!(matches!(log.sync(), Err(LogError::Poisoned { .. })));
+        assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
+        assert_eq!(log.syncs, syncs, "a failed sync is never retried");
+        assert_eq!(log.end(), end);
+        assert_eq!(file_len(&seg(tmp.path(), end.segment)), end.offset);
     }
 
     #[test]
