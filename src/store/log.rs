@@ -67,11 +67,14 @@
 //! that records [`EventLog::end`] durably elsewhere (a snapshot's replay position) must call it
 //! first, or after a power loss that position may lie beyond the log and `open` refuses the store.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::storage::{AppendFile, RealStorage, Storage};
 
 /// The largest payload a record may carry (16 MiB).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
@@ -148,12 +151,13 @@ pub enum LogError {
 
 /// The append-only event log. See the module documentation.
 pub struct EventLog {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     segment_bytes: u64,
     /// Holds the directory lock for as long as the log is open.
-    _lock: File,
+    _lock: Box<dyn Any + Send>,
     /// The newest segment, opened for appending.
-    file: File,
+    file: Box<dyn AppendFile>,
     file_path: PathBuf,
     segment: u64,
     /// Bytes written to the newest segment so far.
@@ -216,9 +220,29 @@ impl EventLog {
         segment_bytes: u64,
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
     ) -> Result<EventLog, LogError> {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        let lock = lock_dir(dir)?;
-        let numbers = list_segments(dir)?;
+        EventLog::open_with(
+            Arc::new(RealStorage),
+            dir,
+            replay_from,
+            segment_bytes,
+            on_record,
+        )
+    }
+
+    /// [`EventLog::open`] on the given storage (tests inject faults and power losses through it).
+    #[allow(clippy::type_complexity)]
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
+    ) -> Result<EventLog, LogError> {
+        let fs = &*storage;
+        fs.create_dir_all(dir)
+            .map_err(io_err("create directory", dir))?;
+        let lock = lock_dir(fs, dir)?;
+        let numbers = list_segments(fs, dir)?;
         let start = replay_from.segment.max(1);
 
         let Some(&last) = numbers.last() else {
@@ -232,15 +256,12 @@ impl EventLog {
                 });
             }
             let path = segment_path(dir, 1);
-            let mut file = OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io_err("create", &path))?;
+            let mut file = fs.create_new(&path).map_err(io_err("create", &path))?;
             file.write_all(&MAGIC).map_err(io_err("write", &path))?;
             file.sync_data().map_err(io_err("sync", &path))?;
-            sync_dir(dir)?;
+            sync_dir(fs, dir)?;
             return Ok(EventLog::new(
+                storage.clone(),
                 dir,
                 segment_bytes,
                 lock,
@@ -278,13 +299,13 @@ impl EventLog {
         let mut older = BTreeMap::new();
         for &n in numbers.iter().filter(|&&n| n < start) {
             let path = segment_path(dir, n);
-            let size = fs::metadata(&path).map_err(io_err("stat", &path))?.len();
+            let size = fs.len(&path).map_err(io_err("stat", &path))?;
             older.insert(n, size);
         }
         let mut tail_scan = None;
         for n in start..=last {
             let path = segment_path(dir, n);
-            let scan = scan_segment(&path, n, n == last, replay_from, on_record)?;
+            let scan = scan_segment(fs, &path, n, n == last, replay_from, on_record)?;
             if n == last {
                 tail_scan = Some((path, scan));
             } else {
@@ -295,10 +316,7 @@ impl EventLog {
             unreachable!("start <= last, so the last segment was scanned");
         };
 
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let mut file = fs.open_append(&path).map_err(io_err("open", &path))?;
         let mut file_len = scan.valid_end;
         match scan.damage {
             None => {}
@@ -329,8 +347,9 @@ impl EventLog {
         // still sit in the page cache: make it (and any repair) durable before building on it, so
         // that later rolls and Fsync commits never depend on data this process did not sync.
         file.sync_data().map_err(io_err("sync", &path))?;
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
         Ok(EventLog::new(
+            storage.clone(),
             dir,
             segment_bytes,
             lock,
@@ -344,10 +363,11 @@ impl EventLog {
 
     #[allow(clippy::too_many_arguments)]
     fn new(
+        storage: Arc<dyn Storage>,
         dir: &Path,
         segment_bytes: u64,
-        lock: File,
-        file: File,
+        lock: Box<dyn Any + Send>,
+        file: Box<dyn AppendFile>,
         file_path: PathBuf,
         segment: u64,
         file_len: u64,
@@ -358,6 +378,7 @@ impl EventLog {
             offset: file_len,
         };
         EventLog {
+            storage,
             dir: dir.to_path_buf(),
             segment_bytes,
             _lock: lock,
@@ -447,7 +468,7 @@ impl EventLog {
         self.check_poisoned()?;
         let result = self.sync_current().and_then(|()| {
             if self.dir_dirty {
-                sync_dir(&self.dir)?;
+                sync_dir(&*self.storage, &self.dir)?;
                 self.dir_dirty = false;
             }
             Ok(())
@@ -482,7 +503,7 @@ impl EventLog {
         // One past the newest known segment too: a failed create may still have left a file.
         for n in (end.segment + 1..=self.segment + 1).rev() {
             let path = segment_path(&self.dir, n);
-            match fs::remove_file(&path) {
+            match self.storage.remove(&path) {
                 Ok(()) => removed = true,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => tracing::error!(
@@ -500,7 +521,7 @@ impl EventLog {
                 self.older_bytes -= size;
             }
             let path = segment_path(&self.dir, end.segment);
-            match OpenOptions::new().append(true).open(&path) {
+            match self.storage.open_append(&path) {
                 Ok(file) => {
                     self.file = file;
                     self.file_path = path;
@@ -548,7 +569,7 @@ impl EventLog {
     }
 
     fn sync_dir_best_effort(&mut self) {
-        match sync_dir(&self.dir) {
+        match sync_dir(&*self.storage, &self.dir) {
             Ok(()) => self.dir_dirty = false,
             Err(error) => tracing::error!(%error, "event log: cannot sync the directory"),
         }
@@ -571,12 +592,12 @@ impl EventLog {
         let mut deleted = 0;
         for n in doomed {
             let path = segment_path(&self.dir, n);
-            match fs::remove_file(&path) {
+            match self.storage.remove(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     if deleted > 0 {
-                        let _ = sync_dir(&self.dir);
+                        let _ = sync_dir(&*self.storage, &self.dir);
                     }
                     return Err(io_err("delete", &path)(e));
                 }
@@ -587,7 +608,7 @@ impl EventLog {
             deleted += 1;
         }
         if deleted > 0 {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.storage, &self.dir)?;
         }
         Ok(deleted)
     }
@@ -622,7 +643,7 @@ impl EventLog {
         if durability == Durability::Fsync {
             self.sync_current()?;
             if self.dir_dirty {
-                sync_dir(&self.dir)?;
+                sync_dir(&*self.storage, &self.dir)?;
                 self.dir_dirty = false;
             }
         }
@@ -679,15 +700,14 @@ impl EventLog {
     fn start_next_segment(&mut self) -> Result<(), LogError> {
         self.sync_current()?;
         if self.dir_dirty {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.storage, &self.dir)?;
             self.dir_dirty = false;
         }
         let number = self.segment + 1;
         let path = segment_path(&self.dir, number);
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
+        let file = self
+            .storage
+            .create_new(&path)
             .map_err(io_err("create", &path))?;
         self.dir_dirty = true;
         self.older.insert(self.segment, self.file_len);
@@ -723,38 +743,29 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn lock_dir(dir: &Path) -> Result<File, LogError> {
+fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<Box<dyn Any + Send>, LogError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("create", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(LogError::Locked { path }),
-        Err(TryLockError::Error(error)) => Err(io_err("lock", &path)(error)),
+    match storage.lock(&path) {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(LogError::Locked { path }),
+        Err(error) => Err(io_err("lock", &path)(error)),
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync directory", dir))
+fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
+    storage.sync_dir(dir).map_err(io_err("sync directory", dir))
 }
 
 /// Segment numbers present in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, LogError> {
     let mut numbers = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err("list directory", dir))? {
-        let entry = entry.map_err(io_err("list directory", dir))?;
-        let Some(number) = entry.file_name().to_str().and_then(parse_segment_name) else {
+    for name in storage.list(dir).map_err(io_err("list directory", dir))? {
+        let Some(number) = parse_segment_name(&name) else {
             continue;
         };
         if number == 0 {
             return Err(LogError::Corrupt {
-                path: entry.path(),
+                path: dir.join(name),
                 offset: 0,
                 reason: "segment numbers start at 1".to_string(),
             });
@@ -783,6 +794,7 @@ struct SegmentScan {
 }
 
 fn scan_segment(
+    storage: &dyn Storage,
     path: &Path,
     segment: u64,
     is_last: bool,
@@ -790,9 +802,8 @@ fn scan_segment(
     on_record: &mut OnRecord<'_>,
 ) -> Result<SegmentScan, LogError> {
     let read_err = || io_err("read", path);
-    let file = File::open(path).map_err(io_err("open", path))?;
-    drop_cached_pages(&file, path);
-    let file_len = file.metadata().map_err(io_err("stat", path))?.len();
+    let mut file = storage.open_read(path).map_err(io_err("open", path))?;
+    let file_len = file.size().map_err(io_err("stat", path))?;
     // A replay position inside this segment must be a record boundary or its valid end.
     let replay_offset = (replay_from.segment == segment && replay_from.offset > HEADER_LEN)
         .then_some(replay_from.offset);
@@ -932,31 +943,8 @@ fn scan_segment(
     })
 }
 
-/// Asks the kernel to drop the file's clean cached pages, so that the scan reads what is on the
-/// disk. After a failed writeback Linux marks the pages clean although they never reached the disk;
-/// a restart in the same boot would otherwise replay records that a power loss would take away.
-/// Dirty pages are not dropped (they are written back first). Best effort: failure is logged.
-fn drop_cached_pages(file: &File, path: &Path) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
-        // lifetime of `file`, which outlives the call.
-        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        if rc != 0 {
-            tracing::warn!(
-                file = %path.display(),
-                error = %io::Error::from_raw_os_error(rc),
-                "event log: cannot drop cached pages before the scan"
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, path);
-}
-
 /// Whether the whole file is a (possibly empty) prefix of the magic followed only by zero bytes.
-fn is_torn_header(file: &mut File) -> io::Result<bool> {
+fn is_torn_header<R: Read + Seek>(file: &mut R) -> io::Result<bool> {
     file.seek(SeekFrom::Start(0))?;
     let mut chunk = vec![0u8; 64 * 1024];
     let mut position = 0usize;
@@ -983,7 +971,11 @@ fn is_torn_header(file: &mut File) -> io::Result<bool> {
 
 /// The first offset in `from..file_len` at which a complete frame with a plausible length and a
 /// matching CRC starts, if any.
-fn find_valid_frame(file: &mut File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
+fn find_valid_frame<R: Read + Seek>(
+    file: &mut R,
+    from: u64,
+    file_len: u64,
+) -> io::Result<Option<u64>> {
     const WINDOW: usize = 1 << 20;
     let header = FRAME_HEADER_LEN as usize;
     let mut window = vec![0u8; WINDOW + header - 1];
@@ -1026,6 +1018,8 @@ fn find_valid_frame(file: &mut File, from: u64, file_len: u64) -> io::Result<Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, File, OpenOptions};
+    use std::io::Write;
 
     type Records = Vec<(LogPosition, Vec<u8>)>;
 
@@ -1063,7 +1057,7 @@ mod tests {
     }
 
     fn segment_numbers(dir: &Path) -> Vec<u64> {
-        list_segments(dir).unwrap()
+        list_segments(&RealStorage, dir).unwrap()
     }
 
     /// Appends `payloads`, commits, returns their positions.
@@ -1112,12 +1106,8 @@ mod tests {
     }
 
     fn append_bytes(path: &Path, bytes: &[u8]) {
-        OpenOptions::new()
-            .append(true)
-            .open(path)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        Write::write_all(&mut file, bytes).unwrap();
     }
 
     fn flip_byte(path: &Path, offset: u64) {

@@ -8,6 +8,7 @@
 
 pub mod log;
 pub mod snapshot;
+pub mod storage;
 
 use crate::core::EpochNanos;
 
