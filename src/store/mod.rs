@@ -6,6 +6,8 @@
 //! the text again and applies it with the same arrival time, so the state after replay equals the
 //! state before the restart.
 
+#[cfg(test)]
+mod faulty;
 pub mod log;
 pub mod snapshot;
 pub mod storage;
