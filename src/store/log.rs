@@ -52,17 +52,29 @@
 //!
 //! # Errors and poisoning
 //!
-//! After any write or sync error in [`EventLog::commit`] the log is poisoned: every later
-//! [`EventLog::append`] and [`EventLog::commit`] returns [`LogError::Poisoned`]. A failed `fsync` is
-//! never retried (the page cache state is unknown afterwards); the only recovery is to drop the log
-//! and open it again, which replays exactly what reached the file and truncates any torn tail.
-//! Records appended but not committed are lost when the log is dropped.
+//! After any write or sync error in [`EventLog::commit`] or [`EventLog::sync`] the log is poisoned
+//! ([`EventLog::poisoned`]): every later [`EventLog::append`] and [`EventLog::commit`] returns
+//! [`LogError::Poisoned`]. A failed `fsync` is never retried (the page cache state is unknown
+//! afterwards). Right after poisoning, the log truncates the segment of the last committed record
+//! back to [`EventLog::end`], removes segment files the failed commit created, and syncs file and
+//! directory (best effort, failures logged): so a restart in the same boot does not replay, from the
+//! page cache, records that were never acknowledged and may not be on the disk. `open` also asks the
+//! kernel to drop the cached pages of every segment it scans (`posix_fadvise(DONTNEED)`), so replay
+//! reads the disk rather than pages whose writeback failed. The only recovery is to drop the log and
+//! open it again. Records appended but not committed are lost when the log is dropped.
+//!
+//! [`EventLog::sync`] makes everything committed durable whatever the durability setting; a caller
+//! that records [`EventLog::end`] durably elsewhere (a snapshot's replay position) must call it
+//! first, or after a power loss that position may lie beyond the log and `open` refuses the store.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::storage::{AppendFile, RealStorage, Storage};
 
 /// The largest payload a record may carry (16 MiB).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
@@ -139,12 +151,13 @@ pub enum LogError {
 
 /// The append-only event log. See the module documentation.
 pub struct EventLog {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     segment_bytes: u64,
     /// Holds the directory lock for as long as the log is open.
-    _lock: File,
+    _lock: Box<dyn Any + Send>,
     /// The newest segment, opened for appending.
-    file: File,
+    file: Box<dyn AppendFile>,
     file_path: PathBuf,
     segment: u64,
     /// Bytes written to the newest segment so far.
@@ -207,9 +220,29 @@ impl EventLog {
         segment_bytes: u64,
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
     ) -> Result<EventLog, LogError> {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        let lock = lock_dir(dir)?;
-        let numbers = list_segments(dir)?;
+        EventLog::open_with(
+            Arc::new(RealStorage),
+            dir,
+            replay_from,
+            segment_bytes,
+            on_record,
+        )
+    }
+
+    /// [`EventLog::open`] on the given storage (tests inject faults and power losses through it).
+    #[allow(clippy::type_complexity)]
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
+    ) -> Result<EventLog, LogError> {
+        let fs = &*storage;
+        fs.create_dir_all(dir)
+            .map_err(io_err("create directory", dir))?;
+        let lock = lock_dir(fs, dir)?;
+        let numbers = list_segments(fs, dir)?;
         let start = replay_from.segment.max(1);
 
         let Some(&last) = numbers.last() else {
@@ -223,15 +256,12 @@ impl EventLog {
                 });
             }
             let path = segment_path(dir, 1);
-            let mut file = OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io_err("create", &path))?;
+            let mut file = fs.create_new(&path).map_err(io_err("create", &path))?;
             file.write_all(&MAGIC).map_err(io_err("write", &path))?;
             file.sync_data().map_err(io_err("sync", &path))?;
-            sync_dir(dir)?;
+            sync_dir(fs, dir)?;
             return Ok(EventLog::new(
+                storage.clone(),
                 dir,
                 segment_bytes,
                 lock,
@@ -269,13 +299,13 @@ impl EventLog {
         let mut older = BTreeMap::new();
         for &n in numbers.iter().filter(|&&n| n < start) {
             let path = segment_path(dir, n);
-            let size = fs::metadata(&path).map_err(io_err("stat", &path))?.len();
+            let size = fs.len(&path).map_err(io_err("stat", &path))?;
             older.insert(n, size);
         }
         let mut tail_scan = None;
         for n in start..=last {
             let path = segment_path(dir, n);
-            let scan = scan_segment(&path, n, n == last, replay_from, on_record)?;
+            let scan = scan_segment(fs, &path, n, n == last, replay_from, on_record)?;
             if n == last {
                 tail_scan = Some((path, scan));
             } else {
@@ -286,10 +316,7 @@ impl EventLog {
             unreachable!("start <= last, so the last segment was scanned");
         };
 
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let mut file = fs.open_append(&path).map_err(io_err("open", &path))?;
         let mut file_len = scan.valid_end;
         match scan.damage {
             None => {}
@@ -320,8 +347,9 @@ impl EventLog {
         // still sit in the page cache: make it (and any repair) durable before building on it, so
         // that later rolls and Fsync commits never depend on data this process did not sync.
         file.sync_data().map_err(io_err("sync", &path))?;
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
         Ok(EventLog::new(
+            storage.clone(),
             dir,
             segment_bytes,
             lock,
@@ -335,10 +363,11 @@ impl EventLog {
 
     #[allow(clippy::too_many_arguments)]
     fn new(
+        storage: Arc<dyn Storage>,
         dir: &Path,
         segment_bytes: u64,
-        lock: File,
-        file: File,
+        lock: Box<dyn Any + Send>,
+        file: Box<dyn AppendFile>,
         file_path: PathBuf,
         segment: u64,
         file_len: u64,
@@ -349,6 +378,7 @@ impl EventLog {
             offset: file_len,
         };
         EventLog {
+            storage,
             dir: dir.to_path_buf(),
             segment_bytes,
             _lock: lock,
@@ -422,9 +452,126 @@ impl EventLog {
                 Ok(self.end)
             }
             Err(error) => {
-                self.poisoned = Some(error.to_string());
+                self.poison(&error);
                 Err(error)
             }
+        }
+    }
+
+    /// Makes everything committed so far durable, whatever durability the commits used:
+    /// `fdatasync`s the newest segment if it was written since its last sync and syncs the
+    /// directory if a segment was created since. Records appended but not committed are not
+    /// written. Call it before recording [`EventLog::end`] anywhere durable (a snapshot's position),
+    /// so that position never lies beyond what survives a power loss. A failure poisons the log
+    /// like a failed [`EventLog::commit`].
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        let result = self.sync_current().and_then(|()| {
+            if self.dir_dirty {
+                sync_dir(&*self.storage, &self.dir)?;
+                self.dir_dirty = false;
+            }
+            Ok(())
+        });
+        if let Err(error) = &result {
+            self.poison(error);
+        }
+        result
+    }
+
+    /// Whether an earlier write or sync failed: the log then accepts nothing until it is dropped and
+    /// opened again (the engine should stop ingesting and let the daemon restart).
+    pub fn poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Poisons the log after a failed write or sync and discards what the failed attempt may have
+    /// left in the files.
+    fn poison(&mut self, error: &LogError) {
+        self.poisoned = Some(error.to_string());
+        self.discard_failed_tail();
+    }
+
+    /// Best effort, after a failed write or sync: truncates the segment holding the last committed
+    /// record back to [`EventLog::end`], removes segment files created after it, syncs both, so that
+    /// a restart in the same boot does not replay (from the page cache) records that were never
+    /// acknowledged. Errors are logged, not returned: the log is poisoned already, and `open` copes
+    /// with whatever is left (a torn tail is truncated there).
+    fn discard_failed_tail(&mut self) {
+        let end = self.end;
+        let mut removed = false;
+        // One past the newest known segment too: a failed create may still have left a file.
+        for n in (end.segment + 1..=self.segment + 1).rev() {
+            let path = segment_path(&self.dir, n);
+            match self.storage.remove(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => tracing::error!(
+                    file = %path.display(),
+                    %error,
+                    "event log: cannot remove a segment created by a failed commit"
+                ),
+            }
+            if let Some(size) = self.older.remove(&n) {
+                self.older_bytes -= size;
+            }
+        }
+        if self.segment != end.segment {
+            if let Some(size) = self.older.remove(&end.segment) {
+                self.older_bytes -= size;
+            }
+            let path = segment_path(&self.dir, end.segment);
+            match self.storage.open_append(&path) {
+                Ok(file) => {
+                    self.file = file;
+                    self.file_path = path;
+                    self.segment = end.segment;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        file = %path.display(),
+                        %error,
+                        "event log: cannot open the last committed segment to truncate it"
+                    );
+                    self.segment = end.segment;
+                    self.file_path = path;
+                    self.file_len = end.offset;
+                    self.tail = end;
+                    if removed {
+                        self.sync_dir_best_effort();
+                    }
+                    return;
+                }
+            }
+        }
+        self.file_len = end.offset;
+        self.tail = end;
+        match self
+            .file
+            .set_len(end.offset)
+            .and_then(|()| self.file.sync_data())
+        {
+            Ok(()) => tracing::warn!(
+                file = %self.file_path.display(),
+                offset = end.offset,
+                "event log: truncated the failed commit's bytes"
+            ),
+            Err(error) => tracing::error!(
+                file = %self.file_path.display(),
+                offset = end.offset,
+                %error,
+                "event log: cannot truncate the failed commit's bytes; the next open truncates \
+                 a torn tail, but whole records of the failed commit may be replayed"
+            ),
+        }
+        self.file_dirty = false;
+        self.sync_dir_best_effort();
+    }
+
+    fn sync_dir_best_effort(&mut self) {
+        match sync_dir(&*self.storage, &self.dir) {
+            Ok(()) => self.dir_dirty = false,
+            Err(error) => tracing::error!(%error, "event log: cannot sync the directory"),
         }
     }
 
@@ -445,12 +592,12 @@ impl EventLog {
         let mut deleted = 0;
         for n in doomed {
             let path = segment_path(&self.dir, n);
-            match fs::remove_file(&path) {
+            match self.storage.remove(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     if deleted > 0 {
-                        let _ = sync_dir(&self.dir);
+                        let _ = sync_dir(&*self.storage, &self.dir);
                     }
                     return Err(io_err("delete", &path)(e));
                 }
@@ -461,7 +608,7 @@ impl EventLog {
             deleted += 1;
         }
         if deleted > 0 {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.storage, &self.dir)?;
         }
         Ok(deleted)
     }
@@ -496,7 +643,7 @@ impl EventLog {
         if durability == Durability::Fsync {
             self.sync_current()?;
             if self.dir_dirty {
-                sync_dir(&self.dir)?;
+                sync_dir(&*self.storage, &self.dir)?;
                 self.dir_dirty = false;
             }
         }
@@ -553,15 +700,14 @@ impl EventLog {
     fn start_next_segment(&mut self) -> Result<(), LogError> {
         self.sync_current()?;
         if self.dir_dirty {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.storage, &self.dir)?;
             self.dir_dirty = false;
         }
         let number = self.segment + 1;
         let path = segment_path(&self.dir, number);
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
+        let file = self
+            .storage
+            .create_new(&path)
             .map_err(io_err("create", &path))?;
         self.dir_dirty = true;
         self.older.insert(self.segment, self.file_len);
@@ -597,38 +743,29 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn lock_dir(dir: &Path) -> Result<File, LogError> {
+fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<Box<dyn Any + Send>, LogError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("create", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(LogError::Locked { path }),
-        Err(TryLockError::Error(error)) => Err(io_err("lock", &path)(error)),
+    match storage.lock(&path) {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(LogError::Locked { path }),
+        Err(error) => Err(io_err("lock", &path)(error)),
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync directory", dir))
+fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
+    storage.sync_dir(dir).map_err(io_err("sync directory", dir))
 }
 
 /// Segment numbers present in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, LogError> {
     let mut numbers = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err("list directory", dir))? {
-        let entry = entry.map_err(io_err("list directory", dir))?;
-        let Some(number) = entry.file_name().to_str().and_then(parse_segment_name) else {
+    for name in storage.list(dir).map_err(io_err("list directory", dir))? {
+        let Some(number) = parse_segment_name(&name) else {
             continue;
         };
         if number == 0 {
             return Err(LogError::Corrupt {
-                path: entry.path(),
+                path: dir.join(name),
                 offset: 0,
                 reason: "segment numbers start at 1".to_string(),
             });
@@ -657,6 +794,7 @@ struct SegmentScan {
 }
 
 fn scan_segment(
+    storage: &dyn Storage,
     path: &Path,
     segment: u64,
     is_last: bool,
@@ -664,8 +802,8 @@ fn scan_segment(
     on_record: &mut OnRecord<'_>,
 ) -> Result<SegmentScan, LogError> {
     let read_err = || io_err("read", path);
-    let file = File::open(path).map_err(io_err("open", path))?;
-    let file_len = file.metadata().map_err(io_err("stat", path))?.len();
+    let mut file = storage.open_read(path).map_err(io_err("open", path))?;
+    let file_len = file.size().map_err(io_err("stat", path))?;
     // A replay position inside this segment must be a record boundary or its valid end.
     let replay_offset = (replay_from.segment == segment && replay_from.offset > HEADER_LEN)
         .then_some(replay_from.offset);
@@ -806,7 +944,7 @@ fn scan_segment(
 }
 
 /// Whether the whole file is a (possibly empty) prefix of the magic followed only by zero bytes.
-fn is_torn_header(file: &mut File) -> io::Result<bool> {
+fn is_torn_header<R: Read + Seek>(file: &mut R) -> io::Result<bool> {
     file.seek(SeekFrom::Start(0))?;
     let mut chunk = vec![0u8; 64 * 1024];
     let mut position = 0usize;
@@ -833,7 +971,11 @@ fn is_torn_header(file: &mut File) -> io::Result<bool> {
 
 /// The first offset in `from..file_len` at which a complete frame with a plausible length and a
 /// matching CRC starts, if any.
-fn find_valid_frame(file: &mut File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
+fn find_valid_frame<R: Read + Seek>(
+    file: &mut R,
+    from: u64,
+    file_len: u64,
+) -> io::Result<Option<u64>> {
     const WINDOW: usize = 1 << 20;
     let header = FRAME_HEADER_LEN as usize;
     let mut window = vec![0u8; WINDOW + header - 1];
@@ -876,6 +1018,8 @@ fn find_valid_frame(file: &mut File, from: u64, file_len: u64) -> io::Result<Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, File, OpenOptions};
+    use std::io::Write;
 
     type Records = Vec<(LogPosition, Vec<u8>)>;
 
@@ -913,7 +1057,7 @@ mod tests {
     }
 
     fn segment_numbers(dir: &Path) -> Vec<u64> {
-        list_segments(dir).unwrap()
+        list_segments(&RealStorage, dir).unwrap()
     }
 
     /// Appends `payloads`, commits, returns their positions.
@@ -962,12 +1106,8 @@ mod tests {
     }
 
     fn append_bytes(path: &Path, bytes: &[u8]) {
-        OpenOptions::new()
-            .append(true)
-            .open(path)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        Write::write_all(&mut file, bytes).unwrap();
     }
 
     fn flip_byte(path: &Path, offset: u64) {
@@ -1492,7 +1632,7 @@ mod tests {
     }
 
     #[test]
-    fn short_write_poisons_and_reopen_drops_the_torn_batch() {
+    fn short_write_poisons_and_truncates_the_failed_batch() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let (mut log, _) = open_all(dir, 1 << 20);
@@ -1500,20 +1640,22 @@ mod tests {
         write_all(&mut log, &committed, Durability::Fsync);
         let end = log.end();
         let batch: Vec<_> = (5..10).map(payload).collect();
-        let positions: Vec<_> = batch.iter().map(|p| log.append(p).unwrap()).collect();
-        let batch_bytes = log.tail.offset - end.offset;
+        for p in &batch {
+            log.append(p).unwrap();
+        }
         log.fault = Some(Fault::ShortWrite);
+        assert!(!log.poisoned());
         let error = log.commit(Durability::Fsync).unwrap_err();
         assert!(matches!(error, LogError::Io { op: "write", .. }), "{error}");
         assert!(
             error.to_string().contains("injected short write"),
             "{error}"
         );
-        assert!(
-            file_len(&seg(dir, 1)) > end.offset,
-            "half the batch reached the file"
-        );
+        assert!(log.poisoned());
+        // Half the batch reached the file; it was truncated away again.
+        assert_eq!(file_len(&seg(dir, 1)), end.offset);
         assert_eq!(log.end(), end);
+        assert_eq!(log.disk_bytes(), end.offset);
         // Poisoned from now on, even though no fault is armed any more.
         assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
         let error = log.commit(Durability::None).unwrap_err();
@@ -1527,30 +1669,94 @@ mod tests {
         ));
         drop(log);
 
-        // Reopen keeps the committed records plus the records of the failed batch that reached the
-        // file whole (never acknowledged, so replaying them is harmless), and drops the torn one.
-        let written = end.offset + batch_bytes / 2;
-        let whole: Vec<_> = positions
-            .iter()
-            .zip(&batch)
-            .take_while(|(p, b)| p.offset + 8 + b.len() as u64 <= written)
-            .collect();
-        assert!(!whole.is_empty() && whole.len() < batch.len());
-        let mut expected = committed.clone();
-        expected.extend(whole.iter().map(|(_, b)| (*b).clone()));
-        let torn_at = positions[whole.len()];
+        // Reopen replays exactly the committed records, none of the failed batch.
         let (mut log, records) = open_all(dir, 1 << 20);
         assert_eq!(
             records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
-            expected
+            committed
         );
-        assert_eq!(log.end(), torn_at);
-        assert_eq!(file_len(&seg(dir, 1)), torn_at.offset);
+        assert_eq!(log.end(), end);
         write_all(&mut log, &[b"fresh".to_vec()], Durability::Fsync);
         drop(log);
         let (_, records) = open_all(dir, 1 << 20);
-        assert_eq!(records.len(), expected.len() + 1);
-        assert_eq!(records.last().unwrap(), &(torn_at, b"fresh".to_vec()));
+        assert_eq!(records.len(), committed.len() + 1);
+        assert_eq!(records.last().unwrap(), &(end, b"fresh".to_vec()));
+    }
+
+    #[test]
+    fn sync_failure_truncates_the_failed_group_so_reopen_does_not_replay_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // Small segments: the failed group spans a roll, so a new segment must be removed too.
+        let (mut log, _) = open_all(dir, 200);
+        let committed: Vec<_> = (0..3).map(payload).collect();
+        write_all(&mut log, &committed, Durability::Fsync);
+        let end = log.end();
+        assert_eq!(end.segment, 1);
+        // The full write of the group succeeds; the final fdatasync fails.
+        for i in 3..12 {
+            log.append(&payload(i)).unwrap();
+        }
+        assert!(log.tail.segment > 1);
+        // What `commit` does, with only the last sync failing (the rolls' syncs succeed).
+        let buf = std::mem::take(&mut log.buf);
+        let rolls = std::mem::take(&mut log.rolls);
+        let mut start = 0;
+        for &at in &rolls {
+            log.write_current(&buf[start..at]).unwrap();
+            log.start_next_segment().unwrap();
+            start = at;
+        }
+        log.write_current(&buf[start..]).unwrap();
+        assert!(segment_numbers(dir).len() > 1);
+        log.fault = Some(Fault::Sync);
+        let error = log.sync_current().unwrap_err();
+        log.poison(&error);
+        assert!(log.poisoned());
+        assert_eq!(
+            segment_numbers(dir),
+            vec![1],
+            "segments of the failed group removed"
+        );
+        assert_eq!(file_len(&seg(dir, 1)), end.offset);
+        assert_eq!(log.disk_bytes(), end.offset);
+        // Housekeeping on the poisoned log never deletes the segment it truncated back to.
+        assert_eq!(log.delete_segments_before(pos(u64::MAX, 0)).unwrap(), 0);
+        drop(log);
+
+        let (mut log, records) = open_all(dir, 200);
+        assert_eq!(
+            records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+            committed,
+            "the failed group is not replayed"
+        );
+        assert_eq!(log.end(), end);
+        let next = write_all(&mut log, &[b"after".to_vec()], Durability::Fsync);
+        assert_eq!(next, vec![end]);
+        drop(log);
+        let (_, records) = open_all(dir, 200);
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[3], (end, b"after".to_vec()));
+    }
+
+    #[test]
+    fn sync_failure_via_commit_truncates_the_failed_group() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 1 << 20);
+        write_all(&mut log, &[b"kept".to_vec()], Durability::Fsync);
+        let end = log.end();
+        log.append(b"never acknowledged").unwrap();
+        log.fault = Some(Fault::Sync);
+        assert!(matches!(
+            log.commit(Durability::Fsync),
+            Err(LogError::Io { op: "sync", .. })
+        ));
+        assert!(log.poisoned());
+        assert_eq!(file_len(&seg(dir, 1)), end.offset);
+        drop(log);
+        let (_, records) = open_all(dir, 1 << 20);
+        assert_eq!(records, vec![(pos(1, 8), b"kept".to_vec())]);
     }
 
     #[test]
@@ -1615,6 +1821,53 @@ mod tests {
         log.commit(Durability::Fsync).unwrap();
         assert_eq!(log.syncs, 2);
         assert!(!log.dir_dirty && !log.file_dirty);
+    }
+
+    #[test]
+    fn sync_makes_none_commits_durable_and_a_failure_poisons() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 40);
+        // Nothing written: nothing to sync.
+        log.sync().unwrap();
+        assert_eq!(log.syncs, 0);
+        log.append(b"a").unwrap();
+        log.commit(Durability::None).unwrap();
+        assert_eq!(log.syncs, 0);
+        assert!(log.file_dirty);
+        log.sync().unwrap();
+        assert_eq!(log.syncs, 1);
+        assert!(!log.file_dirty && !log.dir_dirty);
+        log.sync().unwrap();
+        assert_eq!(log.syncs, 1, "clean: no second fdatasync");
+        // A roll under Durability::None leaves the new segment and its directory entry unsynced.
+        log.append(&[1; 30]).unwrap();
+        log.append(b"b").unwrap();
+        log.commit(Durability::None).unwrap();
+        assert!(log.file_dirty && log.dir_dirty);
+        let syncs = log.syncs;
+        log.sync().unwrap();
+        assert_eq!(log.syncs, syncs + 1);
+        assert!(!log.file_dirty && !log.dir_dirty);
+        // Appended but uncommitted records are not written by sync.
+        let end = log.end();
+        log.append(b"pending").unwrap();
+        log.sync().unwrap();
+        assert_eq!(log.end(), end);
+        assert_eq!(file_len(&seg(tmp.path(), end.segment)), end.offset);
+        // A failed sync poisons like a failed commit; committed records stay committed (the
+        // truncation goes back to end(), which a failed sync does not move).
+        log.commit(Durability::None).unwrap();
+        log.append(b"c").unwrap();
+        let end = log.commit(Durability::None).unwrap();
+        log.fault = Some(Fault::Sync);
+        let syncs = log.syncs;
+        assert!(matches!(log.sync(), Err(LogError::Io { op: "sync", .. })));
+        assert!(log.poisoned());
+        assert!(matches!(log.sync(), Err(LogError::Poisoned { .. })));
+        assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
+        assert_eq!(log.syncs, syncs, "a failed sync is never retried");
+        assert_eq!(log.end(), end);
+        assert_eq!(file_len(&seg(tmp.path(), end.segment)), end.offset);
     }
 
     #[test]

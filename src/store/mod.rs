@@ -11,8 +11,11 @@
 //! configuration source (`config::ConfigSource` as JSON). Replay switches to those settings at that
 //! point, so the log tail is replayed under the settings it was applied with.
 
+#[cfg(test)]
+mod faulty;
 pub mod log;
 pub mod snapshot;
+pub mod storage;
 
 use crate::core::EpochNanos;
 
