@@ -201,6 +201,18 @@ impl State {
         self.dedup.len()
     }
 
+    /// (buckets, events ahead) of the largest rolling counter, for memory checks in tests.
+    #[cfg(test)]
+    pub(crate) fn largest_rolling_counter(&self) -> (usize, usize) {
+        self.inflow
+            .iter()
+            .chain(&self.outflow)
+            .chain([&self.audits_rolling, &self.audits_passed_rolling])
+            .map(|c| (c.bucket_count(), c.ahead_count()))
+            .max()
+            .unwrap_or((0, 0))
+    }
+
     /// `now − deadline` of the most overdue case of each track, 0 when none.
     pub fn max_overdue_nanos(&self) -> Vec<EpochNanos> {
         self.overdue_by_track
@@ -245,10 +257,10 @@ impl State {
         self.flow_shape = flow_shape(&self.settings);
         self.quality_shape = RollingShape::for_windows(&[self.settings.quality_window.nanos()]);
         for counter in self.inflow.iter_mut().chain(self.outflow.iter_mut()) {
-            *counter = counter.rebucket(old_flow, self.flow_shape);
+            *counter = counter.rebucket(old_flow, self.flow_shape, self.now);
         }
         for counter in [&mut self.audits_passed_rolling, &mut self.audits_rolling] {
-            *counter = counter.rebucket(old_quality, self.quality_shape);
+            *counter = counter.rebucket(old_quality, self.quality_shape, self.now);
         }
         self.dedup
             .set_window(self.settings.dedup_window.as_nanos() as EpochNanos);
@@ -681,11 +693,13 @@ impl State {
             EventKind::QualityAudit { passed, .. } => {
                 if *passed {
                     self.aggregates.audits_passed += 1;
-                    self.audits_passed_rolling.add(self.quality_shape, time, 1);
+                    self.audits_passed_rolling
+                        .add(self.quality_shape, self.now, time, 1);
                 } else {
                     self.aggregates.audits_failed += 1;
                 }
-                self.audits_rolling.add(self.quality_shape, time, 1);
+                self.audits_rolling
+                    .add(self.quality_shape, self.now, time, 1);
                 let last = &mut self.aggregates.last_audit_time;
                 *last = Some(last.map_or(time, |t| t.max(time)));
                 Ok(())
@@ -740,7 +754,7 @@ impl State {
         });
         self.attach(index);
         self.track_of(index).registered += 1;
-        self.inflow[usize::from(track_id)].add(self.flow_shape, time, 1);
+        self.inflow[usize::from(track_id)].add(self.flow_shape, self.now, time, 1);
         Ok(())
     }
 
@@ -776,7 +790,7 @@ impl State {
         c.lead_start = time;
         self.attach(index);
         self.track_of(index).reopened += 1;
-        self.inflow[usize::from(track_id)].add(self.flow_shape, time, 1);
+        self.inflow[usize::from(track_id)].add(self.flow_shape, self.now, time, 1);
         Ok(())
     }
 
@@ -790,7 +804,7 @@ impl State {
         case.open = false;
         case.suspended = false;
         let track = usize::from(case.track);
-        self.outflow[track].add(self.flow_shape, time, 1);
+        self.outflow[track].add(self.flow_shape, self.now, time, 1);
         let overdue = time > deadline;
         let penalty = if overdue {
             let days = self.penalty_days(track, deadline, time);
