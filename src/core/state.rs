@@ -23,7 +23,9 @@ use super::event::{
 use super::ids::{Dedup, IdArena, event_id_hash};
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
-use super::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos, to_nanos_saturating};
+use super::time::{
+    EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos, to_nanos, to_nanos_saturating,
+};
 
 /// "No employee" / "no case" in the compact u32 links.
 const NONE: u32 = u32::MAX;
@@ -145,7 +147,7 @@ impl State {
     pub fn new(settings: CoreSettings) -> State {
         let track_count = settings.tracks.len();
         let mut state = State {
-            dedup: Dedup::new(settings.dedup_window.as_nanos() as EpochNanos),
+            dedup: Dedup::new(duration_nanos(settings.dedup_window)),
             now: EpochNanos::MIN,
             case_ids: IdArena::default(),
             cases: Vec::new(),
@@ -263,7 +265,7 @@ impl State {
             *counter = counter.rebucket(old_quality, self.quality_shape, self.now);
         }
         self.dedup
-            .set_window(self.settings.dedup_window.as_nanos() as EpochNanos);
+            .set_window(duration_nanos(self.settings.dedup_window));
         self.rebuild_derived();
         Ok(())
     }
@@ -409,7 +411,7 @@ impl State {
                 ),
             )
         })?;
-        let skew = self.settings.max_future_skew.as_nanos() as EpochNanos;
+        let skew = duration_nanos(self.settings.max_future_skew);
         if time > now.saturating_add(skew) {
             return Err(Rejection::new(
                 RejectReason::TimeInFuture,

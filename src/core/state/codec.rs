@@ -338,7 +338,7 @@ impl State {
             return Err(format!("{} unexpected bytes after the end", r.remaining()));
         }
         state.dedup = Dedup::import(
-            state.settings.dedup_window.as_nanos() as i64,
+            crate::core::time::duration_nanos(state.settings.dedup_window),
             started,
             &lists[0],
             &lists[1],
