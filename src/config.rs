@@ -664,6 +664,16 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
 ];
 const MAX_NAME_BYTES: usize = 64;
 const MAX_WINDOWS: usize = 8;
+/// `windows.rolling` and `forecast.window` are counted in one set of time buckets per track, each
+/// at most 1/1000 of the shortest window wide (SPEC §2), kept for the longest window: a counter holds
+/// about 1000 × longest / shortest buckets. Bounding the ratio keeps that at about 10,000 buckets
+/// (80 KB) per counter, and the work of summing the windows at each publish small.
+pub const MAX_WINDOW_RATIO: i128 = 10;
+/// The longest `ingest.max_future_skew`: clocks that are off by more than a day need fixing, not
+/// tolerance.
+const MAX_FUTURE_SKEW_DAYS: i64 = 1;
+/// The longest `store.dedup_window`: remembered event ids cost memory for as long as this.
+const MAX_DEDUP_WINDOW_DAYS: i64 = 400;
 /// Most tracks, phases or roles (the core stores their ids in one byte).
 const MAX_LIST: usize = 200;
 /// Bounds that keep penalty arithmetic (cents × days × cases) far from overflowing an `i64`.
@@ -699,27 +709,32 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "phases",
         ));
     }
+    let rolling = window_list("windows.rolling", raw.windows.rolling)?;
+    let forecast = window(
+        "forecast.window",
+        raw.forecast.window.as_deref().unwrap_or("P28D"),
+    )?;
+    check_shared_buckets(&rolling, &forecast)?;
     Ok(Config {
         phases,
         server: validate_server(raw.server)?,
         store: validate_store(raw.store)?,
         time: validate_time(raw.time)?,
         ingest: IngestConfig {
-            max_future_skew: non_negative_duration(
+            max_future_skew: at_most_days(
                 "ingest.max_future_skew",
                 raw.ingest.max_future_skew.as_deref().unwrap_or("PT5M"),
+                non_negative_duration,
+                MAX_FUTURE_SKEW_DAYS,
             )?,
         },
         tracks,
         windows: WindowsConfig {
-            rolling: window_list("windows.rolling", raw.windows.rolling)?,
+            rolling: rolling.clone(),
             due_soon: window_list("windows.due_soon", raw.windows.due_soon)?,
         },
         forecast: ForecastConfig {
-            window: window(
-                "forecast.window",
-                raw.forecast.window.as_deref().unwrap_or("P28D"),
-            )?,
+            window: forecast.clone(),
         },
         targets,
         workforce: validate_workforce(raw.workforce)?,
@@ -729,7 +744,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         quality: validate_quality(raw.quality)?,
         thresholds: validate_thresholds(raw.thresholds)?,
         limits: LimitsConfig {
-            max_locations: integer_u32("limits.max_locations", raw.limits.max_locations, 64, 1)?,
+            // Location ids are 16-bit in the core; `other` takes the id after the last named one.
+            max_locations: u32::try_from(integer_in(
+                "limits.max_locations",
+                raw.limits.max_locations,
+                64,
+                1,
+                i64::from(u16::MAX),
+            )?)
+            .unwrap_or(u32::from(u16::MAX)),
             max_employee_series: integer_u32(
                 "limits.max_employee_series",
                 raw.limits.max_employee_series,
@@ -867,9 +890,11 @@ fn validate_store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
         path: PathBuf::from(path),
         durability,
         snapshot_interval: snapshot_interval.unsigned_abs(),
-        dedup_window: positive_duration(
+        dedup_window: at_most_days(
             "store.dedup_window",
             raw.dedup_window.as_deref().unwrap_or("P30D"),
+            positive_duration,
+            MAX_DEDUP_WINDOW_DAYS,
         )?,
         segment_bytes: integer_in(
             "store.segment_bytes",
@@ -1210,6 +1235,62 @@ fn window_list(key: &str, raw: Option<Vec<String>>) -> Result<Vec<Window>, Confi
     Ok(windows)
 }
 
+/// Refuses rolling and forecast windows further apart than `MAX_WINDOW_RATIO` (they share buckets).
+fn check_shared_buckets(rolling: &[Window], forecast: &Window) -> Result<(), ConfigError> {
+    let named: Vec<(String, &Window)> = rolling
+        .iter()
+        .enumerate()
+        .map(|(index, w)| (format!("windows.rolling[{index}]"), w))
+        .chain([("forecast.window".to_owned(), forecast)])
+        .collect();
+    let nanos = |w: &Window| w.length.as_nanos();
+    let (Some(shortest), Some(longest)) = (
+        named.iter().min_by_key(|(_, w)| nanos(w)),
+        named.iter().max_by_key(|(_, w)| nanos(w)),
+    ) else {
+        return Ok(());
+    };
+    if nanos(longest.1) <= MAX_WINDOW_RATIO * nanos(shortest.1) {
+        return Ok(());
+    }
+    let ratio = nanos(longest.1) as f64 / nanos(shortest.1) as f64;
+    let key = if shortest.0.starts_with("forecast") || longest.0.starts_with("forecast") {
+        "forecast.window"
+    } else {
+        "windows.rolling"
+    };
+    Err(invalid(
+        format!(
+            "{:?} ({}) is {} times as long as {:?} ({}); windows.rolling and forecast.window share \
+             one set of time buckets, so the longest may be at most {MAX_WINDOW_RATIO} times the \
+             shortest",
+            longest.1.label,
+            longest.0,
+            (ratio * 10.0).round() / 10.0,
+            shortest.1.label,
+            shortest.0
+        ),
+        key,
+    ))
+}
+
+/// A duration checked by `parse`, at most `max_days` long.
+fn at_most_days(
+    key: &str,
+    text: &str,
+    parse: fn(&str, &str) -> Result<SignedDuration, ConfigError>,
+    max_days: i64,
+) -> Result<SignedDuration, ConfigError> {
+    let duration = parse(key, text)?;
+    if duration > SignedDuration::from_hours(24 * max_days) {
+        return Err(invalid(
+            format!("{text:?} is too long; the maximum is \"P{max_days}D\""),
+            key,
+        ));
+    }
+    Ok(duration)
+}
+
 /// A positive, fixed-length window; its label is the text exactly as written.
 fn window(key: &str, text: &str) -> Result<Window, ConfigError> {
     Ok(Window {
@@ -1250,8 +1331,18 @@ fn fixed_duration(key: &str, text: &str) -> Result<SignedDuration, ConfigError> 
             key,
         ));
     }
-    span.to_duration(SpanRelativeTo::days_are_24_hours())
-        .map_err(|error| invalid(format!("{text:?} is too long ({error})"), key))
+    let duration = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .map_err(|error| invalid(format!("{text:?} is too long ({error})"), key))?;
+    // The core counts in i64 nanoseconds (about 292 years either way).
+    if i64::try_from(duration.as_nanos()).is_err() {
+        let max_days = i64::MAX / crate::core::time::NANOS_PER_DAY;
+        return Err(invalid(
+            format!("{text:?} is too long; the maximum is \"P{max_days}D\""),
+            key,
+        ));
+    }
+    Ok(duration)
 }
 
 /// An ISO 8601 duration that may use months and years (added on the civil calendar).
@@ -1615,6 +1706,59 @@ mod tests {
         let config = load_from_str(&minimal_and("[windows]\nrolling = []\n")).unwrap();
         assert!(config.windows.rolling.is_empty());
         assert_eq!(config.windows.due_soon.len(), 2);
+    }
+
+    #[test]
+    fn windows_sharing_buckets_are_at_most_ten_times_apart() {
+        assert_eq!(
+            error(&minimal_and("[windows]\nrolling = [\"PT1H\", \"P365D\"]\n")),
+            "windows.rolling: \"P365D\" (windows.rolling[1]) is 8760 times as long as \"PT1H\" \
+             (windows.rolling[0]); windows.rolling and forecast.window share one set of time \
+             buckets, so the longest may be at most 10 times the shortest"
+        );
+        // The default forecast window (P28D) counts too.
+        assert_eq!(
+            error(&minimal_and("[windows]\nrolling = [\"P1D\"]\n")),
+            "forecast.window: \"P28D\" (forecast.window) is 28 times as long as \"P1D\" \
+             (windows.rolling[0]); windows.rolling and forecast.window share one set of time \
+             buckets, so the longest may be at most 10 times the shortest"
+        );
+        let config = load_from_str(&minimal_and(
+            "[windows]\nrolling = [\"P3D\", \"P30D\"]\n[forecast]\nwindow = \"P14D\"\n",
+        ))
+        .unwrap();
+        assert_eq!(config.windows.rolling.len(), 2);
+        // No rolling windows: the forecast window alone.
+        assert!(load_from_str(&minimal_and("[windows]\nrolling = []\n")).is_ok());
+    }
+
+    #[test]
+    fn durations_and_limits_the_core_relies_on_are_bounded() {
+        assert_eq!(
+            error(&minimal_and("[forecast]\nwindow = \"P200000D\"\n")),
+            "forecast.window: \"P200000D\" is too long; the maximum is \"P106751D\""
+        );
+        assert_eq!(
+            error(&minimal_and("[quality]\nwindow = \"PT3000000H\"\n")),
+            "quality.window: \"PT3000000H\" is too long; the maximum is \"P106751D\""
+        );
+        assert_eq!(
+            error(&minimal_and("[ingest]\nmax_future_skew = \"PT25H\"\n")),
+            "ingest.max_future_skew: \"PT25H\" is too long; the maximum is \"P1D\""
+        );
+        assert!(load_from_str(&minimal_and("[ingest]\nmax_future_skew = \"P1D\"\n")).is_ok());
+        assert_eq!(
+            error(&minimal_and("[store]\ndedup_window = \"P401D\"\n")),
+            "store.dedup_window: \"P401D\" is too long; the maximum is \"P400D\""
+        );
+        assert!(load_from_str(&minimal_and("[store]\ndedup_window = \"P400D\"\n")).is_ok());
+        // Location ids are 16-bit.
+        assert_eq!(
+            error(&minimal_and("[limits]\nmax_locations = 65536\n")),
+            "limits.max_locations: 65536 is too large; the maximum is 65535"
+        );
+        let config = load_from_str(&minimal_and("[limits]\nmax_locations = 65535\n")).unwrap();
+        assert_eq!(config.limits.max_locations, 65535);
     }
 
     #[test]

@@ -61,8 +61,8 @@ pub struct WindowSettings {
 
 impl WindowSettings {
     pub fn nanos(&self) -> EpochNanos {
-        // A window is at most a few years long (validated by the config), far below i64 nanoseconds.
-        self.length.as_nanos() as EpochNanos
+        // The configuration refuses windows beyond i64 nanoseconds; saturate rather than wrap.
+        super::time::duration_nanos(self.length)
     }
 }
 

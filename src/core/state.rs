@@ -23,7 +23,9 @@ use super::event::{
 use super::ids::{Dedup, IdArena, event_id_hash};
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
-use super::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos, to_nanos_saturating};
+use super::time::{
+    EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos, to_nanos, to_nanos_saturating,
+};
 
 /// "No employee" / "no case" in the compact u32 links.
 const NONE: u32 = u32::MAX;
@@ -145,7 +147,7 @@ impl State {
     pub fn new(settings: CoreSettings) -> State {
         let track_count = settings.tracks.len();
         let mut state = State {
-            dedup: Dedup::new(settings.dedup_window.as_nanos() as EpochNanos),
+            dedup: Dedup::new(duration_nanos(settings.dedup_window)),
             now: EpochNanos::MIN,
             case_ids: IdArena::default(),
             cases: Vec::new(),
@@ -201,6 +203,18 @@ impl State {
         self.dedup.len()
     }
 
+    /// (buckets, events ahead) of the largest rolling counter, for memory checks in tests.
+    #[cfg(test)]
+    pub(crate) fn largest_rolling_counter(&self) -> (usize, usize) {
+        self.inflow
+            .iter()
+            .chain(&self.outflow)
+            .chain([&self.audits_rolling, &self.audits_passed_rolling])
+            .map(|c| (c.bucket_count(), c.ahead_count()))
+            .max()
+            .unwrap_or((0, 0))
+    }
+
     /// `now − deadline` of the most overdue case of each track, 0 when none.
     pub fn max_overdue_nanos(&self) -> Vec<EpochNanos> {
         self.overdue_by_track
@@ -245,13 +259,13 @@ impl State {
         self.flow_shape = flow_shape(&self.settings);
         self.quality_shape = RollingShape::for_windows(&[self.settings.quality_window.nanos()]);
         for counter in self.inflow.iter_mut().chain(self.outflow.iter_mut()) {
-            *counter = counter.rebucket(old_flow, self.flow_shape);
+            *counter = counter.rebucket(old_flow, self.flow_shape, self.now);
         }
         for counter in [&mut self.audits_passed_rolling, &mut self.audits_rolling] {
-            *counter = counter.rebucket(old_quality, self.quality_shape);
+            *counter = counter.rebucket(old_quality, self.quality_shape, self.now);
         }
         self.dedup
-            .set_window(self.settings.dedup_window.as_nanos() as EpochNanos);
+            .set_window(duration_nanos(self.settings.dedup_window));
         self.rebuild_derived();
         Ok(())
     }
@@ -397,7 +411,7 @@ impl State {
                 ),
             )
         })?;
-        let skew = self.settings.max_future_skew.as_nanos() as EpochNanos;
+        let skew = duration_nanos(self.settings.max_future_skew);
         if time > now.saturating_add(skew) {
             return Err(Rejection::new(
                 RejectReason::TimeInFuture,
@@ -681,11 +695,13 @@ impl State {
             EventKind::QualityAudit { passed, .. } => {
                 if *passed {
                     self.aggregates.audits_passed += 1;
-                    self.audits_passed_rolling.add(self.quality_shape, time, 1);
+                    self.audits_passed_rolling
+                        .add(self.quality_shape, self.now, time, 1);
                 } else {
                     self.aggregates.audits_failed += 1;
                 }
-                self.audits_rolling.add(self.quality_shape, time, 1);
+                self.audits_rolling
+                    .add(self.quality_shape, self.now, time, 1);
                 let last = &mut self.aggregates.last_audit_time;
                 *last = Some(last.map_or(time, |t| t.max(time)));
                 Ok(())
@@ -740,7 +756,7 @@ impl State {
         });
         self.attach(index);
         self.track_of(index).registered += 1;
-        self.inflow[usize::from(track_id)].add(self.flow_shape, time, 1);
+        self.inflow[usize::from(track_id)].add(self.flow_shape, self.now, time, 1);
         Ok(())
     }
 
@@ -776,7 +792,7 @@ impl State {
         c.lead_start = time;
         self.attach(index);
         self.track_of(index).reopened += 1;
-        self.inflow[usize::from(track_id)].add(self.flow_shape, time, 1);
+        self.inflow[usize::from(track_id)].add(self.flow_shape, self.now, time, 1);
         Ok(())
     }
 
@@ -790,7 +806,7 @@ impl State {
         case.open = false;
         case.suspended = false;
         let track = usize::from(case.track);
-        self.outflow[track].add(self.flow_shape, time, 1);
+        self.outflow[track].add(self.flow_shape, self.now, time, 1);
         let overdue = time > deadline;
         let penalty = if overdue {
             let days = self.penalty_days(track, deadline, time);

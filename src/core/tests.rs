@@ -1020,6 +1020,49 @@ fn rolling_flows_slide_with_the_clock() {
 }
 
 #[test]
+fn an_event_at_the_epoch_does_not_make_the_rolling_counters_grow() {
+    let mut state = State::new(CoreSettings::example());
+    apply_script(
+        &mut state,
+        r#"
+        at 2025-03-01T00:00:00Z
+        employee.joined employee=e1
+        case.registered case=zero time=1970-01-01T00:00:00Z
+        case.registered case=now
+        case.decided case=zero decided_by=e1 time=1970-01-01T00:00:00Z
+        case.decided case=now decided_by=e1
+        quality.audit passed=true time=1678-01-01T00:00:00Z
+        quality.audit passed=false
+        case.registered case=ahead time=2025-03-01T00:04:00Z
+        "#,
+    );
+    // Defaults: P7D/P28D/P28D flows (4002 buckets kept) and P91D quality (1002 kept).
+    let (buckets, ahead) = state.largest_rolling_counter();
+    assert!(
+        buckets <= 4002 && ahead <= 1,
+        "{buckets} buckets, {ahead} ahead"
+    );
+    // The ancient events count in no window; the one four minutes ahead only once its time comes.
+    let flows = state.flows();
+    assert_eq!(flows.inflow, vec![vec![1, 1]]);
+    assert_eq!(flows.outflow, vec![vec![1, 1]]);
+    assert_eq!(flows.quality_pass_ratio, 0.0);
+    // A snapshot keeps the event ahead at its exact time.
+    let mut restored =
+        State::decode_snapshot(CoreSettings::example(), &state.encode_snapshot()).unwrap();
+    assert_eq!(restored.flows(), flows);
+    assert_eq!(restored.largest_rolling_counter(), (buckets, ahead));
+    for s in [&mut state, &mut restored] {
+        s.advance(to_nanos("2025-03-01T00:03:59Z".parse().unwrap()).unwrap());
+        assert_eq!(s.flows().inflow, vec![vec![1, 1]]);
+        s.advance(to_nanos("2025-03-01T00:04:00Z".parse().unwrap()).unwrap());
+        assert_eq!(s.flows().inflow, vec![vec![2, 2]]);
+    }
+    // The registration itself still counts everywhere else.
+    assert_eq!(state.aggregates().tracks[0].registered, 3);
+}
+
+#[test]
 fn forecast_is_finite_only_while_the_backlog_shrinks() {
     let mut state = State::new(CoreSettings::example());
     let mut script =
@@ -1170,4 +1213,32 @@ fn settings_reload_recomputes_gauges_and_refuses_renamed_tracks() {
         "tracks changed from [asylum] to [labour]; that needs a restart"
     );
     assert_eq!(state.settings().tracks[0].name, "asylum");
+}
+
+/// The script behind `testdata/snapshot-v2.bin`, a snapshot written by the format before keyed
+/// dedup hashes (magic `BLGDSNP2`).
+const SNAPSHOT_V2_SCRIPT: &str = r#"
+    at 2025-01-01T00:00:00Z
+    employee.joined employee=w1 experienced=true id=v2-join
+    case.registered case=c1 location=Zwolle id=v2-reg-1
+    case.registered case=c2 deadline=2025-01-10T00:00:00Z id=v2-reg-2
+    case.assigned case=c1 employee=w1 id=v2-assign
+    at 2025-02-05T00:00:00Z
+    case.registered case=c3 id=v2-reg-3
+    case.decided case=c1 decided_by=w1 id=v2-decide
+    quality.audit passed=true id=v2-audit
+"#;
+
+/// `testdata/snapshot-v2.bin` was written by the code of commit 7ea3db3 from `SNAPSHOT_V2_SCRIPT`.
+const SNAPSHOT_V2: &[u8] = include_bytes!("testdata/snapshot-v2.bin");
+
+#[test]
+fn a_version_2_snapshot_still_loads() {
+    let mut state = State::new(CoreSettings::example());
+    apply_script(&mut state, SNAPSHOT_V2_SCRIPT);
+    let restored = State::decode_snapshot(CoreSettings::example(), SNAPSHOT_V2).unwrap();
+    assert_eq!(restored.aggregates(), state.aggregates());
+    assert_eq!(restored.flows(), state.flows());
+    assert_eq!(render(&restored), render(&state));
+    assert_eq!(restored.now(), state.now());
 }

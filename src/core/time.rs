@@ -4,7 +4,7 @@
 //! arithmetic converts to `jiff` and back at the edges of a computation. The range (years 1678–2261)
 //! is checked when an event enters the core.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 /// Nanoseconds since 1970-01-01T00:00:00Z.
 pub type EpochNanos = i64;
@@ -21,6 +21,19 @@ pub fn to_nanos(at: Timestamp) -> Option<EpochNanos> {
 /// deadlines, which may legitimately land far in the future).
 pub fn to_nanos_saturating(at: Timestamp) -> EpochNanos {
     let nanos = at.as_nanosecond();
+    if nanos > i128::from(i64::MAX) {
+        i64::MAX
+    } else if nanos < i128::from(i64::MIN) {
+        i64::MIN
+    } else {
+        nanos as i64
+    }
+}
+
+/// A duration in nanoseconds, saturating at the ends of the `i64` range (the configuration refuses
+/// durations that do not fit, so this only guards settings built by hand).
+pub fn duration_nanos(duration: SignedDuration) -> EpochNanos {
+    let nanos = duration.as_nanos();
     if nanos > i128::from(i64::MAX) {
         i64::MAX
     } else if nanos < i128::from(i64::MIN) {

@@ -12,7 +12,10 @@ use crate::core::ids::Dedup;
 use crate::core::rolling::{RollingCounter, RollingShape};
 use crate::core::settings::CoreSettings;
 
-const MAGIC: &[u8; 8] = b"BLGDSNP2";
+/// The format written. Version 3 added the events ahead of `now` of each rolling counter.
+const MAGIC: &[u8; 8] = b"BLGDSNP3";
+/// Formats still read, with their version number.
+const READ_MAGICS: [(&[u8; 8], u32); 2] = [(b"BLGDSNP2", 2), (MAGIC, 3)];
 
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
@@ -127,10 +130,17 @@ impl State {
 
     /// Rebuilds a state from `encode_snapshot` bytes under (possibly changed) settings.
     pub fn decode_snapshot(settings: CoreSettings, bytes: &[u8]) -> Result<State, String> {
-        let mut r = Reader { bytes, at: 0 };
-        if r.take(8)? != MAGIC {
-            return Err("not a backlogd snapshot (bad magic)".into());
-        }
+        let mut r = Reader {
+            bytes,
+            at: 0,
+            version: 0,
+        };
+        let magic = r.take(8)?;
+        r.version = READ_MAGICS
+            .iter()
+            .find(|(known, _)| known.as_slice() == magic)
+            .map(|&(_, version)| version)
+            .ok_or("not a backlogd snapshot of a known version (bad magic)")?;
         let now = r.i64()?;
         let mut state = State::new(settings);
         state.now = now;
@@ -307,7 +317,7 @@ impl State {
         };
         let mut flows = Vec::with_capacity(2 * track_map.len());
         for _ in 0..2 * track_map.len() {
-            flows.push(r.rolling()?.rebucket(stored_flow, state.flow_shape));
+            flows.push(r.rolling()?.rebucket(stored_flow, state.flow_shape, now));
         }
         let (inflow, outflow) = flows.split_at(track_map.len());
         for (t, &track) in track_map.iter().enumerate() {
@@ -318,13 +328,17 @@ impl State {
             width: r.positive_i64()?,
             kept: i64::MAX,
         };
-        state.audits_passed_rolling = r.rolling()?.rebucket(stored_quality, state.quality_shape);
-        state.audits_rolling = r.rolling()?.rebucket(stored_quality, state.quality_shape);
+        state.audits_passed_rolling =
+            r.rolling()?
+                .rebucket(stored_quality, state.quality_shape, now);
+        state.audits_rolling = r
+            .rolling()?
+            .rebucket(stored_quality, state.quality_shape, now);
         if r.remaining() != 0 {
             return Err(format!("{} unexpected bytes after the end", r.remaining()));
         }
         state.dedup = Dedup::import(
-            state.settings.dedup_window.as_nanos() as i64,
+            crate::core::time::duration_nanos(state.settings.dedup_window),
             started,
             &lists[0],
             &lists[1],
@@ -370,10 +384,15 @@ impl Writer {
         self.0.extend_from_slice(s.as_bytes());
     }
     fn rolling(&mut self, counter: &RollingCounter) {
-        let (first, counts) = counter.export();
+        let (first, counts, ahead) = counter.export();
         self.i64(first);
         self.u64(counts.len() as u64);
         for count in counts {
+            self.u64(count);
+        }
+        self.u64(ahead.len() as u64);
+        for (t, count) in ahead {
+            self.i64(t);
             self.u64(count);
         }
     }
@@ -382,6 +401,8 @@ impl Writer {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Format version, from the magic.
+    version: u32,
 }
 
 impl Reader<'_> {
@@ -437,7 +458,17 @@ impl Reader<'_> {
         let counts = (0..count)
             .map(|_| self.u64())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(RollingCounter::import(first, counts))
+        let mut ahead = Vec::new();
+        if self.version >= 3 {
+            let count = self.u64()? as usize;
+            if count > self.remaining() / 16 {
+                return Err("truncated rolling counter".into());
+            }
+            ahead = (0..count)
+                .map(|_| Ok((self.i64()?, self.u64()?)))
+                .collect::<Result<Vec<_>, String>>()?;
+        }
+        Ok(RollingCounter::import(first, counts, ahead))
     }
     fn str(&mut self) -> Result<String, String> {
         let len = self.u32()? as usize;
