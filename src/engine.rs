@@ -547,6 +547,13 @@ impl Engine {
         if self.handle.failed.load(Ordering::SeqCst) || self.log.end() == self.snapshot_position {
             return;
         }
+        // The snapshot will say "replay from log.end()": that position must be durable before the
+        // snapshot is, whatever store.durability says, or a power loss leaves a snapshot pointing
+        // past the end of the log and a store that refuses to open.
+        if let Err(e) = self.log.sync() {
+            self.fail_store(&e.to_string(), Vec::new());
+            return;
+        }
         let started = Instant::now();
         let bytes = self.state.encode_snapshot();
         tracing::debug!(

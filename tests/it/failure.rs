@@ -256,7 +256,6 @@ fn requests_beyond_the_bytes_in_flight_get_503_with_retry_after() {
 /// within a second, `backlogd_store_healthy` drops to 0, and the daemon exits non-zero so that
 /// systemd restarts it. After the restart, every acknowledged event is there and no refused one.
 #[test]
-#[ignore = "needs the log to truncate a failed tail (store work in progress)"]
 fn a_failed_fdatasync_is_visible_and_ends_the_process() {
     if Command::new("strace").arg("-V").output().is_err() {
         panic!("strace is needed (scripts/test installs it)");
