@@ -15,3 +15,4 @@ mod ingest;
 mod metrics;
 mod operations;
 mod scenario;
+mod soak;
