@@ -213,16 +213,6 @@ impl FaultyStorage {
         state.locks.clear();
     }
 
-    /// Cuts `path` to `len` bytes, durably (what a repair does).
-    pub fn truncate_durably(&self, path: &Path, len: u64) {
-        let mut state = self.state();
-        if let Ok(id) = state.id(path) {
-            let file = &mut state.files[id];
-            file.data.truncate(len as usize);
-            file.durable = file.data.clone();
-        }
-    }
-
     /// The bytes a reader sees in `path`, if it exists.
     pub fn read(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.state();
@@ -553,7 +543,8 @@ mod tests {
                             model.acked_end
                         ));
                     }
-                    storage.truncate_durably(&path, offset);
+                    crate::store::log::truncate_tail_with(storage, Path::new(DIR), at)
+                        .map_err(|e| format!("repair of the refused tail at {at} failed: {e}"))?;
                     counts.garbage_refusals += 1;
                     repaired = true;
                 }

@@ -91,6 +91,56 @@ pub fn save(
     tx.commit()
 }
 
+/// What the newest snapshot covers, without loading its bytes; `None` when there is none (or no
+/// database).
+pub fn latest_meta(path: &Path) -> anyhow::Result<Option<SnapshotMeta>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
+    let newest = connection
+        .query_row(
+            "SELECT taken_at_ns, log_segment, log_offset FROM snapshots ORDER BY id DESC LIMIT 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional();
+    let newest = match newest {
+        Ok(newest) => newest,
+        // A database the daemon never wrote a snapshot into has no table yet.
+        Err(rusqlite::Error::SqliteFailure(_, Some(message)))
+            if message.contains("no such table") =>
+        {
+            None
+        }
+        Err(e) => anyhow::bail!("cannot read snapshot database {}: {e}", path.display()),
+    };
+    let Some((taken_at, segment, offset)) = newest else {
+        return Ok(None);
+    };
+    Ok(Some(SnapshotMeta {
+        position: position_from_columns(path, segment, offset)?,
+        taken_at,
+    }))
+}
+
+fn position_from_columns(path: &Path, segment: i64, offset: i64) -> anyhow::Result<LogPosition> {
+    match (u64::try_from(segment), u64::try_from(offset)) {
+        (Ok(segment), Ok(offset)) => Ok(LogPosition { segment, offset }),
+        _ => anyhow::bail!(
+            "snapshot in {} has an invalid log position {segment}:{offset}",
+            path.display()
+        ),
+    }
+}
+
 /// The newest snapshot's bytes and what it covers, or `None` when there is none.
 pub fn load_latest(path: &Path) -> anyhow::Result<Option<(Vec<u8>, SnapshotMeta)>> {
     if !path.exists() {
