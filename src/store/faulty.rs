@@ -98,6 +98,8 @@ struct State {
     durable_entries: BTreeMap<PathBuf, usize>,
     locks: BTreeSet<PathBuf>,
     points: u64,
+    /// Every directory synced, in order.
+    synced_dirs: Vec<PathBuf>,
     fault: Option<Fault>,
     injected: u64,
 }
@@ -274,15 +276,16 @@ impl ReadFile for Cursor<Vec<u8>> {
 }
 
 impl Storage for FaultyStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let mut state = self.state();
-        if state.dirs.contains(dir) {
-            return Ok(false);
-        }
+        let mut created = Vec::new();
         for ancestor in dir.ancestors() {
-            state.dirs.insert(ancestor.to_path_buf());
+            if state.dirs.insert(ancestor.to_path_buf()) && ancestor.parent().is_some() {
+                created.push(ancestor.to_path_buf());
+            }
         }
-        Ok(true)
+        created.reverse();
+        Ok(created)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send>>> {
@@ -357,6 +360,7 @@ impl Storage for FaultyStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
         state.point()?;
+        state.synced_dirs.push(dir.to_path_buf());
         state
             .durable_entries
             .retain(|path, _| path.parent() != Some(dir));
@@ -372,6 +376,11 @@ impl Storage for FaultyStorage {
 }
 
 impl FaultyStorage {
+    /// The directories synced so far, in order.
+    pub fn synced_dirs(&self) -> Vec<PathBuf> {
+        self.state().synced_dirs.clone()
+    }
+
     /// Disarms the fault, if any.
     pub fn disarm(&self) {
         self.state().fault = None;
@@ -726,6 +735,25 @@ mod tests {
             lost > runs / 2,
             "only {lost} of {runs} runs detected the loss"
         );
+    }
+
+    #[test]
+    fn opening_a_new_log_syncs_the_parents_of_the_directories_it_creates() {
+        // DIR is /store/log: both /store and /store/log are new.
+        let storage = FaultyStorage::new();
+        let (log, _) = open(&storage);
+        drop(log.unwrap());
+        let synced = storage.synced_dirs();
+        for parent in ["/", "/store"] {
+            assert!(
+                synced.contains(&PathBuf::from(parent)),
+                "{parent} not synced: {synced:?}"
+            );
+        }
+        // Reopening creates nothing: only the log directory itself is synced.
+        let before = synced.len();
+        drop(open(&storage).0.unwrap());
+        assert_eq!(storage.synced_dirs()[before..], [PathBuf::from(DIR)]);
     }
 
     #[test]

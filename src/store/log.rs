@@ -74,7 +74,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::storage::{AppendFile, RealStorage, Storage};
+use super::storage::{AppendFile, RealStorage, Storage, create_dir_durably};
 
 /// The largest payload a record may carry (16 MiB).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
@@ -242,8 +242,7 @@ impl EventLog {
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
     ) -> Result<EventLog, LogError> {
         let fs = &*storage;
-        fs.create_dir_all(dir)
-            .map_err(io_err("create directory", dir))?;
+        create_dir_durably(fs, dir).map_err(io_err("create directory", dir))?;
         let lock = lock_dir(fs, dir)?;
         let numbers = list_segments(fs, dir)?;
         let start = replay_from.segment.max(1);
