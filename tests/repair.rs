@@ -180,6 +180,32 @@ fn repair_reports_and_cuts_a_garbage_tail_of_the_newest_segment() {
     );
     drop(held);
 
+    // Refused when the newest snapshot lies beyond the damage (the log was committed past it).
+    let snapshots = store.join("snapshots.sqlite");
+    let beyond = backlogd::store::snapshot::SnapshotMeta {
+        position: LogPosition {
+            segment: last,
+            offset: damaged.offset + 1,
+        },
+        taken_at: 0,
+    };
+    backlogd::store::snapshot::save(&snapshots, b"state", beyond, 0).expect("snapshot saved");
+    let out = repair(&["--store", store_arg, "--truncate-at", &spec]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("newest snapshot"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&segment).expect("segment"),
+        bytes,
+        "nothing cut"
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", snapshots.display()));
+    }
+
     // The cut.
     let out = repair(&["--store", store_arg, "--truncate-at", &spec]);
     let stdout = text(&out.stdout);
