@@ -245,9 +245,11 @@ impl Engine {
         handle: EngineHandle,
     ) -> anyhow::Result<Engine> {
         let started = Instant::now();
-        std::fs::create_dir_all(&store.dir).map_err(|e| {
-            anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
-        })?;
+        // Created durably: a first boot's directory entries survive a power loss.
+        crate::store::storage::create_dir_durably(&crate::store::storage::RealStorage, &store.dir)
+            .map_err(|e| {
+                anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
+            })?;
         let snapshot_path = store.dir.join("snapshots.sqlite");
         let loaded = snapshot::load_latest(&snapshot_path)?;
         // The settings in force at the replay start: those recorded with the snapshot. Snapshots

@@ -98,6 +98,8 @@ struct State {
     durable_entries: BTreeMap<PathBuf, usize>,
     locks: BTreeSet<PathBuf>,
     points: u64,
+    /// Every directory synced, in order.
+    synced_dirs: Vec<PathBuf>,
     fault: Option<Fault>,
     injected: u64,
 }
@@ -213,16 +215,6 @@ impl FaultyStorage {
         state.locks.clear();
     }
 
-    /// Cuts `path` to `len` bytes, durably (what a repair does).
-    pub fn truncate_durably(&self, path: &Path, len: u64) {
-        let mut state = self.state();
-        if let Ok(id) = state.id(path) {
-            let file = &mut state.files[id];
-            file.data.truncate(len as usize);
-            file.durable = file.data.clone();
-        }
-    }
-
     /// The bytes a reader sees in `path`, if it exists.
     pub fn read(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.state();
@@ -284,15 +276,16 @@ impl ReadFile for Cursor<Vec<u8>> {
 }
 
 impl Storage for FaultyStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let mut state = self.state();
-        if state.dirs.contains(dir) {
-            return Ok(false);
-        }
+        let mut created = Vec::new();
         for ancestor in dir.ancestors() {
-            state.dirs.insert(ancestor.to_path_buf());
+            if state.dirs.insert(ancestor.to_path_buf()) && ancestor.parent().is_some() {
+                created.push(ancestor.to_path_buf());
+            }
         }
-        Ok(true)
+        created.reverse();
+        Ok(created)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send>>> {
@@ -367,6 +360,7 @@ impl Storage for FaultyStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
         state.point()?;
+        state.synced_dirs.push(dir.to_path_buf());
         state
             .durable_entries
             .retain(|path, _| path.parent() != Some(dir));
@@ -382,6 +376,11 @@ impl Storage for FaultyStorage {
 }
 
 impl FaultyStorage {
+    /// The directories synced so far, in order.
+    pub fn synced_dirs(&self) -> Vec<PathBuf> {
+        self.state().synced_dirs.clone()
+    }
+
     /// Disarms the fault, if any.
     pub fn disarm(&self) {
         self.state().fault = None;
@@ -553,7 +552,8 @@ mod tests {
                             model.acked_end
                         ));
                     }
-                    storage.truncate_durably(&path, offset);
+                    crate::store::log::truncate_tail_with(storage, Path::new(DIR), at)
+                        .map_err(|e| format!("repair of the refused tail at {at} failed: {e}"))?;
                     counts.garbage_refusals += 1;
                     repaired = true;
                 }
@@ -735,6 +735,25 @@ mod tests {
             lost > runs / 2,
             "only {lost} of {runs} runs detected the loss"
         );
+    }
+
+    #[test]
+    fn opening_a_new_log_syncs_the_parents_of_the_directories_it_creates() {
+        // DIR is /store/log: both /store and /store/log are new.
+        let storage = FaultyStorage::new();
+        let (log, _) = open(&storage);
+        drop(log.unwrap());
+        let synced = storage.synced_dirs();
+        for parent in ["/", "/store"] {
+            assert!(
+                synced.contains(&PathBuf::from(parent)),
+                "{parent} not synced: {synced:?}"
+            );
+        }
+        // Reopening creates nothing: only the log directory itself is synced.
+        let before = synced.len();
+        drop(open(&storage).0.unwrap());
+        assert_eq!(storage.synced_dirs()[before..], [PathBuf::from(DIR)]);
     }
 
     #[test]

@@ -74,7 +74,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::storage::{AppendFile, RealStorage, Storage};
+use super::storage::{AppendFile, RealStorage, Storage, create_dir_durably};
 
 /// The largest payload a record may carry (16 MiB).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
@@ -144,6 +144,9 @@ pub enum LogError {
     /// Another `EventLog` (in this or another process) has the directory open.
     #[error("event log: {} is locked by another open log", path.display())]
     Locked { path: PathBuf },
+    /// [`truncate_tail`] refused to cut the log (the reason says what it found instead).
+    #[error("event log: repair refused: {reason}")]
+    Refused { reason: String },
     /// An earlier write or sync failed; the log accepts nothing until it is reopened.
     #[error("event log is poisoned by an earlier failure ({cause}); reopen it to recover")]
     Poisoned { cause: String },
@@ -239,8 +242,7 @@ impl EventLog {
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
     ) -> Result<EventLog, LogError> {
         let fs = &*storage;
-        fs.create_dir_all(dir)
-            .map_err(io_err("create directory", dir))?;
+        create_dir_durably(fs, dir).map_err(io_err("create directory", dir))?;
         let lock = lock_dir(fs, dir)?;
         let numbers = list_segments(fs, dir)?;
         let start = replay_from.segment.max(1);
@@ -305,7 +307,7 @@ impl EventLog {
         let mut tail_scan = None;
         for n in start..=last {
             let path = segment_path(dir, n);
-            let scan = scan_segment(fs, &path, n, n == last, replay_from, on_record)?;
+            let scan = scan_segment(fs, &path, n, n == last, replay_from, true, on_record)?;
             if n == last {
                 tail_scan = Some((path, scan));
             } else {
@@ -732,7 +734,7 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogError {
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
-    dir.join(format!("{segment:020}.log"))
+    dir.join(segment_file_name(segment))
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
@@ -793,12 +795,15 @@ struct SegmentScan {
     damage: Option<TailDamage>,
 }
 
+/// Scans one segment (see the recovery rules). With `hint`, a refused last segment names the repair
+/// command in its error.
 fn scan_segment(
     storage: &dyn Storage,
     path: &Path,
     segment: u64,
     is_last: bool,
     replay_from: LogPosition,
+    hint: bool,
     on_record: &mut OnRecord<'_>,
 ) -> Result<SegmentScan, LogError> {
     let read_err = || io_err("read", path);
@@ -927,10 +932,14 @@ fn scan_segment(
             if let Some(valid) =
                 find_valid_frame(&mut file, offset + 1, file_len).map_err(read_err())?
             {
+                let mut reason = format!("{reason}, but a valid record follows at offset {valid}");
+                if hint {
+                    reason.push_str(&repair_hint(path, offset));
+                }
                 return Err(LogError::Corrupt {
                     path: path.to_path_buf(),
                     offset,
-                    reason: format!("{reason}, but a valid record follows at offset {valid}"),
+                    reason,
                 });
             }
             Some(TailDamage::Frame { reason })
@@ -941,6 +950,345 @@ fn scan_segment(
         valid_end: offset,
         damage,
     })
+}
+
+/// What a refusal to open a last segment with garbage after a bad frame tells the operator to run.
+fn repair_hint(path: &Path, offset: u64) -> String {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        ". After a power loss or crash this can be a never-acknowledged tail written out of order, \
+         or it is media corruption: the log cannot tell. See what lies after it with \
+         `backlogd repair --store {dir}`; discard it (only if nothing after it was acknowledged, see \
+         docs/store.md) with `backlogd repair --store {dir} --truncate-at {file}:{offset}`",
+        dir = dir.display()
+    )
+}
+
+/// One segment as [`inspect`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub segment: u64,
+    pub path: PathBuf,
+    /// File size.
+    pub bytes: u64,
+    /// Valid records before the end or the damage.
+    pub records: u64,
+}
+
+/// The first damage [`inspect`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: PathBuf,
+    pub segment: u64,
+    /// Where the first bad frame (or the bad header, 0) starts.
+    pub offset: u64,
+    pub reason: String,
+    /// A torn tail that [`EventLog::open`] truncates by itself; otherwise `open` refuses the log.
+    pub torn_tail: bool,
+    /// In the newest segment, so [`truncate_tail`] may cut it.
+    pub in_last_segment: bool,
+    /// Bytes from `offset` to the end of the file.
+    pub bytes_after: u64,
+    /// Valid-looking records (plausible length, matching CRC) after `offset`.
+    pub records_after: u64,
+}
+
+impl Damage {
+    /// The position to pass to [`truncate_tail`].
+    pub fn position(&self) -> LogPosition {
+        LogPosition {
+            segment: self.segment,
+            offset: self.offset,
+        }
+    }
+}
+
+/// What [`inspect`] found in a log directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub dir: PathBuf,
+    /// Segments scanned, oldest first, up to and including the damaged one.
+    pub segments: Vec<SegmentInfo>,
+    /// Segments after the damaged one, not scanned.
+    pub unscanned: Vec<u64>,
+    /// Valid records before the damage (or in all, without damage).
+    pub records: u64,
+    pub damage: Option<Damage>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes: u64 = self.segments.iter().map(|s| s.bytes).sum();
+        writeln!(
+            f,
+            "event log {}: {} segment(s) scanned, {} valid record(s), {bytes} bytes",
+            self.dir.display(),
+            self.segments.len(),
+            self.records
+        )?;
+        for segment in &self.segments {
+            writeln!(
+                f,
+                "  {}  {} bytes  {} record(s)",
+                segment_file_name(segment.segment),
+                segment.bytes,
+                segment.records
+            )?;
+        }
+        if !self.unscanned.is_empty() {
+            writeln!(
+                f,
+                "  {} later segment(s) not scanned (after the damage)",
+                self.unscanned.len()
+            )?;
+        }
+        let Some(damage) = &self.damage else {
+            return writeln!(f, "no damage: the log opens as it is");
+        };
+        let file = segment_file_name(damage.segment);
+        writeln!(
+            f,
+            "damage: {file} at offset {}: {}",
+            damage.offset, damage.reason
+        )?;
+        writeln!(
+            f,
+            "  after it: {} byte(s), {} valid-looking record(s)",
+            damage.bytes_after, damage.records_after
+        )?;
+        if damage.torn_tail {
+            writeln!(
+                f,
+                "a torn tail: the daemon truncates it by itself at start (nothing to do)"
+            )
+        } else if damage.in_last_segment {
+            writeln!(
+                f,
+                "the daemon refuses to start. If this follows a power loss or crash and nothing \
+                 after this point was acknowledged (docs/store.md), discard it with:\n  \
+                 backlogd repair --store {} --truncate-at {file}:{}",
+                self.dir.display(),
+                damage.offset
+            )
+        } else {
+            writeln!(
+                f,
+                "the daemon refuses to start; this is not in the newest segment, so it is not a \
+                 torn write and repair cannot cut it: restore from a backup (docs/store.md)"
+            )
+        }
+    }
+}
+
+/// What [`truncate_tail`] cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub bytes_discarded: u64,
+    pub records_discarded: u64,
+}
+
+/// Scans the log in `dir` read-only (every segment from the oldest present, records counted, none
+/// replayed) and reports the first damage. Takes the directory lock while it reads, so it fails with
+/// [`LogError::Locked`] while a daemon has the log open.
+pub fn inspect(dir: &Path) -> Result<Report, LogError> {
+    inspect_with(&RealStorage, dir)
+}
+
+/// [`inspect`] on the given storage.
+pub fn inspect_with(storage: &dyn Storage, dir: &Path) -> Result<Report, LogError> {
+    let _lock = lock_dir(storage, dir)?;
+    inspect_locked(storage, dir)
+}
+
+fn inspect_locked(storage: &dyn Storage, dir: &Path) -> Result<Report, LogError> {
+    let numbers = list_segments(storage, dir)?;
+    let mut report = Report {
+        dir: dir.to_path_buf(),
+        segments: Vec::new(),
+        unscanned: Vec::new(),
+        records: 0,
+        damage: None,
+    };
+    let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+        return Ok(report);
+    };
+    for (expected, &n) in (first..).zip(&numbers) {
+        if n != expected {
+            report.damage = Some(Damage {
+                path: segment_path(dir, expected),
+                segment: expected,
+                offset: 0,
+                reason: format!(
+                    "segment file missing: segments {expected}..={} are absent",
+                    n - 1
+                ),
+                torn_tail: false,
+                in_last_segment: false,
+                bytes_after: 0,
+                records_after: 0,
+            });
+            return Ok(report);
+        }
+    }
+    for (i, &n) in numbers.iter().enumerate() {
+        let path = segment_path(dir, n);
+        let mut records = 0u64;
+        let scanned = scan_segment(
+            storage,
+            &path,
+            n,
+            n == last,
+            LogPosition::default(),
+            false,
+            &mut |_, _| {
+                records += 1;
+                Ok(())
+            },
+        );
+        report.records += records;
+        let bytes = storage.len(&path).map_err(io_err("stat", &path))?;
+        report.segments.push(SegmentInfo {
+            segment: n,
+            path: path.clone(),
+            bytes,
+            records,
+        });
+        let damage = match scanned {
+            Ok(SegmentScan { damage: None, .. }) => continue,
+            Ok(SegmentScan {
+                damage: Some(damage),
+                valid_end,
+                file_len,
+            }) => {
+                let (offset, reason) = match damage {
+                    TailDamage::Header => (0, "torn segment header".to_string()),
+                    TailDamage::Frame { reason } => (valid_end, reason),
+                };
+                Damage {
+                    path,
+                    segment: n,
+                    offset,
+                    reason,
+                    torn_tail: true,
+                    in_last_segment: true,
+                    bytes_after: file_len - offset,
+                    records_after: 0,
+                }
+            }
+            Err(LogError::Corrupt { offset, reason, .. }) => {
+                let mut file = storage.open_read(&path).map_err(io_err("open", &path))?;
+                let records_after = count_valid_frames(&mut file, offset.max(HEADER_LEN), bytes)
+                    .map_err(io_err("read", &path))?;
+                Damage {
+                    path,
+                    segment: n,
+                    offset,
+                    reason,
+                    torn_tail: false,
+                    in_last_segment: n == last,
+                    bytes_after: bytes.saturating_sub(offset),
+                    records_after,
+                }
+            }
+            Err(other) => return Err(other),
+        };
+        report.damage = Some(damage);
+        report.unscanned = numbers[i + 1..].to_vec();
+        break;
+    }
+    Ok(report)
+}
+
+/// Valid frames from `from` on, resynchronising after each bad byte.
+fn count_valid_frames<R: Read + Seek>(file: &mut R, from: u64, file_len: u64) -> io::Result<u64> {
+    let mut count = 0;
+    let mut at = from;
+    while let Some(valid) = find_valid_frame(file, at, file_len)? {
+        count += 1;
+        file.seek(SeekFrom::Start(valid))?;
+        let mut len_bytes = [0u8; 4];
+        file.read_exact(&mut len_bytes)?;
+        at = valid + FRAME_HEADER_LEN + u64::from(u32::from_le_bytes(len_bytes));
+    }
+    Ok(count)
+}
+
+/// Cuts the newest segment of the log in `dir` at `at`, which must be exactly where [`inspect`]
+/// reports the first damage (and that damage must lie in the newest segment); then syncs file and
+/// directory. Refuses ([`LogError::Refused`]) otherwise, and fails with [`LogError::Locked`] while a
+/// daemon has the log open. Everything from `at` on is discarded.
+pub fn truncate_tail(dir: &Path, at: LogPosition) -> Result<Truncation, LogError> {
+    truncate_tail_with(&RealStorage, dir, at)
+}
+
+/// [`truncate_tail`] on the given storage.
+pub fn truncate_tail_with(
+    storage: &dyn Storage,
+    dir: &Path,
+    at: LogPosition,
+) -> Result<Truncation, LogError> {
+    let _lock = lock_dir(storage, dir)?;
+    let report = inspect_locked(storage, dir)?;
+    let Some(damage) = report.damage else {
+        return Err(LogError::Refused {
+            reason: format!("{} has no damage to cut", dir.display()),
+        });
+    };
+    let found = format!(
+        "the first damage is in {} at offset {}",
+        segment_file_name(damage.segment),
+        damage.offset
+    );
+    if !damage.in_last_segment {
+        return Err(LogError::Refused {
+            reason: format!("{found}, which is not the newest segment"),
+        });
+    }
+    if damage.position() != at {
+        return Err(LogError::Refused {
+            reason: format!(
+                "{found}, not at {}:{}",
+                segment_file_name(at.segment),
+                at.offset
+            ),
+        });
+    }
+    let path = damage.path;
+    let mut file = storage.open_append(&path).map_err(io_err("open", &path))?;
+    file.set_len(damage.offset)
+        .map_err(io_err("truncate", &path))?;
+    file.sync_data().map_err(io_err("sync", &path))?;
+    sync_dir(storage, dir)?;
+    tracing::warn!(
+        file = %path.display(),
+        offset = damage.offset,
+        discarded_bytes = damage.bytes_after,
+        discarded_records = damage.records_after,
+        "event log: repair truncated the newest segment"
+    );
+    Ok(Truncation {
+        path,
+        offset: damage.offset,
+        bytes_discarded: damage.bytes_after,
+        records_discarded: damage.records_after,
+    })
+}
+
+/// The file name of segment `segment`, e.g. `00000000000000000003.log`.
+pub fn segment_file_name(segment: u64) -> String {
+    format!("{segment:020}.log")
+}
+
+/// The segment number of a segment file name (or path), e.g. 3 for `00000000000000000003.log`.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let name = Path::new(name).file_name()?.to_str()?;
+    parse_segment_name(name)
 }
 
 /// Whether the whole file is a (possibly empty) prefix of the magic followed only by zero bytes.
@@ -1523,6 +1871,144 @@ mod tests {
         append_bytes(&seg(dir, 2), &[0; 64]);
         let (path, offset, _, _) = expect_corrupt(open_collect(dir, pos(2, 0), 200));
         assert_eq!((path, offset), (seg(dir, 2), last_in_2.offset));
+    }
+
+    /// A log whose last segment has a zeroed frame followed by valid frames; returns the positions.
+    fn garbage_after_a_zeroed_frame(dir: &Path) -> Vec<LogPosition> {
+        let (mut log, _) = open_all(dir, 400);
+        let positions = write_all(
+            &mut log,
+            &(0..30).map(payload).collect::<Vec<_>>(),
+            Durability::Fsync,
+        );
+        drop(log);
+        let last = positions.last().unwrap().segment;
+        assert!(last > 1);
+        let in_last: Vec<_> = positions.iter().filter(|p| p.segment == last).collect();
+        assert!(in_last.len() >= 3, "{in_last:?}");
+        // Zero the second record of the last segment (its frame header and payload).
+        let at = in_last[1].offset as usize;
+        let end = in_last[2].offset as usize;
+        let mut bytes = fs::read(seg(dir, last)).unwrap();
+        bytes[at..end].fill(0);
+        fs::write(seg(dir, last), bytes).unwrap();
+        positions
+    }
+
+    #[test]
+    fn garbage_after_a_bad_frame_is_refused_naming_the_repair_and_repair_cuts_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let positions = garbage_after_a_zeroed_frame(dir);
+        let last = positions.last().unwrap().segment;
+        let damaged = *positions
+            .iter()
+            .filter(|p| p.segment == last)
+            .nth(1)
+            .unwrap();
+        let before = positions.iter().filter(|&&p| p < damaged).count();
+        let file = format!("{last:020}.log");
+
+        let (path, offset, _, message) = expect_corrupt(open_collect(dir, pos(0, 0), 400));
+        assert_eq!((path, offset), (seg(dir, last), damaged.offset));
+        let command = format!(
+            "backlogd repair --store {} --truncate-at {file}:{}",
+            dir.display(),
+            damaged.offset
+        );
+        assert!(message.contains(&command), "{message}");
+
+        let report = inspect(dir).unwrap();
+        let damage = report.damage.clone().unwrap();
+        assert_eq!(damage.position(), damaged);
+        assert!(!damage.torn_tail && damage.in_last_segment);
+        assert_eq!(report.records, before as u64);
+        assert_eq!(damage.records_after, (positions.len() - before - 1) as u64);
+        assert_eq!(
+            damage.bytes_after,
+            file_len(&seg(dir, last)) - damaged.offset
+        );
+        let text = report.to_string();
+        assert!(text.contains(&command), "{text}");
+        assert!(
+            !damage.reason.contains("backlogd repair"),
+            "{}",
+            damage.reason
+        );
+
+        // Refused: elsewhere than the damage, and while the log is open.
+        for wrong in [pos(last, damaged.offset + 1), pos(last - 1, damaged.offset)] {
+            match truncate_tail(dir, wrong) {
+                Err(LogError::Refused { reason }) => {
+                    assert!(
+                        reason.contains(&format!("offset {}", damaged.offset)),
+                        "{reason}"
+                    )
+                }
+                other => panic!("expected Refused, got {other:?}"),
+            }
+        }
+        let tmp2 = tempfile::tempdir().unwrap();
+        let (held, _) = open_all(tmp2.path(), 400);
+        assert!(matches!(inspect(tmp2.path()), Err(LogError::Locked { .. })));
+        assert!(matches!(
+            truncate_tail(tmp2.path(), pos(1, 8)),
+            Err(LogError::Locked { .. })
+        ));
+        drop(held);
+        assert!(matches!(
+            truncate_tail(tmp2.path(), pos(1, 8)),
+            Err(LogError::Refused { .. })
+        ));
+        assert_eq!(inspect(tmp2.path()).unwrap().damage, None);
+
+        let cut = truncate_tail(dir, damaged).unwrap();
+        assert_eq!(cut.offset, damaged.offset);
+        assert_eq!(cut.records_discarded, damage.records_after);
+        assert_eq!(file_len(&seg(dir, last)), damaged.offset);
+        let (log, records) = open_all(dir, 400);
+        assert_eq!(records.len(), before);
+        assert_eq!(
+            records.into_iter().map(|r| r.1).collect::<Vec<_>>(),
+            (0..before).map(payload).collect::<Vec<_>>()
+        );
+        assert_eq!(log.end(), damaged);
+    }
+
+    #[test]
+    fn inspect_reports_torn_tails_and_damage_in_older_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut log, _) = open_all(dir, 200);
+        let positions = write_all(
+            &mut log,
+            &(0..40).map(payload).collect::<Vec<_>>(),
+            Durability::Fsync,
+        );
+        drop(log);
+        let report = inspect(dir).unwrap();
+        assert_eq!(report.records, 40);
+        assert_eq!(report.damage, None);
+        assert!(report.to_string().contains("no damage"));
+        // A torn tail: open fixes it, repair may cut it too.
+        let end = file_len(&seg(dir, positions[39].segment));
+        append_bytes(&seg(dir, positions[39].segment), &[9, 0, 0, 0, 1]);
+        let damage = inspect(dir).unwrap().damage.unwrap();
+        assert!(damage.torn_tail);
+        assert_eq!(damage.offset, end);
+        assert_eq!(damage.bytes_after, 5);
+        // Damage in an older segment: repair refuses.
+        flip_byte(&seg(dir, 2), 12);
+        let report = inspect(dir).unwrap();
+        let damage = report.damage.clone().unwrap();
+        assert_eq!((damage.segment, damage.offset), (2, 8));
+        assert!(!damage.in_last_segment);
+        assert!(!report.unscanned.is_empty());
+        assert!(report.to_string().contains("restore from a backup"));
+        assert!(matches!(
+            truncate_tail(dir, damage.position()),
+            Err(LogError::Refused { .. })
+        ));
     }
 
     #[test]

@@ -102,6 +102,56 @@ pub fn save(
     tx.commit()
 }
 
+/// What the newest snapshot covers, without loading its bytes; `None` when there is none (or no
+/// database).
+pub fn latest_meta(path: &Path) -> anyhow::Result<Option<SnapshotMeta>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
+    let newest = connection
+        .query_row(
+            "SELECT taken_at_ns, log_segment, log_offset FROM snapshots ORDER BY id DESC LIMIT 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional();
+    let newest = match newest {
+        Ok(newest) => newest,
+        // A database the daemon never wrote a snapshot into has no table yet.
+        Err(rusqlite::Error::SqliteFailure(_, Some(message)))
+            if message.contains("no such table") =>
+        {
+            None
+        }
+        Err(e) => anyhow::bail!("cannot read snapshot database {}: {e}", path.display()),
+    };
+    let Some((taken_at, segment, offset)) = newest else {
+        return Ok(None);
+    };
+    Ok(Some(SnapshotMeta {
+        position: position_from_columns(path, segment, offset)?,
+        taken_at,
+    }))
+}
+
+fn position_from_columns(path: &Path, segment: i64, offset: i64) -> anyhow::Result<LogPosition> {
+    match (u64::try_from(segment), u64::try_from(offset)) {
+        (Ok(segment), Ok(offset)) => Ok(LogPosition { segment, offset }),
+        _ => anyhow::bail!(
+            "snapshot in {} has an invalid log position {segment}:{offset}",
+            path.display()
+        ),
+    }
+}
+
 /// A snapshot read back: the state's bytes, what it covers, and the settings it was built under
 /// (`None` for snapshots written before they were recorded).
 pub struct Loaded {
@@ -137,14 +187,46 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
     let Some((id, taken_at, segment, offset, length, settings)) = newest else {
         return Ok(None);
     };
-    let mut bytes = Vec::with_capacity(length as usize);
+    let position = position_from_columns(path, segment, offset)?;
+    // The length column is not trusted for an allocation: it must equal what the chunks hold.
+    let present: i64 = connection.query_row(
+        "SELECT COALESCE(SUM(length(data)), 0) FROM snapshot_chunks WHERE snapshot_id = ?1",
+        params![id],
+        |row| row.get(0),
+    )?;
+    if length != present {
+        anyhow::bail!(
+            "snapshot {id} in {} is damaged: it records {length} bytes but its chunks hold {present}",
+            path.display()
+        );
+    }
+    let capacity = usize::try_from(present).map_err(|_| {
+        anyhow::anyhow!(
+            "snapshot {id} in {} is too large ({present} bytes)",
+            path.display()
+        )
+    })?;
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(capacity).map_err(|e| {
+        anyhow::anyhow!(
+            "snapshot {id} in {}: cannot allocate {present} bytes: {e}",
+            path.display()
+        )
+    })?;
     let mut select = connection
         .prepare("SELECT data FROM snapshot_chunks WHERE snapshot_id = ?1 ORDER BY seq")?;
     let mut rows = select.query(params![id])?;
     while let Some(row) = rows.next()? {
-        bytes.extend_from_slice(row.get_ref(0)?.as_blob()?);
+        let chunk = row.get_ref(0)?.as_blob()?;
+        if bytes.len() + chunk.len() > capacity {
+            anyhow::bail!(
+                "snapshot {id} in {} changed while it was read",
+                path.display()
+            );
+        }
+        bytes.extend_from_slice(chunk);
     }
-    if bytes.len() != length as usize {
+    if bytes.len() != capacity {
         anyhow::bail!(
             "snapshot {id} in {} is incomplete: {} of {length} bytes",
             path.display(),
@@ -153,13 +235,7 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
     }
     Ok(Some(Loaded {
         bytes,
-        meta: SnapshotMeta {
-            position: LogPosition {
-                segment: segment as u64,
-                offset: offset as u64,
-            },
-            taken_at,
-        },
+        meta: SnapshotMeta { position, taken_at },
         settings,
     }))
 }
@@ -256,5 +332,82 @@ impl Writer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(segment: u64, offset: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            position: LogPosition { segment, offset },
+            taken_at: 42,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_latest_meta() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("snapshots.sqlite");
+        assert_eq!(latest_meta(&path).unwrap(), None);
+        assert!(load_latest(&path).unwrap().is_none());
+        save(&path, b"first", meta(1, 8), 1, b"").unwrap();
+        save(&path, &[7u8; 100], meta(3, 4711), 2, b"settings").unwrap();
+        assert_eq!(latest_meta(&path).unwrap(), Some(meta(3, 4711)));
+        let loaded = load_latest(&path).unwrap().unwrap();
+        assert_eq!(
+            (loaded.bytes, loaded.meta, loaded.settings),
+            (vec![7u8; 100], meta(3, 4711), Some(b"settings".to_vec()))
+        );
+    }
+
+    /// A damaged row must give an error, never a panic or an abort on allocation.
+    #[test]
+    fn damaged_length_or_position_columns_are_clean_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("snapshots.sqlite");
+        save(&path, b"state bytes", meta(2, 100), 1, b"").unwrap();
+        for (column, value, expected) in [
+            ("bytes", -1i64, "records -1 bytes"),
+            ("bytes", i64::MAX, "but its chunks hold 11"),
+            ("bytes", 12, "records 12 bytes"),
+            ("log_segment", -5, "invalid log position"),
+            ("log_offset", -1, "invalid log position"),
+        ] {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute(
+                    &format!("UPDATE snapshots SET {column} = ?1"),
+                    params![value],
+                )
+                .unwrap();
+            drop(connection);
+            let error = load_latest(&path)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(expected), "{column} = {value}: {error}");
+            // Restore the row for the next case.
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute(
+                    "UPDATE snapshots SET bytes = 11, log_segment = 2, log_offset = 100",
+                    [],
+                )
+                .unwrap();
+        }
+        assert!(load_latest(&path).unwrap().is_some());
+        // Missing chunks are a clean error too.
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute("DELETE FROM snapshot_chunks", [])
+            .unwrap();
+        drop(connection);
+        let error = load_latest(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("chunks hold 0"), "{error}");
     }
 }

@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A segment file opened for reading (replay, inspection).
 pub trait ReadFile: Read + Seek + Send {
@@ -28,8 +28,8 @@ pub trait AppendFile: Send {
 
 /// What the event log does to its directory. Paths are full paths inside the log directory.
 pub trait Storage: Send + Sync {
-    /// `mkdir -p`; returns whether `dir` did not exist before.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool>;
+    /// `mkdir -p`; returns the directories it created, outermost first (empty if `dir` existed).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     /// Takes an exclusive lock on `path` (created if missing) for as long as the returned guard
     /// lives; `Ok(None)` when someone else holds it.
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send>>>;
@@ -74,12 +74,17 @@ impl AppendFile for File {
 }
 
 impl Storage for RealStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
-        if dir.is_dir() {
-            return Ok(false);
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut created: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.is_dir())
+            .map(Path::to_path_buf)
+            .collect();
+        created.reverse();
+        if !created.is_empty() {
+            fs::create_dir_all(dir)?;
         }
-        fs::create_dir_all(dir)?;
-        Ok(true)
+        Ok(created)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send>>> {
@@ -135,6 +140,23 @@ impl Storage for RealStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+}
+
+/// Creates `dir` and any missing parents, then syncs the parent of every directory it created, so
+/// the new directories survive a power loss (a file synced inside a directory whose own entry was
+/// never synced can vanish with it). Nothing is synced if `dir` existed.
+pub fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+    for created in storage.create_dir_all(dir)? {
+        // `created` came from `ancestors()` of a non-empty path, so it has a parent unless it is a
+        // root, which always exists and is never created; a relative one-component path has the
+        // empty parent, meaning the working directory.
+        let parent = match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        storage.sync_dir(parent)?;
+    }
+    Ok(())
 }
 
 /// Asks the kernel to drop the file's clean cached pages, so that reading it reads what is on the

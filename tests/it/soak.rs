@@ -65,7 +65,7 @@ fn memory_stays_flat_under_mixed_load() {
                 let mut events = 0usize;
                 while Instant::now() < deadline {
                     // Each sender owns every SENDERS-th case: decide it, then reopen it.
-                    let kind = if round % 2 == 0 { "case.decided" } else { "case.reopened" };
+                    let kind = if round.is_multiple_of(2) { "case.decided" } else { "case.reopened" };
                     let body: String = (sender..CASES)
                         .step_by(SENDERS)
                         .map(|c| {
