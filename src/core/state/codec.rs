@@ -8,14 +8,16 @@
 use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, case_links, list_push};
 use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
-use crate::core::ids::Dedup;
+use crate::core::ids::{Dedup, DedupExport};
 use crate::core::rolling::{RollingCounter, RollingShape};
 use crate::core::settings::CoreSettings;
 
-/// The format written. Version 3 added the events ahead of `now` of each rolling counter.
-const MAGIC: &[u8; 8] = b"BLGDSNP3";
+/// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
+/// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
+/// 64-bit hashes, which load as the legacy generation of `Dedup`).
+const MAGIC: &[u8; 8] = b"BLGDSNP4";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 2] = [(b"BLGDSNP2", 2), (MAGIC, 3)];
+const READ_MAGICS: [(&[u8; 8], u32); 3] = [(b"BLGDSNP2", 2), (b"BLGDSNP3", 3), (MAGIC, 4)];
 
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
@@ -110,13 +112,20 @@ impl State {
         w.u64(self.aggregates.audits_failed);
         w.opt_i64(self.aggregates.last_audit_time);
         w.opt_i64(self.aggregates.last_event_time);
-        let (started, current, previous) = self.dedup.export();
-        w.i64(started);
-        for list in [current, previous] {
+        let dedup = self.dedup.export();
+        w.u64(dedup.key[0]);
+        w.u64(dedup.key[1]);
+        w.i64(dedup.current_started);
+        for list in [dedup.current, dedup.previous] {
             w.u64(list.len() as u64);
             for hash in list {
-                w.u64(hash);
+                w.0.extend_from_slice(&hash.to_le_bytes());
             }
+        }
+        w.i64(dedup.legacy_until);
+        w.u64(dedup.legacy.len() as u64);
+        for hash in dedup.legacy {
+            w.u64(hash);
         }
         w.i64(self.flow_shape.width);
         for counter in self.inflow.iter().chain(&self.outflow) {
@@ -299,18 +308,31 @@ impl State {
         state.aggregates.audits_failed = r.u64()?;
         state.aggregates.last_audit_time = r.opt_i64()?;
         state.aggregates.last_event_time = r.opt_i64()?;
-        let started = r.i64()?;
-        let mut lists = [Vec::new(), Vec::new()];
-        for list in &mut lists {
-            let count = r.u64()? as usize;
-            if count > r.remaining() / 8 {
-                return Err("truncated dedup list".into());
-            }
-            list.reserve(count);
-            for _ in 0..count {
-                list.push(r.u64()?);
-            }
-        }
+        let dedup_window = crate::core::time::duration_nanos(state.settings.dedup_window);
+        let dedup = if r.version >= 4 {
+            let key = [r.u64()?, r.u64()?];
+            let current_started = r.i64()?;
+            let current = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+            let previous = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+            let legacy_until = r.i64()?;
+            let legacy = r.list(8, Reader::u64)?;
+            Dedup::import(
+                dedup_window,
+                &DedupExport {
+                    key,
+                    current_started,
+                    current,
+                    previous,
+                    legacy_until,
+                    legacy,
+                },
+            )
+        } else {
+            let started = r.i64()?;
+            let current = r.list(8, Reader::u64)?;
+            let previous = r.list(8, Reader::u64)?;
+            Dedup::import_legacy(dedup_window, started, &current, &previous)
+        };
         let stored_flow = RollingShape {
             width: r.positive_i64()?,
             kept: i64::MAX,
@@ -337,12 +359,7 @@ impl State {
         if r.remaining() != 0 {
             return Err(format!("{} unexpected bytes after the end", r.remaining()));
         }
-        state.dedup = Dedup::import(
-            crate::core::time::duration_nanos(state.settings.dedup_window),
-            started,
-            &lists[0],
-            &lists[1],
-        );
+        state.dedup = dedup;
         state.rebuild_derived();
         Ok(state)
     }
@@ -469,6 +486,22 @@ impl Reader<'_> {
                 .collect::<Result<Vec<_>, String>>()?;
         }
         Ok(RollingCounter::import(first, counts, ahead))
+    }
+    /// A list: a `u64` count, then that many records of at least `min_size` bytes each read by
+    /// `item`. The count is checked against the bytes left before anything is allocated.
+    fn list<T>(
+        &mut self,
+        min_size: usize,
+        item: impl Fn(&mut Self) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let at = self.at;
+        let count = self.u64()?;
+        if count > (self.remaining() / min_size.max(1)) as u64 {
+            return Err(format!(
+                "list of {count} records at byte {at} is longer than the bytes left"
+            ));
+        }
+        (0..count).map(|_| item(self)).collect()
     }
     fn str(&mut self) -> Result<String, String> {
         let len = self.u32()? as usize;
