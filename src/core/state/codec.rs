@@ -156,13 +156,17 @@ impl State {
         let track_map = r.name_map("track", |name| state.settings.track_index(name))?;
         let phase_map = r.name_map("phase", |name| state.settings.phase_index(name))?;
         let role_map = r.name_map("role", |name| state.settings.role_index(name))?;
-        let location_count = r.u32()?;
+        // Location ids are 16-bit: at most 65536 of them.
+        let location_count = r.count("locations", MIN_STR, 1 << 16)?;
         for _ in 0..location_count {
             let name = r.str()?;
+            if state.location_ids.contains_key(name.as_str()) {
+                return Err(format!("location \"{name}\" appears twice"));
+            }
             // Ids are assigned in order, so the stored ids stay valid.
             state.add_location(&name);
         }
-        let case_count = r.u32()? as usize;
+        let case_count = r.count("cases", MIN_CASE, u32::MAX as usize)?;
         state.cases.reserve(case_count);
         for _ in 0..case_count {
             let id = r.str()?;
@@ -206,7 +210,7 @@ impl State {
                 class: Class::default(),
             });
         }
-        let employee_count = r.u32()? as usize;
+        let employee_count = r.count("employees", MIN_EMPLOYEE, u32::MAX as usize)?;
         let mut mentors = Vec::with_capacity(employee_count);
         for index in 0..employee_count {
             let id = r.str()?;
@@ -222,10 +226,18 @@ impl State {
                 0 => None,
                 _ => Some(r.str()?.into_boxed_str()),
             };
-            mentors.push(r.u32()?);
-            state
+            let mentor = r.u32()?;
+            if mentor == index as u32 {
+                return Err(format!("employee \"{id}\" is its own mentor"));
+            }
+            mentors.push(mentor);
+            if state
                 .employee_ids
-                .insert(id.clone().into_boxed_str(), index as u32);
+                .insert(id.clone().into_boxed_str(), index as u32)
+                .is_some()
+            {
+                return Err(format!("employee \"{id}\" appears twice"));
+            }
             let mut record = Employee::new(&id, role, contract, experienced, location.as_deref());
             record.active = active;
             state.employees.push(record);
@@ -369,6 +381,12 @@ impl State {
 const _: () = assert!(Outcome::ALL.len() == 3 && CloseReason::ALL.len() == 4);
 const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
 
+/// Smallest encodings, for bounding counts: a text is its u32 length and its bytes; a case is its
+/// id, three i64, a u32, a u16 and three bytes; an employee its id, five bytes and a u32.
+const MIN_STR: usize = 4;
+const MIN_CASE: usize = MIN_STR + 3 * 8 + 4 + 2 + 3;
+const MIN_EMPLOYEE: usize = MIN_STR + 5 + 4;
+
 struct Writer(Vec<u8>);
 
 impl Writer {
@@ -468,24 +486,25 @@ impl Reader<'_> {
     }
     fn rolling(&mut self) -> Result<RollingCounter, String> {
         let first = self.i64()?;
-        let count = self.u64()? as usize;
-        if count > self.remaining() / 8 {
-            return Err("truncated rolling counter".into());
-        }
-        let counts = (0..count)
-            .map(|_| self.u64())
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut ahead = Vec::new();
-        if self.version >= 3 {
-            let count = self.u64()? as usize;
-            if count > self.remaining() / 16 {
-                return Err("truncated rolling counter".into());
-            }
-            ahead = (0..count)
-                .map(|_| Ok((self.i64()?, self.u64()?)))
-                .collect::<Result<Vec<_>, String>>()?;
-        }
+        let counts = self.list(8, Self::u64)?;
+        let ahead = if self.version >= 3 {
+            self.list(16, |r| Ok((r.i64()?, r.u64()?)))?
+        } else {
+            Vec::new()
+        };
         Ok(RollingCounter::import(first, counts, ahead))
+    }
+    /// A `u32` count of records of at least `min_size` bytes each, at most `max`: checked against
+    /// the bytes left, so a corrupt count is an error, never a huge allocation.
+    fn count(&mut self, what: &str, min_size: usize, max: usize) -> Result<usize, String> {
+        let at = self.at;
+        let count = self.u32()? as usize;
+        if count > max || count > self.remaining() / min_size.max(1) {
+            return Err(format!(
+                "{count} {what} at byte {at}: more than the bytes left or the format allows"
+            ));
+        }
+        Ok(count)
     }
     /// A list: a `u64` count, then that many records of at least `min_size` bytes each read by
     /// `item`. The count is checked against the bytes left before anything is allocated.
@@ -514,16 +533,118 @@ impl Reader<'_> {
         what: &str,
         lookup: impl Fn(&str) -> Option<u8>,
     ) -> Result<Vec<u8>, String> {
-        let count = self.u32()?;
-        (0..count)
-            .map(|_| {
-                let name = self.str()?;
-                lookup(&name).ok_or_else(|| {
-                    format!(
-                        "the snapshot uses {what} \"{name}\", which the configuration no longer has"
-                    )
-                })
-            })
-            .collect()
+        // Ids are one byte: at most 256 names.
+        let count = self.count(what, MIN_STR, 256)?;
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = self.str()?;
+            let id = lookup(&name).ok_or_else(|| {
+                format!(
+                    "the snapshot uses {what} \"{name}\", which the configuration no longer has"
+                )
+            })?;
+            if ids.contains(&id) {
+                return Err(format!("{what} \"{name}\" appears twice"));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::{Event, EventKind};
+    use crate::core::time::to_nanos;
+
+    fn example_state() -> State {
+        let mut state = State::new(CoreSettings::example());
+        let at: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let now = to_nanos(at).unwrap();
+        let events = [
+            EventKind::EmployeeJoined {
+                employee: "emp-x".into(),
+                role: "caseworker".into(),
+                experienced: false,
+                contract: Contract::Permanent,
+                location: None,
+            },
+            EventKind::EmployeeJoined {
+                employee: "emp-y".into(),
+                role: "mentor".into(),
+                experienced: true,
+                contract: Contract::Permanent,
+                location: None,
+            },
+            EventKind::MentorAssigned {
+                mentor: "emp-y".into(),
+                mentee: "emp-x".into(),
+            },
+            EventKind::CaseRegistered {
+                case: "case-1".into(),
+                track: "asylum".into(),
+                received_at: None,
+                location: None,
+                deadline: None,
+            },
+        ];
+        for (i, kind) in events.into_iter().enumerate() {
+            let event = Event {
+                id: format!("e{i}"),
+                time: at,
+                kind,
+            };
+            state.apply(&event, now).unwrap();
+        }
+        state
+    }
+
+    fn position(bytes: &[u8], needle: &[u8]) -> usize {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<State, String> {
+        State::decode_snapshot(CoreSettings::example(), bytes)
+    }
+
+    #[test]
+    fn a_huge_count_is_an_error_not_an_allocation() {
+        let bytes = example_state().encode_snapshot();
+        assert!(decode(&bytes).is_ok());
+        // The case count sits just before the first case id.
+        let case = position(&bytes, b"case-1") - 4;
+        let count = case - 4;
+        assert_eq!(bytes[count..count + 4], 1u32.to_le_bytes());
+        let mut corrupt = bytes.clone();
+        corrupt[count..count + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let error = decode(&corrupt).unwrap_err();
+        assert!(error.contains("cases"), "{error}");
+        // The employee count likewise.
+        let employees = position(&bytes, b"emp-x") - 8;
+        let mut corrupt = bytes.clone();
+        corrupt[employees..employees + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let error = decode(&corrupt).unwrap_err();
+        assert!(error.contains("employees"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_employees_and_self_mentoring_are_errors() {
+        let bytes = example_state().encode_snapshot();
+        let mut corrupt = bytes.clone();
+        let y = position(&corrupt, b"emp-y");
+        corrupt[y..y + 5].copy_from_slice(b"emp-x");
+        let error = decode(&corrupt).unwrap_err();
+        assert_eq!(error, "employee \"emp-x\" appears twice");
+        // emp-x's mentor (emp-y, index 1) follows its id and five one-byte fields.
+        let mut corrupt = bytes.clone();
+        let mentor = position(&corrupt, b"emp-x") + 5 + 5;
+        assert_eq!(corrupt[mentor..mentor + 4], 1u32.to_le_bytes());
+        corrupt[mentor..mentor + 4].copy_from_slice(&0u32.to_le_bytes());
+        let error = decode(&corrupt).unwrap_err();
+        assert_eq!(error, "employee \"emp-x\" is its own mentor");
     }
 }
