@@ -480,7 +480,7 @@ impl State {
                     employee: (case.employee != NONE)
                         .then(|| self.employees[case.employee as usize].id.to_string()),
                     deadline: from_nanos(deadline),
-                    overdue_seconds: super::time::seconds_f64(self.now - deadline),
+                    overdue_seconds: super::time::seconds_f64(self.now.saturating_sub(deadline)),
                     penalty_cents: track.penalty.accrued_cents(case.class.penalty_days),
                 }
             })
@@ -1071,7 +1071,7 @@ impl State {
         if at < start {
             return 0;
         }
-        let days = (at - start) / NANOS_PER_DAY;
+        let days = at.saturating_sub(start) / NANOS_PER_DAY;
         u32::try_from(days).unwrap_or(u32::MAX).min(cap)
     }
 
