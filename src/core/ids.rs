@@ -3,8 +3,19 @@
 //! Case ids are stored once, back to back, in one byte arena; the lookup table holds only `u32`
 //! indices (hashbrown's `HashTable` with the hash computed from the arena). That keeps a case id at its
 //! own length plus about 13 bytes, instead of a `String` (24 bytes + heap block) per case.
+//!
+//! Every table keyed by text from events hashes with a secret key, so a sender cannot craft ids
+//! that share buckets (hash flooding): the case-id table with SipHash-1-3 under a per-process random
+//! key (`std::hash::RandomState`; the table is rebuilt from the arena on load, so the key need not
+//! last), the remembered event ids with a 128-bit SipHash-1-3 under a key that is stored in the
+//! snapshot (the hashes outlive the process). Randomness comes from `RandomState`, which the
+//! standard library seeds from the operating system once per thread; the core reads no clock and
+//! does no other IO.
+
+use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
+use siphasher::sip128::SipHasher13;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::time::EpochNanos;
@@ -16,6 +27,8 @@ pub struct IdArena {
     /// `spans[i]` = (start, end) of id `i` in `bytes`.
     spans: Vec<(u32, u32)>,
     table: HashTable<u32>,
+    /// The per-process secret key of `table`'s hashes.
+    hasher: RandomState,
 }
 
 impl IdArena {
@@ -28,7 +41,7 @@ impl IdArena {
     }
 
     pub fn get(&self, id: &str) -> Option<u32> {
-        let hash = xxh3_64(id.as_bytes());
+        let hash = self.hasher.hash_one(id.as_bytes());
         self.table
             .find(hash, |&index| self.str_of(index) == id)
             .copied()
@@ -43,16 +56,15 @@ impl IdArena {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(id.as_bytes());
         self.spans.push((start, self.bytes.len() as u32));
-        let hash = xxh3_64(id.as_bytes());
         let IdArena {
             bytes,
             spans,
             table,
-            ..
+            hasher,
         } = self;
-        table.insert_unique(hash, index, |&i| {
+        table.insert_unique(hasher.hash_one(id.as_bytes()), index, |&i| {
             let (s, e) = spans[i as usize];
-            xxh3_64(&bytes[s as usize..e as usize])
+            hasher.hash_one(&bytes[s as usize..e as usize])
         });
         index
     }
@@ -64,9 +76,28 @@ impl IdArena {
     }
 }
 
-/// The 64-bit hash under which an event id is remembered. xxh3 is stable across releases, so hashes
-/// written into a snapshot stay valid after an upgrade.
-pub fn event_id_hash(id: &str) -> u64 {
+/// The secret key of the remembered event-id hashes: chosen at random when a state starts empty,
+/// kept in the snapshot and restored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupKey(pub [u64; 2]);
+
+impl DedupKey {
+    /// A fresh random key (see the module documentation for where the randomness comes from).
+    pub fn random() -> DedupKey {
+        // Two independently keyed SipHash outputs of the same input: 128 unpredictable bits.
+        let word = || RandomState::new().hash_one(0x6261_636b_6c6f_6764_u64);
+        DedupKey([word(), word()])
+    }
+}
+
+/// The hash under which an event id is remembered: 128-bit SipHash-1-3 under the state's secret
+/// key. Two different ids collide with probability about 2^-128, and without the key nobody can
+/// search for a collision, nor for ids that share a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventIdHash(pub u128);
+
+/// The unkeyed 64-bit hash under which snapshots of format 3 and before remembered event ids.
+pub fn legacy_event_id_hash(id: &str) -> u64 {
     xxh3_64(id.as_bytes())
 }
 
@@ -74,20 +105,49 @@ pub fn event_id_hash(id: &str) -> u64 {
 ///
 /// Two generations of hashes: new ids go into `current`; when `current` is older than the window it
 /// becomes `previous` and the old `previous` is dropped. A lookup probes both (two hash lookups), memory
-/// is one `u64` plus hashbrown's control byte per id, and expiry costs nothing per event.
-#[derive(Debug, Clone, Default)]
+/// is one `u128` plus hashbrown's control byte per id, and expiry costs nothing per event.
+///
+/// Ids loaded from an older snapshot, remembered there under unkeyed 64-bit hashes, form a third,
+/// `legacy` generation that is consulted with the old hash until it would have expired under the
+/// old rules (two windows after the start of the stored current generation).
+#[derive(Debug, Clone)]
 pub struct Dedup {
     window: EpochNanos,
+    key: DedupKey,
     current_started: EpochNanos,
-    current: hashbrown::HashSet<u64, IdentityBuildHasher>,
-    previous: hashbrown::HashSet<u64, IdentityBuildHasher>,
+    current: hashbrown::HashSet<EventIdHash, KeyedBits>,
+    previous: hashbrown::HashSet<EventIdHash, KeyedBits>,
+    legacy: hashbrown::HashSet<u64, RandomState>,
+    /// Arrival time from which `legacy` is dropped.
+    legacy_until: EpochNanos,
+}
+
+/// The parts of a `Dedup` that a snapshot stores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DedupExport {
+    pub key: [u64; 2],
+    pub current_started: EpochNanos,
+    pub current: Vec<u128>,
+    pub previous: Vec<u128>,
+    pub legacy_until: EpochNanos,
+    pub legacy: Vec<u64>,
 }
 
 impl Dedup {
+    /// An empty set with a fresh random key.
     pub fn new(window: EpochNanos) -> Dedup {
+        Dedup::with_key(window, DedupKey::random())
+    }
+
+    pub fn with_key(window: EpochNanos, key: DedupKey) -> Dedup {
         Dedup {
             window,
-            ..Dedup::default()
+            key,
+            current_started: 0,
+            current: hashbrown::HashSet::default(),
+            previous: hashbrown::HashSet::default(),
+            legacy: hashbrown::HashSet::default(),
+            legacy_until: EpochNanos::MIN,
         }
     }
 
@@ -95,17 +155,33 @@ impl Dedup {
         self.window = window;
     }
 
-    pub fn contains(&self, hash: u64) -> bool {
-        self.current.contains(&hash) || self.previous.contains(&hash)
+    /// The keyed hash of an event id.
+    pub fn hash(&self, id: &str) -> EventIdHash {
+        let [k0, k1] = self.key.0;
+        EventIdHash(
+            SipHasher13::new_with_keys(k0, k1)
+                .hash(id.as_bytes())
+                .into(),
+        )
+    }
+
+    /// Whether the event id `id`, whose keyed hash is `hash`, is remembered.
+    pub fn contains(&self, id: &str, hash: EventIdHash) -> bool {
+        self.current.contains(&hash)
+            || self.previous.contains(&hash)
+            || (!self.legacy.is_empty() && self.legacy.contains(&legacy_event_id_hash(id)))
     }
 
     /// Remembers `hash`, arrived at `now`.
-    pub fn insert(&mut self, hash: u64, now: EpochNanos) {
+    pub fn insert(&mut self, hash: EventIdHash, now: EpochNanos) {
         self.rotate(now);
         self.current.insert(hash);
     }
 
     fn rotate(&mut self, now: EpochNanos) {
+        if !self.legacy.is_empty() && now >= self.legacy_until {
+            self.legacy = hashbrown::HashSet::default();
+        }
         if self.current.is_empty() {
             self.current_started = now;
         } else if now.saturating_sub(self.current_started) >= self.window {
@@ -115,52 +191,79 @@ impl Dedup {
     }
 
     pub fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
+        self.current.len() + self.previous.len() + self.legacy.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The remembered hashes, for a snapshot: (generation start, hashes of the current generation,
-    /// hashes of the previous one).
-    pub fn export(&self) -> (EpochNanos, Vec<u64>, Vec<u64>) {
-        (
-            self.current_started,
-            self.current.iter().copied().collect(),
-            self.previous.iter().copied().collect(),
-        )
+    /// Bytes allocated by the hash sets (for memory figures).
+    pub fn allocation_size(&self) -> usize {
+        self.current.allocation_size()
+            + self.previous.allocation_size()
+            + self.legacy.allocation_size()
     }
 
-    pub fn import(
+    /// The key and the remembered hashes, for a snapshot.
+    pub fn export(&self) -> DedupExport {
+        DedupExport {
+            key: self.key.0,
+            current_started: self.current_started,
+            current: self.current.iter().map(|h| h.0).collect(),
+            previous: self.previous.iter().map(|h| h.0).collect(),
+            legacy_until: self.legacy_until,
+            legacy: self.legacy.iter().copied().collect(),
+        }
+    }
+
+    pub fn import(window: EpochNanos, stored: &DedupExport) -> Dedup {
+        let mut dedup = Dedup::with_key(window, DedupKey(stored.key));
+        dedup.current_started = stored.current_started;
+        dedup
+            .current
+            .extend(stored.current.iter().map(|&h| EventIdHash(h)));
+        dedup
+            .previous
+            .extend(stored.previous.iter().map(|&h| EventIdHash(h)));
+        dedup.legacy.extend(stored.legacy.iter().copied());
+        dedup.legacy_until = stored.legacy_until;
+        dedup
+    }
+
+    /// A set loaded from a snapshot of format 3 or before, which remembered unkeyed 64-bit hashes in
+    /// a current generation started at `started` and a previous one. Under the old rules each of
+    /// those ids was remembered at most until two windows after `started`; they stay (as the legacy
+    /// generation) exactly that long, and new ids get keyed hashes under a fresh key.
+    pub fn import_legacy(
         window: EpochNanos,
         started: EpochNanos,
         current: &[u64],
         previous: &[u64],
     ) -> Dedup {
         let mut dedup = Dedup::new(window);
-        dedup.current_started = started;
-        dedup.current.extend(current.iter().copied());
-        dedup.previous.extend(previous.iter().copied());
+        dedup.legacy.extend(current.iter().chain(previous).copied());
+        dedup.legacy_until = started.saturating_add(window.saturating_mul(2));
         dedup
     }
 }
 
-/// The keys are already xxh3 hashes; hashing them again would only cost time.
+/// Bucket index of a remembered event id: its hash is already keyed, so its low bits are as good as
+/// any and rehashing would only cost time.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct IdentityBuildHasher;
+pub struct KeyedBits;
 
-impl std::hash::BuildHasher for IdentityBuildHasher {
-    type Hasher = IdentityHasher;
-    fn build_hasher(&self) -> IdentityHasher {
-        IdentityHasher(0)
+impl BuildHasher for KeyedBits {
+    type Hasher = KeyedBitsHasher;
+    fn build_hasher(&self) -> KeyedBitsHasher {
+        KeyedBitsHasher(0)
     }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct IdentityHasher(u64);
+pub struct KeyedBitsHasher(u64);
 
-impl std::hash::Hasher for IdentityHasher {
+impl std::hash::Hasher for KeyedBitsHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -169,8 +272,10 @@ impl std::hash::Hasher for IdentityHasher {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
+    fn write_u128(&mut self, value: u128) {
+        // Both halves: hashbrown takes the bucket from the low bits and the control byte from the
+        // high ones.
+        self.0 = (value as u64) ^ ((value >> 64) as u64).rotate_left(32);
     }
 }
 
@@ -199,15 +304,108 @@ mod tests {
     fn dedup_remembers_for_at_least_the_window() {
         let day = super::super::time::NANOS_PER_DAY;
         let mut dedup = Dedup::new(30 * day);
-        dedup.insert(1, 0);
-        dedup.insert(2, 29 * day);
-        assert!(dedup.contains(1));
+        let has = |dedup: &Dedup, id: &str| dedup.contains(id, dedup.hash(id));
+        dedup.insert(dedup.hash("1"), 0);
+        dedup.insert(dedup.hash("2"), 29 * day);
+        assert!(has(&dedup, "1"));
         // Rotation at day 30: id 1 (day 0) moves to the previous generation, still remembered.
-        dedup.insert(3, 30 * day);
-        assert!(dedup.contains(1) && dedup.contains(2) && dedup.contains(3));
+        dedup.insert(dedup.hash("3"), 30 * day);
+        assert!(has(&dedup, "1") && has(&dedup, "2") && has(&dedup, "3"));
         // Next rotation at day 60 drops ids that arrived before day 30.
-        dedup.insert(4, 60 * day);
-        assert!(!dedup.contains(1) && !dedup.contains(2));
-        assert!(dedup.contains(3) && dedup.contains(4));
+        dedup.insert(dedup.hash("4"), 60 * day);
+        assert!(!has(&dedup, "1") && !has(&dedup, "2"));
+        assert!(has(&dedup, "3") && has(&dedup, "4"));
+    }
+
+    /// Ids whose unkeyed xxh3 hashes share their low 12 bits (what a sender can brute-force).
+    fn ids_colliding_in_unkeyed_low_bits(count: usize) -> Vec<String> {
+        (0u64..)
+            .map(|i| format!("ev-{i}"))
+            .filter(|id| xxh3_64(id.as_bytes()) & 0xfff == 0)
+            .take(count)
+            .collect()
+    }
+
+    #[test]
+    fn ids_crafted_to_collide_do_not_share_a_bucket() {
+        let ids = ids_colliding_in_unkeyed_low_bits(64);
+        let dedup = Dedup::new(1);
+        let mut probe = KeyedBits.build_hasher();
+        let buckets: std::collections::BTreeSet<u64> = ids
+            .iter()
+            .map(|id| {
+                std::hash::Hasher::write_u128(&mut probe, dedup.hash(id).0);
+                std::hash::Hasher::finish(&probe) & 0xfff
+            })
+            .collect();
+        assert!(buckets.len() > 48, "{} distinct buckets", buckets.len());
+        // The case-id table too: all 64 ids interned, found, and distinct.
+        let mut arena = IdArena::default();
+        for id in &ids {
+            arena.intern(id);
+        }
+        assert!(
+            ids.iter()
+                .enumerate()
+                .all(|(i, id)| arena.get(id) == Some(i as u32))
+        );
+    }
+
+    #[test]
+    fn the_key_decides_the_hash_and_survives_export() {
+        let a = Dedup::new(10);
+        let b = Dedup::new(10);
+        assert_ne!(a.hash("ev-1"), b.hash("ev-1"), "two random keys");
+        let mut a = a;
+        a.insert(a.hash("ev-1"), 5);
+        let restored = Dedup::import(10, &a.export());
+        assert_eq!(restored.hash("ev-1"), a.hash("ev-1"));
+        assert!(restored.contains("ev-1", restored.hash("ev-1")));
+        assert!(!restored.contains("ev-2", restored.hash("ev-2")));
+    }
+
+    #[test]
+    fn legacy_hashes_are_consulted_until_they_would_have_expired() {
+        let day = super::super::time::NANOS_PER_DAY;
+        let old = |id: &str| legacy_event_id_hash(id);
+        // Stored current generation started at day 100 (ids a, b), previous one held c.
+        let mut dedup =
+            Dedup::import_legacy(30 * day, 100 * day, &[old("a"), old("b")], &[old("c")]);
+        assert_eq!(dedup.len(), 3);
+        let has = |dedup: &Dedup, id: &str| dedup.contains(id, dedup.hash(id));
+        assert!(has(&dedup, "a") && has(&dedup, "c") && !has(&dedup, "d"));
+        dedup.insert(dedup.hash("d"), 159 * day);
+        assert!(has(&dedup, "a") && has(&dedup, "d"));
+        let exported = Dedup::import(30 * day, &dedup.export());
+        assert!(has(&exported, "b"));
+        // Day 160 = two windows after day 100: the old rules had dropped them all by now.
+        dedup.insert(dedup.hash("e"), 160 * day);
+        assert!(!has(&dedup, "a") && !has(&dedup, "b") && !has(&dedup, "c"));
+        assert!(has(&dedup, "d") && has(&dedup, "e"));
+    }
+
+    /// Memory per remembered id: prints bytes per id (`--nocapture` to see them; set
+    /// `BACKLOGD_MEMORY_FIGURES=1` for the 1,000,000-id figure too).
+    #[test]
+    fn memory_per_remembered_id() {
+        let sizes: &[usize] = match std::env::var_os("BACKLOGD_MEMORY_FIGURES") {
+            Some(_) => &[100_000, 1_000_000],
+            None => &[100_000],
+        };
+        for &n in sizes {
+            let mut keyed = Dedup::new(i64::MAX);
+            let mut unkeyed = hashbrown::HashSet::<u64, KeyedBits>::default();
+            for i in 0..n {
+                let id = format!("ev-{i:09}");
+                keyed.insert(keyed.hash(&id), 0);
+                unkeyed.insert(legacy_event_id_hash(&id));
+            }
+            assert_eq!(keyed.len(), n);
+            eprintln!(
+                "{n} remembered ids: u64 unkeyed {:.1} B/id, u128 keyed {:.1} B/id",
+                unkeyed.allocation_size() as f64 / n as f64,
+                keyed.allocation_size() as f64 / n as f64
+            );
+        }
     }
 }

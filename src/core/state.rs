@@ -20,7 +20,7 @@ use super::aggregates::{Aggregates, Flows, TrackAggregates, clearance_seconds};
 use super::event::{
     CloseReason, Contract, Event, EventKind, Extension, Outcome, RejectReason, Rejection,
 };
-use super::ids::{Dedup, IdArena, event_id_hash};
+use super::ids::{Dedup, IdArena};
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
 use super::time::{
@@ -124,7 +124,8 @@ pub struct State {
     now: EpochNanos,
     case_ids: IdArena,
     cases: Vec<Case>,
-    employee_ids: hashbrown::HashMap<Box<str>, u32>,
+    /// Keyed with a per-process random key, like the case ids (see `super::ids`).
+    employee_ids: hashbrown::HashMap<Box<str>, u32, std::hash::RandomState>,
     employees: Vec<Employee>,
     /// (instant of next classification change, case index) for open, non-suspended cases.
     timers: BTreeSet<(EpochNanos, u32)>,
@@ -151,7 +152,7 @@ impl State {
             now: EpochNanos::MIN,
             case_ids: IdArena::default(),
             cases: Vec::new(),
-            employee_ids: hashbrown::HashMap::new(),
+            employee_ids: hashbrown::HashMap::default(),
             employees: Vec::new(),
             timers: BTreeSet::new(),
             overdue_by_track: vec![BTreeSet::new(); track_count],
@@ -194,13 +195,14 @@ impl State {
         self.aggregates.tracks.iter().map(|t| t.open()).sum()
     }
 
-    /// Number of cases ever registered (open and closed).
-    pub fn known_cases(&self) -> usize {
-        self.cases.len()
+    /// Number of cases ever registered (open and closed); each keeps a compact record.
+    pub fn known_cases(&self) -> u64 {
+        self.cases.len() as u64
     }
 
-    pub fn remembered_event_ids(&self) -> usize {
-        self.dedup.len()
+    /// Number of event ids remembered for deduplication (all generations).
+    pub fn remembered_event_ids(&self) -> u64 {
+        self.dedup.len() as u64
     }
 
     /// (buckets, events ahead) of the largest rolling counter, for memory checks in tests.
@@ -398,8 +400,8 @@ impl State {
     /// and nothing changes. An id applied before is a duplicate, never an error.
     pub fn apply(&mut self, event: &Event, now: EpochNanos) -> Result<Applied, Rejection> {
         self.advance(now);
-        let hash = event_id_hash(&event.id);
-        if self.dedup.contains(hash) {
+        let hash = self.dedup.hash(&event.id);
+        if self.dedup.contains(&event.id, hash) {
             return Ok(Applied::Duplicate);
         }
         let time = to_nanos(event.time).ok_or_else(|| {
@@ -478,7 +480,7 @@ impl State {
                     employee: (case.employee != NONE)
                         .then(|| self.employees[case.employee as usize].id.to_string()),
                     deadline: from_nanos(deadline),
-                    overdue_seconds: super::time::seconds_f64(self.now - deadline),
+                    overdue_seconds: super::time::seconds_f64(self.now.saturating_sub(deadline)),
                     penalty_cents: track.penalty.accrued_cents(case.class.penalty_days),
                 }
             })
@@ -1069,7 +1071,7 @@ impl State {
         if at < start {
             return 0;
         }
-        let days = (at - start) / NANOS_PER_DAY;
+        let days = at.saturating_sub(start) / NANOS_PER_DAY;
         u32::try_from(days).unwrap_or(u32::MAX).min(cap)
     }
 

@@ -1236,9 +1236,49 @@ const SNAPSHOT_V2: &[u8] = include_bytes!("testdata/snapshot-v2.bin");
 fn a_version_2_snapshot_still_loads() {
     let mut state = State::new(CoreSettings::example());
     apply_script(&mut state, SNAPSHOT_V2_SCRIPT);
-    let restored = State::decode_snapshot(CoreSettings::example(), SNAPSHOT_V2).unwrap();
+    let mut restored = State::decode_snapshot(CoreSettings::example(), SNAPSHOT_V2).unwrap();
     assert_eq!(restored.aggregates(), state.aggregates());
     assert_eq!(restored.flows(), state.flows());
     assert_eq!(render(&restored), render(&state));
     assert_eq!(restored.now(), state.now());
+    assert_eq!(restored.remembered_event_ids(), 7);
+    // Its ids, remembered under the old unkeyed hashes, are still duplicates, also after the state
+    // is saved again in the current format; a new id is not.
+    let mut again =
+        State::decode_snapshot(CoreSettings::example(), &restored.encode_snapshot()).unwrap();
+    let clock: Timestamp = "2025-02-05T00:00:00Z".parse().unwrap();
+    let later = to_nanos(clock).unwrap() + secs(86_400);
+    for s in [&mut state, &mut restored, &mut again] {
+        for id in ["v2-join", "v2-reg-1", "v2-audit"] {
+            let event = build_event("quality.audit", &[("passed", "true"), ("id", id)], clock, 1);
+            assert_eq!(s.apply(&event, later), Ok(Applied::Duplicate), "{id}");
+        }
+        let event = build_event(
+            "quality.audit",
+            &[("passed", "true"), ("id", "new")],
+            clock,
+            1,
+        );
+        assert_eq!(s.apply(&event, later), Ok(Applied::New));
+    }
+    assert_eq!(again.aggregates(), state.aggregates());
+    // Two windows (P30D) after the stored generation began (2025-02-05), the old ids expire: each
+    // was remembered at least the window after its arrival, as the old rules promised.
+    let expired = to_nanos("2025-04-06T00:00:00Z".parse().unwrap()).unwrap();
+    for s in [&mut restored, &mut again] {
+        let fresh = build_event(
+            "quality.audit",
+            &[("passed", "true"), ("id", "x")],
+            clock,
+            1,
+        );
+        assert_eq!(s.apply(&fresh, expired), Ok(Applied::New));
+        let old = build_event(
+            "quality.audit",
+            &[("passed", "true"), ("id", "v2-reg-3")],
+            clock,
+            1,
+        );
+        assert_eq!(s.apply(&old, expired), Ok(Applied::New));
+    }
 }

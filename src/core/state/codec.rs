@@ -8,14 +8,16 @@
 use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, case_links, list_push};
 use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
-use crate::core::ids::Dedup;
+use crate::core::ids::{Dedup, DedupExport};
 use crate::core::rolling::{RollingCounter, RollingShape};
 use crate::core::settings::CoreSettings;
 
-/// The format written. Version 3 added the events ahead of `now` of each rolling counter.
-const MAGIC: &[u8; 8] = b"BLGDSNP3";
+/// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
+/// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
+/// 64-bit hashes, which load as the legacy generation of `Dedup`).
+const MAGIC: &[u8; 8] = b"BLGDSNP4";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 2] = [(b"BLGDSNP2", 2), (MAGIC, 3)];
+const READ_MAGICS: [(&[u8; 8], u32); 3] = [(b"BLGDSNP2", 2), (b"BLGDSNP3", 3), (MAGIC, 4)];
 
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
@@ -110,13 +112,20 @@ impl State {
         w.u64(self.aggregates.audits_failed);
         w.opt_i64(self.aggregates.last_audit_time);
         w.opt_i64(self.aggregates.last_event_time);
-        let (started, current, previous) = self.dedup.export();
-        w.i64(started);
-        for list in [current, previous] {
+        let dedup = self.dedup.export();
+        w.u64(dedup.key[0]);
+        w.u64(dedup.key[1]);
+        w.i64(dedup.current_started);
+        for list in [dedup.current, dedup.previous] {
             w.u64(list.len() as u64);
             for hash in list {
-                w.u64(hash);
+                w.0.extend_from_slice(&hash.to_le_bytes());
             }
+        }
+        w.i64(dedup.legacy_until);
+        w.u64(dedup.legacy.len() as u64);
+        for hash in dedup.legacy {
+            w.u64(hash);
         }
         w.i64(self.flow_shape.width);
         for counter in self.inflow.iter().chain(&self.outflow) {
@@ -147,13 +156,17 @@ impl State {
         let track_map = r.name_map("track", |name| state.settings.track_index(name))?;
         let phase_map = r.name_map("phase", |name| state.settings.phase_index(name))?;
         let role_map = r.name_map("role", |name| state.settings.role_index(name))?;
-        let location_count = r.u32()?;
+        // Location ids are 16-bit: at most 65536 of them.
+        let location_count = r.count("locations", MIN_STR, 1 << 16)?;
         for _ in 0..location_count {
             let name = r.str()?;
+            if state.location_ids.contains_key(name.as_str()) {
+                return Err(format!("location \"{name}\" appears twice"));
+            }
             // Ids are assigned in order, so the stored ids stay valid.
             state.add_location(&name);
         }
-        let case_count = r.u32()? as usize;
+        let case_count = r.count("cases", MIN_CASE, u32::MAX as usize)?;
         state.cases.reserve(case_count);
         for _ in 0..case_count {
             let id = r.str()?;
@@ -197,7 +210,7 @@ impl State {
                 class: Class::default(),
             });
         }
-        let employee_count = r.u32()? as usize;
+        let employee_count = r.count("employees", MIN_EMPLOYEE, u32::MAX as usize)?;
         let mut mentors = Vec::with_capacity(employee_count);
         for index in 0..employee_count {
             let id = r.str()?;
@@ -213,10 +226,18 @@ impl State {
                 0 => None,
                 _ => Some(r.str()?.into_boxed_str()),
             };
-            mentors.push(r.u32()?);
-            state
+            let mentor = r.u32()?;
+            if mentor == index as u32 {
+                return Err(format!("employee \"{id}\" is its own mentor"));
+            }
+            mentors.push(mentor);
+            if state
                 .employee_ids
-                .insert(id.clone().into_boxed_str(), index as u32);
+                .insert(id.clone().into_boxed_str(), index as u32)
+                .is_some()
+            {
+                return Err(format!("employee \"{id}\" appears twice"));
+            }
             let mut record = Employee::new(&id, role, contract, experienced, location.as_deref());
             record.active = active;
             state.employees.push(record);
@@ -299,18 +320,31 @@ impl State {
         state.aggregates.audits_failed = r.u64()?;
         state.aggregates.last_audit_time = r.opt_i64()?;
         state.aggregates.last_event_time = r.opt_i64()?;
-        let started = r.i64()?;
-        let mut lists = [Vec::new(), Vec::new()];
-        for list in &mut lists {
-            let count = r.u64()? as usize;
-            if count > r.remaining() / 8 {
-                return Err("truncated dedup list".into());
-            }
-            list.reserve(count);
-            for _ in 0..count {
-                list.push(r.u64()?);
-            }
-        }
+        let dedup_window = crate::core::time::duration_nanos(state.settings.dedup_window);
+        let dedup = if r.version >= 4 {
+            let key = [r.u64()?, r.u64()?];
+            let current_started = r.i64()?;
+            let current = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+            let previous = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+            let legacy_until = r.i64()?;
+            let legacy = r.list(8, Reader::u64)?;
+            Dedup::import(
+                dedup_window,
+                &DedupExport {
+                    key,
+                    current_started,
+                    current,
+                    previous,
+                    legacy_until,
+                    legacy,
+                },
+            )
+        } else {
+            let started = r.i64()?;
+            let current = r.list(8, Reader::u64)?;
+            let previous = r.list(8, Reader::u64)?;
+            Dedup::import_legacy(dedup_window, started, &current, &previous)
+        };
         let stored_flow = RollingShape {
             width: r.positive_i64()?,
             kept: i64::MAX,
@@ -337,12 +371,7 @@ impl State {
         if r.remaining() != 0 {
             return Err(format!("{} unexpected bytes after the end", r.remaining()));
         }
-        state.dedup = Dedup::import(
-            crate::core::time::duration_nanos(state.settings.dedup_window),
-            started,
-            &lists[0],
-            &lists[1],
-        );
+        state.dedup = dedup;
         state.rebuild_derived();
         Ok(state)
     }
@@ -351,6 +380,12 @@ impl State {
 // Both lists have fixed lengths that the format relies on; a change must bump MAGIC.
 const _: () = assert!(Outcome::ALL.len() == 3 && CloseReason::ALL.len() == 4);
 const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
+
+/// Smallest encodings, for bounding counts: a text is its u32 length and its bytes; a case is its
+/// id, three i64, a u32, a u16 and three bytes; an employee its id, five bytes and a u32.
+const MIN_STR: usize = 4;
+const MIN_CASE: usize = MIN_STR + 3 * 8 + 4 + 2 + 3;
+const MIN_EMPLOYEE: usize = MIN_STR + 5 + 4;
 
 struct Writer(Vec<u8>);
 
@@ -451,24 +486,41 @@ impl Reader<'_> {
     }
     fn rolling(&mut self) -> Result<RollingCounter, String> {
         let first = self.i64()?;
-        let count = self.u64()? as usize;
-        if count > self.remaining() / 8 {
-            return Err("truncated rolling counter".into());
-        }
-        let counts = (0..count)
-            .map(|_| self.u64())
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut ahead = Vec::new();
-        if self.version >= 3 {
-            let count = self.u64()? as usize;
-            if count > self.remaining() / 16 {
-                return Err("truncated rolling counter".into());
-            }
-            ahead = (0..count)
-                .map(|_| Ok((self.i64()?, self.u64()?)))
-                .collect::<Result<Vec<_>, String>>()?;
-        }
+        let counts = self.list(8, Self::u64)?;
+        let ahead = if self.version >= 3 {
+            self.list(16, |r| Ok((r.i64()?, r.u64()?)))?
+        } else {
+            Vec::new()
+        };
         Ok(RollingCounter::import(first, counts, ahead))
+    }
+    /// A `u32` count of records of at least `min_size` bytes each, at most `max`: checked against
+    /// the bytes left, so a corrupt count is an error, never a huge allocation.
+    fn count(&mut self, what: &str, min_size: usize, max: usize) -> Result<usize, String> {
+        let at = self.at;
+        let count = self.u32()? as usize;
+        if count > max || count > self.remaining() / min_size.max(1) {
+            return Err(format!(
+                "{count} {what} at byte {at}: more than the bytes left or the format allows"
+            ));
+        }
+        Ok(count)
+    }
+    /// A list: a `u64` count, then that many records of at least `min_size` bytes each read by
+    /// `item`. The count is checked against the bytes left before anything is allocated.
+    fn list<T>(
+        &mut self,
+        min_size: usize,
+        item: impl Fn(&mut Self) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let at = self.at;
+        let count = self.u64()?;
+        if count > (self.remaining() / min_size.max(1)) as u64 {
+            return Err(format!(
+                "list of {count} records at byte {at} is longer than the bytes left"
+            ));
+        }
+        (0..count).map(|_| item(self)).collect()
     }
     fn str(&mut self) -> Result<String, String> {
         let len = self.u32()? as usize;
@@ -481,16 +533,234 @@ impl Reader<'_> {
         what: &str,
         lookup: impl Fn(&str) -> Option<u8>,
     ) -> Result<Vec<u8>, String> {
-        let count = self.u32()?;
-        (0..count)
-            .map(|_| {
-                let name = self.str()?;
-                lookup(&name).ok_or_else(|| {
-                    format!(
-                        "the snapshot uses {what} \"{name}\", which the configuration no longer has"
-                    )
-                })
-            })
-            .collect()
+        // Ids are one byte: at most 256 names.
+        let count = self.count(what, MIN_STR, 256)?;
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = self.str()?;
+            let id = lookup(&name).ok_or_else(|| {
+                format!(
+                    "the snapshot uses {what} \"{name}\", which the configuration no longer has"
+                )
+            })?;
+            if ids.contains(&id) {
+                return Err(format!("{what} \"{name}\" appears twice"));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::{Event, EventKind};
+    use crate::core::time::to_nanos;
+
+    fn example_state() -> State {
+        let mut state = State::new(CoreSettings::example());
+        let at: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let now = to_nanos(at).unwrap();
+        let events = [
+            EventKind::EmployeeJoined {
+                employee: "emp-x".into(),
+                role: "caseworker".into(),
+                experienced: false,
+                contract: Contract::Permanent,
+                location: None,
+            },
+            EventKind::EmployeeJoined {
+                employee: "emp-y".into(),
+                role: "mentor".into(),
+                experienced: true,
+                contract: Contract::Permanent,
+                location: None,
+            },
+            EventKind::MentorAssigned {
+                mentor: "emp-y".into(),
+                mentee: "emp-x".into(),
+            },
+            EventKind::CaseRegistered {
+                case: "case-1".into(),
+                track: "asylum".into(),
+                received_at: None,
+                location: None,
+                deadline: None,
+            },
+        ];
+        for (i, kind) in events.into_iter().enumerate() {
+            let event = Event {
+                id: format!("e{i}"),
+                time: at,
+                kind,
+            };
+            state.apply(&event, now).unwrap();
+        }
+        state
+    }
+
+    fn position(bytes: &[u8], needle: &[u8]) -> usize {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<State, String> {
+        State::decode_snapshot(CoreSettings::example(), bytes)
+    }
+
+    #[test]
+    fn a_huge_count_is_an_error_not_an_allocation() {
+        let bytes = example_state().encode_snapshot();
+        assert!(decode(&bytes).is_ok());
+        // The case count sits just before the first case id.
+        let case = position(&bytes, b"case-1") - 4;
+        let count = case - 4;
+        assert_eq!(bytes[count..count + 4], 1u32.to_le_bytes());
+        let mut corrupt = bytes.clone();
+        corrupt[count..count + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let error = decode(&corrupt).unwrap_err();
+        assert!(error.contains("cases"), "{error}");
+        // The employee count likewise.
+        let employees = position(&bytes, b"emp-x") - 8;
+        let mut corrupt = bytes.clone();
+        corrupt[employees..employees + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let error = decode(&corrupt).unwrap_err();
+        assert!(error.contains("employees"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_employees_and_self_mentoring_are_errors() {
+        let bytes = example_state().encode_snapshot();
+        let mut corrupt = bytes.clone();
+        let y = position(&corrupt, b"emp-y");
+        corrupt[y..y + 5].copy_from_slice(b"emp-x");
+        let error = decode(&corrupt).unwrap_err();
+        assert_eq!(error, "employee \"emp-x\" appears twice");
+        // emp-x's mentor (emp-y, index 1) follows its id and five one-byte fields.
+        let mut corrupt = bytes.clone();
+        let mentor = position(&corrupt, b"emp-x") + 5 + 5;
+        assert_eq!(corrupt[mentor..mentor + 4], 1u32.to_le_bytes());
+        corrupt[mentor..mentor + 4].copy_from_slice(&0u32.to_le_bytes());
+        let error = decode(&corrupt).unwrap_err();
+        assert_eq!(error, "employee \"emp-x\" is its own mentor");
+    }
+
+    #[test]
+    fn extreme_instants_that_decode_do_not_overflow_later() {
+        let bytes = example_state().encode_snapshot();
+        // case-1's deadline follows its id: the earliest instant there is, so it is overdue by more
+        // than an i64 of nanoseconds can hold.
+        let deadline = position(&bytes, b"case-1") + 6;
+        let mut corrupt = bytes.clone();
+        corrupt[deadline..deadline + 8].copy_from_slice(&i64::MIN.to_le_bytes());
+        let state = decode(&corrupt).unwrap();
+        assert_eq!(state.aggregates().tracks[0].overdue(), 1);
+        assert_eq!(state.overdue_cases(None, None, 1).len(), 1);
+        decode_and_use(&corrupt);
+    }
+
+    /// Decodes `bytes`; when that succeeds, uses the state the way the engine does, so corrupt
+    /// values that decode must not panic later either.
+    fn decode_and_use(bytes: &[u8]) {
+        if let Ok(mut state) = decode(bytes) {
+            let _ = state.flows();
+            let _ = state.overdue_cases(None, None, 10);
+            let _ = state.max_overdue_nanos();
+            let _ = state.employee_rows().count();
+            let _ = state.encode_snapshot();
+            let now = state.now();
+            state.advance(now.saturating_add(crate::core::time::NANOS_PER_DAY * 400));
+            let _ = state.flows();
+        }
+    }
+
+    fn valid_snapshots() -> Vec<Vec<u8>> {
+        let mut richer = example_state();
+        let at: jiff::Timestamp = "2025-03-01T00:00:00Z".parse().unwrap();
+        let now = to_nanos(at).unwrap();
+        for (i, kind) in [
+            EventKind::CaseAssigned {
+                case: "case-1".into(),
+                employee: "emp-x".into(),
+            },
+            EventKind::CaseRegistered {
+                case: "case-2".into(),
+                track: "asylum".into(),
+                received_at: None,
+                location: Some("Zwolle".into()),
+                deadline: Some("2025-02-01T00:00:00Z".parse().unwrap()),
+            },
+            EventKind::CaseSuspended {
+                case: "case-1".into(),
+            },
+            EventKind::QualityAudit {
+                passed: true,
+                case: None,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let event = Event {
+                id: format!("r{i}"),
+                time: at,
+                kind,
+            };
+            richer.apply(&event, now).unwrap();
+        }
+        vec![
+            example_state().encode_snapshot(),
+            richer.encode_snapshot(),
+            include_bytes!("../testdata/snapshot-v2.bin").to_vec(),
+        ]
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::{decode_and_use, valid_snapshots};
+
+        proptest! {
+            // Failing cases are kept beside this file (codec.proptest-regressions).
+            #![proptest_config(ProptestConfig {
+                failure_persistence: Some(Box::new(
+                    proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+                )),
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                magic in prop::sample::select(vec![&b"BLGDSNP2"[..], b"BLGDSNP3", b"BLGDSNP4", b""]),
+                body in prop::collection::vec(any::<u8>(), 0..600),
+            ) {
+                let mut bytes = magic.to_vec();
+                bytes.extend_from_slice(&body);
+                decode_and_use(&bytes);
+            }
+
+            #[test]
+            fn truncated_snapshots_never_panic(which in 0..3usize, cut in any::<prop::sample::Index>()) {
+                let bytes = &valid_snapshots()[which];
+                let cut = cut.index(bytes.len());
+                prop_assert!(super::decode(&bytes[..cut]).is_err());
+            }
+
+            #[test]
+            fn bit_flipped_snapshots_never_panic(
+                which in 0..3usize,
+                flips in prop::collection::vec((any::<prop::sample::Index>(), 0..8u8), 1..6),
+            ) {
+                let mut bytes = valid_snapshots()[which].clone();
+                let len = bytes.len();
+                for (at, bit) in flips {
+                    bytes[at.index(len)] ^= 1 << bit;
+                }
+                decode_and_use(&bytes);
+            }
+        }
     }
 }
