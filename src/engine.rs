@@ -93,8 +93,8 @@ pub struct View {
     pub flows: Flows,
     pub workforce: Arc<Workforce>,
     pub edge: Arc<EdgeSettings>,
-    pub known_cases: usize,
-    pub remembered_event_ids: usize,
+    pub known_cases: u64,
+    pub remembered_event_ids: u64,
 }
 
 /// The latest view, swapped atomically. The lock is held only to clone or replace an `Arc`. It
