@@ -179,7 +179,9 @@ fn crash_loop_never_loses_an_acknowledged_event() {
     let started = Instant::now();
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let (mut acknowledged_events, mut attempted_events) = (0usize, 0usize);
-    let mut daemon = Daemon::start(&store, &[]);
+    // Snapshots every second: kills land before, during and after snapshots, and replay stays short.
+    let env = [("BACKLOGD__STORE__SNAPSHOT_INTERVAL", "PT1S")];
+    let mut daemon = Daemon::start(&store, &env);
     for cycle in 0..cycles {
         seed = seed
             .wrapping_mul(6364136223846793005)
@@ -210,7 +212,7 @@ fn crash_loop_never_loses_an_acknowledged_event() {
         acknowledged_events += acknowledged.len() * EVENTS_PER_BATCH;
         attempted_events += sent.iter().map(|s| s.attempted).sum::<usize>() * EVENTS_PER_BATCH;
 
-        daemon = Daemon::start(&store, &[]);
+        daemon = Daemon::start(&store, &env);
         let registered = daemon
             .metric(r#"backlogd_cases_registered_total{track="asylum"}"#)
             .unwrap_or(0.0) as usize;

@@ -36,7 +36,7 @@ fn memory_stays_flat_under_mixed_load() {
     let daemon = Daemon::start(
         &dir.path().join("store"),
         &[
-            ("BACKLOGD__STORE__DEDUP_WINDOW", "PT5S"),
+            ("BACKLOGD__STORE__DEDUP_WINDOW", "PT1S"),
             ("BACKLOGD__STORE__SNAPSHOT_INTERVAL", "PT5S"),
             ("BACKLOGD__STORE__SEGMENT_BYTES", "1048576"),
         ],
@@ -96,9 +96,12 @@ fn memory_stays_flat_under_mixed_load() {
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut scrapes = 0;
+    let mut remembered = 0.0;
     while Instant::now() < deadline {
         let metrics = daemon.get("/metrics");
         assert_eq!(metrics.status, 200);
+        remembered = crate::harness::metric_value(&metrics.text(), "backlogd_remembered_event_ids")
+            .unwrap_or(f64::NAN);
         let overdue = daemon.get("/v1/cases/overdue?limit=10");
         assert_eq!(overdue.status, 200);
         scrapes += 1;
@@ -116,7 +119,7 @@ fn memory_stays_flat_under_mixed_load() {
     let first = warm[..half].iter().max().copied().unwrap_or(0);
     let last = warm[half..].iter().max().copied().unwrap_or(0);
     eprintln!(
-        "soak: {seconds} s, {events} events by {SENDERS} senders over {CASES} cases, {scrapes} scrapes; RSS peak after warm-up {} MiB in the first half, {} MiB in the second",
+        "soak: {seconds} s, {events} events by {SENDERS} senders over {CASES} cases, {scrapes} scrapes, {remembered} ids remembered at the end; RSS peak after warm-up {} MiB in the first half, {} MiB in the second",
         first >> 20,
         last >> 20
     );
