@@ -14,6 +14,8 @@ pub mod state;
 pub mod time;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 pub use aggregates::{Aggregates, TrackAggregates};

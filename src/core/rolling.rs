@@ -121,6 +121,12 @@ impl RollingCounter {
                 self.buckets.drain(..stale as usize);
                 self.first = oldest_kept;
             }
+            // Empty buckets at the front hold nothing: the counter starts at its oldest count, the
+            // same as when it is rebuilt from a snapshot.
+            while self.buckets.front() == Some(&0) {
+                self.buckets.pop_front();
+                self.first += 1;
+            }
         }
         let reached = self.ahead.partition_point(|&(t, _)| t <= now);
         if reached > 0 {
@@ -157,9 +163,15 @@ impl RollingCounter {
     }
 
     /// (first bucket index, counts, events ahead of `now` as (time, count)), for snapshots.
+    /// An empty counter exports first bucket 0, whatever it held before, so equal counts encode
+    /// equally.
     pub fn export(&self) -> (i64, Vec<u64>, Vec<(EpochNanos, u64)>) {
         (
-            self.first,
+            if self.buckets.is_empty() {
+                0
+            } else {
+                self.first
+            },
             self.buckets.iter().copied().collect(),
             self.ahead.clone(),
         )

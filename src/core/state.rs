@@ -382,6 +382,14 @@ impl State {
             return 0;
         }
         self.now = now;
+        // Release buckets every window has left behind (and settle events that were ahead), so the
+        // counters, and a snapshot of them, depend only on what can still count.
+        for counter in self.inflow.iter_mut().chain(self.outflow.iter_mut()) {
+            counter.expire(self.flow_shape, now);
+        }
+        for counter in [&mut self.audits_passed_rolling, &mut self.audits_rolling] {
+            counter.expire(self.quality_shape, now);
+        }
         let mut changed = 0;
         while let Some(&(at, index)) = self.timers.first() {
             if at > now {

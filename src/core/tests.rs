@@ -172,7 +172,7 @@ fn build_event(kind: &str, fields: &[(&str, &str)], clock: Timestamp, line: usiz
 }
 
 /// The non-zero aggregates, one per line, in a fixed order.
-fn render(state: &State) -> String {
+pub(super) fn render(state: &State) -> String {
     let settings = state.settings();
     let aggregates = state.aggregates();
     let mut out = String::new();

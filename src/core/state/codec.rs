@@ -22,6 +22,17 @@ const READ_MAGICS: [(&[u8; 8], u32); 3] = [(b"BLGDSNP2", 2), (b"BLGDSNP3", 3), (
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
     pub fn encode_snapshot(&self) -> Vec<u8> {
+        self.encode(false)
+    }
+
+    /// The encoding with the remembered ids sorted: equal states give equal bytes (the hash sets
+    /// iterate in an order that depends on their history). For tests; sorting costs O(n log n).
+    #[cfg(test)]
+    pub(crate) fn encode_snapshot_canonical(&self) -> Vec<u8> {
+        self.encode(true)
+    }
+
+    fn encode(&self, sort_ids: bool) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
         w.0.extend_from_slice(MAGIC);
         w.i64(self.now);
@@ -112,7 +123,12 @@ impl State {
         w.u64(self.aggregates.audits_failed);
         w.opt_i64(self.aggregates.last_audit_time);
         w.opt_i64(self.aggregates.last_event_time);
-        let dedup = self.dedup.export();
+        let mut dedup = self.dedup.export();
+        if sort_ids {
+            dedup.current.sort_unstable();
+            dedup.previous.sort_unstable();
+            dedup.legacy.sort_unstable();
+        }
         w.u64(dedup.key[0]);
         w.u64(dedup.key[1]);
         w.i64(dedup.current_started);
