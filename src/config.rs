@@ -1,4 +1,4 @@
-//! Configuration: SPEC §5's TOML file plus `BACKLOGD__SECTION__KEY` environment overrides, turned
+//! Configuration (docs/configuration.md): the TOML file plus `BACKLOGD__SECTION__KEY` environment overrides, turned
 //! into the typed, validated [`Config`] the rest of the daemon reads.
 //!
 //! "Parse, then validate": the `config` crate merges the file and the environment into a private
@@ -343,7 +343,7 @@ pub enum LogFormat {
 /// Names the origin of configuration text that did not come from a file.
 const INLINE_ORIGIN: &str = "<inline configuration>";
 
-/// The environment source of SPEC §5: `BACKLOGD__SERVER__LISTEN` sets `server.listen`.
+/// The environment source (docs/configuration.md): `BACKLOGD__SERVER__LISTEN` sets `server.listen`.
 ///
 /// `try_parsing` stays off on purpose. With it, the `config` crate turns every numeric-looking
 /// value into a number before it knows the target type, so `BACKLOGD__STORE__PATH=0123` would
@@ -648,7 +648,7 @@ impl<'de> Deserialize<'de> for Integer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Defaults (SPEC §5)
+// Defaults (docs/configuration.md)
 
 const DEFAULT_PHASES: [&str; 5] = ["intake", "hearing", "intention", "view", "decision"];
 const DEFAULT_ROLES: [&str; 3] = ["caseworker", "mentor", "decision_officer"];
@@ -665,7 +665,7 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
 const MAX_NAME_BYTES: usize = 64;
 const MAX_WINDOWS: usize = 8;
 /// `windows.rolling` and `forecast.window` are counted in one set of time buckets per track, each
-/// at most 1/1000 of the shortest window wide (SPEC §2), kept for the longest window: a counter holds
+/// at most 1/1000 of the shortest window wide (docs/metrics.md), kept for the longest window: a counter holds
 /// about 1000 × longest / shortest buckets. Bounding the ratio keeps that at about 10,000 buckets
 /// (80 KB) per counter, and the work of summing the windows at each publish small.
 pub const MAX_WINDOW_RATIO: i128 = 10;
@@ -784,7 +784,7 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     )?;
     let ingest_tokens_file = optional_path(raw.ingest_tokens_file);
     let allow_unauthenticated = raw.allow_unauthenticated.unwrap_or(false);
-    // SPEC §5: without ingest tokens the daemon listens on loopback only, unless the operator
+    // docs/http.md: without ingest tokens the daemon listens on loopback only, unless the operator
     // says explicitly that an open ingest endpoint is intended.
     if ingest_tokens_file.is_none() && !listen.ip().is_loopback() && !allow_unauthenticated {
         return Err(invalid(
@@ -1203,7 +1203,7 @@ fn names_list(
     Ok(names)
 }
 
-/// A list of windows: the SPEC default when absent, else at most `MAX_WINDOWS` windows of
+/// A list of windows: the documented default when absent, else at most `MAX_WINDOWS` windows of
 /// different lengths.
 fn window_list(key: &str, raw: Option<Vec<String>>) -> Result<Vec<Window>, ConfigError> {
     let labels = raw.unwrap_or_else(|| DEFAULT_WINDOWS.iter().map(|w| (*w).to_owned()).collect());
@@ -1351,7 +1351,7 @@ fn calendar_span(key: &str, text: &str) -> Result<Span, ConfigError> {
 }
 
 fn iso_span(key: &str, text: &str) -> Result<Span, ConfigError> {
-    // Only the ISO 8601 form (SPEC §2), not jiff's "friendly" one ("6 months"): the text ends up
+    // Only the ISO 8601 form (docs/configuration.md), not jiff's "friendly" one ("6 months"): the text ends up
     // as a metric label and in alert rules, where one spelling per duration keeps things simple.
     static PARSER: SpanParser = SpanParser::new();
     PARSER.parse_span(text.trim()).map_err(|error| {

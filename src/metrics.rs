@@ -446,7 +446,7 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
     ]
 }
 
-/// Upper bounds of the workload histogram (open cases per active employee, SPEC §4).
+/// Upper bounds of the workload histogram (open cases per active employee, docs/metrics.md).
 const WORKLOAD_BUCKETS: [f64; 9] = [0.0, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0];
 
 fn workforce_families(view: &View) -> Vec<MetricFamily> {
@@ -553,7 +553,7 @@ mod tests {
     //! The golden /metrics: the example events at a fixed clock, rendered, compared with
     //! `tests/golden/metrics.prom` (`UPDATE_EXPECT=1 cargo test` rewrites it; review the diff). Any
     //! change to a name, label, help text or value shows in review. The same file is linted with
-    //! `promtool check metrics`, and the README's metric reference is checked against it.
+    //! `promtool check metrics`, and docs/metrics.md is checked against it.
 
     use std::sync::Arc;
 
@@ -617,11 +617,11 @@ mod tests {
         );
     }
 
-    /// Every family in /metrics has a row `| `name` | type | help |` in the README's reference.
+    /// Every family in /metrics has a row `| `name` | type | help |` in docs/metrics.md.
     #[test]
-    fn readme_metric_reference_matches_the_code() {
+    fn metric_reference_matches_the_code() {
         let text = golden_text();
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../docs/metrics.md");
         let mut expected = String::new();
         let mut missing = Vec::new();
         let mut help = "";
@@ -640,7 +640,7 @@ mod tests {
         }
         assert!(
             missing.is_empty(),
-            "README.md lacks or misdescribes {missing:?}; the reference table should read:\n{expected}"
+            "docs/metrics.md lacks or misdescribes {missing:?}; the reference table should read:\n{expected}"
         );
     }
 }

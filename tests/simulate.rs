@@ -1,5 +1,5 @@
 //! `backlogd simulate` end to end: the real binary generates the `taskforce` scenario and posts it
-//! (`--url`) to the real daemon (temporary store, port 0); the qualitative picture of SPEC's opening
+//! (`--url`) to the real daemon (temporary store, port 0); the qualitative picture of the README's opening
 //! paragraph is then asserted on /metrics values (and, where "as of a past instant" matters, on the
 //! `/v1/cases/overdue` drill-down).
 //!

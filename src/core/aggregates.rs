@@ -7,7 +7,7 @@
 use super::event::{CloseReason, Contract, Outcome};
 use super::time::EpochNanos;
 
-/// Upper bounds of the lead-time histogram, in days (SPEC §4).
+/// Upper bounds of the lead-time histogram, in days (docs/metrics.md).
 pub const LEAD_TIME_BUCKET_DAYS: [i64; 9] = [30, 61, 91, 182, 274, 365, 456, 639, 730];
 
 /// A histogram with fixed buckets: per-bucket (not cumulative) counts, the overflow bucket last.

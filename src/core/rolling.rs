@@ -3,7 +3,7 @@
 //!
 //! A count for window W at `now` covers events with `now − W < t ≤ now`. With buckets of width `b`,
 //! the lower edge is rounded to a bucket boundary, so it may be off by less than `b`; the width is
-//! chosen as at most W/1000 of the shortest window (SPEC §2). The upper edge is exact: an event
+//! chosen as at most W/1000 of the shortest window (docs/metrics.md, rolling windows). The upper edge is exact: an event
 //! ahead of `now` when it is added waits in a short list of exact times and counts once `now`
 //! reaches it (see `RollingCounter::ahead`).
 //!

@@ -1,4 +1,4 @@
-//! Writes generated events as CloudEvents JSON lines (SPEC §1), by hand: the shapes are fixed, the
+//! Writes generated events as CloudEvents JSON lines (docs/events.md), by hand: the shapes are fixed, the
 //! ids are ASCII, and every scenario-provided string is JSON-escaped once up front.
 
 use std::fmt::Write;

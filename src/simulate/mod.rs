@@ -1,5 +1,5 @@
-//! `backlogd simulate`: a deterministic generator of case and workforce events (SPEC §1) modelled on
-//! the situation in SPEC's opening paragraph, for demos, benchmarks and end-to-end tests.
+//! `backlogd simulate`: a deterministic generator of case and workforce events (docs/events.md) modelled on
+//! the situation the README opens with, for demos, benchmarks and end-to-end tests.
 //!
 //! # Model
 //!

@@ -1,4 +1,4 @@
-//! SPEC §6: an event acknowledged with 2xx is never lost, not even on `kill -9`, and dedup survives
+//! docs/reliability.md: an event acknowledged with 2xx is never lost, not even on `kill -9`, and dedup survives
 //! with it. A sender posts batches as fast as it can while the daemon is SIGKILLed under it.
 
 use std::sync::mpsc;

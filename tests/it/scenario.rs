@@ -1,5 +1,5 @@
 //! The rich scenario (`tests/fixtures/scenario.ndjson`) sent with `backlogd send`: the metric values
-//! an operator reads, worked out by hand from the SPEC, before and after a graceful restart, and
+//! an operator reads, worked out by hand from docs/events.md and docs/metrics.md, before and after a graceful restart, and
 //! unchanged when the same file is sent again.
 //!
 //! The fixture, in short (all times in the past; "now" is the real clock):
