@@ -1,0 +1,122 @@
+//! ARCHITECTURE.md's dependency table is true: for every top-level module of `src/`, the set of
+//! other modules its code names (`crate::X` in the library, `backlogd::X` in the binary; comments and
+//! `#[cfg(test)] mod tests` aside) equals the set the table lists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const ARCHITECTURE: &str = include_str!("../ARCHITECTURE.md");
+
+fn table() -> BTreeMap<String, BTreeSet<String>> {
+    let start = ARCHITECTURE
+        .find("<!-- dependencies: begin -->")
+        .expect("ARCHITECTURE.md has the dependency table markers");
+    let end = ARCHITECTURE
+        .find("<!-- dependencies: end -->")
+        .expect("ARCHITECTURE.md has the end marker");
+    ARCHITECTURE[start..end]
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let names = |cell: &str| -> BTreeSet<String> {
+                cell.split(',')
+                    .map(|name| name.trim().trim_matches('`').to_owned())
+                    .filter(|name| !name.is_empty())
+                    .collect()
+            };
+            let module = names(cells[1]).into_iter().next().expect("a module name");
+            (module, names(cells[2]))
+        })
+        .collect()
+}
+
+/// The modules each module's non-test code names.
+fn actual() -> BTreeMap<String, BTreeSet<String>> {
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        if relative.file_name().is_some_and(|n| n == "tests.rs") || relative == Path::new("lib.rs")
+        {
+            continue;
+        }
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        let entry = uses.entry(module.clone()).or_default();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for prefix in ["crate::", "backlogd::"] {
+                for (at, _) in line.match_indices(prefix) {
+                    let name: String = line[at + prefix.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        entry.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    uses
+}
+
+#[test]
+fn the_dependency_table_in_architecture_md_is_true() {
+    let documented = table();
+    let actual = actual();
+    let mut problems = Vec::new();
+    for (module, uses) in &actual {
+        match documented.get(module) {
+            None => problems.push(format!("module `{module}` is not in the table")),
+            Some(listed) => {
+                for extra in uses.difference(listed) {
+                    problems.push(format!(
+                        "`{module}` uses `{extra}`, which the table does not list"
+                    ));
+                }
+                for gone in listed.difference(uses) {
+                    problems.push(format!(
+                        "the table says `{module}` uses `{gone}`, but it does not"
+                    ));
+                }
+            }
+        }
+    }
+    for module in documented.keys() {
+        if !actual.contains_key(module) {
+            problems.push(format!(
+                "the table lists `{module}`, which is not a module of src/"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "ARCHITECTURE.md is out of date:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        documented["core"].is_empty(),
+        "core depends on nothing else in the crate"
+    );
+}
