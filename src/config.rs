@@ -1546,12 +1546,16 @@ mod tests {
             names,
             [
                 "benefit_of_doubt_spike_factor",
+                "max_due_soon_per_weekly_outflow",
                 "max_hearing_cancellation_ratio",
                 "max_inexperienced_decision_ratio",
                 "max_ingest_gap_seconds",
                 "max_overdue_cases",
+                "max_unassigned_cases",
+                "min_quality_audits",
                 "min_weekly_decisions",
                 "min_weekly_hearings",
+                "penalty_rise_factor",
             ]
         );
         assert!(

@@ -379,6 +379,7 @@ impl Engine {
         };
         engine.publish(true);
         engine.handle.ready.store(true, Ordering::SeqCst);
+        engine.telemetry.ready.set(1);
         Ok(engine)
     }
 
@@ -522,6 +523,7 @@ impl Engine {
         );
         self.handle.failed.store(true, Ordering::SeqCst);
         self.telemetry.store_healthy.set(0);
+        self.telemetry.ready.set(0);
         for (reply, _) in waiting {
             let _ = reply.send(IngestOutcome::Unavailable(format!(
                 "the event log could not be written ({error}); nothing of this request is acknowledged"

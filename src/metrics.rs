@@ -424,6 +424,14 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         &[("window", &view.edge.quality_window_label)],
         flows.quality_pass_ratio,
     );
+    let mut audits = Family::gauge(
+        "backlogd_quality_audits_window",
+        "Quality audits with event time in the window: the sample size of backlogd_quality_pass_ratio.",
+    );
+    audits.sample(
+        &[("window", &view.edge.quality_window_label)],
+        flows.quality_audits as f64,
+    );
     let mut known = Family::gauge(
         "backlogd_cases_known",
         "Cases the state holds, open or closed (memory grows with it; see docs/operations.md, sizing).",
@@ -441,6 +449,7 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         target.0,
         projected.0,
         ratio.0,
+        audits.0,
         known.0,
         remembered.0,
     ]

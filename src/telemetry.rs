@@ -28,6 +28,7 @@ pub struct Telemetry {
     pub connections_refused: IntCounter,
     pub requests_refused: IntCounterVec,
     pub inflight_bytes: IntGauge,
+    pub ready: IntGauge,
 }
 
 impl Telemetry {
@@ -110,6 +111,10 @@ impl Telemetry {
             "backlogd_ingest_inflight_bytes",
             "Bytes of ingest request bodies being read or waiting for the engine (limit: server.max_inflight_bytes).",
         )?;
+        let ready = IntGauge::new(
+            "backlogd_ready",
+            "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "backlogd_build_info",
@@ -150,6 +155,7 @@ impl Telemetry {
         registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(requests_refused.clone()))?;
         registry.register(Box::new(inflight_bytes.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -170,6 +176,7 @@ impl Telemetry {
             connections_refused,
             requests_refused,
             inflight_bytes,
+            ready,
         })
     }
 

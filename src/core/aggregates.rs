@@ -135,6 +135,8 @@ pub struct Flows {
     pub projected_clearance: Vec<f64>,
     /// Passed / all audits with event time in the quality window; NaN when there were none.
     pub quality_pass_ratio: f64,
+    /// All audits with event time in the quality window (the ratio's sample size).
+    pub quality_audits: u64,
 }
 
 /// Seconds until an `open` backlog is cleared at a net outflow of `net_per_second`.

@@ -355,6 +355,7 @@ impl State {
             } else {
                 passed as f64 / audits as f64
             },
+            quality_audits: audits,
         }
     }
 

@@ -12,4 +12,4 @@ if ! command -v "$PROMTOOL" >/dev/null 2>&1; then
 fi
 
 "$PROMTOOL" check rules config/prometheus/backlogd-rules.yml
-"$PROMTOOL" test rules tests/prometheus/backlogd-rules.test.yml
+"$PROMTOOL" test rules tests/prometheus/backlogd-rules.test.yml tests/prometheus/backlogd-rules-weeks.test.yml
