@@ -95,24 +95,33 @@ async fn run_async(
             None => Vec::new(),
         },
     ));
+    // An unreadable or invalid certificate or key file stops the start, naming the file.
+    let tls = match &config.server.tls {
+        Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
+        None => None,
+    };
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
     let listener = server::bind(config.server.listen).await?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests start the daemon on port 0 and read the chosen address from this line.
-    tracing::info!(address = %local, "listening");
-    eprintln!("backlogd listening on http://{local}");
+    tracing::info!(address = %local, scheme, "listening");
+    eprintln!("backlogd listening on {scheme}://{local}");
 
     let (handle, recovered, engine_thread) =
         engine::start(&config, &source, edge, telemetry.clone());
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    let app = Arc::new(App::new(
-        handle.clone(),
-        telemetry.clone(),
-        &config.server,
-        tokens.clone(),
-        reload_tx,
-    ));
+    let app = Arc::new(
+        App::new(
+            handle.clone(),
+            telemetry.clone(),
+            &config.server,
+            tokens.clone(),
+            reload_tx,
+        )
+        .with_tls(tls.clone()),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -178,7 +187,7 @@ async fn run_async(
         config_path,
         config,
         handle.clone(),
-        tokens,
+        Edge { tokens, tls },
         telemetry,
         reload_rx,
         hangup,
@@ -280,12 +289,19 @@ async fn feed_watchdog(period: Duration, heartbeat: Arc<std::sync::atomic::Atomi
     }
 }
 
+/// What a reload re-reads at the edge, as the running server holds it.
+struct Edge {
+    tokens: server::Tokens,
+    /// `Some` when the listener was started with TLS.
+    tls: Option<Arc<crate::tls::Tls>>,
+}
+
 /// Serves reloads, from SIGHUP and from `POST /-/reload`, one at a time.
 async fn reloads(
     path: Option<PathBuf>,
     mut current: Config,
     engine: crate::engine::EngineHandle,
-    tokens: server::Tokens,
+    edge: Edge,
     telemetry: Arc<Telemetry>,
     mut requests: tokio::sync::mpsc::Receiver<server::ReloadRequest>,
     mut hangup: Option<tokio::signal::unix::Signal>,
@@ -302,7 +318,7 @@ async fn reloads(
                 None => return,
             },
         };
-        let result = reload_once(path.as_deref(), &mut current, &engine, &tokens).await;
+        let result = reload_once(path.as_deref(), &mut current, &engine, &edge).await;
         match &result {
             Ok(()) => {
                 telemetry.config_last_reload_successful.set(1.0);
@@ -324,7 +340,7 @@ async fn reload_once(
     path: Option<&Path>,
     current: &mut Config,
     engine: &crate::engine::EngineHandle,
-    tokens: &server::Tokens,
+    running: &Edge,
 ) -> Result<(), String> {
     let Some(path) = path else {
         return Err("running on the built-in configuration; there is no file to reload".into());
@@ -343,10 +359,20 @@ async fn reload_once(
         }
         _ => None,
     };
+    // Certificate rotation: re-read whenever the running server uses TLS and the file still names
+    // the files; they are read and checked before anything is replaced. Turning TLS on or off
+    // needs a restart.
+    let new_certificate = match (&running.tls, &new.server.tls) {
+        (Some(_), Some(files)) => {
+            Some(crate::tls::Certificate::read(files).map_err(|e| format!("{e:#}"))?)
+        }
+        _ => None,
+    };
     for (key, changed) in [
         (
             "server",
-            format!("{:?}", new.server) != format!("{:?}", current.server),
+            format!("{:?}", restart_relevant(&new.server))
+                != format!("{:?}", restart_relevant(&current.server)),
         ),
         (
             "store",
@@ -381,10 +407,26 @@ async fn reload_once(
         .await
         .map_err(|_| "the daemon is shutting down".to_string())??;
     if let Some(new_tokens) = new_tokens {
-        *tokens.write().unwrap_or_else(|e| e.into_inner()) = new_tokens;
+        *running.tokens.write().unwrap_or_else(|e| e.into_inner()) = new_tokens;
+    }
+    if let (Some(tls), Some(certificate)) = (&running.tls, new_certificate) {
+        tls.replace(certificate);
     }
     *current = new;
     Ok(())
+}
+
+/// The server settings without the paths of files that a reload re-reads (only whether each is
+/// set matters): a moved tokens or certificate file takes effect without a restart.
+fn restart_relevant(server: &crate::config::ServerConfig) -> crate::config::ServerConfig {
+    let mut server = server.clone();
+    let placeholder = PathBuf::from("(re-read on reload)");
+    server.ingest_tokens_file = server.ingest_tokens_file.map(|_| placeholder.clone());
+    server.tls = server.tls.map(|_| crate::config::TlsFiles {
+        cert_file: placeholder.clone(),
+        key_file: placeholder,
+    });
+    server
 }
 
 async fn shutdown_signal() {

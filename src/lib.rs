@@ -12,5 +12,6 @@ pub mod server;
 pub mod simulate;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 pub mod workforce;

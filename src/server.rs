@@ -39,6 +39,9 @@ pub struct App {
     pub tokens: Tokens,
     /// Where `POST /-/reload` sends its request.
     pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    /// `Some` when the listener speaks TLS (`server.tls_cert_file`); a reload replaces the
+    /// certificate inside.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl App {
@@ -57,7 +60,14 @@ impl App {
             inflight: Arc::new(Semaphore::new(kib(server.limits.max_inflight_bytes))),
             tokens,
             reload,
+            tls: None,
         }
+    }
+
+    /// Serves every connection over TLS.
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::Tls>>) -> App {
+        self.tls = tls;
+        self
     }
 }
 
@@ -132,14 +142,49 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it ends, the daemon stops, or it is idle too long.
+/// Serves one connection until it ends, the daemon stops, or it is idle too long. With TLS, the
+/// handshake comes first, here in the connection's own task, and must end within
+/// `server.header_timeout` (the same bound as a request's headers) or the connection is closed.
 async fn connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let Some(tls) = app.tls.clone() else {
+        return http_connection(stream, peer, app, stopping, slot).await;
+    };
+    let header_timeout = app.limits.header_timeout;
+    let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                // Port scanners and plain-HTTP clients end here: not worth a warning each.
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, timeout = ?header_timeout, "TLS handshake not finished within server.header_timeout; closing");
+                return;
+            }
+        },
+        () = stopping.cancelled() => return,
+    };
+    http_connection(stream, peer, app, stopping, slot).await;
+}
+
+/// Serves HTTP/1.1 on `stream` (a TCP stream, or a TLS stream after its handshake).
+async fn http_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Arc<App>,
+    stopping: tokio_util::sync::CancellationToken,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::default());
     let idle_timeout = app.limits.idle_timeout;
     let header_timeout = app.limits.header_timeout;

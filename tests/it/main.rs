@@ -4,7 +4,8 @@
 //! Modules: `harness` starts daemons and speaks HTTP; `scenario` is the rich fixture before and
 //! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
 //! `demo` runs `backlogd demo`; `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
-//! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast.
+//! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
+//! `tls` covers TLS on the listener and certificate rotation.
 
 mod config;
 mod demo;
@@ -16,3 +17,4 @@ mod metrics;
 mod operations;
 mod scenario;
 mod soak;
+mod tls;
