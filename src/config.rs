@@ -193,6 +193,9 @@ pub struct ServerConfig {
     /// `Some` when `server.tls_cert_file` and `server.tls_key_file` are both set: the listener
     /// speaks TLS. Whether the files are readable is checked at start and on reload, not here.
     pub tls: Option<TlsFiles>,
+    /// `None` when the key is absent or empty: `/metrics` needs no credentials. Otherwise a file
+    /// of `user:bcrypt-hash` lines for HTTP basic auth on `/metrics` (read at start and on reload).
+    pub metrics_users_file: Option<PathBuf>,
     pub limits: ServerLimits,
 }
 
@@ -513,6 +516,7 @@ struct RawServer {
     allow_unauthenticated: Option<bool>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
+    metrics_users_file: Option<String>,
     max_events_per_request: Option<Integer>,
     max_rejections_reported: Option<Integer>,
     header_timeout: Option<String>,
@@ -834,6 +838,7 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             ));
         }
     };
+    let metrics_users_file = optional_path(raw.metrics_users_file);
     let max_inflight_bytes = integer_in(
         "server.max_inflight_bytes",
         raw.max_inflight_bytes,
@@ -898,6 +903,7 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         ingest_tokens_file,
         allow_unauthenticated,
         tls,
+        metrics_users_file,
         limits,
     })
 }
@@ -1536,6 +1542,7 @@ mod tests {
         assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(config.server.ingest_tokens_file, None);
         assert_eq!(config.server.tls, None);
+        assert_eq!(config.server.metrics_users_file, None);
         assert_eq!(config.store.path, PathBuf::from("data"));
         assert_eq!(config.store.durability, Durability::Fsync);
         assert_eq!(config.store.snapshot_interval, Duration::from_secs(300));
@@ -2023,6 +2030,22 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(config.server.tls, None);
+    }
+
+    #[test]
+    fn metrics_users_file_is_optional() {
+        assert_eq!(
+            load_from_str(MINIMAL).unwrap().server.metrics_users_file,
+            None
+        );
+        let config = load_from_str(&minimal_and(
+            "[server]\nmetrics_users_file = \"/etc/backlogd/metrics-users\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.server.metrics_users_file,
+            Some(PathBuf::from("/etc/backlogd/metrics-users"))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use anyhow::Context;
 
 use crate::config::{Config, LogFormat};
 use crate::engine::{self, Command};
+use crate::metrics_auth::{MetricsUsers, Users};
 use crate::server::{self, App};
 use crate::telemetry::Telemetry;
 
@@ -95,9 +96,13 @@ async fn run_async(
             None => Vec::new(),
         },
     ));
-    // An unreadable or invalid certificate or key file stops the start, naming the file.
+    // Unreadable or invalid certificate, key or users files stop the start, naming the file.
     let tls = match &config.server.tls {
         Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
+        None => None,
+    };
+    let metrics_users = match &config.server.metrics_users_file {
+        Some(path) => Some(Arc::new(MetricsUsers::new(Users::read(path)?))),
         None => None,
     };
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
@@ -120,7 +125,8 @@ async fn run_async(
             tokens.clone(),
             reload_tx,
         )
-        .with_tls(tls.clone()),
+        .with_tls(tls.clone())
+        .with_metrics_users(metrics_users.clone()),
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(
@@ -187,7 +193,11 @@ async fn run_async(
         config_path,
         config,
         handle.clone(),
-        Edge { tokens, tls },
+        Edge {
+            tokens,
+            tls,
+            metrics_users,
+        },
         telemetry,
         reload_rx,
         hangup,
@@ -294,6 +304,8 @@ struct Edge {
     tokens: server::Tokens,
     /// `Some` when the listener was started with TLS.
     tls: Option<Arc<crate::tls::Tls>>,
+    /// `Some` when `/metrics` was started with basic auth.
+    metrics_users: Option<Arc<MetricsUsers>>,
 }
 
 /// Serves reloads, from SIGHUP and from `POST /-/reload`, one at a time.
@@ -359,13 +371,17 @@ async fn reload_once(
         }
         _ => None,
     };
-    // Certificate rotation: re-read whenever the running server uses TLS and the file still names
-    // the files; they are read and checked before anything is replaced. Turning TLS on or off
-    // needs a restart.
+    // Certificate rotation and users-file rotation: re-read whenever the running server uses them
+    // and the file still names them; everything is read and checked before anything is replaced.
+    // Turning TLS or basic auth on or off needs a restart.
     let new_certificate = match (&running.tls, &new.server.tls) {
         (Some(_), Some(files)) => {
             Some(crate::tls::Certificate::read(files).map_err(|e| format!("{e:#}"))?)
         }
+        _ => None,
+    };
+    let new_users = match (&running.metrics_users, &new.server.metrics_users_file) {
+        (Some(_), Some(path)) => Some(Users::read(path).map_err(|e| format!("{e:#}"))?),
         _ => None,
     };
     for (key, changed) in [
@@ -412,16 +428,20 @@ async fn reload_once(
     if let (Some(tls), Some(certificate)) = (&running.tls, new_certificate) {
         tls.replace(certificate);
     }
+    if let (Some(users), Some(new_users)) = (&running.metrics_users, new_users) {
+        users.replace(new_users);
+    }
     *current = new;
     Ok(())
 }
 
 /// The server settings without the paths of files that a reload re-reads (only whether each is
-/// set matters): a moved tokens or certificate file takes effect without a restart.
+/// set matters): a moved tokens, certificate or users file takes effect without a restart.
 fn restart_relevant(server: &crate::config::ServerConfig) -> crate::config::ServerConfig {
     let mut server = server.clone();
     let placeholder = PathBuf::from("(re-read on reload)");
     server.ingest_tokens_file = server.ingest_tokens_file.map(|_| placeholder.clone());
+    server.metrics_users_file = server.metrics_users_file.map(|_| placeholder.clone());
     server.tls = server.tls.map(|_| crate::config::TlsFiles {
         cert_file: placeholder.clone(),
         key_file: placeholder,

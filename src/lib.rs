@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod send;
 pub mod server;
 pub mod simulate;

@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::ServerLimits;
 use crate::engine::{self, Command, EngineHandle, IngestOutcome};
+use crate::metrics_auth::MetricsUsers;
 use crate::telemetry::Telemetry;
 use crate::wire::{BodyError, BodyFormat};
 
@@ -42,6 +43,9 @@ pub struct App {
     /// `Some` when the listener speaks TLS (`server.tls_cert_file`); a reload replaces the
     /// certificate inside.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// `Some` when `/metrics` needs basic auth (`server.metrics_users_file`); a reload replaces the
+    /// users inside.
+    pub metrics_users: Option<Arc<MetricsUsers>>,
 }
 
 impl App {
@@ -61,12 +65,19 @@ impl App {
             tokens,
             reload,
             tls: None,
+            metrics_users: None,
         }
     }
 
     /// Serves every connection over TLS.
     pub fn with_tls(mut self, tls: Option<Arc<crate::tls::Tls>>) -> App {
         self.tls = tls;
+        self
+    }
+
+    /// Asks scrapers of `/metrics` for basic-auth credentials.
+    pub fn with_metrics_users(mut self, users: Option<Arc<MetricsUsers>>) -> App {
+        self.metrics_users = users;
         self
     }
 }
@@ -248,6 +259,11 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
         (&Method::POST, "/-/reload") => reload(app, peer, &request).await,
         (&Method::POST, "/v1/events") => ingest(app, request).await,
         (&Method::GET, "/metrics") => {
+            if let Some(users) = &app.metrics_users
+                && !users.allows(request.headers().get(AUTHORIZATION)).await
+            {
+                return basic_auth_required();
+            }
             // Until recovery is complete there is no view: only the process' own families.
             let view = app.engine.view.latest();
             let text = crate::metrics::render(view.as_deref(), &app.telemetry);
@@ -645,6 +661,19 @@ fn unauthorized(message: &str) -> HttpResponse {
     response.headers_mut().insert(
         hyper::header::WWW_AUTHENTICATE,
         hyper::header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// 401 for `/metrics` without the credentials of a `server.metrics_users_file` user.
+fn basic_auth_required() -> HttpResponse {
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "/metrics needs the basic-auth credentials of a user of server.metrics_users_file",
+    );
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static(crate::metrics_auth::CHALLENGE),
     );
     response
 }
