@@ -1,7 +1,7 @@
 //! Optional HTTP basic auth for `/metrics`, like the `basic_auth_users` of Prometheus'
 //! exporter-toolkit web configuration: `server.metrics_users_file` lists `user:bcrypt-hash` lines.
 //!
-//! bcrypt is slow on purpose (about 50 ms at cost 10), and Prometheus scrapes every 15 s with the
+//! bcrypt is slow on purpose (tens of milliseconds at cost 10), and Prometheus scrapes every 15 s with the
 //! same credentials, so a verified (user, password) pair is remembered: the key is a SHA-256 over
 //! the user, the stored hash and the password, so the password itself is never kept, and a changed
 //! hash misses. Only successes are remembered, so that nobody without a password can evict the

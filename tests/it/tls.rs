@@ -215,6 +215,7 @@ fn tls_handshake_that_never_completes_is_closed_within_the_header_timeout() {
                 || e.kind() == std::io::ErrorKind::TimedOut),
             "the {what} connection was still open after {closed_after:?}"
         );
+        println!("stalled TLS handshake ({what}) closed after {closed_after:?}");
         assert!(
             closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(4),
             "the {what} connection was closed after {closed_after:?}, not after \
