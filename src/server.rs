@@ -137,7 +137,25 @@ pub async fn serve(
                     drop(stream);
                     continue;
                 };
-                connections.spawn(connection(stream, peer, app.clone(), stopping.clone(), slot));
+                // Two spawn sites, so that a plain connection's task is exactly what it was
+                // before TLS existed (no room for a TLS stream in its future).
+                match &app.tls {
+                    None => connections.spawn(connection(
+                        stream,
+                        peer,
+                        app.clone(),
+                        stopping.clone(),
+                        slot,
+                    )),
+                    Some(tls) => connections.spawn(tls_connection(
+                        tls.clone(),
+                        stream,
+                        peer,
+                        app.clone(),
+                        stopping.clone(),
+                        slot,
+                    )),
+                };
             }
             () = &mut shutdown => break,
         }
@@ -153,19 +171,17 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it ends, the daemon stops, or it is idle too long. With TLS, the
-/// handshake comes first, here in the connection's own task, and must end within
-/// `server.header_timeout` (the same bound as a request's headers) or the connection is closed.
-async fn connection(
+/// Serves one TLS connection: the handshake comes first, here in the connection's own task (so a
+/// slow one never holds up `accept`), and must end within `server.header_timeout` (the same bound
+/// as a request's headers) or the connection is closed; then HTTP as on a plain connection.
+async fn tls_connection(
+    tls: Arc<crate::tls::Tls>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let Some(tls) = app.tls.clone() else {
-        return http_connection(stream, peer, app, stopping, slot).await;
-    };
     let header_timeout = app.limits.header_timeout;
     let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
     let stream = tokio::select! {
@@ -183,11 +199,12 @@ async fn connection(
         },
         () = stopping.cancelled() => return,
     };
-    http_connection(stream, peer, app, stopping, slot).await;
+    connection(stream, peer, app, stopping, slot).await;
 }
 
-/// Serves HTTP/1.1 on `stream` (a TCP stream, or a TLS stream after its handshake).
-async fn http_connection<S>(
+/// Serves HTTP/1.1 on one connection (a TCP stream, or a TLS stream after its handshake) until it
+/// ends, the daemon stops, or it is idle too long.
+async fn connection<S>(
     stream: S,
     peer: SocketAddr,
     app: Arc<App>,
