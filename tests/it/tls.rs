@@ -391,3 +391,40 @@ fn tls_files_that_cannot_be_used_stop_the_start_naming_the_file() {
         );
     }
 }
+
+#[test]
+fn tls_with_basic_auth_on_metrics() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let certificate = TestCertificate::new(dir.path(), "server");
+    let users = dir.path().join("metrics-users");
+    let hash = bcrypt::hash("over-tls", 4).unwrap();
+    std::fs::write(&users, format!("prometheus:{hash}\n")).unwrap();
+    let mut env = tls_env(&certificate).to_vec();
+    env.push((
+        "BACKLOGD__SERVER__METRICS_USERS_FILE",
+        users.to_str().unwrap(),
+    ));
+    let daemon = Daemon::start_tls(
+        &shipped_config(),
+        &dir.path().join("store"),
+        &env,
+        client_trusting(&certificate.der),
+    );
+    let refused = daemon.get("/metrics");
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"backlogd\"")
+    );
+    let credentials = base64::engine::general_purpose::STANDARD.encode("prometheus:over-tls");
+    let admitted = daemon.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Basic {credentials}"))],
+        b"",
+    );
+    assert_eq!(admitted.status, 200, "{}", admitted.text());
+    assert!(admitted.text().contains("backlogd_build_info"));
+    daemon.stop();
+}
