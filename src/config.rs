@@ -190,7 +190,22 @@ pub struct ServerConfig {
     pub ingest_tokens_file: Option<PathBuf>,
     /// Required (true) to listen on a non-loopback address without ingest tokens.
     pub allow_unauthenticated: bool,
+    /// `Some` when `server.tls_cert_file` and `server.tls_key_file` are both set: the listener
+    /// speaks TLS. Whether the files are readable is checked at start and on reload, not here.
+    pub tls: Option<TlsFiles>,
+    /// `None` when the key is absent or empty: `/metrics` needs no credentials. Otherwise a file
+    /// of `user:bcrypt-hash` lines for HTTP basic auth on `/metrics` (read at start and on reload).
+    pub metrics_users_file: Option<PathBuf>,
     pub limits: ServerLimits,
+}
+
+/// The PEM files of the listener's certificate chain and private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `server.tls_cert_file`: the certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// `server.tls_key_file`: the private key of the first certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// What one client, or all of them together, may take from the daemon (docs/http.md, "Limits").
@@ -499,6 +514,9 @@ struct RawServer {
     max_body_bytes: Option<Integer>,
     ingest_tokens_file: Option<String>,
     allow_unauthenticated: Option<bool>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+    metrics_users_file: Option<String>,
     max_events_per_request: Option<Integer>,
     max_rejections_reported: Option<Integer>,
     header_timeout: Option<String>,
@@ -796,6 +814,31 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             "server.listen",
         ));
     }
+    let tls = match (
+        optional_path(raw.tls_cert_file),
+        optional_path(raw.tls_key_file),
+    ) {
+        (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+            cert_file,
+            key_file,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "missing: server.tls_cert_file is set, and TLS needs the certificate's private \
+                 key too (set both, or neither for plain HTTP)",
+                "server.tls_key_file",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "missing: server.tls_key_file is set, and TLS needs the certificate too (set \
+                 both, or neither for plain HTTP)",
+                "server.tls_cert_file",
+            ));
+        }
+    };
+    let metrics_users_file = optional_path(raw.metrics_users_file);
     let max_inflight_bytes = integer_in(
         "server.max_inflight_bytes",
         raw.max_inflight_bytes,
@@ -859,6 +902,8 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         ingest_tokens_file,
         allow_unauthenticated,
+        tls,
+        metrics_users_file,
         limits,
     })
 }
@@ -1496,6 +1541,8 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:9723");
         assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(config.server.ingest_tokens_file, None);
+        assert_eq!(config.server.tls, None);
+        assert_eq!(config.server.metrics_users_file, None);
         assert_eq!(config.store.path, PathBuf::from("data"));
         assert_eq!(config.store.durability, Durability::Fsync);
         assert_eq!(config.store.snapshot_interval, Duration::from_secs(300));
@@ -1951,6 +1998,57 @@ mod tests {
         assert_eq!(
             error(&minimal_and("[log]\nformat = \"xml\"\n")),
             "log.format: \"xml\" is not one of \"text\", \"json\""
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        assert_eq!(
+            error(&minimal_and(
+                "[server]\ntls_cert_file = \"/etc/backlogd/cert.pem\"\n"
+            )),
+            "server.tls_key_file: missing: server.tls_cert_file is set, and TLS needs the \
+             certificate's private key too (set both, or neither for plain HTTP)"
+        );
+        assert_eq!(
+            error(&minimal_and(
+                "[server]\ntls_cert_file = \"\"\ntls_key_file = \"/etc/backlogd/key.pem\"\n"
+            )),
+            "server.tls_cert_file: missing: server.tls_key_file is set, and TLS needs the \
+             certificate too (set both, or neither for plain HTTP)"
+        );
+        let config = load_from_str(&minimal_and(
+            "[server]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.server.tls,
+            Some(TlsFiles {
+                cert_file: PathBuf::from("cert.pem"),
+                key_file: PathBuf::from("key.pem"),
+            })
+        );
+        // Empty strings (the shipped file's values) mean plain HTTP.
+        let config = load_from_str(&minimal_and(
+            "[server]\ntls_cert_file = \"\"\ntls_key_file = \"\"\n",
+        ))
+        .unwrap();
+        assert_eq!(config.server.tls, None);
+    }
+
+    #[test]
+    fn metrics_users_file_is_optional() {
+        assert_eq!(
+            load_from_str(MINIMAL).unwrap().server.metrics_users_file,
+            None
+        );
+        let config = load_from_str(&minimal_and(
+            "[server]\nmetrics_users_file = \"/etc/backlogd/metrics-users\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.server.metrics_users_file,
+            Some(PathBuf::from("/etc/backlogd/metrics-users"))
         );
     }
 

@@ -14,6 +14,7 @@ use anyhow::Context;
 
 use crate::config::{Config, LogFormat};
 use crate::engine::{self, Command};
+use crate::metrics_auth::{MetricsUsers, Users};
 use crate::server::{self, App};
 use crate::telemetry::Telemetry;
 
@@ -95,24 +96,38 @@ async fn run_async(
             None => Vec::new(),
         },
     ));
+    // Unreadable or invalid certificate, key or users files stop the start, naming the file.
+    let tls = match &config.server.tls {
+        Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
+        None => None,
+    };
+    let metrics_users = match &config.server.metrics_users_file {
+        Some(path) => Some(Arc::new(MetricsUsers::new(Users::read(path)?))),
+        None => None,
+    };
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
     let listener = server::bind(config.server.listen).await?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests start the daemon on port 0 and read the chosen address from this line.
-    tracing::info!(address = %local, "listening");
-    eprintln!("backlogd listening on http://{local}");
+    tracing::info!(address = %local, scheme, "listening");
+    eprintln!("backlogd listening on {scheme}://{local}");
 
     let (handle, recovered, engine_thread) =
         engine::start(&config, &source, edge, telemetry.clone());
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    let app = Arc::new(App::new(
-        handle.clone(),
-        telemetry.clone(),
-        &config.server,
-        tokens.clone(),
-        reload_tx,
-    ));
+    let app = Arc::new(
+        App::new(
+            handle.clone(),
+            telemetry.clone(),
+            &config.server,
+            tokens.clone(),
+            reload_tx,
+        )
+        .with_tls(tls.clone())
+        .with_metrics_users(metrics_users.clone()),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -178,7 +193,11 @@ async fn run_async(
         config_path,
         config,
         handle.clone(),
-        tokens,
+        Edge {
+            tokens,
+            tls,
+            metrics_users,
+        },
         telemetry,
         reload_rx,
         hangup,
@@ -280,12 +299,21 @@ async fn feed_watchdog(period: Duration, heartbeat: Arc<std::sync::atomic::Atomi
     }
 }
 
+/// What a reload re-reads at the edge, as the running server holds it.
+struct Edge {
+    tokens: server::Tokens,
+    /// `Some` when the listener was started with TLS.
+    tls: Option<Arc<crate::tls::Tls>>,
+    /// `Some` when `/metrics` was started with basic auth.
+    metrics_users: Option<Arc<MetricsUsers>>,
+}
+
 /// Serves reloads, from SIGHUP and from `POST /-/reload`, one at a time.
 async fn reloads(
     path: Option<PathBuf>,
     mut current: Config,
     engine: crate::engine::EngineHandle,
-    tokens: server::Tokens,
+    edge: Edge,
     telemetry: Arc<Telemetry>,
     mut requests: tokio::sync::mpsc::Receiver<server::ReloadRequest>,
     mut hangup: Option<tokio::signal::unix::Signal>,
@@ -302,7 +330,7 @@ async fn reloads(
                 None => return,
             },
         };
-        let result = reload_once(path.as_deref(), &mut current, &engine, &tokens).await;
+        let result = reload_once(path.as_deref(), &mut current, &engine, &edge).await;
         match &result {
             Ok(()) => {
                 telemetry.config_last_reload_successful.set(1.0);
@@ -324,7 +352,7 @@ async fn reload_once(
     path: Option<&Path>,
     current: &mut Config,
     engine: &crate::engine::EngineHandle,
-    tokens: &server::Tokens,
+    running: &Edge,
 ) -> Result<(), String> {
     let Some(path) = path else {
         return Err("running on the built-in configuration; there is no file to reload".into());
@@ -343,10 +371,24 @@ async fn reload_once(
         }
         _ => None,
     };
+    // Certificate rotation and users-file rotation: re-read whenever the running server uses them
+    // and the file still names them; everything is read and checked before anything is replaced.
+    // Turning TLS or basic auth on or off needs a restart.
+    let new_certificate = match (&running.tls, &new.server.tls) {
+        (Some(_), Some(files)) => {
+            Some(crate::tls::Certificate::read(files).map_err(|e| format!("{e:#}"))?)
+        }
+        _ => None,
+    };
+    let new_users = match (&running.metrics_users, &new.server.metrics_users_file) {
+        (Some(_), Some(path)) => Some(Users::read(path).map_err(|e| format!("{e:#}"))?),
+        _ => None,
+    };
     for (key, changed) in [
         (
             "server",
-            format!("{:?}", new.server) != format!("{:?}", current.server),
+            format!("{:?}", restart_relevant(&new.server))
+                != format!("{:?}", restart_relevant(&current.server)),
         ),
         (
             "store",
@@ -381,10 +423,30 @@ async fn reload_once(
         .await
         .map_err(|_| "the daemon is shutting down".to_string())??;
     if let Some(new_tokens) = new_tokens {
-        *tokens.write().unwrap_or_else(|e| e.into_inner()) = new_tokens;
+        *running.tokens.write().unwrap_or_else(|e| e.into_inner()) = new_tokens;
+    }
+    if let (Some(tls), Some(certificate)) = (&running.tls, new_certificate) {
+        tls.replace(certificate);
+    }
+    if let (Some(users), Some(new_users)) = (&running.metrics_users, new_users) {
+        users.replace(new_users);
     }
     *current = new;
     Ok(())
+}
+
+/// The server settings without the paths of files that a reload re-reads (only whether each is
+/// set matters): a moved tokens, certificate or users file takes effect without a restart.
+fn restart_relevant(server: &crate::config::ServerConfig) -> crate::config::ServerConfig {
+    let mut server = server.clone();
+    let placeholder = PathBuf::from("(re-read on reload)");
+    server.ingest_tokens_file = server.ingest_tokens_file.map(|_| placeholder.clone());
+    server.metrics_users_file = server.metrics_users_file.map(|_| placeholder.clone());
+    server.tls = server.tls.map(|_| crate::config::TlsFiles {
+        cert_file: placeholder.clone(),
+        key_file: placeholder,
+    });
+    server
 }
 
 async fn shutdown_signal() {

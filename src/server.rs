@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::ServerLimits;
 use crate::engine::{self, Command, EngineHandle, IngestOutcome};
+use crate::metrics_auth::MetricsUsers;
 use crate::telemetry::Telemetry;
 use crate::wire::{BodyError, BodyFormat};
 
@@ -39,6 +40,12 @@ pub struct App {
     pub tokens: Tokens,
     /// Where `POST /-/reload` sends its request.
     pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    /// `Some` when the listener speaks TLS (`server.tls_cert_file`); a reload replaces the
+    /// certificate inside.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// `Some` when `/metrics` needs basic auth (`server.metrics_users_file`); a reload replaces the
+    /// users inside.
+    pub metrics_users: Option<Arc<MetricsUsers>>,
 }
 
 impl App {
@@ -57,7 +64,21 @@ impl App {
             inflight: Arc::new(Semaphore::new(kib(server.limits.max_inflight_bytes))),
             tokens,
             reload,
+            tls: None,
+            metrics_users: None,
         }
+    }
+
+    /// Serves every connection over TLS.
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::Tls>>) -> App {
+        self.tls = tls;
+        self
+    }
+
+    /// Asks scrapers of `/metrics` for basic-auth credentials.
+    pub fn with_metrics_users(mut self, users: Option<Arc<MetricsUsers>>) -> App {
+        self.metrics_users = users;
+        self
     }
 }
 
@@ -116,7 +137,25 @@ pub async fn serve(
                     drop(stream);
                     continue;
                 };
-                connections.spawn(connection(stream, peer, app.clone(), stopping.clone(), slot));
+                // Two spawn sites, so that a plain connection's task is exactly what it was
+                // before TLS existed (no room for a TLS stream in its future).
+                match &app.tls {
+                    None => connections.spawn(connection(
+                        stream,
+                        peer,
+                        app.clone(),
+                        stopping.clone(),
+                        slot,
+                    )),
+                    Some(tls) => connections.spawn(tls_connection(
+                        tls.clone(),
+                        stream,
+                        peer,
+                        app.clone(),
+                        stopping.clone(),
+                        slot,
+                    )),
+                };
             }
             () = &mut shutdown => break,
         }
@@ -132,14 +171,48 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it ends, the daemon stops, or it is idle too long.
-async fn connection(
+/// Serves one TLS connection: the handshake comes first, here in the connection's own task (so a
+/// slow one never holds up `accept`), and must end within `server.header_timeout` (the same bound
+/// as a request's headers) or the connection is closed; then HTTP as on a plain connection.
+async fn tls_connection(
+    tls: Arc<crate::tls::Tls>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let header_timeout = app.limits.header_timeout;
+    let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                // Port scanners and plain-HTTP clients end here: not worth a warning each.
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, timeout = ?header_timeout, "TLS handshake not finished within server.header_timeout; closing");
+                return;
+            }
+        },
+        () = stopping.cancelled() => return,
+    };
+    connection(stream, peer, app, stopping, slot).await;
+}
+
+/// Serves HTTP/1.1 on one connection (a TCP stream, or a TLS stream after its handshake) until it
+/// ends, the daemon stops, or it is idle too long.
+async fn connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Arc<App>,
+    stopping: tokio_util::sync::CancellationToken,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::default());
     let idle_timeout = app.limits.idle_timeout;
     let header_timeout = app.limits.header_timeout;
@@ -203,6 +276,11 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
         (&Method::POST, "/-/reload") => reload(app, peer, &request).await,
         (&Method::POST, "/v1/events") => ingest(app, request).await,
         (&Method::GET, "/metrics") => {
+            if let Some(users) = &app.metrics_users
+                && !users.allows(request.headers().get(AUTHORIZATION)).await
+            {
+                return basic_auth_required();
+            }
             // Until recovery is complete there is no view: only the process' own families.
             let view = app.engine.view.latest();
             let text = crate::metrics::render(view.as_deref(), &app.telemetry);
@@ -600,6 +678,19 @@ fn unauthorized(message: &str) -> HttpResponse {
     response.headers_mut().insert(
         hyper::header::WWW_AUTHENTICATE,
         hyper::header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// 401 for `/metrics` without the credentials of a `server.metrics_users_file` user.
+fn basic_auth_required() -> HttpResponse {
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "/metrics needs the basic-auth credentials of a user of server.metrics_users_file",
+    );
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static(crate::metrics_auth::CHALLENGE),
     );
     response
 }

@@ -476,3 +476,115 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
     drop(alertmanager);
     daemon.stop();
 }
+
+/// A real Prometheus scrapes a daemon with TLS and basic auth on /metrics: with the right CA and
+/// password the target is up; with a wrong password, or over plain HTTP, it is down. The users
+/// line is made as `htpasswd -B` would make it (a `$2y$` hash).
+#[test]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert_file = dir.path().join("backlogd.crt");
+    let key_file = dir.path().join("backlogd.key");
+    std::fs::write(&cert_file, generated.cert.pem()).unwrap();
+    std::fs::write(&key_file, generated.signing_key.serialize_pem()).unwrap();
+    let hash = bcrypt::hash_with_result("scrape-pass", 5)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let users = dir.path().join("metrics-users");
+    std::fs::write(&users, format!("# htpasswd -nbBC 5\nprometheus:{hash}\n")).unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let daemon = harness::Daemon::start_tls(
+        &harness::shipped_config(),
+        &store,
+        &[
+            (
+                "BACKLOGD__SERVER__TLS_CERT_FILE",
+                cert_file.to_str().unwrap(),
+            ),
+            ("BACKLOGD__SERVER__TLS_KEY_FILE", key_file.to_str().unwrap()),
+            (
+                "BACKLOGD__SERVER__METRICS_USERS_FILE",
+                users.to_str().unwrap(),
+            ),
+        ],
+        harness::client_trusting(generated.cert.der()),
+    );
+
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "scrape-pass").unwrap();
+    let wrong_file = dir.path().join("wrong-password");
+    std::fs::write(&wrong_file, "not-the-pass").unwrap();
+    let job = |name: &str, scheme: &str, password: &Path| {
+        format!(
+            "  - job_name: {name}\n    scheme: {scheme}\n    tls_config:\n      ca_file: {}\n    basic_auth:\n      username: prometheus\n      password_file: {}\n    static_configs:\n      - targets: ['{}']\n",
+            cert_file.display(),
+            password.display(),
+            daemon.addr
+        )
+    };
+    let prometheus_port = free_port();
+    let prometheus_config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prometheus_config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}{}",
+            job("right", "https", &password_file),
+            job("wrong_password", "https", &wrong_file),
+            job("plain_http", "http", &password_file),
+        ),
+    )
+    .unwrap();
+    let prometheus = Server::start(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", prometheus_config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+        ],
+        dir.path(),
+    );
+    let prometheus_addr: SocketAddr = format!("127.0.0.1:{prometheus_port}").parse().unwrap();
+    let logs = || {
+        format!(
+            "{}\n--- backlogd ---\n{}",
+            prometheus.log(),
+            daemon.stderr()
+        )
+    };
+    let up = await_until("Prometheus to scrape all three jobs", &logs, || {
+        let answer = query(prometheus_addr, "up");
+        let rows = answer["data"]["result"].as_array()?.clone();
+        let by_job: std::collections::BTreeMap<String, String> = rows
+            .iter()
+            .filter_map(|row| {
+                Some((
+                    row["metric"]["job"].as_str()?.to_owned(),
+                    row["value"][1].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        (by_job.len() == 3).then_some(by_job)
+    });
+    assert_eq!(
+        up.into_iter().collect::<Vec<_>>(),
+        [
+            ("plain_http".to_owned(), "0".to_owned()),
+            ("right".to_owned(), "1".to_owned()),
+            ("wrong_password".to_owned(), "0".to_owned()),
+        ],
+        "{}",
+        logs()
+    );
+    let build_info = query(prometheus_addr, "backlogd_build_info{job=\"right\"}");
+    assert_eq!(
+        build_info["data"]["result"].as_array().map_or(0, Vec::len),
+        1,
+        "{build_info}"
+    );
+    daemon.stop();
+}

@@ -1,6 +1,7 @@
 //! The test harness: starts the real `backlogd` binary on `127.0.0.1:0` with a store in a temporary
 //! directory, talks plain HTTP/1.1 to it over `std::net` (no client crate, so the tests do not
-//! depend on the daemon's own HTTP stack), and parses the Prometheus text exposition.
+//! depend on the daemon's own HTTP stack) or, for a daemon with TLS, over a blocking rustls client
+//! stream, and parses the Prometheus text exposition.
 //!
 //! Nothing here sleeps for a fixed time: the address is read from the daemon's stderr, readiness and
 //! exit are awaited by short bounded polling.
@@ -37,6 +38,10 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A running daemon. Dropping it kills the process (SIGKILL) so a failing test leaves nothing behind.
 pub struct Daemon {
     pub addr: SocketAddr,
+    /// `http` or `https`, as the daemon printed it.
+    scheme: String,
+    /// The client configuration requests use when the daemon speaks TLS (see `start_tls`).
+    tls: Option<Arc<rustls::ClientConfig>>,
     child: Child,
     stderr_lines: Arc<Mutex<Vec<String>>>,
     stderr_drain: Option<JoinHandle<()>>,
@@ -56,6 +61,26 @@ impl Daemon {
         extra_env: &[(&str, &str)],
     ) -> Daemon {
         let mut daemon = Daemon::spawn(run_command(config, store_dir, extra_env));
+        daemon.await_ready();
+        daemon
+    }
+
+    /// Like `start_with_config` for a daemon configured with TLS: every request of this harness then
+    /// goes over TLS with `client` (e.g. `client_trusting` the daemon's certificate).
+    pub fn start_tls(
+        config: &Path,
+        store_dir: &Path,
+        extra_env: &[(&str, &str)],
+        client: Arc<rustls::ClientConfig>,
+    ) -> Daemon {
+        let mut daemon = Daemon::spawn(run_command(config, store_dir, extra_env));
+        assert_eq!(
+            daemon.scheme,
+            "https",
+            "a daemon with TLS prints an https:// address; stderr:\n{}",
+            daemon.stderr()
+        );
+        daemon.tls = Some(client);
         daemon.await_ready();
         daemon
     }
@@ -83,15 +108,18 @@ impl Daemon {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(address) = line.strip_prefix("backlogd listening on http://") {
-                        let _ = address_tx.send(address.trim().to_owned());
+                    let announced = line
+                        .strip_prefix("backlogd listening on ")
+                        .and_then(|url| url.split_once("://"));
+                    if let Some((scheme @ ("http" | "https"), address)) = announced {
+                        let _ = address_tx.send((scheme.to_owned(), address.trim().to_owned()));
                     }
                     lines.lock().unwrap().push(line);
                 }
             })
         };
-        let address = match address_rx.recv_timeout(PATIENCE) {
-            Ok(address) => address,
+        let (scheme, address) = match address_rx.recv_timeout(PATIENCE) {
+            Ok(announced) => announced,
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
@@ -103,6 +131,8 @@ impl Daemon {
         };
         Daemon {
             addr: address.parse().expect("the printed address is IP:port"),
+            scheme,
+            tls: None,
             child,
             stderr_lines,
             stderr_drain: Some(stderr_drain),
@@ -113,7 +143,7 @@ impl Daemon {
     pub fn await_ready(&mut self) {
         let started = Instant::now();
         loop {
-            if let Ok(response) = request(self.addr, "GET", "/readyz", &[], b"") {
+            if let Ok(response) = self.try_request("GET", "/readyz", &[], b"") {
                 match response.status {
                     200 => return,
                     503 => {}
@@ -174,8 +204,23 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        request(self.addr, method, path, headers, body)
+        self.try_request(method, path, headers, body)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()))
+    }
+
+    /// Any request, over TLS when the daemon was started with `start_tls`; connection and TLS
+    /// errors are returned.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        match &self.tls {
+            Some(client) => tls_request(self.addr, client, method, path, headers, body),
+            None => request(self.addr, method, path, headers, body),
+        }
     }
 
     /// Polls the daemon's stderr (bounded) until a line contains `needle`; returns that line.
@@ -201,8 +246,9 @@ impl Daemon {
         }
     }
 
+    /// `http://ADDR` or `https://ADDR`, as the daemon announced itself.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Everything the daemon wrote to stderr so far (for failure messages).
@@ -211,21 +257,18 @@ impl Daemon {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        request(self.addr, "GET", path, &[], b"")
-            .unwrap_or_else(|e| panic!("GET {path}: {e}\nstderr:\n{}", self.stderr()))
+        self.request("GET", path, &[], b"")
     }
 
     /// `POST /v1/events`; returns the status and the JSON answer (every answer of this endpoint is
     /// JSON, errors included).
     pub fn post(&self, content_type: &str, body: &str) -> (u16, serde_json::Value) {
-        let response = request(
-            self.addr,
+        let response = self.request(
             "POST",
             "/v1/events",
             &[("Content-Type", content_type)],
             body.as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("POST /v1/events: {e}\nstderr:\n{}", self.stderr()));
+        );
         let json = response.json().unwrap_or_else(|e| {
             panic!(
                 "POST /v1/events answered {} with a body that is not JSON ({e}): {:?}",
@@ -447,6 +490,54 @@ pub fn request(
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(PATIENCE))?;
     stream.set_write_timeout(Some(PATIENCE))?;
+    exchange(&mut stream, addr, method, path, headers, body)
+}
+
+/// Like `request`, over TLS with `client`, checking the certificate against the IP address of
+/// `addr` (test certificates name 127.0.0.1). A failed handshake is an error.
+pub fn tls_request(
+    addr: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(PATIENCE))?;
+    tcp.set_write_timeout(Some(PATIENCE))?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let connection =
+        rustls::ClientConnection::new(client.clone(), name).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    exchange(&mut stream, addr, method, path, headers, body)
+}
+
+/// A TLS client configuration (the ring provider, TLS 1.2 and 1.3) that trusts exactly the
+/// certificate `der` (a self-signed test certificate).
+pub fn client_trusting(der: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+        .expect("the test certificate is a usable trust anchor");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Writes one request on `stream` and reads the answer until the server closes.
+fn exchange(
+    stream: &mut (impl Read + Write),
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     // With `Transfer-Encoding: chunked` the caller sends the body already chunked.
     if !headers
@@ -463,7 +554,7 @@ pub fn request(
     message.extend_from_slice(body);
     // A server may answer (413) and close before reading the whole body; the answer is what counts,
     // so a failed write is only reported when no answer can be read either.
-    let written = stream.write_all(&message);
+    let written = stream.write_all(&message).and_then(|()| stream.flush());
     let mut raw = Vec::new();
     let read = stream.read_to_end(&mut raw);
     if raw.is_empty() {

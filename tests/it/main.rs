@@ -4,7 +4,8 @@
 //! Modules: `harness` starts daemons and speaks HTTP; `scenario` is the rich fixture before and
 //! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
 //! `demo` runs `backlogd demo`; `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
-//! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast.
+//! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
+//! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics.
 
 mod config;
 mod demo;
@@ -13,6 +14,8 @@ mod failure;
 mod harness;
 mod ingest;
 mod metrics;
+mod metrics_auth;
 mod operations;
 mod scenario;
 mod soak;
+mod tls;
