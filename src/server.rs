@@ -475,7 +475,7 @@ fn answer_summary(app: &App, summary: &engine::IngestSummary, events: usize) -> 
             })
         })
         .collect();
-    let status = if rejected.is_empty() {
+    let status = if rejected_total == 0 {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY

@@ -76,26 +76,46 @@ pub fn parse_body(
     body: &[u8],
     max_events: usize,
 ) -> Result<Vec<BodyItem<'_>>, BodyError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| BodyError::Malformed(format!("the body is not valid UTF-8: {e}")))?;
     let too_many = BodyError::TooManyEvents { limit: max_events };
-    match format {
-        BodyFormat::Ndjson => {
-            let lines = || {
-                text.split('\n')
-                    .map(|line| line.trim_end_matches('\r'))
-                    .filter(|line| !line.trim().is_empty())
-            };
-            if lines().nth(max_events).is_some() {
-                return Err(too_many);
-            }
-            Ok(lines()
-                .map(|raw| BodyItem {
+    if format == BodyFormat::Ndjson {
+        // Line by line, so that a line that is not UTF-8 is one rejected event, not a refused body.
+        let lines = || {
+            let mut start = 0;
+            body.split(|&b| b == b'\n').filter_map(move |line| {
+                let at = start;
+                start += line.len() + 1;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                (!line.iter().all(u8::is_ascii_whitespace)).then_some((at, line))
+            })
+        };
+        if lines().nth(max_events).is_some() {
+            return Err(too_many);
+        }
+        return Ok(lines()
+            .map(|(at, line)| match std::str::from_utf8(line) {
+                Ok(raw) => BodyItem {
                     raw,
                     parsed: parse_event(raw),
-                })
-                .collect())
-        }
+                },
+                Err(e) => BodyItem {
+                    // An empty slice at the line's start: the item keeps its place in the body,
+                    // and nothing of it is ever logged (it is rejected).
+                    raw: std::str::from_utf8(&body[at..at]).unwrap_or_default(),
+                    parsed: Err(ItemRejection {
+                        id: None,
+                        rejection: Rejection::new(
+                            RejectReason::InvalidJson,
+                            format!("the line is not valid UTF-8: {e}"),
+                        ),
+                    }),
+                },
+            })
+            .collect());
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| BodyError::Malformed(format!("the body is not valid UTF-8: {e}")))?;
+    match format {
+        BodyFormat::Ndjson => unreachable!("NDJSON bodies are split by line above"),
         BodyFormat::Array => {
             use serde::de::DeserializeSeed;
             let mut deserializer = serde_json::Deserializer::from_str(text);
@@ -631,6 +651,17 @@ mod tests {
             parse_body(BodyFormat::Array, b"[1,2,3]", 3).map(|v| v.len()),
             Ok(3)
         );
+        // A line that is not UTF-8 is one rejected event; the others are parsed.
+        let items = parse_body(BodyFormat::Ndjson, b"{}\n\xff\xfe\n{}", 3).unwrap();
+        assert_eq!(items.len(), 3);
+        let rejection = &items[1].parsed.as_ref().unwrap_err().rejection;
+        assert_eq!(rejection.reason, RejectReason::InvalidJson);
+        assert!(
+            rejection.message.contains("not valid UTF-8"),
+            "{}",
+            rejection.message
+        );
+        assert_eq!(items[1].raw, "");
         assert_eq!(
             parse_body(BodyFormat::Array, b"[1,2,3,4]", 3).map(|v| v.len()),
             too_many

@@ -119,8 +119,10 @@ fn await_until<T>(
     }
 }
 
-/// A webhook receiver: every POST body (Alertmanager's JSON) is kept.
-fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+/// A webhook receiver: every POST (its path and Alertmanager's JSON body) is kept.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn webhook() -> (SocketAddr, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -130,6 +132,13 @@ fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut length = 0usize;
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_owned();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -149,7 +158,7 @@ fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
             if reader.read_exact(&mut body).is_ok()
                 && let Ok(json) = serde_json::from_slice(&body)
             {
-                store.lock().unwrap().push(json);
+                store.lock().unwrap().push((path, json));
             }
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -240,8 +249,9 @@ fn scripted_events() -> String {
             serde_json::json!({"case": format!("L-{i}"), "track": "asylum", "deadline": rfc3339(-86_400 * 20)}),
         );
     }
-    for passed in [true, false, false, false] {
-        push("quality.audit", serde_json::json!({"passed": passed}));
+    // 12 audits (min_quality_audits is 10), 3 of them passed.
+    for n in 0..12 {
+        push("quality.audit", serde_json::json!({"passed": n < 3}));
     }
     events.join("\n")
 }
@@ -284,16 +294,38 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
     let rules_copy = dir.path().join("rules.yml");
     std::fs::write(&rules_copy, fast_rules).unwrap();
 
+    // Alertmanager on the shipped routing (config/alertmanager/backlogd.yml), with the receivers
+    // pointed at this test's webhook, its waits shortened, and working hours set to a minute far
+    // from now, so that tickets are held.
     let (hook, received) = webhook();
     let alertmanager_port = free_port();
     let alertmanager_config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &alertmanager_config,
-        format!(
-            "route:\n  receiver: test\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: http://{hook}/\n        send_resolved: true\n"
-        ),
-    )
-    .unwrap();
+    let shipped_routing = std::fs::read_to_string(root.join("config/alertmanager/backlogd.yml"))
+        .expect("the shipped Alertmanager configuration exists");
+    let routing = |working_hours: &str| -> String {
+        let start = shipped_routing.find("  # working hours: begin").unwrap();
+        let end = shipped_routing.find("  # working hours: end").unwrap();
+        let text = format!(
+            "{}{working_hours}{}",
+            &shipped_routing[..start],
+            &shipped_routing[end..]
+        );
+        text.replace("http://127.0.0.1:9095/", &format!("http://{hook}/"))
+            .replace("group_wait: 30s", "group_wait: 1s")
+            .replace("group_interval: 5m", "group_interval: 1s")
+    };
+    let far = jiff::Timestamp::now()
+        .as_second()
+        .div_euclid(3600)
+        .rem_euclid(24)
+        + 12;
+    let closed = format!(
+        "  - name: working_hours\n    time_intervals:\n      - times:\n          - start_time: '{:02}:00'\n            end_time: '{:02}:30'\n        location: 'UTC'\n",
+        far % 24,
+        far % 24
+    );
+    let open = "  - name: working_hours\n    time_intervals:\n      - times:\n          - start_time: '00:00'\n            end_time: '24:00'\n";
+    std::fs::write(&alertmanager_config, routing(&closed)).unwrap();
     let alertmanager = Server::start(
         "alertmanager",
         "prometheus-alertmanager",
@@ -395,7 +427,8 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
         );
     }
 
-    // (b) The expected alerts arrive at the webhook, with labels and annotations.
+    // (b) Tickets are held outside working hours: the expected alerts are active in Alertmanager,
+    // yet nothing reaches the ticket queue.
     let expected = [
         "OverdueCasesHigh",
         "MentorOverloaded",
@@ -404,17 +437,47 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
         "QualityBelowNorm",
         "BacklogTargetUnreachable",
     ];
-    let firing_alerts = |status: &str| -> Vec<Value> {
+    let alertmanager_addr: SocketAddr = format!("127.0.0.1:{alertmanager_port}").parse().unwrap();
+    let alertmanager_alerts = || -> Vec<Value> {
+        get_json(alertmanager_addr, "/api/v2/alerts")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    await_until("the expected alerts in Alertmanager", &logs, || {
+        let names: BTreeSet<String> = alertmanager_alerts()
+            .iter()
+            .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
+            .collect();
+        expected
+            .iter()
+            .all(|name| names.contains(*name))
+            .then_some(())
+    });
+    // Several group intervals (1 s here) pass: a ticket would have been sent by now.
+    std::thread::sleep(Duration::from_secs(4));
+    let delivered = |path: &str, status: &str| -> Vec<Value> {
         received
             .lock()
             .unwrap()
             .iter()
-            .flat_map(|message| message["alerts"].as_array().cloned().unwrap_or_default())
+            .filter(|(p, _)| p == path)
+            .flat_map(|(_, message)| message["alerts"].as_array().cloned().unwrap_or_default())
             .filter(|alert| alert["status"] == status)
             .collect()
     };
-    let alerts = await_until("the expected alerts at the webhook", &logs, || {
-        let alerts = firing_alerts("firing");
+    assert!(
+        delivered("/tickets", "firing").is_empty(),
+        "tickets were delivered outside working hours: {:?}",
+        delivered("/tickets", "firing")
+    );
+
+    // Working hours begin (a reload of Alertmanager with hours that include now): the held
+    // tickets are delivered, with their labels and annotations.
+    std::fs::write(&alertmanager_config, routing(open)).unwrap();
+    let reloaded = harness::request(alertmanager_addr, "POST", "/-/reload", &[], b"").unwrap();
+    assert_eq!(reloaded.status, 200, "{}", reloaded.text());
+    let alerts = await_until("the expected tickets at the webhook", &logs, || {
+        let alerts = delivered("/tickets", "firing");
         let names: BTreeSet<&str> = alerts
             .iter()
             .filter_map(|a| a["labels"]["alertname"].as_str())
@@ -429,11 +492,8 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
             .iter()
             .find(|a| a["labels"]["alertname"] == name)
             .unwrap();
-        let severity = alert["labels"]["severity"].as_str().unwrap_or("");
-        assert!(
-            severity == "page" || severity == "ticket",
-            "{name} has severity {severity:?}"
-        );
+        assert_eq!(alert["labels"]["severity"], "ticket", "{name}: {alert}");
+        assert_eq!(alert["labels"]["source"], "data", "{name}: {alert}");
         for annotation in ["summary", "description", "runbook_url"] {
             let text = alert["annotations"][annotation].as_str().unwrap_or("");
             assert!(
@@ -450,6 +510,11 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
             "{name}'s runbook_url does not point at #{anchor}"
         );
     }
+    assert!(
+        delivered("/pager", "firing").is_empty(),
+        "a ticket went to the pager: {:?}",
+        delivered("/pager", "firing")
+    );
     let runbooks = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap();
     for name in expected {
         assert!(
@@ -457,6 +522,71 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
             "docs/runbooks.md lacks ## {name}"
         );
     }
+
+    // A page (BacklogdDown of this instance, as Prometheus would send it) goes to the pager at once,
+    // and inhibits the data alerts of the same job and instance.
+    let instance = daemon.addr.to_string();
+    let down = |ends_at: &str| {
+        serde_json::json!([{
+            "labels": {
+                "alertname": "BacklogdDown", "job": "backlogd", "instance": instance,
+                "severity": "page", "hours": "always", "source": "daemon"
+            },
+            "annotations": {"summary": "backlogd is down (sent by the test)"},
+            "endsAt": ends_at,
+        }])
+        .to_string()
+    };
+    let post_alert = |body: String| {
+        let response = harness::request(
+            alertmanager_addr,
+            "POST",
+            "/api/v2/alerts",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+    };
+    post_alert(down(&rfc3339(3600)));
+    await_until("BacklogdDown at the pager", &logs, || {
+        delivered("/pager", "firing")
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "BacklogdDown")
+            .then_some(())
+    });
+    await_until("the data alerts inhibited by BacklogdDown", &logs, || {
+        let alerts = alertmanager_alerts();
+        let inhibited = |name: &str| {
+            alerts.iter().any(|a| {
+                a["labels"]["alertname"] == name
+                    && a["status"]["state"] == "suppressed"
+                    && a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|by| !by.is_empty())
+            })
+        };
+        expected.iter().all(|name| inhibited(name)).then_some(())
+    });
+    // The daemon's own alerts are not inhibited (BacklogdDown itself is active).
+    assert!(
+        alertmanager_alerts()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "BacklogdDown" && a["status"]["state"] == "active")
+    );
+    post_alert(down(&rfc3339(-1)));
+    await_until(
+        "the data alerts active again once BacklogdDown resolved",
+        &logs,
+        || {
+            let alerts = alertmanager_alerts();
+            alerts
+                .iter()
+                .filter(|a| a["labels"]["alertname"] == "OverdueCasesHigh")
+                .all(|a| a["status"]["state"] == "active")
+                .then_some(())
+        },
+    );
 
     // (c) Raising the threshold by a reload clears OverdueCasesHigh, and the resolution arrives.
     std::fs::write(
@@ -467,7 +597,7 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
     let reload = harness::request(daemon.addr, "POST", "/-/reload", &[], b"").unwrap();
     assert_eq!(reload.status, 200, "{}", reload.text());
     await_until("OverdueCasesHigh to resolve", &logs, || {
-        firing_alerts("resolved")
+        delivered("/tickets", "resolved")
             .iter()
             .any(|a| a["labels"]["alertname"] == "OverdueCasesHigh")
             .then_some(())

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks the shipped Prometheus rules and runs their unit tests (tests/prometheus/*.test.yml).
+# Checks the shipped Prometheus rules and runs their unit tests (tests/prometheus/*.test.yml), then
+# checks the shipped Alertmanager routing (config/alertmanager/backlogd.yml) with amtool.
 # Needs promtool (Debian package `prometheus`); ./scripts/test installs it when missing.
 # Exits non-zero when the rules do not load or any test fails.
 set -euo pipefail
@@ -13,3 +14,18 @@ fi
 
 "$PROMTOOL" check rules config/prometheus/backlogd-rules.yml
 "$PROMTOOL" test rules tests/prometheus/backlogd-rules.test.yml tests/prometheus/backlogd-rules-weeks.test.yml
+
+# The shipped Alertmanager routing: valid, and each kind of alert reaches the right receiver.
+AMTOOL="${AMTOOL:-amtool}"
+if ! command -v "$AMTOOL" >/dev/null 2>&1; then
+  echo "tests/prometheus/run.sh: amtool not found (apt-get install prometheus-alertmanager)" >&2
+  exit 1
+fi
+am=config/alertmanager/backlogd.yml
+"$AMTOOL" check-config "$am"
+route() { "$AMTOOL" config routes test --config.file="$am" --verify.receivers="$1" "${@:2}" 2>/dev/null; }
+route pager severity=page hours=always source=daemon alertname=BacklogdDown
+route pager severity=page hours=business source=data alertname=RenewedBacklog
+route tickets severity=ticket hours=business source=data alertname=OverdueCasesHigh
+route tickets severity=ticket hours=business source=daemon alertname=BacklogdEventsRejected
+echo "alertmanager routing: SUCCESS"
