@@ -1,20 +1,20 @@
 //! The small-rate case events of slot F: extensions, suspensions, transfers and closures.
 
-use super::{Cursor, Ev, NONE, Pending, Sched, Sim};
+use super::{CompactEvent, Cursor, NONE, Pending, Scheduled, Sim};
 use crate::simulate::time::HOUR;
 
 impl Sim {
     /// Slot F: the small-rate case events, drawn as daily counts over the open cases.
-    pub(super) fn case_events(&mut self, out: &mut Vec<Pending>, start: i64, d: u32) {
+    pub(super) fn case_events(&mut self, out: &mut Vec<Pending>, start: i64, day: u32) {
         let mut cursor = Cursor::new(start + 17 * HOUR, start + 18 * HOUR - 1);
-        let ce = self.s.case_events.clone();
+        let settings = self.scenario.case_events.clone();
         let open = self.open.len() as f64;
         let count = |rate: f64| open * rate / self.working_days_per_year;
         let (extensions, suspensions, transfers, closures) = (
-            count(ce.extension_per_year),
-            count(ce.suspension_per_year),
-            count(ce.transfer_per_year),
-            count(ce.closure_per_year),
+            count(settings.extension_per_year),
+            count(settings.suspension_per_year),
+            count(settings.transfer_per_year),
+            count(settings.closure_per_year),
         );
         for _ in 0..self.rng.poisson(extensions) {
             let Some(slot) = self.random_open() else {
@@ -26,8 +26,8 @@ impl Sim {
             }
             case.deadline += self.extension_secs;
             let number = case.number;
-            let t = cursor.next(1 + self.rng.below(30) as i64);
-            self.emit(out, t, Ev::Extended { case: number });
+            let time = cursor.next(1 + self.rng.below(30) as i64);
+            self.emit(out, time, CompactEvent::Extended { case: number });
         }
         for _ in 0..self.rng.poisson(suspensions) {
             let Some(slot) = self.random_open() else {
@@ -36,18 +36,18 @@ impl Sim {
             if self.cases[slot as usize].suspended {
                 continue;
             }
-            let t = cursor.next(1 + self.rng.below(30) as i64);
+            let time = cursor.next(1 + self.rng.below(30) as i64);
             let case = &mut self.cases[slot as usize];
             case.suspended = true;
-            case.suspended_at = t;
+            case.suspended_at = time;
             let number = case.number;
-            self.emit(out, t, Ev::Suspended { case: number });
+            self.emit(out, time, CompactEvent::Suspended { case: number });
             let days = self
                 .rng
-                .between(ce.suspension_days[0], ce.suspension_days[1]);
-            self.schedule(d + days.max(1), Sched::Resume(slot, number));
+                .between(settings.suspension_days[0], settings.suspension_days[1]);
+            self.schedule(day + days.max(1), Scheduled::Resume(slot, number));
         }
-        let locations = self.s.cases.locations.len();
+        let locations = self.scenario.cases.locations.len();
         for _ in 0..self.rng.poisson(transfers) {
             if locations < 2 {
                 break;
@@ -60,23 +60,28 @@ impl Sim {
             let case = &mut self.cases[slot as usize];
             case.location = location;
             let (number, assigned) = (case.number, case.employee != NONE);
-            let t = cursor.next(1 + self.rng.below(30) as i64);
+            let time = cursor.next(1 + self.rng.below(30) as i64);
             self.emit(
                 out,
-                t,
-                Ev::Transferred {
+                time,
+                CompactEvent::Transferred {
                     case: number,
                     location,
                 },
             );
-            if assigned && self.rng.chance(ce.transfer_unassign_share) {
+            if assigned && self.rng.chance(settings.transfer_unassign_share) {
                 self.detach(slot);
                 self.enqueue(slot, true);
-                self.emit(out, t, Ev::Unassigned { case: number });
+                self.emit(out, time, CompactEvent::Unassigned { case: number });
             }
         }
-        let r = &ce.close_reasons;
-        let weights = [r.withdrawn, r.transferred_out, r.merged, r.other];
+        let reasons = &settings.close_reasons;
+        let weights = [
+            reasons.withdrawn,
+            reasons.transferred_out,
+            reasons.merged,
+            reasons.other,
+        ];
         let total: f64 = weights.iter().sum();
         for _ in 0..self.rng.poisson(closures) {
             if total <= 0.0 {
@@ -88,21 +93,21 @@ impl Sim {
             if self.cases[slot as usize].suspended {
                 continue;
             }
-            let mut u = self.rng.f64() * total;
+            let mut draw = self.rng.f64() * total;
             let mut reason = 3u8;
-            for (k, w) in weights.iter().enumerate() {
-                if u < *w {
-                    reason = k as u8;
+            for (index, weight) in weights.iter().enumerate() {
+                if draw < *weight {
+                    reason = index as u8;
                     break;
                 }
-                u -= w;
+                draw -= weight;
             }
             let number = self.cases[slot as usize].number;
-            let t = cursor.next(1 + self.rng.below(30) as i64);
+            let time = cursor.next(1 + self.rng.below(30) as i64);
             self.emit(
                 out,
-                t,
-                Ev::Closed {
+                time,
+                CompactEvent::Closed {
                     case: number,
                     reason,
                 },

@@ -1,40 +1,40 @@
 //! Cases: the stock on day 0, new applications, the queue of unassigned cases, closing, and the
 //! scheduled resumptions and reopenings (slot B).
 
-use super::{CaseSlot, Ev, NONE, Pending, Sim, remove_item};
+use super::{CaseSlot, CompactEvent, NONE, Pending, Sim, remove_item};
 use crate::simulate::time::{DAY, HOUR};
 
 impl Sim {
     pub(super) fn stock(&mut self, out: &mut Vec<Pending>, start: i64) {
-        let n = (self.s.cases.initial_open * self.case_factor).round() as u64;
-        let (lo, hi) = (
-            self.s.cases.initial_age_days[0],
-            self.s.cases.initial_age_days[1],
+        let count = (self.scenario.cases.initial_open * self.case_factor).round() as u64;
+        let (min_age_days, max_age_days) = (
+            self.scenario.cases.initial_age_days[0],
+            self.scenario.cases.initial_age_days[1],
         );
-        let mut received: Vec<i64> = (0..n)
+        let mut received: Vec<i64> = (0..count)
             .map(|_| {
                 start
-                    - i64::from(self.rng.between(lo, hi)) * DAY
+                    - i64::from(self.rng.between(min_age_days, max_age_days)) * DAY
                     - self.rng.below(DAY as u64) as i64
             })
             .collect();
         // Oldest first, so the queue is worked first-in, first-out.
         received.sort_unstable();
         for at in received {
-            let t = start + self.rng.below(7 * HOUR as u64) as i64;
-            self.register(out, t, Some(at.min(t)));
+            let time = start + self.rng.below(7 * HOUR as u64) as i64;
+            self.register(out, time, Some(at.min(time)));
         }
     }
 
-    pub(super) fn register(&mut self, out: &mut Vec<Pending>, t: i64, received: Option<i64>) {
+    pub(super) fn register(&mut self, out: &mut Vec<Pending>, time: i64, received: Option<i64>) {
         let number = self.next_case;
         self.next_case += 1;
-        let location = self.rng.index(self.s.cases.locations.len()) as u16;
-        let slot = self.open_case(number, received.unwrap_or(t), location);
+        let location = self.rng.index(self.scenario.cases.locations.len()) as u16;
+        let slot = self.open_case(number, received.unwrap_or(time), location);
         self.emit(
             out,
-            t,
-            Ev::Registered {
+            time,
+            CompactEvent::Registered {
                 case: number,
                 received,
                 location,
@@ -49,7 +49,7 @@ impl Sim {
             number,
             deadline: received + self.period_secs,
             suspended_at: 0,
-            remaining: self.s.cases.phase_effort[0],
+            remaining: self.scenario.cases.phase_effort[0],
             employee: NONE,
             open_pos: self.open.len() as u32,
             queue_token: 0,
@@ -90,8 +90,8 @@ impl Sim {
 
     pub(super) fn pop_queue(&mut self) -> Option<u32> {
         while let Some((slot, token)) = self.queue.pop_front() {
-            let c = &self.cases[slot as usize];
-            if c.live && c.employee == NONE && c.queue_token == token {
+            let case = &self.cases[slot as usize];
+            if case.live && case.employee == NONE && case.queue_token == token {
                 return Some(slot);
             }
         }
@@ -100,9 +100,9 @@ impl Sim {
 
     /// Takes the case out of its employee's hands (no event: the caller emits what applies).
     pub(super) fn detach(&mut self, slot: u32) {
-        let e = self.cases[slot as usize].employee;
-        if e != NONE {
-            remove_item(&mut self.emps[e as usize].cases, slot);
+        let employee = self.cases[slot as usize].employee;
+        if employee != NONE {
+            remove_item(&mut self.employees[employee as usize].cases, slot);
             self.cases[slot as usize].employee = NONE;
         }
     }
@@ -119,15 +119,15 @@ impl Sim {
     }
 
     pub(super) fn resume(&mut self, out: &mut Vec<Pending>, start: i64, slot: u32, number: u64) {
-        let c = &self.cases[slot as usize];
-        if !(c.live && c.number == number && c.suspended) {
+        let case = &self.cases[slot as usize];
+        if !(case.live && case.number == number && case.suspended) {
             return;
         }
-        let t = start + self.rng.below(7 * HOUR as u64) as i64;
-        let c = &mut self.cases[slot as usize];
-        c.deadline += (t - c.suspended_at).max(0);
-        c.suspended = false;
-        self.emit(out, t, Ev::Resumed { case: number });
+        let time = start + self.rng.below(7 * HOUR as u64) as i64;
+        let case = &mut self.cases[slot as usize];
+        case.deadline += (time - case.suspended_at).max(0);
+        case.suspended = false;
+        self.emit(out, time, CompactEvent::Resumed { case: number });
     }
 
     pub(super) fn reopen(
@@ -137,9 +137,9 @@ impl Sim {
         number: u64,
         location: u16,
     ) {
-        let t = start + self.rng.below(7 * HOUR as u64) as i64;
-        let slot = self.open_case(number, t, location);
-        self.emit(out, t, Ev::Reopened { case: number });
+        let time = start + self.rng.below(7 * HOUR as u64) as i64;
+        let slot = self.open_case(number, time, location);
+        self.emit(out, time, CompactEvent::Reopened { case: number });
         self.enqueue(slot, false);
         self.period.registered += 1;
     }

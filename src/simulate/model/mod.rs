@@ -65,7 +65,7 @@ impl Role {
 /// One generated event, with compact references: case numbers, employee indices, and indices into
 /// the scenario's lists (locations, phases, hearing reasons).
 #[derive(Debug, Clone)]
-pub(crate) enum Ev {
+pub(crate) enum CompactEvent {
     Registered {
         case: u64,
         received: Option<i64>,
@@ -149,30 +149,30 @@ pub(crate) enum Ev {
     },
 }
 
-impl Ev {
+impl CompactEvent {
     pub(crate) fn event_type(&self) -> EventType {
         match self {
-            Ev::Registered { .. } => EventType::CaseRegistered,
-            Ev::Assigned { .. } => EventType::CaseAssigned,
-            Ev::Unassigned { .. } => EventType::CaseUnassigned,
-            Ev::Phase { .. } => EventType::CasePhaseChanged,
-            Ev::HearingHeld { .. } => EventType::CaseHearingHeld,
-            Ev::HearingCancelled { .. } => EventType::CaseHearingCancelled,
-            Ev::Extended { .. } => EventType::CaseDeadlineExtended,
-            Ev::Suspended { .. } => EventType::CaseSuspended,
-            Ev::Resumed { .. } => EventType::CaseResumed,
-            Ev::Transferred { .. } => EventType::CaseTransferred,
-            Ev::Decided { .. } => EventType::CaseDecided,
-            Ev::Closed { .. } => EventType::CaseClosed,
-            Ev::Reopened { .. } => EventType::CaseReopened,
-            Ev::Joined { .. } => EventType::EmployeeJoined,
-            Ev::BecameExperienced { .. } | Ev::RoleChanged { .. } | Ev::MadePermanent { .. } => {
-                EventType::EmployeeUpdated
-            }
-            Ev::Left { .. } => EventType::EmployeeLeft,
-            Ev::MentorAssigned { .. } => EventType::MentorAssigned,
-            Ev::MentorUnassigned { .. } => EventType::MentorUnassigned,
-            Ev::Audit { .. } => EventType::QualityAudit,
+            CompactEvent::Registered { .. } => EventType::CaseRegistered,
+            CompactEvent::Assigned { .. } => EventType::CaseAssigned,
+            CompactEvent::Unassigned { .. } => EventType::CaseUnassigned,
+            CompactEvent::Phase { .. } => EventType::CasePhaseChanged,
+            CompactEvent::HearingHeld { .. } => EventType::CaseHearingHeld,
+            CompactEvent::HearingCancelled { .. } => EventType::CaseHearingCancelled,
+            CompactEvent::Extended { .. } => EventType::CaseDeadlineExtended,
+            CompactEvent::Suspended { .. } => EventType::CaseSuspended,
+            CompactEvent::Resumed { .. } => EventType::CaseResumed,
+            CompactEvent::Transferred { .. } => EventType::CaseTransferred,
+            CompactEvent::Decided { .. } => EventType::CaseDecided,
+            CompactEvent::Closed { .. } => EventType::CaseClosed,
+            CompactEvent::Reopened { .. } => EventType::CaseReopened,
+            CompactEvent::Joined { .. } => EventType::EmployeeJoined,
+            CompactEvent::BecameExperienced { .. }
+            | CompactEvent::RoleChanged { .. }
+            | CompactEvent::MadePermanent { .. } => EventType::EmployeeUpdated,
+            CompactEvent::Left { .. } => EventType::EmployeeLeft,
+            CompactEvent::MentorAssigned { .. } => EventType::MentorAssigned,
+            CompactEvent::MentorUnassigned { .. } => EventType::MentorUnassigned,
+            CompactEvent::Audit { .. } => EventType::QualityAudit,
         }
     }
 }
@@ -182,7 +182,7 @@ impl Ev {
 pub(crate) struct Pending {
     pub time: i64,
     pub seq: u32,
-    pub ev: Ev,
+    pub event: CompactEvent,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -215,8 +215,9 @@ struct CaseSlot {
     live: bool,
 }
 
+/// An employee, by index (employee indices are never reused; a leaver stays, inactive).
 #[derive(Debug, Clone)]
-struct Emp {
+struct Employee {
     role: Role,
     experienced: bool,
     temporary: bool,
@@ -230,8 +231,9 @@ struct Emp {
     mentees: Vec<u32>,
 }
 
+/// Something to happen on a later day (the key of `Sim::scheduled` is the day and a sequence number).
 #[derive(Debug, Clone, Copy)]
-enum Sched {
+enum Scheduled {
     Join(u16),
     Promote(u16),
     Hire,
@@ -244,25 +246,26 @@ enum Sched {
 /// A time cursor within one slot: consecutive events get increasing times, clamped to the slot's
 /// end (ties keep generation order).
 struct Cursor {
-    t: i64,
+    /// The time the next event gets (before clamping).
+    at: i64,
     end: i64,
 }
 
 impl Cursor {
     fn new(start: i64, end: i64) -> Cursor {
-        Cursor { t: start, end }
+        Cursor { at: start, end }
     }
 
     fn next(&mut self, step: i64) -> i64 {
-        let t = self.t.min(self.end);
-        self.t += step;
-        t
+        let time = self.at.min(self.end);
+        self.at += step;
+        time
     }
 }
 
 /// The simulation state.
 pub(crate) struct Sim {
-    s: Scenario,
+    scenario: Scenario,
     case_factor: f64,
     rng: Rng,
     from: i64,
@@ -278,12 +281,12 @@ pub(crate) struct Sim {
     open: Vec<u32>,
     queue: VecDeque<(u32, u32)>,
     next_case: u64,
-    emps: Vec<Emp>,
+    employees: Vec<Employee>,
     active: Vec<u32>,
     by_role: [Vec<u32>; 3],
     unmentored: Vec<u32>,
-    sched: BTreeMap<(u32, u64), Sched>,
-    sched_seq: u64,
+    scheduled: BTreeMap<(u32, u64), Scheduled>,
+    scheduled_seq: u64,
     recent: VecDeque<u64>,
     pressure: f64,
     seq: u32,
@@ -304,23 +307,23 @@ impl Sim {
         case_factor: f64,
         employee_factor: f64,
     ) -> Sim {
-        let s = scenario.clone();
-        let hearing_step = s
+        let scenario = scenario.clone();
+        let hearing_step = scenario
             .cases
             .phases
             .iter()
-            .position(|p| *p == s.cases.hearing_phase)
+            .position(|p| *p == scenario.cases.hearing_phase)
             .unwrap_or(0) as u8;
-        let weekend = s.calendar.weekend_work;
+        let weekend = scenario.calendar.weekend_work;
         let mut sim = Sim {
             case_factor,
             rng: Rng::new(seed),
             from,
             day: 0,
             hearing_step,
-            phases: s.cases.phases.len() as u8,
-            extension_secs: approx_span_seconds(&s.case_events.extension_by).unwrap_or(DAY),
-            period_secs: i64::from(s.cases.decision_period_days) * DAY,
+            phases: scenario.cases.phases.len() as u8,
+            extension_secs: approx_span_seconds(&scenario.case_events.extension_by).unwrap_or(DAY),
+            period_secs: i64::from(scenario.cases.decision_period_days) * DAY,
             working_days_per_year: if weekend { 365.0 } else { 261.0 },
             working_fraction: if weekend { 1.0 } else { 5.0 / 7.0 },
             cases: Vec::new(),
@@ -328,28 +331,29 @@ impl Sim {
             open: Vec::new(),
             queue: VecDeque::new(),
             next_case: 1,
-            emps: Vec::new(),
+            employees: Vec::new(),
             active: Vec::new(),
             by_role: [Vec::new(), Vec::new(), Vec::new()],
             unmentored: Vec::new(),
-            sched: BTreeMap::new(),
-            sched_seq: 0,
+            scheduled: BTreeMap::new(),
+            scheduled_seq: 0,
             recent: VecDeque::new(),
             pressure: 0.0,
             seq: 0,
             period: Period::default(),
             stats: Vec::new(),
-            s,
+            scenario,
         };
-        for (gi, group) in sim.s.staff.clone().iter().enumerate() {
-            let n = scaled_count(group.count, employee_factor);
-            for k in 0..n {
+        for (group_index, group) in sim.scenario.staff.clone().iter().enumerate() {
+            let count = scaled_count(group.count, employee_factor);
+            for nth in 0..count {
                 let day = group.join_day
-                    + (u64::from(k) * u64::from(group.join_over_days) / u64::from(n.max(1))) as u32;
+                    + (u64::from(nth) * u64::from(group.join_over_days) / u64::from(count.max(1)))
+                        as u32;
                 let item = if group.promote {
-                    Sched::Promote(gi as u16)
+                    Scheduled::Promote(group_index as u16)
                 } else {
-                    Sched::Join(gi as u16)
+                    Scheduled::Join(group_index as u16)
                 };
                 sim.schedule(day, item);
             }
@@ -365,16 +369,16 @@ impl Sim {
         &self.stats
     }
 
-    fn schedule(&mut self, day: u32, item: Sched) {
-        self.sched.insert((day, self.sched_seq), item);
-        self.sched_seq += 1;
+    fn schedule(&mut self, day: u32, item: Scheduled) {
+        self.scheduled.insert((day, self.scheduled_seq), item);
+        self.scheduled_seq += 1;
     }
 
-    fn emit(&mut self, out: &mut Vec<Pending>, time: i64, ev: Ev) {
+    fn emit(&mut self, out: &mut Vec<Pending>, time: i64, event: CompactEvent) {
         out.push(Pending {
             time,
             seq: self.seq,
-            ev,
+            event,
         });
         self.seq += 1;
     }
@@ -383,32 +387,32 @@ impl Sim {
     pub(crate) fn run_day(&mut self, out: &mut Vec<Pending>) {
         out.clear();
         self.seq = 0;
-        let d = self.day;
+        let day = self.day;
         let start = self.day_start();
-        let working = self.s.calendar.weekend_work || weekday(start.div_euclid(DAY)) < 5;
+        let working = self.scenario.calendar.weekend_work || weekday(start.div_euclid(DAY)) < 5;
         let mut due = Vec::new();
-        while let Some(entry) = self.sched.first_entry() {
-            if entry.key().0 > d {
+        while let Some(entry) = self.scheduled.first_entry() {
+            if entry.key().0 > day {
                 break;
             }
             due.push(entry.remove());
         }
 
         // Slot B: applications, reopenings, resumptions.
-        if d == 0 {
+        if day == 0 {
             self.stock(out, start);
         }
         let arrivals = self
             .rng
-            .poisson(self.s.inflow_per_week(d) / 7.0 * self.case_factor);
+            .poisson(self.scenario.inflow_per_week(day) / 7.0 * self.case_factor);
         for _ in 0..arrivals {
-            let t = start + self.rng.below(7 * HOUR as u64) as i64;
-            self.register(out, t, None);
+            let time = start + self.rng.below(7 * HOUR as u64) as i64;
+            self.register(out, time, None);
         }
         for item in &due {
             match *item {
-                Sched::Resume(slot, number) => self.resume(out, start, slot, number),
-                Sched::Reopen(number, location) => self.reopen(out, start, number, location),
+                Scheduled::Resume(slot, number) => self.resume(out, start, slot, number),
+                Scheduled::Reopen(number, location) => self.reopen(out, start, number, location),
                 _ => {}
             }
         }
@@ -419,80 +423,90 @@ impl Sim {
         let mut mentors_added = false;
         for item in due {
             match item {
-                Sched::Join(g) => {
-                    let group = &self.s.staff[usize::from(g)];
+                Scheduled::Join(group_index) => {
+                    let group = &self.scenario.staff[usize::from(group_index)];
                     let role = Role::parse(&group.role);
                     let (experienced, temporary) =
                         (group.experienced, group.contract == "temporary");
-                    self.join(out, &mut cursor, d, role, experienced, temporary, g);
-                    mentors_added |= role == Role::Mentor;
-                }
-                Sched::Promote(g) => {
-                    let role = Role::parse(&self.s.staff[usize::from(g)].role);
-                    mentors_added |= self.promote(out, &mut cursor, role) && role == Role::Mentor;
-                }
-                Sched::Hire => {
                     self.join(
                         out,
                         &mut cursor,
-                        d,
+                        day,
+                        role,
+                        experienced,
+                        temporary,
+                        group_index,
+                    );
+                    mentors_added |= role == Role::Mentor;
+                }
+                Scheduled::Promote(group_index) => {
+                    let role = Role::parse(&self.scenario.staff[usize::from(group_index)].role);
+                    mentors_added |= self.promote(out, &mut cursor, role) && role == Role::Mentor;
+                }
+                Scheduled::Hire => {
+                    self.join(
+                        out,
+                        &mut cursor,
+                        day,
                         Role::Caseworker,
                         false,
                         false,
                         u16::MAX,
                     );
                 }
-                Sched::Experienced(e) => self.become_experienced(out, &mut cursor, e),
-                Sched::ContractEnd(e) => {
-                    let emp = &self.emps[e as usize];
+                Scheduled::Experienced(employee) => {
+                    self.become_experienced(out, &mut cursor, employee)
+                }
+                Scheduled::ContractEnd(employee) => {
+                    let emp = &self.employees[employee as usize];
                     if emp.active && emp.temporary {
                         let stay = self
-                            .s
+                            .scenario
                             .staff
                             .get(usize::from(emp.group))
                             .map_or(0.0, |g| g.stay_share);
                         if self.rng.chance(stay) {
-                            self.emps[e as usize].temporary = false;
-                            let t = cursor.next(1);
-                            self.emit(out, t, Ev::MadePermanent { employee: e });
+                            self.employees[employee as usize].temporary = false;
+                            let time = cursor.next(1);
+                            self.emit(out, time, CompactEvent::MadePermanent { employee });
                         } else {
-                            leavers.push(e);
+                            leavers.push(employee);
                         }
                     }
                 }
-                Sched::Resume(..) | Sched::Reopen(..) => {}
+                Scheduled::Resume(..) | Scheduled::Reopen(..) => {}
             }
         }
         self.fix_mentoring(out, &mut cursor, mentors_added);
 
-        self.update_pressure(d);
+        self.update_pressure(day);
         if working {
-            self.assign(out, start, d);
-            for e in 0..self.emps.len() as u32 {
-                if self.emps[e as usize].active {
-                    self.work(out, start, d, e);
+            self.assign(out, start, day);
+            for employee in 0..self.employees.len() as u32 {
+                if self.employees[employee as usize].active {
+                    self.work(out, start, day, employee);
                 }
             }
-            self.case_events(out, start, d);
-            self.audits(out, start, d);
+            self.case_events(out, start, day);
+            self.audits(out, start, day);
         }
 
         // Slot G: leavers.
         let mut cursor = Cursor::new(start + 18 * HOUR, start + DAY - 1);
-        for e in leavers {
-            if self.emps[e as usize].active {
-                self.leave(out, &mut cursor, e, d, false);
+        for employee in leavers {
+            if self.employees[employee as usize].active {
+                self.leave(out, &mut cursor, employee, day, false);
             }
         }
         let leaving = self
             .rng
-            .poisson(self.active.len() as f64 * self.s.attrition.leave_per_year / 365.0);
+            .poisson(self.active.len() as f64 * self.scenario.attrition.leave_per_year / 365.0);
         for _ in 0..leaving {
             if self.active.is_empty() {
                 break;
             }
-            let e = self.active[self.rng.index(self.active.len())];
-            self.leave(out, &mut cursor, e, d, true);
+            let employee = self.active[self.rng.index(self.active.len())];
+            self.leave(out, &mut cursor, employee, day, true);
         }
 
         out.sort_unstable_by_key(|p| (p.time, p.seq));

@@ -1,17 +1,21 @@
 //! Quality audits of recent decisions (slot F).
 
-use super::{Cursor, Ev, Pending, Sim, lerp};
+use super::{CompactEvent, Cursor, Pending, Sim, lerp};
 use crate::simulate::time::HOUR;
 
 impl Sim {
-    pub(super) fn audits(&mut self, out: &mut Vec<Pending>, start: i64, d: u32) {
-        let a = &self.s.audits;
-        if d < a.from_day || d >= a.until_day {
+    pub(super) fn audits(&mut self, out: &mut Vec<Pending>, start: i64, day: u32) {
+        let audits = &self.scenario.audits;
+        if day < audits.from_day || day >= audits.until_day {
             return;
         }
-        let pass = lerp(a.pass_share, a.pass_share_under_pressure, self.pressure);
-        let per_day = a.per_week
-            / if self.s.calendar.weekend_work {
+        let pass = lerp(
+            audits.pass_share,
+            audits.pass_share_under_pressure,
+            self.pressure,
+        );
+        let per_day = audits.per_week
+            / if self.scenario.calendar.weekend_work {
                 7.0
             } else {
                 5.0
@@ -26,8 +30,8 @@ impl Sim {
             };
             self.period.audits += 1;
             self.period.audits_passed += u64::from(passed);
-            let t = cursor.next(1 + self.rng.below(60) as i64);
-            self.emit(out, t, Ev::Audit { passed, case });
+            let time = cursor.next(1 + self.rng.below(60) as i64);
+            self.emit(out, time, CompactEvent::Audit { passed, case });
         }
     }
 }

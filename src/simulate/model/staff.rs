@@ -1,21 +1,28 @@
 //! The workforce: hiring and promotions, trainees becoming experienced, mentoring, capacity and
 //! the production pressure (slot C), and employees leaving (slot G).
 
-use super::{Cursor, Emp, Ev, NONE, Pending, Role, Sched, Sim, lerp, remove_item};
+use super::{
+    CompactEvent, Cursor, Employee, NONE, Pending, Role, Scheduled, Sim, lerp, remove_item,
+};
 
 impl Sim {
-    pub(super) fn capacity(&self, e: u32, d: u32) -> f64 {
-        let emp = &self.emps[e as usize];
-        let p = &self.s.productivity;
+    pub(super) fn capacity(&self, employee: u32, day: u32) -> f64 {
+        let emp = &self.employees[employee as usize];
+        let productivity = &self.scenario.productivity;
         if emp.experienced {
             match emp.role {
-                Role::Caseworker => p.caseworker,
-                Role::Mentor => p.mentor,
-                Role::DecisionOfficer => p.decision_officer,
+                Role::Caseworker => productivity.caseworker,
+                Role::Mentor => productivity.mentor,
+                Role::DecisionOfficer => productivity.decision_officer,
             }
         } else {
-            let x = f64::from(d.saturating_sub(emp.joined_day)) / f64::from(p.ramp_days.max(1));
-            lerp(p.trainee_start, p.trainee_end, x.min(1.0))
+            let ramp_progress = f64::from(day.saturating_sub(emp.joined_day))
+                / f64::from(productivity.ramp_days.max(1));
+            lerp(
+                productivity.trainee_start,
+                productivity.trainee_end,
+                ramp_progress.min(1.0),
+            )
         }
     }
 
@@ -24,75 +31,80 @@ impl Sim {
         &mut self,
         out: &mut Vec<Pending>,
         cursor: &mut Cursor,
-        d: u32,
+        day: u32,
         role: Role,
         experienced: bool,
         temporary: bool,
         group: u16,
     ) {
-        let e = self.emps.len() as u32;
-        let location = (e as usize % self.s.cases.locations.len()) as u16;
-        self.emps.push(Emp {
+        let employee = self.employees.len() as u32;
+        let location = (employee as usize % self.scenario.cases.locations.len()) as u16;
+        self.employees.push(Employee {
             role,
             experienced,
             temporary,
             active: true,
             group,
-            joined_day: d,
+            joined_day: day,
             active_pos: self.active.len() as u32,
             role_pos: self.by_role[role as usize].len() as u32,
             mentor: NONE,
             cases: Vec::new(),
             mentees: Vec::new(),
         });
-        self.active.push(e);
-        self.by_role[role as usize].push(e);
-        let t = cursor.next(1);
+        self.active.push(employee);
+        self.by_role[role as usize].push(employee);
+        let time = cursor.next(1);
         self.emit(
             out,
-            t,
-            Ev::Joined {
-                employee: e,
+            time,
+            CompactEvent::Joined {
+                employee,
                 role,
                 experienced,
                 temporary,
                 location,
             },
         );
-        if let Some(g) = self.s.staff.get(usize::from(group))
+        if let Some(staff_group) = self.scenario.staff.get(usize::from(group))
             && temporary
-            && g.contract_days > 0
+            && staff_group.contract_days > 0
         {
-            let (days, jitter) = (g.contract_days, g.contract_jitter_days);
-            let end = d + self
-                .rng
-                .between(days.saturating_sub(jitter), days + jitter)
-                .max(1);
-            self.schedule(end, Sched::ContractEnd(e));
+            let (days, jitter) = (staff_group.contract_days, staff_group.contract_jitter_days);
+            let end = day
+                + self
+                    .rng
+                    .between(days.saturating_sub(jitter), days + jitter)
+                    .max(1);
+            self.schedule(end, Scheduled::ContractEnd(employee));
         }
         if !experienced {
-            let p = &self.s.productivity;
-            let (after, jitter) = (p.experienced_after_days, p.experienced_after_jitter_days);
-            let at = d + self
-                .rng
-                .between(after.saturating_sub(jitter), after + jitter)
-                .max(1);
-            self.schedule(at, Sched::Experienced(e));
-            if self.s.mentoring.assign_mentors {
+            let productivity = &self.scenario.productivity;
+            let (after, jitter) = (
+                productivity.experienced_after_days,
+                productivity.experienced_after_jitter_days,
+            );
+            let at = day
+                + self
+                    .rng
+                    .between(after.saturating_sub(jitter), after + jitter)
+                    .max(1);
+            self.schedule(at, Scheduled::Experienced(employee));
+            if self.scenario.mentoring.assign_mentors {
                 match self.least_loaded_mentor() {
-                    Some(m) => {
-                        self.set_mentor(e, m);
-                        let t = cursor.next(1);
+                    Some(mentor) => {
+                        self.set_mentor(employee, mentor);
+                        let time = cursor.next(1);
                         self.emit(
                             out,
-                            t,
-                            Ev::MentorAssigned {
-                                mentor: m,
-                                mentee: e,
+                            time,
+                            CompactEvent::MentorAssigned {
+                                mentor,
+                                mentee: employee,
                             },
                         );
                     }
-                    None => self.unmentored.push(e),
+                    None => self.unmentored.push(employee),
                 }
             }
         }
@@ -110,17 +122,17 @@ impl Sim {
             if self.by_role[pool].is_empty() {
                 return false;
             }
-            let e = self.by_role[pool][self.rng.index(self.by_role[pool].len())];
-            if !self.emps[e as usize].experienced {
+            let employee = self.by_role[pool][self.rng.index(self.by_role[pool].len())];
+            if !self.employees[employee as usize].experienced {
                 continue;
             }
-            self.remove_from_role(e);
-            let emp = &mut self.emps[e as usize];
+            self.remove_from_role(employee);
+            let emp = &mut self.employees[employee as usize];
             emp.role = role;
             emp.role_pos = self.by_role[role as usize].len() as u32;
-            self.by_role[role as usize].push(e);
-            let t = cursor.next(1);
-            self.emit(out, t, Ev::RoleChanged { employee: e, role });
+            self.by_role[role as usize].push(employee);
+            let time = cursor.next(1);
+            self.emit(out, time, CompactEvent::RoleChanged { employee, role });
             return true;
         }
         false
@@ -130,19 +142,23 @@ impl Sim {
         &mut self,
         out: &mut Vec<Pending>,
         cursor: &mut Cursor,
-        e: u32,
+        employee: u32,
     ) {
-        let emp = &self.emps[e as usize];
+        let emp = &self.employees[employee as usize];
         if !emp.active || emp.experienced {
             return;
         }
-        self.emps[e as usize].experienced = true;
-        let t = cursor.next(1);
-        self.emit(out, t, Ev::BecameExperienced { employee: e });
-        if self.emps[e as usize].mentor != NONE {
-            self.clear_mentor(e);
-            let t = cursor.next(1);
-            self.emit(out, t, Ev::MentorUnassigned { mentee: e });
+        self.employees[employee as usize].experienced = true;
+        let time = cursor.next(1);
+        self.emit(out, time, CompactEvent::BecameExperienced { employee });
+        if self.employees[employee as usize].mentor != NONE {
+            self.clear_mentor(employee);
+            let time = cursor.next(1);
+            self.emit(
+                out,
+                time,
+                CompactEvent::MentorUnassigned { mentee: employee },
+            );
         }
     }
 
@@ -150,19 +166,19 @@ impl Sim {
         &mut self,
         out: &mut Vec<Pending>,
         cursor: &mut Cursor,
-        e: u32,
-        d: u32,
+        employee: u32,
+        day: u32,
         replace: bool,
     ) {
-        let t = cursor.next(1 + self.rng.below(600) as i64);
-        self.emit(out, t, Ev::Left { employee: e });
-        self.remove_from_role(e);
-        let pos = self.emps[e as usize].active_pos as usize;
+        let time = cursor.next(1 + self.rng.below(600) as i64);
+        self.emit(out, time, CompactEvent::Left { employee });
+        self.remove_from_role(employee);
+        let pos = self.employees[employee as usize].active_pos as usize;
         self.active.swap_remove(pos);
         if let Some(&moved) = self.active.get(pos) {
-            self.emps[moved as usize].active_pos = pos as u32;
+            self.employees[moved as usize].active_pos = pos as u32;
         }
-        let emp = &mut self.emps[e as usize];
+        let emp = &mut self.employees[employee as usize];
         emp.active = false;
         // The daemon unassigns their cases and ends their mentoring; mirror that.
         let cases = std::mem::take(&mut emp.cases);
@@ -171,32 +187,35 @@ impl Sim {
             self.cases[slot as usize].employee = NONE;
             self.enqueue(slot, true);
         }
-        for m in mentees {
-            self.emps[m as usize].mentor = NONE;
-            self.unmentored.push(m);
+        for mentee in mentees {
+            self.employees[mentee as usize].mentor = NONE;
+            self.unmentored.push(mentee);
         }
-        self.clear_mentor(e);
-        if replace && self.s.attrition.replace_leavers {
-            self.schedule(d + self.s.attrition.replace_after_days.max(1), Sched::Hire);
+        self.clear_mentor(employee);
+        if replace && self.scenario.attrition.replace_leavers {
+            self.schedule(
+                day + self.scenario.attrition.replace_after_days.max(1),
+                Scheduled::Hire,
+            );
         }
     }
 
-    fn remove_from_role(&mut self, e: u32) {
-        let emp = &self.emps[e as usize];
+    fn remove_from_role(&mut self, employee: u32) {
+        let emp = &self.employees[employee as usize];
         let (list, pos) = (emp.role as usize, emp.role_pos as usize);
         self.by_role[list].swap_remove(pos);
         if let Some(&moved) = self.by_role[list].get(pos) {
-            self.emps[moved as usize].role_pos = pos as u32;
+            self.employees[moved as usize].role_pos = pos as u32;
         }
     }
 
-    pub(super) fn update_pressure(&mut self, d: u32) {
-        let capacity: f64 = self.active.iter().map(|&e| self.capacity(e, d)).sum();
+    pub(super) fn update_pressure(&mut self, day: u32) {
+        let capacity: f64 = self.active.iter().map(|&e| self.capacity(e, day)).sum();
         let per_day = capacity * self.working_fraction;
         let backlog_days = self.open.len() as f64 / per_day.max(0.01);
-        let p = &self.s.pressure;
-        self.pressure = ((backlog_days - p.free_backlog_days)
-            / (p.full_backlog_days - p.free_backlog_days))
+        let thresholds = &self.scenario.pressure;
+        self.pressure = ((backlog_days - thresholds.free_backlog_days)
+            / (thresholds.full_backlog_days - thresholds.free_backlog_days))
             .clamp(0.0, 1.0);
     }
 
@@ -204,21 +223,21 @@ impl Sim {
         self.by_role[Role::Mentor as usize]
             .iter()
             .copied()
-            .min_by_key(|&m| (self.emps[m as usize].mentees.len(), m))
+            .min_by_key(|&m| (self.employees[m as usize].mentees.len(), m))
     }
 
     fn clear_mentor(&mut self, mentee: u32) {
-        let old = self.emps[mentee as usize].mentor;
+        let old = self.employees[mentee as usize].mentor;
         if old != NONE {
-            remove_item(&mut self.emps[old as usize].mentees, mentee);
-            self.emps[mentee as usize].mentor = NONE;
+            remove_item(&mut self.employees[old as usize].mentees, mentee);
+            self.employees[mentee as usize].mentor = NONE;
         }
     }
 
     fn set_mentor(&mut self, mentee: u32, mentor: u32) {
         self.clear_mentor(mentee);
-        self.emps[mentee as usize].mentor = mentor;
-        self.emps[mentor as usize].mentees.push(mentee);
+        self.employees[mentee as usize].mentor = mentor;
+        self.employees[mentor as usize].mentees.push(mentee);
     }
 
     /// Gives trainees without a mentor one, and after new mentors arrived, evens out the load.
@@ -228,37 +247,31 @@ impl Sim {
         cursor: &mut Cursor,
         mentors_added: bool,
     ) {
-        if !self.s.mentoring.assign_mentors || self.by_role[Role::Mentor as usize].is_empty() {
+        if !self.scenario.mentoring.assign_mentors || self.by_role[Role::Mentor as usize].is_empty()
+        {
             return;
         }
-        for e in std::mem::take(&mut self.unmentored) {
-            let emp = &self.emps[e as usize];
+        for mentee in std::mem::take(&mut self.unmentored) {
+            let emp = &self.employees[mentee as usize];
             if !emp.active || emp.experienced || emp.mentor != NONE {
                 continue;
             }
-            if let Some(m) = self.least_loaded_mentor() {
-                self.set_mentor(e, m);
-                let t = cursor.next(1);
-                self.emit(
-                    out,
-                    t,
-                    Ev::MentorAssigned {
-                        mentor: m,
-                        mentee: e,
-                    },
-                );
+            if let Some(mentor) = self.least_loaded_mentor() {
+                self.set_mentor(mentee, mentor);
+                let time = cursor.next(1);
+                self.emit(out, time, CompactEvent::MentorAssigned { mentor, mentee });
             }
         }
-        if !(mentors_added && self.s.mentoring.rebalance) {
+        if !(mentors_added && self.scenario.mentoring.rebalance) {
             return;
         }
         loop {
             let mentors = &self.by_role[Role::Mentor as usize];
-            let load = |m: u32| self.emps[m as usize].mentees.len();
+            let load = |mentor: u32| self.employees[mentor as usize].mentees.len();
             let Some(most) = mentors
                 .iter()
                 .copied()
-                .max_by_key(|&m| (load(m), std::cmp::Reverse(m)))
+                .max_by_key(|&mentor| (load(mentor), std::cmp::Reverse(mentor)))
             else {
                 return;
             };
@@ -268,15 +281,15 @@ impl Sim {
             if load(most) <= load(least) + 1 {
                 return;
             }
-            let Some(&mentee) = self.emps[most as usize].mentees.last() else {
+            let Some(&mentee) = self.employees[most as usize].mentees.last() else {
                 return;
             };
             self.set_mentor(mentee, least);
-            let t = cursor.next(1);
+            let time = cursor.next(1);
             self.emit(
                 out,
-                t,
-                Ev::MentorAssigned {
+                time,
+                CompactEvent::MentorAssigned {
                     mentor: least,
                     mentee,
                 },

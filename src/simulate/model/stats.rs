@@ -65,9 +65,9 @@ impl Sim {
         let mut overdue = 0;
         let mut unassigned = 0;
         for &slot in &self.open {
-            let c = &self.cases[slot as usize];
-            overdue += usize::from(!c.suspended && c.deadline < day_end);
-            unassigned += usize::from(c.employee == NONE);
+            let case = &self.cases[slot as usize];
+            overdue += usize::from(!case.suspended && case.deadline < day_end);
+            unassigned += usize::from(case.employee == NONE);
         }
         let period = std::mem::take(&mut self.period);
         let row = StatsRow {
@@ -80,13 +80,13 @@ impl Sim {
             trainees: self
                 .active
                 .iter()
-                .filter(|&&e| !self.emps[e as usize].experienced)
+                .filter(|&&e| !self.employees[e as usize].experienced)
                 .count(),
             mentors: self.by_role[Role::Mentor as usize].len(),
             max_mentees: self
                 .active
                 .iter()
-                .map(|&e| self.emps[e as usize].mentees.len())
+                .map(|&e| self.employees[e as usize].mentees.len())
                 .max()
                 .unwrap_or(0),
             pressure: self.pressure,
