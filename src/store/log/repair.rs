@@ -30,7 +30,8 @@ pub struct Damage {
     /// Where the first bad frame (or the bad header, 0) starts.
     pub offset: u64,
     pub reason: String,
-    /// A torn tail that [`EventLog::open`] truncates by itself; otherwise `open` refuses the log.
+    /// A torn tail that [`EventLog::open`](super::EventLog::open) truncates by itself; otherwise
+    /// `open` refuses the log.
     pub torn_tail: bool,
     /// In the newest segment, so [`truncate_tail`] may cut it.
     pub in_last_segment: bool,
