@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Ev, Role};
+use super::model::{CompactEvent, Role};
 use super::scenario::Scenario;
 use super::time::push_rfc3339;
 
@@ -50,18 +50,18 @@ impl Formatter {
     }
 
     /// The JSON line (without newline) of event number `n` at `time` (Unix seconds).
-    pub(crate) fn line(&self, n: u64, time: i64, ev: &Ev) -> String {
+    pub(crate) fn line(&self, n: u64, time: i64, event: &CompactEvent) -> String {
         let mut s = String::with_capacity(240);
         let _ = write!(
             s,
             "{{\"specversion\":\"1.0\",\"id\":\"{}-{n}\",\"type\":\"{}\",\"source\":\"backlogd-simulate\",\"time\":\"",
             self.prefix,
-            ev.event_type().as_str()
+            event.event_type().as_str()
         );
         push_rfc3339(&mut s, time);
         s.push_str("\",\"data\":{");
-        match *ev {
-            Ev::Registered {
+        match *event {
+            CompactEvent::Registered {
                 case,
                 received,
                 location,
@@ -75,33 +75,33 @@ impl Formatter {
                 }
                 let _ = write!(s, ",\"location\":{}", self.locations[usize::from(location)]);
             }
-            Ev::Assigned { case, employee } => {
+            CompactEvent::Assigned { case, employee } => {
                 self.case(&mut s, "case", case);
                 s.push(',');
                 self.employee(&mut s, "employee", employee);
             }
-            Ev::Unassigned { case }
-            | Ev::HearingHeld { case }
-            | Ev::Suspended { case }
-            | Ev::Resumed { case }
-            | Ev::Reopened { case } => self.case(&mut s, "case", case),
-            Ev::Phase { case, phase } => {
+            CompactEvent::Unassigned { case }
+            | CompactEvent::HearingHeld { case }
+            | CompactEvent::Suspended { case }
+            | CompactEvent::Resumed { case }
+            | CompactEvent::Reopened { case } => self.case(&mut s, "case", case),
+            CompactEvent::Phase { case, phase } => {
                 self.case(&mut s, "case", case);
                 let _ = write!(s, ",\"phase\":{}", self.phases[usize::from(phase)]);
             }
-            Ev::HearingCancelled { case, reason } => {
+            CompactEvent::HearingCancelled { case, reason } => {
                 self.case(&mut s, "case", case);
                 let _ = write!(s, ",\"reason\":{}", self.reasons[usize::from(reason)]);
             }
-            Ev::Extended { case } => {
+            CompactEvent::Extended { case } => {
                 self.case(&mut s, "case", case);
                 let _ = write!(s, ",\"by\":{}", self.extension_by);
             }
-            Ev::Transferred { case, location } => {
+            CompactEvent::Transferred { case, location } => {
                 self.case(&mut s, "case", case);
                 let _ = write!(s, ",\"location\":{}", self.locations[usize::from(location)]);
             }
-            Ev::Decided {
+            CompactEvent::Decided {
                 case,
                 outcome,
                 by,
@@ -116,11 +116,11 @@ impl Formatter {
                 }
                 let _ = write!(s, ",\"additional_investigation\":{investigation}");
             }
-            Ev::Closed { case, reason } => {
+            CompactEvent::Closed { case, reason } => {
                 self.case(&mut s, "case", case);
                 let _ = write!(s, ",\"reason\":\"{}\"", CLOSE_REASONS[usize::from(reason)]);
             }
-            Ev::Joined {
+            CompactEvent::Joined {
                 employee,
                 role,
                 experienced,
@@ -136,26 +136,26 @@ impl Formatter {
                     self.locations[usize::from(location)]
                 );
             }
-            Ev::BecameExperienced { employee } => {
+            CompactEvent::BecameExperienced { employee } => {
                 self.employee(&mut s, "employee", employee);
                 s.push_str(",\"experienced\":true");
             }
-            Ev::RoleChanged { employee, role } => {
+            CompactEvent::RoleChanged { employee, role } => {
                 self.employee(&mut s, "employee", employee);
                 let _ = write!(s, ",\"role\":\"{}\"", Role::as_str(role));
             }
-            Ev::MadePermanent { employee } => {
+            CompactEvent::MadePermanent { employee } => {
                 self.employee(&mut s, "employee", employee);
                 s.push_str(",\"contract\":\"permanent\"");
             }
-            Ev::Left { employee } => self.employee(&mut s, "employee", employee),
-            Ev::MentorAssigned { mentor, mentee } => {
+            CompactEvent::Left { employee } => self.employee(&mut s, "employee", employee),
+            CompactEvent::MentorAssigned { mentor, mentee } => {
                 self.employee(&mut s, "mentor", mentor);
                 s.push(',');
                 self.employee(&mut s, "mentee", mentee);
             }
-            Ev::MentorUnassigned { mentee } => self.employee(&mut s, "mentee", mentee),
-            Ev::Audit { passed, case } => {
+            CompactEvent::MentorUnassigned { mentee } => self.employee(&mut s, "mentee", mentee),
+            CompactEvent::Audit { passed, case } => {
                 let _ = write!(s, "\"passed\":{passed}");
                 if let Some(case) = case {
                     s.push(',');

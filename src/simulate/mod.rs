@@ -214,7 +214,7 @@ impl Iterator for Generator {
                 }
                 return Some(SimEvent {
                     time: pending.time,
-                    line: self.format.line(n, pending.time, &pending.ev),
+                    line: self.format.line(n, pending.time, &pending.event),
                 });
             }
             if self.done {

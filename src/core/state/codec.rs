@@ -5,7 +5,8 @@
 //! load, so reordering the configuration is harmless; a snapshot that names a track, phase or role
 //! the configuration no longer has is refused with a message saying which.
 
-use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, case_links, list_push};
+use super::links::{Links, case_links, list_push};
+use super::{Case, Class, Employee, NO_TIMER, NONE, State};
 use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
 use crate::core::ids::{Dedup, DedupExport};

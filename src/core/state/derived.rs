@@ -1,0 +1,195 @@
+//! The derived data of the open cases: their classification (due soon, overdue, penalty days), the
+//! timer index of the next change, the overdue index and the gauges, kept by `attach`/`detach` and
+//! recomputed from scratch by `rebuild_derived`.
+
+use super::{Case, Class, NO_TIMER, NONE, State};
+use crate::core::aggregates::Aggregates;
+use crate::core::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos_saturating};
+
+impl State {
+    /// Recomputes every gauge, the timer index and the overdue index from the cases themselves, at
+    /// the state's current `now`. Used after loading a snapshot and after a settings change; the tests
+    /// use it to check that incremental maintenance equals recomputation.
+    pub fn rebuild_derived(&mut self) {
+        for track in &mut self.aggregates.tracks {
+            track.reset_gauges();
+            track
+                .due_soon_by_window
+                .resize(self.settings.due_soon_windows.len(), 0);
+        }
+        self.timers.clear();
+        for set in &mut self.overdue_by_track {
+            set.clear();
+        }
+        for employee in &mut self.employees {
+            employee.open_cases = 0;
+        }
+        for case in &mut self.cases {
+            case.class = Class::default();
+            case.timer = NO_TIMER;
+        }
+        for index in 0..self.cases.len() as u32 {
+            self.attach(index);
+        }
+    }
+
+    pub(super) fn count_employee(&mut self, index: u32, delta: i64) {
+        let e = &self.employees[index as usize];
+        let slot = Aggregates::employee_slot(e.role, e.contract, e.experienced);
+        self.aggregates.employees[slot] += delta;
+    }
+
+    /// Applies `change` to an open case, keeping the aggregates in step.
+    pub(super) fn update_open_case(&mut self, index: u32, change: impl FnOnce(&mut Case)) {
+        self.detach(index);
+        change(&mut self.cases[index as usize]);
+        self.attach(index);
+    }
+
+    /// Adds an open case's contributions to the aggregates, classified at `self.now`, and schedules
+    /// its next classification change.
+    pub(super) fn attach(&mut self, index: u32) {
+        if !self.cases[index as usize].open {
+            return;
+        }
+        let class = self.classify(index);
+        let next = self.next_change(index, class);
+        let case = &mut self.cases[index as usize];
+        case.class = class;
+        if let Some(at) = next {
+            case.timer = at;
+            self.timers.insert((at, index));
+        }
+        self.count(index, class, 1);
+    }
+
+    /// Removes exactly what `attach` added.
+    pub(super) fn detach(&mut self, index: u32) {
+        let case = &mut self.cases[index as usize];
+        if !case.open {
+            return;
+        }
+        let class = std::mem::take(&mut case.class);
+        if case.timer != NO_TIMER {
+            self.timers.remove(&(case.timer, index));
+            case.timer = NO_TIMER;
+        }
+        self.count(index, class, -1);
+    }
+
+    /// Adds (`delta` = 1) or removes (`delta` = -1) the contributions of an open case with `class`
+    /// to every gauge and to the overdue index.
+    fn count(&mut self, index: u32, class: Class, delta: i64) {
+        let case = &self.cases[index as usize];
+        let (track, location, phase) = (
+            usize::from(case.track),
+            usize::from(case.location),
+            usize::from(case.phase),
+        );
+        let (employee, suspended, deadline) = (case.employee, case.suspended, case.deadline);
+        let penalty = self.settings.tracks[track]
+            .penalty
+            .accrued_cents(class.penalty_days);
+        let t = &mut self.aggregates.tracks[track];
+        t.open_by_location[location] += delta;
+        t.open_by_phase[phase] += delta;
+        if suspended {
+            t.suspended += delta;
+        }
+        if employee == NONE {
+            t.unassigned += delta;
+        } else {
+            let open_cases = &mut self.employees[employee as usize].open_cases;
+            *open_cases = open_cases.wrapping_add_signed(delta as i32);
+        }
+        if class.overdue {
+            t.overdue_by_location[location] += delta;
+            t.penalty_exposure_cents += delta * penalty;
+            if delta > 0 {
+                self.overdue_by_track[track].insert((deadline, index));
+            } else {
+                self.overdue_by_track[track].remove(&(deadline, index));
+            }
+        }
+        for (w, count) in t.due_soon_by_window.iter_mut().enumerate() {
+            if class.due_soon_mask >> w & 1 == 1 {
+                *count += delta;
+            }
+        }
+    }
+
+    fn classify(&self, index: u32) -> Class {
+        let case = &self.cases[index as usize];
+        if !case.open || case.suspended {
+            return Class::default();
+        }
+        let now = self.now;
+        if now > case.deadline {
+            Class {
+                due_soon_mask: 0,
+                overdue: true,
+                penalty_days: self.penalty_days(usize::from(case.track), case.deadline, now),
+            }
+        } else {
+            let mut mask = 0u8;
+            for (w, window) in self.settings.due_soon_windows.iter().enumerate() {
+                if case.deadline <= now.saturating_add(window.nanos()) {
+                    mask |= 1 << w;
+                }
+            }
+            Class {
+                due_soon_mask: mask,
+                overdue: false,
+                penalty_days: 0,
+            }
+        }
+    }
+
+    /// The next instant after `self.now` at which `classify` gives a different answer, if any.
+    fn next_change(&self, index: u32, class: Class) -> Option<EpochNanos> {
+        let case = &self.cases[index as usize];
+        if !case.open || case.suspended {
+            return None;
+        }
+        if class.overdue {
+            let track = &self.settings.tracks[usize::from(case.track)];
+            if class.penalty_days >= track.penalty.cap_days() {
+                return None;
+            }
+            let start = self.penalty_start(usize::from(case.track), case.deadline);
+            let next_day = i64::from(class.penalty_days) + 1;
+            Some(start.saturating_add(next_day.saturating_mul(NANOS_PER_DAY)))
+        } else {
+            let becomes_overdue = case.deadline.saturating_add(1);
+            let enters_window = self
+                .settings
+                .due_soon_windows
+                .iter()
+                .enumerate()
+                .filter(|(w, _)| class.due_soon_mask >> w & 1 == 0)
+                .map(|(_, window)| case.deadline.saturating_sub(window.nanos()));
+            enters_window.chain([becomes_overdue]).min()
+        }
+    }
+
+    /// Start of penalty accrual: deadline + the track's grace, in calendar arithmetic.
+    fn penalty_start(&self, track: usize, deadline: EpochNanos) -> EpochNanos {
+        let grace = self.settings.tracks[track].penalty_grace;
+        if grace.is_zero() {
+            deadline
+        } else {
+            to_nanos_saturating(self.settings.add_calendar(from_nanos(deadline), grace))
+        }
+    }
+
+    /// Whole 24-hour periods elapsed since deadline + grace at `at`, capped at the schedule's end.
+    pub(super) fn penalty_days(&self, track: usize, deadline: EpochNanos, at: EpochNanos) -> u32 {
+        let start = self.penalty_start(track, deadline);
+        let cap = self.settings.tracks[track].penalty.cap_days();
+        if at < start {
+            return 0;
+        }
+        let days = at.saturating_sub(start) / NANOS_PER_DAY;
+        u32::try_from(days).unwrap_or(u32::MAX).min(cap)
+    }
+}

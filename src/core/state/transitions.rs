@@ -1,0 +1,542 @@
+//! The per-event-type rules of `State::apply`: validation against the state, then the change.
+
+use jiff::Timestamp;
+
+use super::{
+    Case, Class, Employee, Links, NO_TIMER, NONE, OTHER_LOCATION, State, UNKNOWN_LOCATION,
+};
+use crate::core::aggregates::TrackAggregates;
+use crate::core::event::{
+    CloseReason, Contract, EventKind, Extension, Outcome, RejectReason, Rejection,
+};
+use crate::core::time::{EpochNanos, from_nanos, to_nanos, to_nanos_saturating};
+
+impl State {
+    pub(super) fn apply_kind(
+        &mut self,
+        kind: &EventKind,
+        time: EpochNanos,
+    ) -> Result<(), Rejection> {
+        match kind {
+            EventKind::CaseRegistered {
+                case,
+                track,
+                received_at,
+                location,
+                deadline,
+            } => self.register(
+                case,
+                track,
+                *received_at,
+                location.as_deref(),
+                *deadline,
+                time,
+            ),
+            EventKind::CaseAssigned { case, employee } => {
+                let index = self.open_case(case)?;
+                let employee = self.active_employee(employee, "employee")?;
+                self.assign(index, employee);
+                Ok(())
+            }
+            EventKind::CaseUnassigned { case } => {
+                let index = self.open_case(case)?;
+                self.assign(index, NONE);
+                Ok(())
+            }
+            EventKind::CasePhaseChanged { case, phase } => {
+                let index = self.open_case(case)?;
+                let phase_id = self.settings.phase_index(phase).ok_or_else(|| {
+                    Rejection::new(
+                        RejectReason::UnknownPhase,
+                        format!(
+                            "field `data.phase`: \"{phase}\" is not one of the configured phases ({})",
+                            self.settings.phases.join(", ")
+                        ),
+                    )
+                })?;
+                self.update_open_case(index, |case| case.phase = phase_id);
+                Ok(())
+            }
+            EventKind::CaseHearingHeld { case } => {
+                let index = self.open_case(case)?;
+                self.track_of(index).hearings_held += 1;
+                Ok(())
+            }
+            EventKind::CaseHearingCancelled { case, .. } => {
+                let index = self.open_case(case)?;
+                self.track_of(index).hearings_cancelled += 1;
+                Ok(())
+            }
+            EventKind::CaseDeadlineExtended { case, extension } => {
+                let index = self.open_case(case)?;
+                let current = self.cases[index as usize].deadline;
+                let new_deadline = match extension {
+                    Extension::By(span) => {
+                        to_nanos_saturating(self.settings.add_calendar(from_nanos(current), *span))
+                    }
+                    Extension::To(at) => self.checked_nanos(*at, "data.deadline")?,
+                };
+                self.update_open_case(index, |case| case.deadline = new_deadline);
+                self.track_of(index).deadline_extensions += 1;
+                Ok(())
+            }
+            EventKind::CaseSuspended { case } => {
+                let index = self.open_case(case)?;
+                if self.cases[index as usize].suspended {
+                    return Err(Rejection::new(
+                        RejectReason::CaseSuspended,
+                        format!("case \"{case}\" is already suspended"),
+                    ));
+                }
+                self.update_open_case(index, |case| {
+                    case.suspended = true;
+                    case.suspended_at = time;
+                });
+                Ok(())
+            }
+            EventKind::CaseResumed { case } => {
+                let index = self.open_case(case)?;
+                if !self.cases[index as usize].suspended {
+                    return Err(Rejection::new(
+                        RejectReason::CaseNotSuspended,
+                        format!("case \"{case}\" is not suspended"),
+                    ));
+                }
+                self.update_open_case(index, |case| {
+                    case.deadline = effective_deadline(case, time);
+                    case.suspended = false;
+                });
+                Ok(())
+            }
+            EventKind::CaseTransferred { case, location } => {
+                let index = self.open_case(case)?;
+                self.check_text(location, "data.location")?;
+                let location_id = self.location_id(location);
+                self.update_open_case(index, |case| case.location = location_id);
+                self.track_of(index).transfers += 1;
+                Ok(())
+            }
+            EventKind::CaseDecided {
+                case,
+                outcome,
+                decided_by,
+                basis,
+                additional_investigation,
+            } => {
+                let index = self.open_case(case)?;
+                let decider = self.active_employee(decided_by, "decided_by")?;
+                let inexperienced = !self.employees[decider as usize].experienced;
+                let (overdue, penalty) = self.close(index, time);
+                let outcome_index = Outcome::ALL.iter().position(|o| o == outcome).unwrap_or(2);
+                let lead_start = self.cases[index as usize].lead_start;
+                let aggregates = self.track_of(index);
+                aggregates.decided_by_outcome[outcome_index] += 1;
+                aggregates.penalty_incurred_cents += penalty;
+                aggregates.decisions_overdue += u64::from(overdue);
+                aggregates.decisions_by_inexperienced += u64::from(inexperienced);
+                aggregates.decisions_benefit_of_doubt +=
+                    u64::from(basis.as_deref() == Some("benefit_of_doubt"));
+                aggregates.decisions_without_investigation +=
+                    u64::from(*additional_investigation == Some(false));
+                aggregates
+                    .lead_time
+                    .observe(time.saturating_sub(lead_start).max(0));
+                Ok(())
+            }
+            EventKind::CaseClosed { case, reason } => {
+                let index = self.open_case(case)?;
+                let (_, penalty) = self.close(index, time);
+                let reason_index = CloseReason::ALL
+                    .iter()
+                    .position(|r| r == reason)
+                    .unwrap_or(3);
+                let aggregates = self.track_of(index);
+                aggregates.closed_by_reason[reason_index] += 1;
+                aggregates.penalty_incurred_cents += penalty;
+                Ok(())
+            }
+            EventKind::CaseReopened {
+                case,
+                deadline,
+                track,
+            } => self.reopen(case, *deadline, track.as_deref(), time),
+            EventKind::EmployeeJoined {
+                employee,
+                role,
+                experienced,
+                contract,
+                location,
+            } => self.join(employee, role, *experienced, *contract, location.as_deref()),
+            EventKind::EmployeeUpdated {
+                employee,
+                role,
+                experienced,
+                contract,
+                location,
+            } => {
+                let index = self.active_employee(employee, "employee")?;
+                let role_id = match role {
+                    Some(role) => Some(self.role_id(role)?),
+                    None => None,
+                };
+                if let Some(location) = location {
+                    self.check_text(location, "data.location")?;
+                }
+                self.count_employee(index, -1);
+                let e = &mut self.employees[index as usize];
+                if let Some(role_id) = role_id {
+                    e.role = role_id;
+                }
+                if let Some(experienced) = experienced {
+                    e.experienced = *experienced;
+                }
+                if let Some(contract) = contract {
+                    e.contract = *contract;
+                }
+                if let Some(location) = location {
+                    e.location = Some(location.as_str().into());
+                }
+                self.count_employee(index, 1);
+                Ok(())
+            }
+            EventKind::EmployeeLeft { employee } => {
+                let index = self.active_employee(employee, "employee")?;
+                self.leave(index);
+                Ok(())
+            }
+            EventKind::MentorAssigned { mentor, mentee } => {
+                let mentor_index = self.active_employee(mentor, "mentor")?;
+                let mentee_index = self.active_employee(mentee, "mentee")?;
+                if mentor_index == mentee_index {
+                    return Err(Rejection::new(
+                        RejectReason::SameEmployee,
+                        format!(
+                            "fields `data.mentor` and `data.mentee` are both \"{mentor}\": an employee cannot mentor themselves"
+                        ),
+                    ));
+                }
+                self.set_mentor(mentee_index, mentor_index);
+                Ok(())
+            }
+            EventKind::MentorUnassigned { mentee } => {
+                let mentee_index = self.active_employee(mentee, "mentee")?;
+                self.set_mentor(mentee_index, NONE);
+                Ok(())
+            }
+            EventKind::QualityAudit { passed, .. } => {
+                if *passed {
+                    self.aggregates.audits_passed += 1;
+                    self.audits_passed_rolling
+                        .add(self.quality_shape, self.now, time, 1);
+                } else {
+                    self.aggregates.audits_failed += 1;
+                }
+                self.audits_rolling
+                    .add(self.quality_shape, self.now, time, 1);
+                let last = &mut self.aggregates.last_audit_time;
+                *last = Some(last.map_or(time, |t| t.max(time)));
+                Ok(())
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        case: &str,
+        track: &str,
+        received_at: Option<Timestamp>,
+        location: Option<&str>,
+        deadline: Option<Timestamp>,
+        time: EpochNanos,
+    ) -> Result<(), Rejection> {
+        self.check_text(case, "data.case")?;
+        if self.case_ids.get(case).is_some() {
+            return Err(Rejection::new(
+                RejectReason::CaseExists,
+                format!("case \"{case}\" is already registered"),
+            ));
+        }
+        let track_id = self.track_id(track, "data.track")?;
+        if let Some(location) = location {
+            self.check_text(location, "data.location")?;
+        }
+        let received = match received_at {
+            Some(at) => self.checked_nanos(at, "data.received_at")?,
+            None => time,
+        };
+        let deadline = match deadline {
+            Some(at) => self.checked_nanos(at, "data.deadline")?,
+            None => self.default_deadline(track_id, received),
+        };
+        let location_id = self.location_id(location.unwrap_or(UNKNOWN_LOCATION));
+        let index = self.case_ids.intern(case);
+        debug_assert_eq!(index as usize, self.cases.len());
+        self.cases.push(Case {
+            deadline,
+            lead_start: received,
+            suspended_at: 0,
+            timer: NO_TIMER,
+            employee: NONE,
+            of_employee: Links::DETACHED,
+            location: location_id,
+            track: track_id,
+            phase: 0,
+            open: true,
+            suspended: false,
+            class: Class::default(),
+        });
+        self.attach(index);
+        self.track_of(index).registered += 1;
+        self.inflow[usize::from(track_id)].add(self.flow_shape, self.now, time, 1);
+        Ok(())
+    }
+
+    fn reopen(
+        &mut self,
+        case: &str,
+        deadline: Option<Timestamp>,
+        track: Option<&str>,
+        time: EpochNanos,
+    ) -> Result<(), Rejection> {
+        let index = self.known_case(case)?;
+        if self.cases[index as usize].open {
+            return Err(Rejection::new(
+                RejectReason::CaseOpen,
+                format!("case \"{case}\" is open; only a closed case can be reopened"),
+            ));
+        }
+        let track_id = match track {
+            Some(track) => self.track_id(track, "data.track")?,
+            None => self.cases[index as usize].track,
+        };
+        let deadline = match deadline {
+            Some(at) => self.checked_nanos(at, "data.deadline")?,
+            None => self.default_deadline(track_id, time),
+        };
+        let c = &mut self.cases[index as usize];
+        c.open = true;
+        c.suspended = false;
+        c.employee = NONE;
+        c.phase = 0;
+        c.track = track_id;
+        c.deadline = deadline;
+        c.lead_start = time;
+        self.attach(index);
+        self.track_of(index).reopened += 1;
+        self.inflow[usize::from(track_id)].add(self.flow_shape, self.now, time, 1);
+        Ok(())
+    }
+
+    /// Closes an open case at event time `time`; returns (decided after its deadline, accrued penalty
+    /// in cents at `time`).
+    fn close(&mut self, index: u32, time: EpochNanos) -> (bool, i64) {
+        self.assign(index, NONE);
+        self.detach(index);
+        let case = &mut self.cases[index as usize];
+        let deadline = effective_deadline(case, time);
+        case.open = false;
+        case.suspended = false;
+        let track = usize::from(case.track);
+        self.outflow[track].add(self.flow_shape, self.now, time, 1);
+        let overdue = time > deadline;
+        let penalty = if overdue {
+            let days = self.penalty_days(track, deadline, time);
+            self.settings.tracks[track].penalty.accrued_cents(days)
+        } else {
+            0
+        };
+        (overdue, penalty)
+    }
+
+    fn join(
+        &mut self,
+        employee: &str,
+        role: &str,
+        experienced: bool,
+        contract: Contract,
+        location: Option<&str>,
+    ) -> Result<(), Rejection> {
+        self.check_text(employee, "data.employee")?;
+        let role_id = self.role_id(role)?;
+        if let Some(location) = location {
+            self.check_text(location, "data.location")?;
+        }
+        let existing = self.employee_ids.get(employee).copied();
+        if let Some(index) = existing
+            && self.employees[index as usize].active
+        {
+            return Err(Rejection::new(
+                RejectReason::EmployeeExists,
+                format!("employee \"{employee}\" is already active"),
+            ));
+        }
+        let record = Employee::new(employee, role_id, contract, experienced, location);
+        let index = match existing {
+            Some(index) => {
+                self.employees[index as usize] = record;
+                index
+            }
+            None => {
+                let index = self.employees.len() as u32;
+                self.employees.push(record);
+                self.employee_ids.insert(employee.into(), index);
+                index
+            }
+        };
+        self.count_employee(index, 1);
+        Ok(())
+    }
+
+    fn leave(&mut self, index: u32) {
+        while self.employees[index as usize].first_case != NONE {
+            let case = self.employees[index as usize].first_case;
+            self.assign(case, NONE);
+        }
+        while self.employees[index as usize].first_mentee != NONE {
+            let mentee = self.employees[index as usize].first_mentee;
+            self.set_mentor(mentee, NONE);
+        }
+        self.set_mentor(index, NONE);
+        self.count_employee(index, -1);
+        self.employees[index as usize].active = false;
+    }
+
+    fn default_deadline(&self, track: u8, from: EpochNanos) -> EpochNanos {
+        let period = self.settings.tracks[usize::from(track)].decision_period;
+        to_nanos_saturating(self.settings.add_calendar(from_nanos(from), period))
+    }
+
+    fn track_of(&mut self, index: u32) -> &mut TrackAggregates {
+        let track = usize::from(self.cases[index as usize].track);
+        &mut self.aggregates.tracks[track]
+    }
+
+    fn location_id(&mut self, name: &str) -> u16 {
+        if let Some(&id) = self.location_ids.get(name) {
+            return id;
+        }
+        let named = self
+            .location_ids
+            .keys()
+            .filter(|k| k.as_str() != OTHER_LOCATION)
+            .count();
+        let name = if named >= self.settings.max_locations as usize {
+            OTHER_LOCATION
+        } else {
+            name
+        };
+        if let Some(&id) = self.location_ids.get(name) {
+            return id;
+        }
+        self.add_location(name)
+    }
+
+    /// Registers a new location name at the next id, with zero gauges in every track.
+    pub(super) fn add_location(&mut self, name: &str) -> u16 {
+        let id = self.aggregates.locations.len() as u16;
+        self.aggregates.locations.push(name.to_owned());
+        self.location_ids.insert(name.to_owned(), id);
+        for t in &mut self.aggregates.tracks {
+            t.open_by_location.push(0);
+            t.overdue_by_location.push(0);
+        }
+        id
+    }
+
+    fn known_case(&self, case: &str) -> Result<u32, Rejection> {
+        self.case_ids.get(case).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::UnknownCase,
+                format!("case \"{case}\" was never registered"),
+            )
+        })
+    }
+
+    fn open_case(&self, case: &str) -> Result<u32, Rejection> {
+        let index = self.known_case(case)?;
+        if !self.cases[index as usize].open {
+            return Err(Rejection::new(
+                RejectReason::CaseClosed,
+                format!("case \"{case}\" is closed; only case.reopened applies to it"),
+            ));
+        }
+        Ok(index)
+    }
+
+    fn active_employee(&self, employee: &str, field: &str) -> Result<u32, Rejection> {
+        match self.employee_ids.get(employee) {
+            Some(&index) if self.employees[index as usize].active => Ok(index),
+            Some(_) => Err(Rejection::new(
+                RejectReason::UnknownEmployee,
+                format!("field `data.{field}`: employee \"{employee}\" has left and is not active"),
+            )),
+            None => Err(Rejection::new(
+                RejectReason::UnknownEmployee,
+                format!("field `data.{field}`: employee \"{employee}\" has not joined"),
+            )),
+        }
+    }
+
+    fn track_id(&self, track: &str, field: &str) -> Result<u8, Rejection> {
+        self.settings.track_index(track).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .settings
+                .tracks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            Rejection::new(
+                RejectReason::UnknownTrack,
+                format!(
+                    "field `{field}`: track \"{track}\" is not configured (configured: {})",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn role_id(&self, role: &str) -> Result<u8, Rejection> {
+        self.settings.role_index(role).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::UnknownRole,
+                format!(
+                    "field `data.role`: \"{role}\" is not one of the configured roles ({})",
+                    self.settings.roles.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn check_text(&self, value: &str, field: &str) -> Result<(), Rejection> {
+        if value.is_empty() || value.len() > 128 {
+            return Err(Rejection::new(
+                RejectReason::InvalidField,
+                format!(
+                    "field `{field}`: must be 1 to 128 bytes, got {}",
+                    value.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn checked_nanos(&self, at: Timestamp, field: &str) -> Result<EpochNanos, Rejection> {
+        to_nanos(at).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::InvalidField,
+                format!("field `{field}`: {at} is out of the supported range (years 1678 to 2261)"),
+            )
+        })
+    }
+}
+
+/// The deadline of a case as of `time`: a suspended case's deadline moves later by the time spent
+/// suspended so far.
+fn effective_deadline(case: &Case, time: EpochNanos) -> EpochNanos {
+    if case.suspended {
+        case.deadline
+            .saturating_add(time.saturating_sub(case.suspended_at).max(0))
+    } else {
+        case.deadline
+    }
+}
