@@ -591,7 +591,12 @@ mod tests {
         let telemetry = Telemetry::new().unwrap();
         render(Some(&view), &telemetry)
             .lines()
-            .filter(|line| !line.contains("process_") && !line.contains("backlogd_build_info"))
+            // The process' own start time and build vary; their HELP and TYPE stay.
+            .filter(|line| {
+                !line.contains("process_")
+                    && !line.contains("backlogd_build_info")
+                    && !line.starts_with("backlogd_start_time_seconds ")
+            })
             .map(|line| format!("{line}\n"))
             .collect()
     }

@@ -29,6 +29,7 @@ pub struct Telemetry {
     pub requests_refused: IntCounterVec,
     pub inflight_bytes: IntGauge,
     pub ready: IntGauge,
+    pub start_time: Gauge,
 }
 
 impl Telemetry {
@@ -115,6 +116,13 @@ impl Telemetry {
             "backlogd_ready",
             "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
         )?;
+        // Set here rather than read from /proc: the shipped unit's ProcSubset=pid hides /proc/stat,
+        // without which the process collector's process_start_time_seconds cannot be computed.
+        let start_time = Gauge::new(
+            "backlogd_start_time_seconds",
+            "When this process started, in seconds since the epoch (restarts: changes() of it).",
+        )?;
+        start_time.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "backlogd_build_info",
@@ -156,6 +164,7 @@ impl Telemetry {
         registry.register(Box::new(requests_refused.clone()))?;
         registry.register(Box::new(inflight_bytes.clone()))?;
         registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(start_time.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -177,6 +186,7 @@ impl Telemetry {
             requests_refused,
             inflight_bytes,
             ready,
+            start_time,
         })
     }
 
