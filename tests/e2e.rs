@@ -276,7 +276,8 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
     let events = scripted_events();
     daemon.post_ok(&events, events.lines().count() as u64);
 
-    // A copy of the rules with every `for:` shortened, so alerts fire within seconds.
+    // A copy of the rules with every `for:` and `keep_firing_for:` shortened, so alerts fire and
+    // resolve within seconds.
     let rules = std::fs::read_to_string(root.join("config/prometheus/backlogd-rules.yml"))
         .expect("the shipped rules exist");
     let fast_rules: String = rules
@@ -285,6 +286,8 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
             let trimmed = line.trim_start();
             if trimmed.starts_with("for:") {
                 format!("{}for: 0s", &line[..line.len() - trimmed.len()])
+            } else if trimmed.starts_with("keep_firing_for:") {
+                format!("{}keep_firing_for: 0s", &line[..line.len() - trimmed.len()])
             } else {
                 line.to_owned()
             }
