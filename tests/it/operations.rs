@@ -596,6 +596,41 @@ fn ingest_and_drill_down_need_a_bearer_token_when_tokens_are_configured() {
     );
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.json().unwrap(), json!([]));
+    // The scheme is case-insensitive (RFC 9110), and a prefix of a token is no token.
+    for (header, status) in [
+        ("bearer first-token-abc", 200),
+        ("BEARER  first-token-abc", 200),
+        ("Bearer first-token-ab", 401),
+        ("Bearer first-token-abcd", 401),
+    ] {
+        let response = daemon.request(
+            "GET",
+            "/v1/cases/overdue",
+            &[("Authorization", header)],
+            b"",
+        );
+        assert_eq!(response.status, status, "{header}: {}", response.text());
+    }
+    // Reload is guarded by the same tokens: any local process may not make the engine rebuild.
+    let response = daemon.request("POST", "/-/reload", &[], b"");
+    assert_eq!(
+        response.status,
+        401,
+        "reload without a token: {}",
+        response.text()
+    );
+    let response = daemon.request(
+        "POST",
+        "/-/reload",
+        &[("Authorization", "Bearer first-token-abc")],
+        b"",
+    );
+    assert_ne!(
+        response.status,
+        401,
+        "reload with a token: {}",
+        response.text()
+    );
 
     // `backlogd send`: refused without the token file, accepted with it (first non-comment line).
     let events = dir.path().join("events.ndjson");
