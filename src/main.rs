@@ -52,6 +52,22 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         max_attempts: u32,
     },
+    /// Asks a running daemon to reload its configuration and waits for the result: exit 0 when it
+    /// took effect, 1 with the reason when it did not (the daemon keeps running on the old one).
+    /// Used as the unit's ExecReload, so that `systemctl reload` reports a failed reload.
+    Reload {
+        /// The daemon's configuration file: its server.listen and server.ingest_tokens_file say
+        /// where to ask and with which token.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Base URL of the daemon instead of the configuration's server.listen.
+        #[arg(long)]
+        url: Option<String>,
+        /// File whose first non-comment line is the bearer token (default: the configuration's
+        /// server.ingest_tokens_file).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
     Simulate(backlogd::simulate::cli::SimulateArgs),
     /// Inspects the event log of a stopped daemon and reports the first damage; with
@@ -134,6 +150,57 @@ fn main() -> ExitCode {
                 },
                 Err(e) => {
                     eprintln!("backlogd pseudonym: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Reload {
+            config: config_file,
+            url,
+            token_file,
+        } => {
+            let loaded = match config_file.as_deref().map(config::load) {
+                Some(Ok(loaded)) => Some(loaded),
+                Some(Err(e)) => {
+                    eprintln!("backlogd reload: {e}");
+                    return ExitCode::FAILURE;
+                }
+                None => None,
+            };
+            if loaded.as_ref().is_some_and(|c| c.server.tls.is_some()) && url.is_none() {
+                eprintln!(
+                    "backlogd reload: the daemon listens with TLS, which this command does not speak; send SIGHUP instead (kill -HUP)"
+                );
+                return ExitCode::FAILURE;
+            }
+            let Some(url) = url.or_else(|| {
+                loaded
+                    .as_ref()
+                    .map(|c| backlogd::send::local_url(c.server.listen))
+            }) else {
+                eprintln!("backlogd reload: give --config FILE or --url URL");
+                return ExitCode::FAILURE;
+            };
+            let tokens_file = token_file.or_else(|| {
+                loaded
+                    .as_ref()
+                    .and_then(|c| c.server.ingest_tokens_file.clone())
+            });
+            let token = match tokens_file.as_deref().map(backlogd::server::read_tokens) {
+                Some(Ok(tokens)) => tokens.into_iter().next(),
+                Some(Err(e)) => {
+                    eprintln!("backlogd reload: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+                None => None,
+            };
+            match backlogd::send::reload(&url, token.as_deref()) {
+                Ok(_) => {
+                    println!("reloaded");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("backlogd reload: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -124,10 +124,27 @@ impl Poster {
         })
     }
 
-    /// Posts one NDJSON body and returns the daemon's answer.
+    /// Posts one NDJSON body and returns the daemon's answer, which must account for every event
+    /// of the body (accepted + duplicates + rejected), or it is an error.
     pub fn post(&self, body: String) -> anyhow::Result<Answer> {
+        let events = body
+            .split('\n')
+            .filter(|line| !line.trim().is_empty())
+            .count() as u64;
         let body = Bytes::from(body);
         let answer = self.runtime.block_on(self.post_with_retry(body))?;
+        let rejected_total = answer["rejected_total"]
+            .as_u64()
+            .or_else(|| answer["rejected"].as_array().map(|r| r.len() as u64))
+            .unwrap_or(0);
+        let counted = answer["accepted"].as_u64().unwrap_or(0)
+            + answer["duplicates"].as_u64().unwrap_or(0)
+            + rejected_total;
+        if counted != events {
+            anyhow::bail!(
+                "the daemon's answer accounts for {counted} of the {events} events sent: {answer}"
+            );
+        }
         let rejected = answer["rejected"]
             .as_array()
             .into_iter()
@@ -185,4 +202,51 @@ impl Poster {
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
+}
+
+/// `backlogd reload`: asks the daemon at `url` to reload its configuration (`POST /-/reload`, with
+/// the ingest token when one is given) and waits for the result: `Ok` with the daemon's answer, or
+/// the reason the reload failed (the daemon keeps its running configuration then). For
+/// `ExecReload=`, so that `systemctl reload` reports a failed reload.
+pub fn reload(url: &str, token: Option<&str>) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let target = format!("{}/-/reload", url.trim_end_matches('/'));
+        let uri: hyper::Uri = target
+            .parse()
+            .with_context(|| format!("{target} is not a URL"))?;
+        let mut request = hyper::Request::post(uri);
+        if let Some(token) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = client
+            .request(request.body(Full::new(Bytes::new()))?)
+            .await
+            .with_context(|| format!("cannot reach the daemon at {url}"))?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| text.clone());
+        match status {
+            StatusCode::OK => Ok(text),
+            other => anyhow::bail!("the reload failed ({other}): {message}"),
+        }
+    })
+}
+
+/// The URL at which a daemon listening on `listen` is reached from this host.
+pub fn local_url(listen: std::net::SocketAddr) -> String {
+    let host = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("http://{host}:{}", listen.port())
 }

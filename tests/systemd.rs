@@ -65,7 +65,7 @@ fn unit_has_the_operational_settings() {
     for setting in [
         "Type=notify",
         "WatchdogSec=",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/usr/bin/backlogd reload --config /etc/backlogd/backlogd.toml",
         "Restart=on-failure",
         "DynamicUser=yes",
         "StateDirectory=backlogd",

@@ -507,6 +507,24 @@ fn sighup_and_http_reload_change_thresholds_keep_state_and_refuse_bad_files() {
         &[],
     );
     assert_eq!(family_samples(&daemon.metrics(), STATE), state_before);
+
+    // `backlogd reload` (the unit's ExecReload) waits for the result and reports it.
+    let url = daemon.url();
+    let output = backlogd(&["reload", "--url", &url]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "reloaded");
+    std::fs::write(&config, "phases = 7\n").unwrap();
+    let output = backlogd(&["reload", "--url", &url]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed reload exits 1: {output:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the reload failed") && stderr.contains("phases"),
+        "the reason names the key: {stderr}"
+    );
     daemon.stop();
 }
 
