@@ -134,6 +134,7 @@ pub fn seconds_since(epoch_seconds: i64) -> f64 {
 fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
     const NOT_STATE: &[&str] = &[
         "process_",
+        "backlogd_start_time_seconds",
         "backlogd_events_",
         "backlogd_ingest_request_duration_seconds",
         "backlogd_store_commit_duration_seconds",
