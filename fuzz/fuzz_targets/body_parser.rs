@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let range = body.as_ptr_range();
     match parse_body(format, body, max_events) {
         Ok(items) => {
-            assert!(items.len() <= max_events, "{} items > limit {max_events}", items.len());
+            assert!(
+                items.len() <= max_events,
+                "{} items > limit {max_events}",
+                items.len()
+            );
             if format == BodyFormat::Single {
                 assert_eq!(items.len(), 1);
             }
@@ -37,11 +41,18 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(BodyError::TooManyEvents { limit }) => {
             assert_eq!(limit, max_events);
-            assert_ne!(format, BodyFormat::Single, "one event can never be too many");
+            assert_ne!(
+                format,
+                BodyFormat::Single,
+                "one event can never be too many"
+            );
             if format == BodyFormat::Ndjson {
                 let text = std::str::from_utf8(body).expect("counted, so valid UTF-8");
                 let lines = text.split('\n').filter(|l| !l.trim().is_empty()).count();
-                assert!(lines > max_events, "{lines} lines refused as more than {max_events}");
+                assert!(
+                    lines > max_events,
+                    "{lines} lines refused as more than {max_events}"
+                );
             }
         }
         Err(BodyError::Malformed(message)) => {

@@ -51,10 +51,16 @@ fn open(
 ) -> (Result<EventLog, LogError>, Records) {
     let mut records = Vec::new();
     let storage: Arc<dyn Storage> = Arc::new(storage.clone());
-    let result = EventLog::open_with(storage, dir, from, segment_bytes, &mut |position, payload| {
-        records.push((position, payload.to_vec()));
-        Ok(())
-    });
+    let result = EventLog::open_with(
+        storage,
+        dir,
+        from,
+        segment_bytes,
+        &mut |position, payload| {
+            records.push((position, payload.to_vec()));
+            Ok(())
+        },
+    );
     (result, records)
 }
 
@@ -117,12 +123,30 @@ fuzz_target!(|data: &[u8]| {
 
     let replay_from = match replay % 8 {
         0 | 1 => LogPosition::default(),
-        2 => LogPosition { segment: 1, offset: 0 },
-        3 => LogPosition { segment: 1, offset: 8 },
-        4 => LogPosition { segment: last, offset: 8 },
-        5 => LogPosition { segment: last, offset: u64::from(param) },
-        6 => LogPosition { segment: last, offset: u64::from(replay) * 4 + u64::from(param) },
-        _ => LogPosition { segment: last + u64::from(param % 2), offset: 8 },
+        2 => LogPosition {
+            segment: 1,
+            offset: 0,
+        },
+        3 => LogPosition {
+            segment: 1,
+            offset: 8,
+        },
+        4 => LogPosition {
+            segment: last,
+            offset: 8,
+        },
+        5 => LogPosition {
+            segment: last,
+            offset: u64::from(param),
+        },
+        6 => LogPosition {
+            segment: last,
+            offset: u64::from(replay) * 4 + u64::from(param),
+        },
+        _ => LogPosition {
+            segment: last + u64::from(param % 2),
+            offset: 8,
+        },
     };
     let segment_bytes = 9 + u64::from(param) * 8;
 
@@ -137,7 +161,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(pair[0].0 < pair[1].0, "records out of order: {pair:?}");
     }
     for (position, payload) in &records {
-        assert!(*position >= replay_from && *position < end, "{position} outside {replay_from}..{end}");
+        assert!(
+            *position >= replay_from && *position < end,
+            "{position} outside {replay_from}..{end}"
+        );
         assert!(!payload.is_empty() && payload.len() <= MAX_PAYLOAD_BYTES);
     }
 
@@ -145,7 +172,8 @@ fuzz_target!(|data: &[u8]| {
     if flags & 0x20 != 0 {
         let payload = b"fuzz appended record";
         let position = log.append(payload).expect("append after a clean open");
-        log.commit(Durability::None).expect("commit to memory cannot fail");
+        log.commit(Durability::None)
+            .expect("commit to memory cannot fail");
         expected.push((position, payload.to_vec()));
     }
     drop(log);
@@ -154,6 +182,13 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = again {
         panic!("a log that opened (and was repaired) does not open again: {e}");
     }
-    assert_eq!(records_again, expected, "the second open replays other records");
-    assert_eq!(files(&storage, dir, last), before, "the second open repaired something again");
+    assert_eq!(
+        records_again, expected,
+        "the second open replays other records"
+    );
+    assert_eq!(
+        files(&storage, dir, last),
+        before,
+        "the second open repaired something again"
+    );
 });

@@ -104,7 +104,10 @@ fn make_seeds() {
     let text = std::fs::read_to_string(&events_path)
         .unwrap_or_else(|e| panic!("{}: {e}", events_path.display()));
     let simulated: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(simulated.len() >= 100, "expected a few hundred simulated events");
+    assert!(
+        simulated.len() >= 100,
+        "expected a few hundred simulated events"
+    );
     let example: Vec<&str> = EXAMPLE_EVENTS.lines().collect();
 
     // event_validation: one event a file. Every example line, and simulated lines spread over the
@@ -119,11 +122,21 @@ fn make_seeds() {
         if *seen < 8 || n % 20 == 0 {
             *seen += 1;
             count += 1;
-            write(&out, "event_validation", &format!("sim-{n:05}"), line.as_bytes());
+            write(
+                &out,
+                "event_validation",
+                &format!("sim-{n:05}"),
+                line.as_bytes(),
+            );
         }
     }
     for (n, line) in example.iter().enumerate() {
-        write(&out, "event_validation", &format!("example-{n:03}"), line.as_bytes());
+        write(
+            &out,
+            "event_validation",
+            &format!("example-{n:03}"),
+            line.as_bytes(),
+        );
     }
 
     // body_parser: the control byte picks the format (byte % 3) and max_events (byte / 3 % 8 + 1);
@@ -155,7 +168,28 @@ fn make_seeds() {
                 seq.push_str("snapshot\n+1440\ncheck\n");
             }
         }
-        write(&out, "event_sequence", &format!("sim-{n:03}"), seq.as_bytes());
+        write(
+            &out,
+            "event_sequence",
+            &format!("sim-{n:03}"),
+            seq.as_bytes(),
+        );
+    }
+    // And inputs of the other form (bytes decoded with `arbitrary`), from a fixed xorshift stream.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for n in 0..8 {
+        let mut bytes: Vec<u8> = (0..256 << (n % 4))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        if bytes[0] == b'{' {
+            bytes[0] = 0;
+        }
+        write(&out, "event_sequence", &format!("arbitrary-{n}"), &bytes);
     }
     let mut seq = example.join("\n");
     seq.push_str("\nsnapshot\n+43200\ncheck\n");
@@ -168,7 +202,12 @@ fn make_seeds() {
         let bytes = state_of(&simulated[..k]).encode_snapshot();
         write(&out, "snapshot_decode", &format!("sim-{k:05}"), &bytes);
     }
-    write(&out, "snapshot_decode", "example", &state_of(&example).encode_snapshot());
+    write(
+        &out,
+        "snapshot_decode",
+        "example",
+        &state_of(&example).encode_snapshot(),
+    );
     write(&out, "snapshot_decode", "v2", SNAPSHOT_V2);
 
     // log_recovery: three control bytes (see the target) and a real segment.
@@ -194,7 +233,7 @@ fn make_seeds() {
         "make_seeds: {count} + {} event lines, {} body, {} sequence, 8 snapshot and 9 log seeds in {}",
         example.len(),
         40 * 3 + 1,
-        13,
+        13 + 8,
         out.display()
     );
 }

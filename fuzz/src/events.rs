@@ -128,7 +128,9 @@ impl SpanChoice {
             SpanChoice::Months(m) => Span::new().months(i64::from(m) + 1),
             SpanChoice::Years(y) => Span::new().years(i64::from(y % 19_998) + 1),
             SpanChoice::Hours(h) => Span::new().hours(i64::from(h) + 1),
-            SpanChoice::MonthsAndDays(m, d) => Span::new().months(i64::from(m)).days(i64::from(d) + 1),
+            SpanChoice::MonthsAndDays(m, d) => {
+                Span::new().months(i64::from(m)).days(i64::from(d) + 1)
+            }
         }
     }
 }

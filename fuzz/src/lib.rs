@@ -40,7 +40,11 @@ pub fn variant_settings() -> CoreSettings {
                      penalty = [{ days = 3, per_day = 10 }]\n\n[windows]",
                 );
             let settings = settings_from(&text);
-            assert_eq!(settings.tracks.len(), 2, "the variant configuration has two tracks");
+            assert_eq!(
+                settings.tracks.len(),
+                2,
+                "the variant configuration has two tracks"
+            );
             assert_eq!(settings.max_locations, 2);
             settings
         })
@@ -74,7 +78,10 @@ pub fn check_invariants(state: &State) {
         }
         assert!(track.unassigned <= track.open() && track.suspended <= track.open());
         assert!(track.unassigned >= 0 && track.suspended >= 0 && track.overdue() >= 0);
-        assert!(track.penalty_exposure_cents >= 0, "track {t}: negative penalty exposure");
+        assert!(
+            track.penalty_exposure_cents >= 0,
+            "track {t}: negative penalty exposure"
+        );
     }
     let assigned: i64 = aggregates
         .tracks
@@ -82,7 +89,10 @@ pub fn check_invariants(state: &State) {
         .map(|t| t.open() - t.unassigned)
         .sum();
     let per_employee: i64 = state.employee_rows().map(|r| i64::from(r.open_cases)).sum();
-    assert_eq!(per_employee, assigned, "Σ open cases per employee = assigned");
+    assert_eq!(
+        per_employee, assigned,
+        "Σ open cases per employee = assigned"
+    );
     check_derived(state);
 }
 
@@ -124,7 +134,11 @@ pub fn snapshot_round_trip(state: &State) -> State {
     let bytes = state.encode_snapshot();
     let restored = State::decode_snapshot(state.settings().clone(), &bytes)
         .unwrap_or_else(|e| panic!("a fresh snapshot does not decode: {e}"));
-    assert_eq!(observed(&restored), observed(state), "the restored state differs");
+    assert_eq!(
+        observed(&restored),
+        observed(state),
+        "the restored state differs"
+    );
     assert_eq!(
         restored.encode_snapshot().len(),
         bytes.len(),
