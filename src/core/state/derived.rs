@@ -147,6 +147,13 @@ impl State {
 
     /// The next instant after `self.now` at which `classify` gives a different answer, if any.
     fn next_change(&self, index: u32, class: Class) -> Option<EpochNanos> {
+        // The instants below saturate at `i64::MAX`; at the end of time there is no later one, and
+        // a timer at or before `now` would be rescheduled by `advance` forever.
+        self.next_change_saturating(index, class)
+            .filter(|&at| at > self.now)
+    }
+
+    fn next_change_saturating(&self, index: u32, class: Class) -> Option<EpochNanos> {
         let case = &self.cases[index as usize];
         if !case.open || case.suspended {
             return None;
@@ -191,5 +198,58 @@ impl State {
         }
         let days = at.saturating_sub(start) / NANOS_PER_DAY;
         u32::try_from(days).unwrap_or(u32::MAX).min(cap)
+    }
+}
+
+#[cfg(test)]
+mod end_of_time_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use jiff::Span;
+
+    use super::*;
+    use crate::core::Applied;
+    use crate::core::event::{Event, EventKind};
+    use crate::core::settings::CoreSettings;
+    use crate::core::time::NANOS_PER_SECOND;
+
+    /// Regression (found by fuzz/event_sequence, see docs/fuzzing.md): at the last representable
+    /// instant, a case whose next classification change saturated to `i64::MAX` (a deadline at the
+    /// end of time, or a penalty start pushed there by the grace period) was rescheduled at `now`
+    /// again and again, so `advance` never returned.
+    #[test]
+    fn advance_to_the_end_of_time_returns() {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut settings = CoreSettings::example();
+            settings.tracks[0].penalty_grace = Span::new().days(2);
+            let mut state = State::new(settings);
+            let now = 1_735_689_600 * NANOS_PER_SECOND;
+            for (case, deadline) in [("due", i64::MAX), ("overdue", i64::MAX - NANOS_PER_DAY)] {
+                let event = Event {
+                    id: case.into(),
+                    time: from_nanos(now),
+                    kind: EventKind::CaseRegistered {
+                        case: case.into(),
+                        track: "asylum".into(),
+                        received_at: None,
+                        location: None,
+                        deadline: Some(from_nanos(deadline)),
+                    },
+                };
+                assert_eq!(state.apply(&event, now), Ok(Applied::New));
+            }
+            state.advance(i64::MAX);
+            let mut recomputed = state.clone();
+            recomputed.rebuild_derived();
+            assert_eq!(recomputed.aggregates(), state.aggregates());
+            assert_eq!(state.aggregates().tracks[0].overdue(), 1);
+            assert_eq!(state.aggregates().tracks[0].open(), 2);
+            done.send(()).expect("the test waits");
+        });
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("advance(i64::MAX) returns, and the checks after it pass");
     }
 }
