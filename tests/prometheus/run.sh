@@ -29,3 +29,14 @@ route pager severity=page hours=business source=data alertname=RenewedBacklog
 route tickets severity=ticket hours=business source=data alertname=OverdueCasesHigh
 route tickets severity=ticket hours=business source=daemon alertname=BacklogdEventsRejected
 echo "alertmanager routing: SUCCESS"
+
+# The runbook base URL is a parameter: the rewritten rules still load, and point at the new base.
+rewritten=$(mktemp)
+trap 'rm -f "$rewritten"' EXIT
+scripts/rules-with-runbook-base 'https://wiki.example.org/ops/backlogd-runbooks' > "$rewritten"
+"$PROMTOOL" check rules "$rewritten" >/dev/null
+if grep -q 'github.com/backlogd' "$rewritten" || ! grep -q 'runbook_url: https://wiki.example.org/ops/backlogd-runbooks#backlogddown' "$rewritten"; then
+  echo "scripts/rules-with-runbook-base did not rewrite every runbook_url" >&2
+  exit 1
+fi
+echo "runbook base URL: SUCCESS"
