@@ -692,7 +692,7 @@ impl Engine {
 #[derive(Debug, thiserror::Error)]
 enum ReloadError {
     #[error("{0}")]
-    Refused(String),
+    Refused(crate::core::SettingsError),
     #[error("{0}")]
     Store(log::LogError),
 }
