@@ -83,7 +83,7 @@ impl App {
 }
 
 /// A reload request from `POST /-/reload`: the answer goes back on the sender.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = oneshot::Sender<Result<(), crate::engine::ReloadError>>;
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -557,7 +557,7 @@ async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> Htt
     }
     match answer.await {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
-        Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem),
+        Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem.to_string()),
         Err(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "the daemon is shutting down",
