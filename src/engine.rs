@@ -144,6 +144,9 @@ pub fn wall_clock() -> EpochNanos {
 pub const STORE_FAILED: &str =
     "the event log failed; ingestion is refused until the daemon has restarted and recovered";
 
+/// The answer to a request that finds the engine gone (the daemon is stopping).
+pub const SHUTTING_DOWN: &str = "the daemon is shutting down";
+
 /// Commands that may wait in the engine's queue; a request that finds it full gets 503.
 pub const QUEUE_COMMANDS: usize = 1024;
 
@@ -722,7 +725,7 @@ pub enum ReloadError {
     #[error("{STORE_FAILED}")]
     StoreFailed,
     /// The engine is gone.
-    #[error("the daemon is shutting down")]
+    #[error("{SHUTTING_DOWN}")]
     ShuttingDown,
 }
 
