@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::{Config, LogFormat};
-use crate::engine::{self, Command};
+use crate::engine::{self, Command, ReloadError};
 use crate::metrics_auth::{MetricsUsers, Users};
 use crate::server::{self, App};
 use crate::telemetry::Telemetry;
@@ -353,35 +353,31 @@ async fn reload_once(
     current: &mut Config,
     engine: &crate::engine::EngineHandle,
     running: &Edge,
-) -> Result<(), String> {
+) -> Result<(), ReloadError> {
     let Some(path) = path else {
-        return Err("running on the built-in configuration; there is no file to reload".into());
+        return Err(ReloadError::NoFile);
     };
-    let source = crate::config::ConfigSource::read(path).map_err(|e| e.to_string())?;
-    let new = source.load().map_err(|e| e.to_string())?;
-    let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(|e| format!("{e:#}"))?;
+    let source = crate::config::ConfigSource::read(path).map_err(ReloadError::Config)?;
+    let new = source.load().map_err(ReloadError::Config)?;
+    let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(edge_error)?;
     // Token rotation: the tokens file is re-read on every reload. Turning authentication on or off
     // needs a restart (the listen-address safety check runs at start).
     let new_tokens = match (
         &current.server.ingest_tokens_file,
         &new.server.ingest_tokens_file,
     ) {
-        (Some(_), Some(path)) => {
-            Some(server::read_token_digests(path).map_err(|e| format!("{e:#}"))?)
-        }
+        (Some(_), Some(path)) => Some(server::read_token_digests(path).map_err(edge_error)?),
         _ => None,
     };
     // Certificate rotation and users-file rotation: re-read whenever the running server uses them
     // and the file still names them; everything is read and checked before anything is replaced.
     // Turning TLS or basic auth on or off needs a restart.
     let new_certificate = match (&running.tls, &new.server.tls) {
-        (Some(_), Some(files)) => {
-            Some(crate::tls::Certificate::read(files).map_err(|e| format!("{e:#}"))?)
-        }
+        (Some(_), Some(files)) => Some(crate::tls::Certificate::read(files).map_err(edge_error)?),
         _ => None,
     };
     let new_users = match (&running.metrics_users, &new.server.metrics_users_file) {
-        (Some(_), Some(path)) => Some(Users::read(path).map_err(|e| format!("{e:#}"))?),
+        (Some(_), Some(path)) => Some(Users::read(path).map_err(edge_error)?),
         _ => None,
     };
     for (key, changed) in [
@@ -418,10 +414,8 @@ async fn reload_once(
         .commands
         .send(command)
         .await
-        .map_err(|_| "the daemon is shutting down".to_string())?;
-    answer
-        .await
-        .map_err(|_| "the daemon is shutting down".to_string())??;
+        .map_err(|_| ReloadError::ShuttingDown)?;
+    answer.await.map_err(|_| ReloadError::ShuttingDown)??;
     if let Some(new_tokens) = new_tokens {
         *running.tokens.write().unwrap_or_else(|e| e.into_inner()) = new_tokens;
     }
@@ -433,6 +427,11 @@ async fn reload_once(
     }
     *current = new;
     Ok(())
+}
+
+/// A failure reading what a reload re-reads at the edge, with its whole cause chain.
+fn edge_error(e: anyhow::Error) -> ReloadError {
+    ReloadError::Edge(format!("{e:#}"))
 }
 
 /// The server settings without the paths of files that a reload re-reads (only whether each is

@@ -23,11 +23,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{Config, Durability};
+use crate::config::{Config, ConfigError, Durability};
 use crate::core::aggregates::Flows;
 use crate::core::event::Event;
-use crate::core::{Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, State};
-use crate::store::log::{self, EventLog, LogPosition};
+use crate::core::{
+    Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, SnapshotError, State,
+};
+use crate::store::log::{self, EventLog, LogPosition, ReplayError};
 use crate::store::snapshot::{self, SnapshotMeta};
 use crate::store::{Record, decode_record, encode_record, encode_settings};
 use crate::telemetry::Telemetry;
@@ -51,7 +53,7 @@ pub enum Command {
         /// The configuration source of `settings`, logged so that replay switches with it.
         source: Arc<[u8]>,
         edge: Box<EdgeSettings>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ReloadError>>,
     },
     /// Stop after answering everything queued before this command.
     Shutdown,
@@ -141,6 +143,9 @@ pub fn wall_clock() -> EpochNanos {
 /// The answer to every ingest request once the store has failed.
 pub const STORE_FAILED: &str =
     "the event log failed; ingestion is refused until the daemon has restarted and recovered";
+
+/// The answer to a request that finds the engine gone (the daemon is stopping).
+pub const SHUTTING_DOWN: &str = "the daemon is shutting down";
 
 /// Commands that may wait in the engine's queue; a request that finds it full gets 503.
 pub const QUEUE_COMMANDS: usize = 1024;
@@ -296,7 +301,10 @@ impl Engine {
                 match decode_record(payload) {
                     Some(Record::Event { arrival, raw }) => {
                         let event = wire::parse_event(raw).map_err(|e| {
-                            format!("record at {position:?} no longer parses: {}", e.rejection)
+                            ReplayError(format!(
+                                "record at {position:?} no longer parses: {}",
+                                e.rejection
+                            ))
                         })?;
                         // An event in the log was applied before, under the settings in force here;
                         // re-applying it to the same state gives the same result. A rejection means
@@ -311,16 +319,18 @@ impl Engine {
                         }
                     }
                     Some(Record::Settings { source }) => {
-                        let recorded = settings_from(source)
-                            .map_err(|e| format!("settings record at {position:?}: {e}"))?;
-                        switch_settings(&mut state, recorded.clone())
-                            .map_err(|e| format!("settings record at {position:?}: {e}"))?;
+                        let recorded = settings_from(source).map_err(|e| {
+                            ReplayError(format!("settings record at {position:?}: {e}"))
+                        })?;
+                        switch_settings(&mut state, recorded.clone()).map_err(|e| {
+                            ReplayError(format!("settings record at {position:?}: {e}"))
+                        })?;
                         in_force = Some((recorded, Arc::from(source)));
                     }
                     None => {
-                        return Err(format!(
+                        return Err(ReplayError(format!(
                             "record at {position:?} is not a backlogd log record"
-                        ));
+                        )));
                     }
                 }
                 replayed += 1;
@@ -464,14 +474,13 @@ impl Engine {
                     reply,
                 } => {
                     if store_error.is_some() || self.handle.failed.load(Ordering::SeqCst) {
-                        let _ = reply.send(Err(STORE_FAILED.to_string()));
+                        let _ = reply.send(Err(ReloadError::StoreFailed));
                         continue;
                     }
                     let result = self.reload(*settings, source, *edge, now);
                     if let Err(ReloadError::Store(e)) = &result {
                         store_error = Some(e.to_string());
                     }
-                    let result = result.map_err(|e| e.to_string());
                     appended |= result.is_ok();
                     ticked |= result.is_ok();
                     reloaded |= result.is_ok();
@@ -688,35 +697,58 @@ impl Engine {
     }
 }
 
-/// Why a reload did not take effect.
+/// Why a reload (or a configuration recorded in the store) did not take effect. The `Display` form
+/// is the answer of `POST /-/reload` and the text of the log line; no variant has a `source`, so the
+/// text is the whole story.
 #[derive(Debug, thiserror::Error)]
-enum ReloadError {
+pub enum ReloadError {
+    /// Started on the built-in configuration.
+    #[error("running on the built-in configuration; there is no file to reload")]
+    NoFile,
+    /// The configuration file (or a stored configuration source) cannot be read or is invalid.
     #[error("{0}")]
-    Refused(String),
+    Config(ConfigError),
+    /// A configuration recorded in the store no longer validates.
+    #[error("the recorded configuration (from {origin}) is no longer valid: {error}")]
+    RecordedInvalid { origin: String, error: ConfigError },
+    /// The edge settings or a file a reload re-reads (tokens, certificate, metrics users) cannot
+    /// be used; the text carries the whole cause chain.
+    #[error("{0}")]
+    Edge(String),
+    /// The core settings cannot change in place.
+    #[error("{0}")]
+    Refused(crate::core::SettingsError),
+    /// Logging the switch failed; the store is failed from here on.
     #[error("{0}")]
     Store(log::LogError),
+    /// The store failed earlier.
+    #[error("{STORE_FAILED}")]
+    StoreFailed,
+    /// The engine is gone.
+    #[error("{SHUTTING_DOWN}")]
+    ShuttingDown,
 }
 
 /// The core settings a stored configuration source describes.
-fn settings_from(source: &[u8]) -> Result<CoreSettings, String> {
-    let source = crate::config::ConfigSource::from_bytes(source)?;
-    let config = source.load().map_err(|e| {
-        format!(
-            "the recorded configuration (from {}) is no longer valid: {e}",
-            source.origin
-        )
-    })?;
+fn settings_from(source: &[u8]) -> Result<CoreSettings, ReloadError> {
+    let source = crate::config::ConfigSource::from_bytes(source).map_err(ReloadError::Config)?;
+    let config = source
+        .load()
+        .map_err(|error| ReloadError::RecordedInvalid {
+            origin: source.origin.to_string(),
+            error,
+        })?;
     Ok(crate::config::core_settings(&config))
 }
 
 /// Puts `state` under `settings`: in place when only derived figures change, otherwise (tracks,
 /// phases or roles changed) through its snapshot encoding, as a restart would.
-fn switch_settings(state: &mut State, settings: CoreSettings) -> Result<(), String> {
+fn switch_settings(state: &mut State, settings: CoreSettings) -> Result<(), SnapshotError> {
     if state.set_settings(settings.clone()).is_ok() {
         return Ok(());
     }
     let bytes = state.encode_snapshot();
-    *state = State::decode_snapshot(settings, &bytes).map_err(|e| e.to_string())?;
+    *state = State::decode_snapshot(settings, &bytes)?;
     Ok(())
 }
 

@@ -63,8 +63,8 @@ impl Users {
         })
     }
 
-    /// Parses the text of a users file; the error starts with ` line N: ` or ` holds`.
-    fn parse(text: &str) -> Result<Users, String> {
+    /// Parses the text of a users file; the error's text starts with ` line N: ` or ` holds`.
+    fn parse(text: &str) -> Result<Users, UsersFileError> {
         let mut hashes = HashMap::new();
         let mut highest_cost = 0;
         for (index, line) in text.lines().enumerate() {
@@ -73,7 +73,10 @@ impl Users {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = |why: &str| format!(" line {number}: {why}; expected `user:bcrypt-hash`");
+            let bad = |why: &str| UsersFileError::BadLine {
+                number,
+                why: why.to_owned(),
+            };
             let Some((user, hash)) = line.split_once(':') else {
                 return Err(bad("no `:`"));
             };
@@ -92,15 +95,14 @@ impl Users {
             }
             highest_cost = highest_cost.max(cost);
             if hashes.insert(user.to_owned(), hash.to_owned()).is_some() {
-                return Err(format!(
-                    " line {number}: the user {user:?} is listed before"
-                ));
+                return Err(UsersFileError::Repeated {
+                    number,
+                    user: user.to_owned(),
+                });
             }
         }
         if hashes.is_empty() {
-            return Err(
-                " holds no user (one `user:bcrypt-hash` a line; # starts a comment)".to_owned(),
-            );
+            return Err(UsersFileError::NoUser);
         }
         // `.` is 0 in bcrypt's base64 alphabet: a zero salt and hash decode cleanly, and no
         // password hashes to 23 zero bytes in practice (and a dummy match is refused anyway).
@@ -203,6 +205,18 @@ fn cache_key(user: &str, hash: &str, password: &[u8]) -> [u8; 32] {
     digest.finalize().into()
 }
 
+/// Why a users file was refused. The text follows the file's path (it starts with ` line N: ` or
+/// ` holds`).
+#[derive(Debug, thiserror::Error)]
+enum UsersFileError {
+    #[error(" line {number}: {why}; expected `user:bcrypt-hash`")]
+    BadLine { number: usize, why: String },
+    #[error(" line {number}: the user {user:?} is listed before")]
+    Repeated { number: usize, user: String },
+    #[error(" holds no user (one `user:bcrypt-hash` a line; # starts a comment)")]
+    NoUser,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +245,7 @@ mod tests {
         let mixed = Users::parse(&format!("a:{hash}\nb:{dearer}\nc:{hash}\n")).unwrap();
         assert!(mixed.dummy.starts_with("$2b$05$"), "{}", mixed.dummy);
 
-        let error = |text: &str| Users::parse(text).unwrap_err();
+        let error = |text: &str| Users::parse(text).unwrap_err().to_string();
         assert_eq!(
             error("# only a comment\n"),
             " holds no user (one `user:bcrypt-hash` a line; # starts a comment)"

@@ -83,7 +83,7 @@ impl App {
 }
 
 /// A reload request from `POST /-/reload`: the answer goes back on the sender.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = oneshot::Sender<Result<(), crate::engine::ReloadError>>;
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -409,10 +409,7 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
             return error_response(StatusCode::BAD_REQUEST, &e.to_string());
         }
         Err(_) => {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the daemon is shutting down",
-            );
+            return shutting_down();
         }
     };
     let events = batch.items.len();
@@ -426,10 +423,7 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
             );
         }
         Err(TrySendError::Closed(_)) => {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the daemon is shutting down",
-            );
+            return shutting_down();
         }
     }
     match answer.await {
@@ -437,10 +431,7 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
         Ok(IngestOutcome::Unavailable(message)) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, &message)
         }
-        Err(_) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down",
-        ),
+        Err(_) => shutting_down(),
     }
 }
 
@@ -550,18 +541,12 @@ async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> Htt
     }
     let (reply, answer) = oneshot::channel();
     if app.reload.send(reply).await.is_err() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down",
-        );
+        return shutting_down();
     }
     match answer.await {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
-        Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem),
-        Err(_) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down",
-        ),
+        Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem.to_string()),
+        Err(_) => shutting_down(),
     }
 }
 
@@ -598,16 +583,10 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
         reply,
     };
     if app.engine.commands.send(command).await.is_err() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down",
-        );
+        return shutting_down();
     }
     let Ok(cases) = answer.await else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down",
-        );
+        return shutting_down();
     };
     let body: Vec<_> = cases
         .into_iter()
@@ -702,6 +681,11 @@ fn too_large(limit: usize) -> HttpResponse {
             "the body is larger than server.max_body_bytes ({limit} bytes); send smaller batches"
         ),
     )
+}
+
+/// 503 for a request that finds the engine gone (the daemon is stopping).
+fn shutting_down() -> HttpResponse {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, engine::SHUTTING_DOWN)
 }
 
 fn error_response(status: StatusCode, message: &str) -> HttpResponse {

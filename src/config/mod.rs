@@ -110,9 +110,13 @@ impl ConfigSource {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<ConfigSource, String> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| format!("a stored configuration source is unreadable: {e}"))
+    /// Reads the form `to_bytes` wrote.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::StoredSource`] when the bytes are not such a form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ConfigSource, ConfigError> {
+        serde_json::from_slice(bytes).map_err(ConfigError::StoredSource)
     }
 }
 
@@ -148,6 +152,9 @@ pub enum ConfigError {
     /// Any other failure reported by the `config` crate.
     #[error("{0}")]
     Other(String),
+    /// A configuration source stored in the event log or a snapshot cannot be decoded.
+    #[error("a stored configuration source is unreadable: {0}")]
+    StoredSource(serde_json::Error),
 }
 
 /// The validated configuration. Lists that other modules look names up in are sorted by name.

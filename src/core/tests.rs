@@ -928,7 +928,9 @@ fn snapshot_round_trip_restores_counters_gauges_lists_and_dedup() {
     assert!(State::decode_snapshot(CoreSettings::example(), &bytes[..bytes.len() - 3]).is_err());
     let mut renamed = CoreSettings::example();
     renamed.tracks[0].name = "labour".into();
-    let refused = State::decode_snapshot(renamed, &bytes).unwrap_err();
+    let refused = State::decode_snapshot(renamed, &bytes)
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("track \"asylum\""), "{refused}");
 }
 
@@ -1207,7 +1209,7 @@ fn settings_reload_recomputes_gauges_and_refuses_renamed_tracks() {
 
     let mut renamed = CoreSettings::example();
     renamed.tracks[0].name = "labour".into();
-    let refused = state.set_settings(renamed).unwrap_err();
+    let refused = state.set_settings(renamed).unwrap_err().to_string();
     assert_eq!(
         refused,
         "tracks changed from [asylum] to [labour]; that needs a restart"

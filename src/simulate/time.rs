@@ -5,8 +5,22 @@ use jiff::{Span, Timestamp};
 pub const DAY: i64 = 86_400;
 pub const HOUR: i64 = 3_600;
 
+/// Why a date or a duration of the command line or a scenario was refused. The text quotes it.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeError {
+    /// A `YYYY-MM-DD` date that is not an instant (out of range).
+    #[error("{text:?}: {error}")]
+    BadDate { text: String, error: jiff::Error },
+    #[error("{text:?} is not a date (YYYY-MM-DD), an RFC 3339 instant or \"now\": {error}")]
+    NotAnInstant { text: String, error: jiff::Error },
+    #[error("{text:?} is not an ISO 8601 duration: {error}")]
+    NotADuration { text: String, error: jiff::Error },
+    #[error("{text:?} must be positive")]
+    NotPositive { text: String },
+}
+
 /// `YYYY-MM-DD` (midnight UTC), an RFC 3339 instant with offset, or `now` (the current second).
-pub fn parse_instant(text: &str) -> Result<i64, String> {
+pub fn parse_instant(text: &str) -> Result<i64, TimeError> {
     let text = text.trim();
     if text == "now" {
         return Ok(Timestamp::now().as_second());
@@ -15,23 +29,30 @@ pub fn parse_instant(text: &str) -> Result<i64, String> {
         return format!("{text}T00:00:00Z")
             .parse::<Timestamp>()
             .map(|t| t.as_second())
-            .map_err(|e| format!("{text:?}: {e}"));
+            .map_err(|error| TimeError::BadDate {
+                text: text.to_owned(),
+                error,
+            });
     }
     text.parse::<Timestamp>()
         .map(|t| t.as_second())
-        .map_err(|e| {
-            format!("{text:?} is not a date (YYYY-MM-DD), an RFC 3339 instant or \"now\": {e}")
+        .map_err(|error| TimeError::NotAnInstant {
+            text: text.to_owned(),
+            error,
         })
 }
 
 /// The length of an ISO 8601 duration in seconds, months and years taken at their average length
 /// (the daemon does the exact calendar arithmetic; the simulator only needs an estimate).
-pub fn approx_span_seconds(text: &str) -> Result<i64, String> {
-    let span: Span = text
-        .parse()
-        .map_err(|e| format!("{text:?} is not an ISO 8601 duration: {e}"))?;
+pub fn approx_span_seconds(text: &str) -> Result<i64, TimeError> {
+    let span: Span = text.parse().map_err(|error| TimeError::NotADuration {
+        text: text.to_owned(),
+        error,
+    })?;
     if span.is_negative() || span.is_zero() {
-        return Err(format!("{text:?} must be positive"));
+        return Err(TimeError::NotPositive {
+            text: text.to_owned(),
+        });
     }
     let days = f64::from(span.get_years()) * 365.25
         + f64::from(span.get_months()) * 30.44

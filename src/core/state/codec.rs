@@ -20,6 +20,43 @@ const MAGIC: &[u8; 8] = b"BLGDSNP4";
 /// Formats still read, with their version number.
 const READ_MAGICS: [(&[u8; 8], u32); 3] = [(b"BLGDSNP2", 2), (b"BLGDSNP3", 3), (MAGIC, 4)];
 
+/// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
+/// damaged bytes, where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a backlogd snapshot of a known version (bad magic)")]
+    BadMagic,
+    #[error("truncated at byte {at}")]
+    Truncated { at: usize },
+    #[error("bad text at byte {at}")]
+    BadText { at: usize },
+    #[error("expected a positive bucket width, got {0}")]
+    BadBucketWidth(i64),
+    #[error("{count} {what} at byte {at}: more than the bytes left or the format allows")]
+    BadCount {
+        count: usize,
+        what: &'static str,
+        at: usize,
+    },
+    #[error("list of {count} records at byte {at} is longer than the bytes left")]
+    BadListLength { count: u64, at: usize },
+    /// A track, phase or role the current configuration does not have.
+    #[error("the snapshot uses {what} \"{name}\", which the configuration no longer has")]
+    UnknownName { what: &'static str, name: String },
+    /// A location, case, employee, track, phase or role listed twice.
+    #[error("{what} \"{name}\" appears twice")]
+    Duplicate { what: &'static str, name: String },
+    #[error("case \"{case}\" has an unknown location id")]
+    UnknownLocation { case: String },
+    #[error("employee \"{employee}\" is its own mentor")]
+    OwnMentor { employee: String },
+    /// A reference to an id that the snapshot does not define (the text says which).
+    #[error("{0}")]
+    UnknownId(&'static str),
+    #[error("{0} unexpected bytes after the end")]
+    TrailingBytes(usize),
+}
+
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
     pub fn encode_snapshot(&self) -> Vec<u8> {
@@ -155,7 +192,7 @@ impl State {
     }
 
     /// Rebuilds a state from `encode_snapshot` bytes under (possibly changed) settings.
-    pub fn decode_snapshot(settings: CoreSettings, bytes: &[u8]) -> Result<State, String> {
+    pub fn decode_snapshot(settings: CoreSettings, bytes: &[u8]) -> Result<State, SnapshotError> {
         let mut r = Reader {
             bytes,
             at: 0,
@@ -166,7 +203,7 @@ impl State {
             .iter()
             .find(|(known, _)| known.as_slice() == magic)
             .map(|&(_, version)| version)
-            .ok_or("not a backlogd snapshot of a known version (bad magic)")?;
+            .ok_or(SnapshotError::BadMagic)?;
         let now = r.i64()?;
         let mut state = State::new(settings);
         state.now = now;
@@ -178,7 +215,10 @@ impl State {
         for _ in 0..location_count {
             let name = r.str()?;
             if state.location_ids.contains_key(name.as_str()) {
-                return Err(format!("location \"{name}\" appears twice"));
+                return Err(SnapshotError::Duplicate {
+                    what: "location",
+                    name,
+                });
             }
             // Ids are assigned in order, so the stored ids stay valid.
             state.add_location(&name);
@@ -189,7 +229,10 @@ impl State {
             let id = r.str()?;
             let index = state.case_ids.intern(&id);
             if index as usize != state.cases.len() {
-                return Err(format!("case \"{id}\" appears twice"));
+                return Err(SnapshotError::Duplicate {
+                    what: "case",
+                    name: id,
+                });
             }
             let deadline = r.i64()?;
             let lead_start = r.i64()?;
@@ -200,17 +243,17 @@ impl State {
             let phase = r.u8()?;
             let flags = r.u8()?;
             if usize::from(location) >= state.aggregates.locations.len() {
-                return Err(format!("case \"{id}\" has an unknown location id"));
+                return Err(SnapshotError::UnknownLocation { case: id });
             }
             let track = *track_map
                 .get(usize::from(track))
-                .ok_or("case with an unknown track id")?;
+                .ok_or(SnapshotError::UnknownId("case with an unknown track id"))?;
             // Phase 0 is `none`; stored ids are 1-based like the live ones.
             let phase = match phase {
                 0 => 0,
                 p => *phase_map
                     .get(usize::from(p) - 1)
-                    .ok_or("case with an unknown phase id")?,
+                    .ok_or(SnapshotError::UnknownId("case with an unknown phase id"))?,
             };
             state.cases.push(Case {
                 deadline,
@@ -234,10 +277,13 @@ impl State {
             let active = r.u8()? != 0;
             let role = *role_map
                 .get(usize::from(r.u8()?))
-                .ok_or("employee with an unknown role id")?;
-            let contract = *Contract::ALL
-                .get(usize::from(r.u8()?))
-                .ok_or("employee with an unknown contract")?;
+                .ok_or(SnapshotError::UnknownId("employee with an unknown role id"))?;
+            let contract =
+                *Contract::ALL
+                    .get(usize::from(r.u8()?))
+                    .ok_or(SnapshotError::UnknownId(
+                        "employee with an unknown contract",
+                    ))?;
             let experienced = r.u8()? != 0;
             let location = match r.u8()? {
                 0 => None,
@@ -245,7 +291,7 @@ impl State {
             };
             let mentor = r.u32()?;
             if mentor == index as u32 {
-                return Err(format!("employee \"{id}\" is its own mentor"));
+                return Err(SnapshotError::OwnMentor { employee: id });
             }
             mentors.push(mentor);
             if state
@@ -253,7 +299,10 @@ impl State {
                 .insert(id.clone().into_boxed_str(), index as u32)
                 .is_some()
             {
-                return Err(format!("employee \"{id}\" appears twice"));
+                return Err(SnapshotError::Duplicate {
+                    what: "employee",
+                    name: id,
+                });
             }
             let mut record = Employee::new(&id, role, contract, experienced, location.as_deref());
             record.active = active;
@@ -265,7 +314,7 @@ impl State {
         for (mentee, mentor) in mentors.into_iter().enumerate() {
             if mentor != NONE {
                 if mentor as usize >= employee_count {
-                    return Err("employee with an unknown mentor".into());
+                    return Err(SnapshotError::UnknownId("employee with an unknown mentor"));
                 }
                 state.set_mentor(mentee as u32, mentor);
             }
@@ -278,7 +327,9 @@ impl State {
                 continue;
             }
             if employee as usize >= employee_count {
-                return Err("case assigned to an unknown employee".into());
+                return Err(SnapshotError::UnknownId(
+                    "case assigned to an unknown employee",
+                ));
             }
             let head = state.employees[employee as usize].first_case;
             state.employees[employee as usize].first_case =
@@ -386,7 +437,7 @@ impl State {
             .rolling()?
             .rebucket(stored_quality, state.quality_shape, now);
         if r.remaining() != 0 {
-            return Err(format!("{} unexpected bytes after the end", r.remaining()));
+            return Err(SnapshotError::TrailingBytes(r.remaining()));
         }
         state.dedup = dedup;
         state.rebuild_derived();
@@ -461,47 +512,47 @@ impl Reader<'_> {
     fn remaining(&self) -> usize {
         self.bytes.len() - self.at
     }
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize) -> Result<&[u8], SnapshotError> {
         if self.remaining() < n {
-            return Err(format!("truncated at byte {}", self.at));
+            return Err(SnapshotError::Truncated { at: self.at });
         }
         let slice = &self.bytes[self.at..self.at + n];
         self.at += n;
         Ok(slice)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
         Ok(self.array::<1>()?[0])
     }
-    fn u16(&mut self) -> Result<u16, String> {
+    fn u16(&mut self) -> Result<u16, SnapshotError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
-    fn opt_i64(&mut self) -> Result<Option<i64>, String> {
+    fn opt_i64(&mut self) -> Result<Option<i64>, SnapshotError> {
         match self.u8()? {
             0 => Ok(None),
             _ => Ok(Some(self.i64()?)),
         }
     }
-    fn positive_i64(&mut self) -> Result<i64, String> {
+    fn positive_i64(&mut self) -> Result<i64, SnapshotError> {
         match self.i64()? {
             v if v > 0 => Ok(v),
-            v => Err(format!("expected a positive bucket width, got {v}")),
+            v => Err(SnapshotError::BadBucketWidth(v)),
         }
     }
-    fn rolling(&mut self) -> Result<RollingCounter, String> {
+    fn rolling(&mut self) -> Result<RollingCounter, SnapshotError> {
         let first = self.i64()?;
         let counts = self.list(8, Self::u64)?;
         let ahead = if self.version >= 3 {
@@ -513,13 +564,16 @@ impl Reader<'_> {
     }
     /// A `u32` count of records of at least `min_size` bytes each, at most `max`: checked against
     /// the bytes left, so a corrupt count is an error, never a huge allocation.
-    fn count(&mut self, what: &str, min_size: usize, max: usize) -> Result<usize, String> {
+    fn count(
+        &mut self,
+        what: &'static str,
+        min_size: usize,
+        max: usize,
+    ) -> Result<usize, SnapshotError> {
         let at = self.at;
         let count = self.u32()? as usize;
         if count > max || count > self.remaining() / min_size.max(1) {
-            return Err(format!(
-                "{count} {what} at byte {at}: more than the bytes left or the format allows"
-            ));
+            return Err(SnapshotError::BadCount { count, what, at });
         }
         Ok(count)
     }
@@ -528,40 +582,36 @@ impl Reader<'_> {
     fn list<T>(
         &mut self,
         min_size: usize,
-        item: impl Fn(&mut Self) -> Result<T, String>,
-    ) -> Result<Vec<T>, String> {
+        item: impl Fn(&mut Self) -> Result<T, SnapshotError>,
+    ) -> Result<Vec<T>, SnapshotError> {
         let at = self.at;
         let count = self.u64()?;
         if count > (self.remaining() / min_size.max(1)) as u64 {
-            return Err(format!(
-                "list of {count} records at byte {at} is longer than the bytes left"
-            ));
+            return Err(SnapshotError::BadListLength { count, at });
         }
         (0..count).map(|_| item(self)).collect()
     }
-    fn str(&mut self) -> Result<String, String> {
+    fn str(&mut self) -> Result<String, SnapshotError> {
         let len = self.u32()? as usize;
         let at = self.at;
-        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| format!("bad text at byte {at}"))
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| SnapshotError::BadText { at })
     }
     /// Reads a list of names and maps each to the current settings' id.
     fn name_map(
         &mut self,
-        what: &str,
+        what: &'static str,
         lookup: impl Fn(&str) -> Option<u8>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, SnapshotError> {
         // Ids are one byte: at most 256 names.
         let count = self.count(what, MIN_STR, 256)?;
         let mut ids = Vec::with_capacity(count);
         for _ in 0..count {
             let name = self.str()?;
-            let id = lookup(&name).ok_or_else(|| {
-                format!(
-                    "the snapshot uses {what} \"{name}\", which the configuration no longer has"
-                )
-            })?;
+            let Some(id) = lookup(&name) else {
+                return Err(SnapshotError::UnknownName { what, name });
+            };
             if ids.contains(&id) {
-                return Err(format!("{what} \"{name}\" appears twice"));
+                return Err(SnapshotError::Duplicate { what, name });
             }
             ids.push(id);
         }
@@ -625,7 +675,7 @@ mod tests {
     }
 
     fn decode(bytes: &[u8]) -> Result<State, String> {
-        State::decode_snapshot(CoreSettings::example(), bytes)
+        State::decode_snapshot(CoreSettings::example(), bytes).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -27,6 +27,21 @@ use super::settings::CoreSettings;
 use super::time::{EpochNanos, duration_nanos, from_nanos, to_nanos};
 use links::Links;
 
+pub use codec::SnapshotError;
+
+/// Why `State::set_settings` refused new settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The names of tracks, phases or roles (`what`) changed: cases and employees refer to them by
+    /// position, so only a restart (which replays under the new names) can apply that.
+    #[error("{what} changed from [{old}] to [{new}]; that needs a restart", old = .old.join(", "), new = .new.join(", "))]
+    NeedsRestart {
+        what: &'static str,
+        old: Vec<String>,
+        new: Vec<String>,
+    },
+}
+
 /// "No employee" / "no case" in the compact u32 links.
 const NONE: u32 = u32::MAX;
 /// "No pending timer" for a case.
@@ -232,7 +247,7 @@ impl State {
     /// must keep their names and order, since cases and employees refer to them by position; windows,
     /// penalty schedules, limits and decision periods may change. Gauges are recomputed under the new
     /// settings (O(cases), once); a changed decision period applies to cases registered afterwards.
-    pub fn set_settings(&mut self, settings: CoreSettings) -> Result<(), String> {
+    pub fn set_settings(&mut self, settings: CoreSettings) -> Result<(), SettingsError> {
         let names = |s: &CoreSettings| -> (Vec<String>, Vec<String>, Vec<String>) {
             (
                 s.tracks.iter().map(|t| t.name.clone()).collect(),
@@ -248,11 +263,7 @@ impl State {
             ("workforce.roles", old_roles, new_roles),
         ] {
             if old != new {
-                return Err(format!(
-                    "{what} changed from [{}] to [{}]; that needs a restart",
-                    old.join(", "),
-                    new.join(", ")
-                ));
+                return Err(SettingsError::NeedsRestart { what, old, new });
             }
         }
         let old_flow = self.flow_shape;

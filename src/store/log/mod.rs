@@ -121,6 +121,12 @@ pub enum Durability {
     None,
 }
 
+/// Why `on_record` refused a record during replay: the caller's own message (the log knows nothing
+/// of what its records mean). Reported as [`LogError::Replay`] with the position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplayError(pub String);
+
 /// Errors of the event log. Only `Io` (from `commit`) poisons the log; the messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -230,7 +236,7 @@ impl EventLog {
         dir: &Path,
         replay_from: LogPosition,
         segment_bytes: u64,
-        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<EventLog, LogError> {
         EventLog::open_with(
             Arc::new(RealStorage),
@@ -248,7 +254,7 @@ impl EventLog {
         dir: &Path,
         replay_from: LogPosition,
         segment_bytes: u64,
-        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), String>,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<EventLog, LogError> {
         let fs = &*storage;
         create_dir_durably(fs, dir).map_err(io_err("create directory", dir))?;

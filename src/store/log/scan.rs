@@ -6,11 +6,11 @@ use std::path::Path;
 
 use super::{
     FRAME_HEADER_LEN, HEADER_LEN, LogError, LogPosition, MAGIC, MAX_PAYLOAD_BYTES,
-    READ_BUFFER_BYTES, frame_crc, io_err,
+    READ_BUFFER_BYTES, ReplayError, frame_crc, io_err,
 };
 use crate::store::storage::Storage;
 
-pub(super) type OnRecord<'a> = dyn FnMut(LogPosition, &[u8]) -> Result<(), String> + 'a;
+pub(super) type OnRecord<'a> = dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError> + 'a;
 
 pub(super) enum TailDamage {
     /// The last segment's header is torn (a magic prefix followed only by zeros).
@@ -137,7 +137,7 @@ pub(super) fn scan_segment(
         }
         if position >= replay_from {
             on_record(position, &payload)
-                .map_err(|message| LogError::Replay { position, message })?;
+                .map_err(|ReplayError(message)| LogError::Replay { position, message })?;
         }
         offset += FRAME_HEADER_LEN + u64::from(len);
     };

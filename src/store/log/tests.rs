@@ -1023,7 +1023,7 @@ fn replay_callback_error_is_reported_with_the_position() {
     let result = EventLog::open(tmp.path(), LogPosition::default(), 1 << 20, &mut |_, _| {
         seen += 1;
         if seen == 3 {
-            Err("bad event".to_string())
+            Err(ReplayError("bad event".to_string()))
         } else {
             Ok(())
         }
