@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::RUNBOOK_BASE_URL;
+use super::RUNBOOK_BASE_URL;
 
 /// The label matchers every metric selector of every query gets, so that each dashboard shows one
 /// daemon (a test and a production daemon can share one Prometheus).

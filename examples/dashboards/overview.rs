@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use crate::DRILLDOWN_URL;
-use crate::grafana::*;
+use super::DRILLDOWN_URL;
+use super::grafana::*;
 
 pub fn dashboard() -> Dashboard {
     Dashboard {

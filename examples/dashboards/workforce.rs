@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::grafana::*;
+use super::grafana::*;
 
 pub fn dashboard() -> Dashboard {
     Dashboard {
