@@ -167,7 +167,8 @@ fn webhook() -> (SocketAddr, Received) {
     (addr, received)
 }
 
-/// Every `"expr"` string in a dashboard, with Grafana's variables substituted.
+/// Every `"expr"` string in a dashboard (panel queries and annotations), with Grafana's variables
+/// substituted: the scrape job of this test, and any instance, track and location.
 fn dashboard_exprs(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
@@ -177,7 +178,9 @@ fn dashboard_exprs(value: &Value, out: &mut Vec<String>) {
                     && !expr.trim().is_empty()
                 {
                     out.push(
-                        expr.replace("$track", ".*")
+                        expr.replace("$job", "backlogd")
+                            .replace("$instance", ".*")
+                            .replace("$track", ".*")
                             .replace("$location", ".*")
                             .replace("$__rate_interval", "1m")
                             .replace("$__interval", "1m")
