@@ -20,27 +20,19 @@ pub fn to_nanos(at: Timestamp) -> Option<EpochNanos> {
 /// Converts a timestamp, saturating at the ends of the representable range (used for computed
 /// deadlines, which may legitimately land far in the future).
 pub fn to_nanos_saturating(at: Timestamp) -> EpochNanos {
-    let nanos = at.as_nanosecond();
-    if nanos > i128::from(i64::MAX) {
-        i64::MAX
-    } else if nanos < i128::from(i64::MIN) {
-        i64::MIN
-    } else {
-        nanos as i64
-    }
+    saturate(at.as_nanosecond())
 }
 
 /// A duration in nanoseconds, saturating at the ends of the `i64` range (the configuration refuses
 /// durations that do not fit, so this only guards settings built by hand).
 pub fn duration_nanos(duration: SignedDuration) -> EpochNanos {
-    let nanos = duration.as_nanos();
-    if nanos > i128::from(i64::MAX) {
-        i64::MAX
-    } else if nanos < i128::from(i64::MIN) {
-        i64::MIN
-    } else {
-        nanos as i64
-    }
+    saturate(duration.as_nanos())
+}
+
+/// `nanos` clamped to the `i64` range.
+fn saturate(nanos: i128) -> EpochNanos {
+    // After the clamp the value fits, so the conversion cannot fail.
+    i64::try_from(nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(i64::MAX)
 }
 
 pub fn from_nanos(nanos: EpochNanos) -> Timestamp {
