@@ -545,6 +545,7 @@ async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> Htt
     }
     match answer.await {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
+        Ok(Err(engine::ReloadError::ShuttingDown)) => shutting_down(),
         Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem.to_string()),
         Err(_) => shutting_down(),
     }
