@@ -186,13 +186,12 @@ fn main() -> ExitCode {
                     .as_ref()
                     .and_then(|c| c.server.ingest_tokens_file.clone())
             });
-            let token = match tokens_file.as_deref().map(backlogd::server::read_tokens) {
-                Some(Ok(tokens)) => tokens.into_iter().next(),
-                Some(Err(e)) => {
+            let token = match first_token(tokens_file.as_deref()) {
+                Ok(token) => token,
+                Err(e) => {
                     eprintln!("backlogd reload: {e:#}");
                     return ExitCode::FAILURE;
                 }
-                None => None,
             };
             match backlogd::send::reload(&url, token.as_deref()) {
                 Ok(_) => {
@@ -212,13 +211,12 @@ fn main() -> ExitCode {
             batch,
             max_attempts,
         } => {
-            let token = match token_file.as_deref().map(backlogd::server::read_tokens) {
-                Some(Ok(tokens)) => tokens.into_iter().next(),
-                Some(Err(e)) => {
+            let token = match first_token(token_file.as_deref()) {
+                Ok(token) => token,
+                Err(e) => {
                     eprintln!("backlogd send: {e:#}");
                     return ExitCode::FAILURE;
                 }
-                None => None,
             };
             let options = backlogd::send::SendOptions {
                 files,
@@ -327,4 +325,11 @@ fn default_config_path() -> Option<PathBuf> {
     }
     candidates.push(PathBuf::from("/etc/backlogd/backlogd.toml"));
     candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The first token of a tokens file (one a line, `#` comments), or `None` without a file.
+fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(backlogd::server::read_tokens)
+        .transpose()
+        .map(|tokens| tokens.and_then(|t| t.into_iter().next()))
 }
