@@ -117,6 +117,96 @@ impl Family {
     }
 }
 
+/// A family with one sample a track (label `track`): its name, help, type and value.
+struct PerTrack {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    value: fn(&View, usize) -> f64,
+}
+
+/// The per-track families, in the order they are built.
+const PER_TRACK: &[PerTrack] = &[
+    PerTrack {
+        name: "backlogd_cases_suspended",
+        help: "Open cases whose deadline clock is stopped.",
+        kind: MetricType::GAUGE,
+        value: |v, t| v.aggregates.tracks[t].suspended as f64,
+    },
+    PerTrack {
+        name: "backlogd_cases_unassigned",
+        help: "Open cases assigned to no active employee.",
+        kind: MetricType::GAUGE,
+        value: |v, t| v.aggregates.tracks[t].unassigned as f64,
+    },
+    PerTrack {
+        name: "backlogd_case_max_overdue_seconds",
+        help: "How long past its deadline the most overdue open case is; 0 if none is overdue.",
+        kind: MetricType::GAUGE,
+        value: |v, t| seconds_f64(v.max_overdue_nanos[t]),
+    },
+    PerTrack {
+        name: "backlogd_penalty_exposure_euros",
+        help: "Penalty accrued so far over open overdue cases, in euros.",
+        kind: MetricType::GAUGE,
+        value: |v, t| v.aggregates.tracks[t].penalty_exposure_cents as f64 / 100.0,
+    },
+    PerTrack {
+        name: "backlogd_penalty_incurred_euros_total",
+        help: "Accrued penalty of cases at their decision or closure, in euros.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].penalty_incurred_cents as f64 / 100.0,
+    },
+    PerTrack {
+        name: "backlogd_cases_registered_total",
+        help: "Cases registered.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].registered as f64,
+    },
+    PerTrack {
+        name: "backlogd_cases_reopened_total",
+        help: "Closed cases reopened (e.g. a decision annulled by a court).",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].reopened as f64,
+    },
+    PerTrack {
+        name: "backlogd_decisions_overdue_total",
+        help: "Decisions taken after the case's deadline.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].decisions_overdue as f64,
+    },
+    PerTrack {
+        name: "backlogd_decisions_by_inexperienced_total",
+        help: "Decisions whose decider was not experienced at decision time.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].decisions_by_inexperienced as f64,
+    },
+    PerTrack {
+        name: "backlogd_decisions_benefit_of_doubt_total",
+        help: "Decisions with basis benefit_of_doubt.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].decisions_benefit_of_doubt as f64,
+    },
+    PerTrack {
+        name: "backlogd_decisions_without_investigation_total",
+        help: "Decisions reported with additional_investigation = false.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].decisions_without_investigation as f64,
+    },
+    PerTrack {
+        name: "backlogd_deadline_extensions_total",
+        help: "Deadline extensions.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].deadline_extensions as f64,
+    },
+    PerTrack {
+        name: "backlogd_case_transfers_total",
+        help: "Cases handed off to another location.",
+        kind: MetricType::COUNTER,
+        value: |v, t| v.aggregates.tracks[t].transfers as f64,
+    },
+];
+
 fn state_families(view: &View) -> Vec<MetricFamily> {
     let settings = &view.settings;
     let aggregates = &view.aggregates;
@@ -160,96 +250,14 @@ fn state_families(view: &View) -> Vec<MetricFamily> {
     }
     families.push(due_soon.0);
 
-    let mut per_track = |name: &str, help: &str, counter: bool, value: &dyn Fn(usize) -> f64| {
-        let mut family = if counter {
-            Family::counter(name, help)
-        } else {
-            Family::gauge(name, help)
-        };
+    for family in PER_TRACK {
+        let mut out = Family::new(family.name, family.help, family.kind);
         for (t, track) in tracks.iter().enumerate() {
-            family.sample(&[("track", track)], value(t));
+            out.sample(&[("track", track)], (family.value)(view, t));
         }
-        families.push(family.0);
-    };
+        families.push(out.0);
+    }
     let track = |t: usize| &aggregates.tracks[t];
-    per_track(
-        "backlogd_cases_suspended",
-        "Open cases whose deadline clock is stopped.",
-        false,
-        &|t| track(t).suspended as f64,
-    );
-    per_track(
-        "backlogd_cases_unassigned",
-        "Open cases assigned to no active employee.",
-        false,
-        &|t| track(t).unassigned as f64,
-    );
-    per_track(
-        "backlogd_case_max_overdue_seconds",
-        "How long past its deadline the most overdue open case is; 0 if none is overdue.",
-        false,
-        &|t| seconds_f64(view.max_overdue_nanos[t]),
-    );
-    per_track(
-        "backlogd_penalty_exposure_euros",
-        "Penalty accrued so far over open overdue cases, in euros.",
-        false,
-        &|t| track(t).penalty_exposure_cents as f64 / 100.0,
-    );
-    per_track(
-        "backlogd_penalty_incurred_euros_total",
-        "Accrued penalty of cases at their decision or closure, in euros.",
-        true,
-        &|t| track(t).penalty_incurred_cents as f64 / 100.0,
-    );
-    per_track(
-        "backlogd_cases_registered_total",
-        "Cases registered.",
-        true,
-        &|t| track(t).registered as f64,
-    );
-    per_track(
-        "backlogd_cases_reopened_total",
-        "Closed cases reopened (e.g. a decision annulled by a court).",
-        true,
-        &|t| track(t).reopened as f64,
-    );
-    per_track(
-        "backlogd_decisions_overdue_total",
-        "Decisions taken after the case's deadline.",
-        true,
-        &|t| track(t).decisions_overdue as f64,
-    );
-    per_track(
-        "backlogd_decisions_by_inexperienced_total",
-        "Decisions whose decider was not experienced at decision time.",
-        true,
-        &|t| track(t).decisions_by_inexperienced as f64,
-    );
-    per_track(
-        "backlogd_decisions_benefit_of_doubt_total",
-        "Decisions with basis benefit_of_doubt.",
-        true,
-        &|t| track(t).decisions_benefit_of_doubt as f64,
-    );
-    per_track(
-        "backlogd_decisions_without_investigation_total",
-        "Decisions reported with additional_investigation = false.",
-        true,
-        &|t| track(t).decisions_without_investigation as f64,
-    );
-    per_track(
-        "backlogd_deadline_extensions_total",
-        "Deadline extensions.",
-        true,
-        &|t| track(t).deadline_extensions as f64,
-    );
-    per_track(
-        "backlogd_case_transfers_total",
-        "Cases handed off to another location.",
-        true,
-        &|t| track(t).transfers as f64,
-    );
 
     let mut by_phase = Family::gauge("backlogd_cases_by_phase", "Open cases per phase.");
     let mut decided = Family::counter(

@@ -10,7 +10,8 @@ use jiff::{Span, Timestamp};
 use serde_json::{Map, Value};
 
 use crate::core::event::{
-    CloseReason, Contract, Event, EventKind, EventType, Extension, Outcome, RejectReason, Rejection,
+    CloseReason, Contract, Event, EventKind, EventType, Extension, MAX_TEXT_BYTES, Outcome,
+    RejectReason, Rejection,
 };
 
 /// How a request body holds its events, from the `Content-Type`.
@@ -319,18 +320,14 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
         },
         EventType::CaseDecided => EventKind::CaseDecided {
             case: d.text("case")?,
-            outcome: d.choice("outcome", Outcome::parse, "granted, rejected, other")?,
+            outcome: d.choice("outcome", Outcome::parse, &Outcome::NAMES)?,
             decided_by: d.text("decided_by")?,
             basis: d.optional_string("basis")?,
             additional_investigation: d.optional_bool("additional_investigation")?,
         },
         EventType::CaseClosed => EventKind::CaseClosed {
             case: d.text("case")?,
-            reason: d.choice(
-                "reason",
-                CloseReason::parse,
-                "withdrawn, transferred_out, merged, other",
-            )?,
+            reason: d.choice("reason", CloseReason::parse, &CloseReason::NAMES)?,
         },
         EventType::CaseReopened => EventKind::CaseReopened {
             case: d.text("case")?,
@@ -342,7 +339,7 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
             role: d.text("role")?,
             experienced: d.bool("experienced")?,
             contract: if d.present("contract") {
-                d.choice("contract", Contract::parse, "permanent, temporary")?
+                d.choice("contract", Contract::parse, &Contract::NAMES)?
             } else {
                 Contract::Permanent
             },
@@ -353,7 +350,7 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
             role: d.optional_text("role")?,
             experienced: d.optional_bool("experienced")?,
             contract: if d.present("contract") {
-                Some(d.choice("contract", Contract::parse, "permanent, temporary")?)
+                Some(d.choice("contract", Contract::parse, &Contract::NAMES)?)
             } else {
                 None
             },
@@ -421,13 +418,16 @@ impl Fields<'_> {
         }
     }
 
-    /// An identifier-like string of 1 to 128 bytes.
+    /// An identifier-like string of 1 to [`MAX_TEXT_BYTES`] bytes.
     fn text(&self, key: &str) -> Result<String, Rejection> {
         let value = self.string(key)?;
-        if value.is_empty() || value.len() > 128 {
+        if value.is_empty() || value.len() > MAX_TEXT_BYTES {
             return Err(self.invalid(
                 key,
-                format_args!("must be 1 to 128 bytes, got {} bytes", value.len()),
+                format_args!(
+                    "must be 1 to {MAX_TEXT_BYTES} bytes, got {} bytes",
+                    value.len()
+                ),
             ));
         }
         Ok(value)
@@ -498,11 +498,15 @@ impl Fields<'_> {
         &self,
         key: &str,
         parse: fn(&str) -> Option<T>,
-        allowed: &str,
+        allowed: &[&str],
     ) -> Result<T, Rejection> {
         let value = self.string(key)?;
-        parse(&value)
-            .ok_or_else(|| self.invalid(key, format_args!("\"{value}\" is not one of {allowed}")))
+        parse(&value).ok_or_else(|| {
+            self.invalid(
+                key,
+                format_args!("\"{value}\" is not one of {}", allowed.join(", ")),
+            )
+        })
     }
 }
 

@@ -111,11 +111,7 @@ pub struct Aggregates {
 
 impl Aggregates {
     pub fn employee_slot(role: u8, contract: Contract, experienced: bool) -> usize {
-        let contract = Contract::ALL
-            .iter()
-            .position(|c| *c == contract)
-            .unwrap_or(0);
-        (usize::from(role) * Contract::ALL.len() + contract) * 2 + usize::from(experienced)
+        (usize::from(role) * Contract::ALL.len() + contract.index()) * 2 + usize::from(experienced)
     }
 }
 

@@ -110,77 +110,71 @@ pub enum Extension {
     To(Timestamp),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Granted,
-    Rejected,
-    Other,
-}
+/// The longest identifier-like text field (event `id`, case, employee, track, ...), in bytes.
+pub const MAX_TEXT_BYTES: usize = 128;
 
-impl Outcome {
-    pub const ALL: [Outcome; 3] = [Outcome::Granted, Outcome::Rejected, Outcome::Other];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Granted => "granted",
-            Outcome::Rejected => "rejected",
-            Outcome::Other => "other",
+/// Declares a closed enum whose variants map one to one to wire strings, and generates from that
+/// one table: `ALL` (in declaration order, so `index()` is the position in it), `NAMES`,
+/// `as_str()`, `parse()` and `Display`.
+macro_rules! wire_names {
+    (
+        $(#[$meta:meta])*
+        pub enum $enum:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $name:literal),* $(,)?
         }
-    }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $enum { $($(#[$vmeta])* $variant),* }
 
-    pub fn parse(value: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == value)
-    }
-}
+        impl $enum {
+            pub const ALL: [$enum; [$($name),*].len()] = [$($enum::$variant),*];
+            /// The wire names, in the order of [`Self::ALL`].
+            pub const NAMES: [&'static str; [$($name),*].len()] = [$($name),*];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    Withdrawn,
-    TransferredOut,
-    Merged,
-    Other,
-}
+            pub fn as_str(self) -> &'static str {
+                match self { $($enum::$variant => $name),* }
+            }
 
-impl CloseReason {
-    pub const ALL: [CloseReason; 4] = [
-        CloseReason::Withdrawn,
-        CloseReason::TransferredOut,
-        CloseReason::Merged,
-        CloseReason::Other,
-    ];
+            pub fn parse(value: &str) -> Option<$enum> {
+                match value { $($name => Some($enum::$variant),)* _ => None }
+            }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Withdrawn => "withdrawn",
-            CloseReason::TransferredOut => "transferred_out",
-            CloseReason::Merged => "merged",
-            CloseReason::Other => "other",
+            /// Position in [`Self::ALL`], for counters kept in arrays.
+            pub fn index(self) -> usize {
+                self as usize
+            }
         }
-    }
 
-    pub fn parse(value: &str) -> Option<CloseReason> {
-        CloseReason::ALL.into_iter().find(|o| o.as_str() == value)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Contract {
-    Permanent,
-    Temporary,
-}
-
-impl Contract {
-    pub const ALL: [Contract; 2] = [Contract::Permanent, Contract::Temporary];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Contract::Permanent => "permanent",
-            Contract::Temporary => "temporary",
+        impl std::fmt::Display for $enum {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
         }
-    }
+    };
+}
 
-    pub fn parse(value: &str) -> Option<Contract> {
-        Contract::ALL.into_iter().find(|o| o.as_str() == value)
+wire_names! {
+    pub enum Outcome {
+        Granted => "granted",
+        Rejected => "rejected",
+        Other => "other",
+    }
+}
+
+wire_names! {
+    pub enum CloseReason {
+        Withdrawn => "withdrawn",
+        TransferredOut => "transferred_out",
+        Merged => "merged",
+        Other => "other",
+    }
+}
+
+wire_names! {
+    pub enum Contract {
+        Permanent => "permanent",
+        Temporary => "temporary",
     }
 }
 
@@ -188,20 +182,9 @@ impl Contract {
 /// `EventKind`. The type tag doubles as the `event_type` label of the applied-events counter.
 macro_rules! event_types {
     ($($variant:ident => $name:literal),* $(,)?) => {
-        /// The `type` of an event, as a small closed enum.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum EventType { $($variant),* }
-
-        impl EventType {
-            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(EventType::$variant => $name),* }
-            }
-
-            pub fn parse(value: &str) -> Option<EventType> {
-                match value { $($name => Some(EventType::$variant),)* _ => None }
-            }
+        wire_names! {
+            /// The `type` of an event, as a small closed enum.
+            pub enum EventType { $($variant => $name),* }
         }
 
         impl EventKind {
@@ -234,84 +217,30 @@ event_types! {
     QualityAudit => "quality.audit",
 }
 
-impl EventType {
-    /// Position in [`EventType::ALL`], for counters kept in arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Why an event was rejected: a closed set, so it can be a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    /// The line or element is not JSON, or not a JSON object.
-    InvalidJson,
-    /// A required field is absent.
-    MissingField,
-    /// A field has the wrong type or an unacceptable value.
-    InvalidField,
-    /// `type` names no known event type.
-    UnknownType,
-    TimeInFuture,
-    UnknownTrack,
-    UnknownPhase,
-    UnknownRole,
-    UnknownCase,
-    CaseExists,
-    CaseClosed,
-    CaseOpen,
-    CaseSuspended,
-    CaseNotSuspended,
-    UnknownEmployee,
-    EmployeeExists,
-    SameEmployee,
-}
-
-impl RejectReason {
-    pub const ALL: &'static [RejectReason] = &[
-        RejectReason::InvalidJson,
-        RejectReason::MissingField,
-        RejectReason::InvalidField,
-        RejectReason::UnknownType,
-        RejectReason::TimeInFuture,
-        RejectReason::UnknownTrack,
-        RejectReason::UnknownPhase,
-        RejectReason::UnknownRole,
-        RejectReason::UnknownCase,
-        RejectReason::CaseExists,
-        RejectReason::CaseClosed,
-        RejectReason::CaseOpen,
-        RejectReason::CaseSuspended,
-        RejectReason::CaseNotSuspended,
-        RejectReason::UnknownEmployee,
-        RejectReason::EmployeeExists,
-        RejectReason::SameEmployee,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::InvalidJson => "invalid_json",
-            RejectReason::MissingField => "missing_field",
-            RejectReason::InvalidField => "invalid_field",
-            RejectReason::UnknownType => "unknown_type",
-            RejectReason::TimeInFuture => "time_in_future",
-            RejectReason::UnknownTrack => "unknown_track",
-            RejectReason::UnknownPhase => "unknown_phase",
-            RejectReason::UnknownRole => "unknown_role",
-            RejectReason::UnknownCase => "unknown_case",
-            RejectReason::CaseExists => "case_exists",
-            RejectReason::CaseClosed => "case_closed",
-            RejectReason::CaseOpen => "case_open",
-            RejectReason::CaseSuspended => "case_suspended",
-            RejectReason::CaseNotSuspended => "case_not_suspended",
-            RejectReason::UnknownEmployee => "unknown_employee",
-            RejectReason::EmployeeExists => "employee_exists",
-            RejectReason::SameEmployee => "same_employee",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
+wire_names! {
+    /// Why an event was rejected: a closed set, so it can be a bounded metric label.
+    pub enum RejectReason {
+        /// The line or element is not JSON, or not a JSON object.
+        InvalidJson => "invalid_json",
+        /// A required field is absent.
+        MissingField => "missing_field",
+        /// A field has the wrong type or an unacceptable value.
+        InvalidField => "invalid_field",
+        /// `type` names no known event type.
+        UnknownType => "unknown_type",
+        TimeInFuture => "time_in_future",
+        UnknownTrack => "unknown_track",
+        UnknownPhase => "unknown_phase",
+        UnknownRole => "unknown_role",
+        UnknownCase => "unknown_case",
+        CaseExists => "case_exists",
+        CaseClosed => "case_closed",
+        CaseOpen => "case_open",
+        CaseSuspended => "case_suspended",
+        CaseNotSuspended => "case_not_suspended",
+        UnknownEmployee => "unknown_employee",
+        EmployeeExists => "employee_exists",
+        SameEmployee => "same_employee",
     }
 }
 

@@ -6,9 +6,7 @@ use std::fmt::Write;
 use super::model::{CompactEvent, Role};
 use super::scenario::Scenario;
 use super::time::push_rfc3339;
-
-const OUTCOMES: [&str; 3] = ["granted", "rejected", "other"];
-const CLOSE_REASONS: [&str; 4] = ["withdrawn", "transferred_out", "merged", "other"];
+use crate::core::event::{CloseReason, Contract, Outcome};
 
 pub(crate) struct Formatter {
     /// `{scenario}-{seed}`: the prefix of event, case and employee ids.
@@ -109,7 +107,11 @@ impl Formatter {
                 investigation,
             } => {
                 self.case(&mut s, "case", case);
-                let _ = write!(s, ",\"outcome\":\"{}\",", OUTCOMES[usize::from(outcome)]);
+                let _ = write!(
+                    s,
+                    ",\"outcome\":\"{}\",",
+                    Outcome::NAMES[usize::from(outcome)]
+                );
                 self.employee(&mut s, "decided_by", by);
                 if benefit_of_doubt {
                     s.push_str(",\"basis\":\"benefit_of_doubt\"");
@@ -118,7 +120,11 @@ impl Formatter {
             }
             CompactEvent::Closed { case, reason } => {
                 self.case(&mut s, "case", case);
-                let _ = write!(s, ",\"reason\":\"{}\"", CLOSE_REASONS[usize::from(reason)]);
+                let _ = write!(
+                    s,
+                    ",\"reason\":\"{}\"",
+                    CloseReason::NAMES[usize::from(reason)]
+                );
             }
             CompactEvent::Joined {
                 employee,
@@ -132,7 +138,11 @@ impl Formatter {
                     s,
                     ",\"role\":\"{}\",\"experienced\":{experienced},\"contract\":\"{}\",\"location\":{}",
                     role.as_str(),
-                    if temporary { "temporary" } else { "permanent" },
+                    if temporary {
+                        Contract::Temporary
+                    } else {
+                        Contract::Permanent
+                    },
                     self.locations[usize::from(location)]
                 );
             }
@@ -146,7 +156,7 @@ impl Formatter {
             }
             CompactEvent::MadePermanent { employee } => {
                 self.employee(&mut s, "employee", employee);
-                s.push_str(",\"contract\":\"permanent\"");
+                let _ = write!(s, ",\"contract\":\"{}\"", Contract::Permanent);
             }
             CompactEvent::Left { employee } => self.employee(&mut s, "employee", employee),
             CompactEvent::MentorAssigned { mentor, mentee } => {

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::core::event::{Contract, MAX_TEXT_BYTES};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
@@ -536,7 +537,7 @@ impl Scenario {
                     ROLES.join(", ")
                 );
             }
-            if g.contract != "permanent" && g.contract != "temporary" {
+            if Contract::parse(&g.contract).is_none() {
                 bail!(
                     "{key}.contract: {:?} is not \"permanent\" or \"temporary\"",
                     g.contract
@@ -685,8 +686,8 @@ impl Scenario {
 }
 
 fn check_text(value: &str, key: &str) -> anyhow::Result<()> {
-    if value.is_empty() || value.len() > 128 {
-        bail!("{key}: must be 1 to 128 bytes");
+    if value.is_empty() || value.len() > MAX_TEXT_BYTES {
+        bail!("{key}: must be 1 to {MAX_TEXT_BYTES} bytes");
     }
     Ok(())
 }

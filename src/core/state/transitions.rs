@@ -6,9 +6,7 @@ use super::{
     Case, Class, Employee, Links, NO_TIMER, NONE, OTHER_LOCATION, State, UNKNOWN_LOCATION,
 };
 use crate::core::aggregates::TrackAggregates;
-use crate::core::event::{
-    CloseReason, Contract, EventKind, Extension, Outcome, RejectReason, Rejection,
-};
+use crate::core::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
 use crate::core::time::{EpochNanos, from_nanos, to_nanos, to_nanos_saturating};
 
 impl State {
@@ -127,7 +125,7 @@ impl State {
                 let decider = self.active_employee(decided_by, "decided_by")?;
                 let inexperienced = !self.employees[decider as usize].experienced;
                 let (overdue, penalty) = self.close(index, time);
-                let outcome_index = Outcome::ALL.iter().position(|o| o == outcome).unwrap_or(2);
+                let outcome_index = outcome.index();
                 let lead_start = self.cases[index as usize].lead_start;
                 let aggregates = self.track_of(index);
                 aggregates.decided_by_outcome[outcome_index] += 1;
@@ -146,10 +144,7 @@ impl State {
             EventKind::CaseClosed { case, reason } => {
                 let index = self.open_case(case)?;
                 let (_, penalty) = self.close(index, time);
-                let reason_index = CloseReason::ALL
-                    .iter()
-                    .position(|r| r == reason)
-                    .unwrap_or(3);
+                let reason_index = reason.index();
                 let aggregates = self.track_of(index);
                 aggregates.closed_by_reason[reason_index] += 1;
                 aggregates.penalty_incurred_cents += penalty;
@@ -508,11 +503,11 @@ impl State {
     }
 
     fn check_text(&self, value: &str, field: &str) -> Result<(), Rejection> {
-        if value.is_empty() || value.len() > 128 {
+        if value.is_empty() || value.len() > MAX_TEXT_BYTES {
             return Err(Rejection::new(
                 RejectReason::InvalidField,
                 format!(
-                    "field `{field}`: must be 1 to 128 bytes, got {}",
+                    "field `{field}`: must be 1 to {MAX_TEXT_BYTES} bytes, got {}",
                     value.len()
                 ),
             ));

@@ -31,6 +31,7 @@ mod work;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::core::EventType;
+use crate::core::event::Contract;
 
 use super::rng::Rng;
 use super::scenario::{ROLES, Scenario};
@@ -426,8 +427,10 @@ impl Sim {
                 Scheduled::Join(group_index) => {
                     let group = &self.scenario.staff[usize::from(group_index)];
                     let role = Role::parse(&group.role);
-                    let (experienced, temporary) =
-                        (group.experienced, group.contract == "temporary");
+                    let (experienced, temporary) = (
+                        group.experienced,
+                        group.contract == Contract::Temporary.as_str(),
+                    );
                     self.join(
                         out,
                         &mut cursor,
