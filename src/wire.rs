@@ -266,9 +266,9 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
         EventType::CaseRegistered => EventKind::CaseRegistered {
             case: d.text("case")?,
             track: d.text("track")?,
-            received_at: d.optional_timestamp("received_at")?,
-            location: d.optional_text("location")?,
-            deadline: d.optional_timestamp("deadline")?,
+            received_at: d.optional("received_at", Fields::timestamp)?,
+            location: d.optional("location", Fields::text)?,
+            deadline: d.optional("deadline", Fields::timestamp)?,
         },
         EventType::CaseAssigned => EventKind::CaseAssigned {
             case: d.text("case")?,
@@ -286,7 +286,7 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
         },
         EventType::CaseHearingCancelled => EventKind::CaseHearingCancelled {
             case: d.text("case")?,
-            reason: d.optional_string("reason")?,
+            reason: d.optional("reason", Fields::string)?,
         },
         EventType::CaseDeadlineExtended => {
             let case = d.text("case")?;
@@ -322,8 +322,8 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
             case: d.text("case")?,
             outcome: d.choice("outcome", Outcome::parse, &Outcome::NAMES)?,
             decided_by: d.text("decided_by")?,
-            basis: d.optional_string("basis")?,
-            additional_investigation: d.optional_bool("additional_investigation")?,
+            basis: d.optional("basis", Fields::string)?,
+            additional_investigation: d.optional("additional_investigation", Fields::bool)?,
         },
         EventType::CaseClosed => EventKind::CaseClosed {
             case: d.text("case")?,
@@ -331,8 +331,8 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
         },
         EventType::CaseReopened => EventKind::CaseReopened {
             case: d.text("case")?,
-            deadline: d.optional_timestamp("deadline")?,
-            track: d.optional_text("track")?,
+            deadline: d.optional("deadline", Fields::timestamp)?,
+            track: d.optional("track", Fields::text)?,
         },
         EventType::EmployeeJoined => EventKind::EmployeeJoined {
             employee: d.text("employee")?,
@@ -343,18 +343,18 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
             } else {
                 Contract::Permanent
             },
-            location: d.optional_text("location")?,
+            location: d.optional("location", Fields::text)?,
         },
         EventType::EmployeeUpdated => EventKind::EmployeeUpdated {
             employee: d.text("employee")?,
-            role: d.optional_text("role")?,
-            experienced: d.optional_bool("experienced")?,
+            role: d.optional("role", Fields::text)?,
+            experienced: d.optional("experienced", Fields::bool)?,
             contract: if d.present("contract") {
                 Some(d.choice("contract", Contract::parse, &Contract::NAMES)?)
             } else {
                 None
             },
-            location: d.optional_text("location")?,
+            location: d.optional("location", Fields::text)?,
         },
         EventType::EmployeeLeft => EventKind::EmployeeLeft {
             employee: d.text("employee")?,
@@ -368,7 +368,7 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
         },
         EventType::QualityAudit => EventKind::QualityAudit {
             passed: d.bool("passed")?,
-            case: d.optional_string("case")?,
+            case: d.optional("case", Fields::string)?,
         },
     })
 }
@@ -380,6 +380,19 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
+    /// `read` of `key` when the key is present (and not null), else `None`.
+    fn optional<T>(
+        &self,
+        key: &str,
+        read: fn(&Self, &str) -> Result<T, Rejection>,
+    ) -> Result<Option<T>, Rejection> {
+        if self.present(key) {
+            read(self, key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Present and not `null`.
     fn present(&self, key: &str) -> bool {
         !matches!(self.object.get(key), None | Some(Value::Null))
@@ -410,14 +423,6 @@ impl Fields<'_> {
         }
     }
 
-    fn optional_string(&self, key: &str) -> Result<Option<String>, Rejection> {
-        if self.present(key) {
-            self.string(key).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     /// An identifier-like string of 1 to [`MAX_TEXT_BYTES`] bytes.
     fn text(&self, key: &str) -> Result<String, Rejection> {
         let value = self.string(key)?;
@@ -433,14 +438,6 @@ impl Fields<'_> {
         Ok(value)
     }
 
-    fn optional_text(&self, key: &str) -> Result<Option<String>, Rejection> {
-        if self.present(key) {
-            self.text(key).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     fn bool(&self, key: &str) -> Result<bool, Rejection> {
         match self.object.get(key) {
             None | Some(Value::Null) => Err(self.missing(key)),
@@ -449,14 +446,6 @@ impl Fields<'_> {
                 key,
                 format_args!("must be true or false, got {}", type_name(other)),
             )),
-        }
-    }
-
-    fn optional_bool(&self, key: &str) -> Result<Option<bool>, Rejection> {
-        if self.present(key) {
-            self.bool(key).map(Some)
-        } else {
-            Ok(None)
         }
     }
 
@@ -470,14 +459,6 @@ impl Fields<'_> {
                 ),
             )
         })
-    }
-
-    fn optional_timestamp(&self, key: &str) -> Result<Option<Timestamp>, Rejection> {
-        if self.present(key) {
-            self.timestamp(key).map(Some)
-        } else {
-            Ok(None)
-        }
     }
 
     fn positive_span(&self, key: &str) -> Result<Span, Rejection> {
