@@ -505,10 +505,17 @@ fn workforce_families(view: &View) -> Vec<MetricFamily> {
         inexperienced += u64::from(!row.experienced);
         unmentored += u64::from(!row.experienced && !row.has_mentor);
     }
-    let mut workload = Family::new(
-        "backlogd_employee_workload",
-        "Distribution of open cases per active employee, observed at scrape from the current state.",
-        MetricType::HISTOGRAM,
+    // The distribution is of the current state: its counts go down as well as up, so it is
+    // exported as gauges, never as a histogram, which Prometheus would treat as counters (rate()
+    // of it would be nonsense). The bound label is `at_most`, not `le` (reserved for histograms);
+    // label_replace(…, "le", "$1", "at_most", "(.*)") makes it histogram_quantile's input.
+    let mut workload = Family::gauge(
+        "backlogd_employees_by_open_cases",
+        "Active employees with at most `at_most` open cases (cumulative, like histogram buckets; gauges: the distribution of the current state).",
+    );
+    let mut assigned = Family::gauge(
+        "backlogd_employees_assigned_open_cases",
+        "Open cases assigned to active employees of the role (with backlogd_employees_by_open_cases{at_most=\"+Inf\"}: the mean workload).",
     );
     let mut overloaded_family = Family::gauge(
         "backlogd_employees_overloaded",
@@ -516,13 +523,17 @@ fn workforce_families(view: &View) -> Vec<MetricFamily> {
     );
     for (r, role) in roles.iter().enumerate() {
         let counts = &workload_counts[r];
-        workload.histogram_sample(
-            &[("role", role)],
-            &WORKLOAD_BUCKETS,
-            &counts[..WORKLOAD_BUCKETS.len()],
-            counts.iter().sum(),
-            workload_sums[r],
+        let mut cumulative = 0;
+        for (b, upper) in WORKLOAD_BUCKETS.iter().enumerate() {
+            cumulative += counts[b];
+            let le = upper.to_string();
+            workload.sample(&[("role", role), ("at_most", &le)], cumulative as f64);
+        }
+        workload.sample(
+            &[("role", role), ("at_most", "+Inf")],
+            counts.iter().sum::<u64>() as f64,
         );
+        assigned.sample(&[("role", role)], workload_sums[r]);
         overloaded_family.sample(&[("role", role)], overloaded[r] as f64);
     }
     let single = |name: &str, help: &str, value: f64| {
@@ -532,6 +543,7 @@ fn workforce_families(view: &View) -> Vec<MetricFamily> {
     };
     let mut families = vec![
         workload.0,
+        assigned.0,
         overloaded_family.0,
         single(
             "backlogd_mentors_overloaded",

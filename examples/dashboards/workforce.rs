@@ -60,21 +60,21 @@ fn now() -> Vec<Panel> {
 fn workload() -> Vec<Panel> {
     vec![
         bar_gauge("Workload distribution (now)", "short")
-            .desc("Number of active employees per open-cases bucket right now (backlogd_employee_workload, all roles; bucket label = upper bound of open cases). Bars in the buckets above workforce.max_open_cases are overloaded employees; many employees in the 0-1 buckets while cases are unassigned means work is not being distributed.")
+            .desc("Number of active employees per open-cases bucket right now (backlogd_employees_by_open_cases, all roles; bucket label = upper bound of open cases). Bars in the buckets above workforce.max_open_cases are overloaded employees; many employees in the 0-1 buckets while cases are unassigned means work is not being distributed.")
             .size(8, 8)
-            .query(q("sum by (le) (backlogd_employee_workload_bucket)", "{{le}}").instant().heatmap())
+            .query(q("sum by (at_most) (backlogd_employees_by_open_cases)", "{{at_most}}").instant().heatmap())
             .palette("continuous-BlPu"),
         heatmap("Workload distribution over time", "short")
             .desc("Employees per open-cases bucket over time (all roles; y = bucket upper bound in open cases; the histogram is observed from the current state at each scrape, so no rate is applied). Mass moving up towards and beyond workforce.max_open_cases means the workforce is overloaded.")
             .size(16, 8)
-            .query(q("sum by (le) (backlogd_employee_workload_bucket)", "{{le}}").heatmap())
+            .query(q("sum by (at_most) (backlogd_employees_by_open_cases)", "{{at_most}}").heatmap())
             .scheme("Blues"),
         table("Workload by role", "short")
             .desc("Per role, now: active employees, mean open cases, median and 90th percentile of open cases (interpolated from the workload histogram buckets) and overloaded employees (more than workforce.max_open_cases open cases). A p90 close to the norm means the role is near overload; an uneven spread between roles means work is misallocated.")
-            .query(q("sum by (role) (backlogd_employee_workload_count)", "").table())
-            .query(q("sum by (role) (backlogd_employee_workload_sum) / (sum by (role) (backlogd_employee_workload_count) > 0)", "").table())
-            .query(q("histogram_quantile(0.5, sum by (role, le) (backlogd_employee_workload_bucket))", "").table())
-            .query(q("histogram_quantile(0.9, sum by (role, le) (backlogd_employee_workload_bucket))", "").table())
+            .query(q("sum by (role) (backlogd_employees_by_open_cases{at_most=\"+Inf\"})", "").table())
+            .query(q("sum by (role) (backlogd_employees_assigned_open_cases) / (sum by (role) (backlogd_employees_by_open_cases{at_most=\"+Inf\"}) > 0)", "").table())
+            .query(q("histogram_quantile(0.5, sum by (role, le) (label_replace(backlogd_employees_by_open_cases, \"le\", \"$1\", \"at_most\", \"(.*)\")))", "").table())
+            .query(q("histogram_quantile(0.9, sum by (role, le) (label_replace(backlogd_employees_by_open_cases, \"le\", \"$1\", \"at_most\", \"(.*)\")))", "").table())
             .query(q("sum by (role) (backlogd_employees_overloaded)", "").table())
             .override_fields("byName", "Mean open cases", json!([{"id": "decimals", "value": 1}]))
             .override_fields("byName", "Median open cases", json!([{"id": "decimals", "value": 1}]))
@@ -88,7 +88,7 @@ fn workload() -> Vec<Panel> {
         timeseries("Highest workload vs max_open_cases", "short")
             .desc("Open cases of the busiest employee and the 90th percentile per role, with workforce.max_open_cases as a dashed red line. Lines above the threshold are overloaded employees; the gap between the max and p90 shows how unevenly work is spread.")
             .query(q("max(backlogd_employee_open_cases)", "busiest employee"))
-            .query(q("histogram_quantile(0.9, sum by (role, le) (backlogd_employee_workload_bucket))", "p90 {{role}}"))
+            .query(q("histogram_quantile(0.9, sum by (role, le) (label_replace(backlogd_employees_by_open_cases, \"le\", \"$1\", \"at_most\", \"(.*)\")))", "p90 {{role}}"))
             .query(q(r#"max(backlogd_threshold{name="max_open_cases"})"#, "threshold max_open_cases"))
             .runbook("EmployeesOverloaded"),
         timeseries("Overloaded employees by role", "short")

@@ -158,26 +158,22 @@ fn family_samples(text: &str, names: &[&str]) -> Vec<String> {
     rows
 }
 
-/// The workload histogram of one role as cumulative bucket counts for le = 0,1,2,5,10,15,20,30,50,
-/// then +Inf, plus count and sum.
+/// The workload distribution of one role as cumulative counts for at_most = 0,1,2,5,10,15,20,30,50,
+/// then +Inf (the number of active employees of the role), plus the open cases assigned to them.
 fn workload(role: &str, cumulative: [f64; 10], sum: f64) -> Vec<(String, f64)> {
     let bounds = ["0", "1", "2", "5", "10", "15", "20", "30", "50", "+Inf"];
     let mut rows: Vec<(String, f64)> = bounds
         .iter()
         .zip(cumulative)
-        .map(|(le, n)| {
+        .map(|(at_most, n)| {
             (
-                format!(r#"backlogd_employee_workload_bucket{{role="{role}",le="{le}"}}"#),
+                format!(r#"backlogd_employees_by_open_cases{{role="{role}",at_most="{at_most}"}}"#),
                 n,
             )
         })
         .collect();
     rows.push((
-        format!(r#"backlogd_employee_workload_count{{role="{role}"}}"#),
-        cumulative[9],
-    ));
-    rows.push((
-        format!(r#"backlogd_employee_workload_sum{{role="{role}"}}"#),
+        format!(r#"backlogd_employees_assigned_open_cases{{role="{role}"}}"#),
         sum,
     ));
     rows
@@ -872,7 +868,7 @@ fn label_mode_none_and_the_series_cap_limit_per_employee_series() {
     let text = daemon.await_metrics("five employees", |text| {
         match metric_value(
             text,
-            r#"backlogd_employee_workload_count{role="caseworker"}"#,
+            r#"backlogd_employees_by_open_cases{role="caseworker",at_most="+Inf"}"#,
         ) {
             Some(5.0) => Ok(()),
             other => Err(format!("workload count {other:?}")),
