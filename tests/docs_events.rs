@@ -136,7 +136,7 @@ fn the_page_stands_on_its_own() {
     for (number, line) in DOC.lines().enumerate() {
         let line_number = number + 1;
         let lower = line.to_ascii_lowercase();
-        for forbidden in ["../shared", "spec.md", "://", "file:"] {
+        for forbidden in [OUTSIDE, "spec.md", "://", "file:"] {
             if lower.contains(forbidden) {
                 problems.push(format!("line {line_number}: mentions {forbidden:?}"));
             }
@@ -168,3 +168,7 @@ fn the_page_stands_on_its_own() {
         problems.join("\n  ")
     );
 }
+
+/// The path outside the repository where its first contract lived, spelled so that this file itself
+/// does not contain it.
+const OUTSIDE: &str = concat!("..", "/shared");
