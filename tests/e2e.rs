@@ -63,6 +63,24 @@ impl Drop for Server {
     }
 }
 
+/// Starts Prometheus on a free loopback port with `config` (YAML) and its storage in `dir`.
+fn start_prometheus(dir: &Path, config: &str) -> (Server, SocketAddr) {
+    let port = free_port();
+    let config_file = dir.join("prometheus.yml");
+    std::fs::write(&config_file, config).unwrap();
+    let server = Server::start(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", config_file.display()),
+            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir,
+    );
+    (server, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -344,28 +362,14 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
         dir.path(),
     );
 
-    let prometheus_port = free_port();
-    let prometheus_config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prometheus_config,
-        format!(
+    let (prometheus, prometheus_addr) = start_prometheus(
+        dir.path(),
+        &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\nscrape_configs:\n  - job_name: backlogd\n    static_configs:\n      - targets: ['{}']\n",
             rules_copy.display(),
             daemon.addr
         ),
-    )
-    .unwrap();
-    let prometheus = Server::start(
-        "prometheus",
-        "prometheus",
-        &[
-            format!("--config.file={}", prometheus_config.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
-        ],
-        dir.path(),
     );
-    let prometheus_addr: SocketAddr = format!("127.0.0.1:{prometheus_port}").parse().unwrap();
     let logs = || {
         format!(
             "{}\n{}\n--- backlogd ---\n{}",
@@ -662,29 +666,15 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
             daemon.addr
         )
     };
-    let prometheus_port = free_port();
-    let prometheus_config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prometheus_config,
-        format!(
+    let (prometheus, prometheus_addr) = start_prometheus(
+        dir.path(),
+        &format!(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}{}",
             job("right", "https", &password_file),
             job("wrong_password", "https", &wrong_file),
-            job("plain_http", "http", &password_file),
+            job("plain_http", "http", &password_file)
         ),
-    )
-    .unwrap();
-    let prometheus = Server::start(
-        "prometheus",
-        "prometheus",
-        &[
-            format!("--config.file={}", prometheus_config.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
-        ],
-        dir.path(),
     );
-    let prometheus_addr: SocketAddr = format!("127.0.0.1:{prometheus_port}").parse().unwrap();
     let logs = || {
         format!(
             "{}\n--- backlogd ---\n{}",
