@@ -12,6 +12,15 @@ use prometheus::{
 
 use crate::core::event::{EventType, RejectReason};
 
+/// Registers `metric` in `registry` and hands it back.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 pub struct Telemetry {
     pub registry: Registry,
     pub events_received: IntCounterVec,
@@ -35,159 +44,143 @@ pub struct Telemetry {
 impl Telemetry {
     pub fn new() -> prometheus::Result<Telemetry> {
         let registry = Registry::new();
-        let events_received = IntCounterVec::new(
-            Opts::new(
+        // Each instrument is created and registered in one step: a family cannot be declared and
+        // forgotten in the registry.
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help)?);
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help)?);
+        let float_gauge = |name: &str, help: &str| register(&registry, Gauge::new(name, help)?);
+        let counters = |name: &str, help: &str, label: &str| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), &[label])?,
+            )
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(&registry, Histogram::with_opts(opts)?)
+        };
+
+        let telemetry = Telemetry {
+            events_received: counters(
                 "backlogd_events_received_total",
                 "Events received by this process, per source (http), whether applied or not.",
-            ),
-            &["source"],
-        )?;
-        let events_applied = IntCounterVec::new(
-            Opts::new(
+                "source",
+            )?,
+            events_applied: counters(
                 "backlogd_events_applied_total",
                 "Events applied to the state by this process, per event type (not counting replay).",
-            ),
-            &["event_type"],
-        )?;
-        let events_duplicate = IntCounter::new(
-            "backlogd_events_duplicate_total",
-            "Events ignored because their id was applied before.",
-        )?;
-        let events_rejected = IntCounterVec::new(
-            Opts::new(
+                "event_type",
+            )?,
+            events_duplicate: counter(
+                "backlogd_events_duplicate_total",
+                "Events ignored because their id was applied before.",
+            )?,
+            events_rejected: counters(
                 "backlogd_events_rejected_total",
                 "Events rejected, per reason.",
-            ),
-            &["reason"],
-        )?;
-        let ingest_request_duration = Histogram::with_opts(
-            HistogramOpts::new(
+                "reason",
+            )?,
+            ingest_request_duration: histogram(
                 "backlogd_ingest_request_duration_seconds",
                 "Time from receiving a POST /v1/events request to answering it, commit included.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-        )?;
-        let store_commit_duration = Histogram::with_opts(
-            HistogramOpts::new(
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            )?,
+            store_commit_duration: histogram(
                 "backlogd_store_commit_duration_seconds",
                 "Time to write and sync one group commit of the event log.",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
-        )?;
-        let config_last_reload_successful = Gauge::new(
-            "backlogd_config_last_reload_successful",
-            "1 if the last configuration (re)load succeeded, 0 if it failed and the old one is kept.",
-        )?;
-        let series_dropped = IntCounter::new(
-            "backlogd_series_dropped_total",
-            "Employees whose per-employee series were dropped because limits.max_employee_series was reached.",
-        )?;
-        let replay_rejected = IntCounterVec::new(
-            Opts::new(
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ],
+            )?,
+            config_last_reload_successful: float_gauge(
+                "backlogd_config_last_reload_successful",
+                "1 if the last configuration (re)load succeeded, 0 if it failed and the old one is kept.",
+            )?,
+            build_info: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "backlogd_build_info",
+                        "Always 1; the version of the running binary.",
+                    ),
+                    &["version"],
+                )?,
+            )?,
+            series_dropped: counter(
+                "backlogd_series_dropped_total",
+                "Employees whose per-employee series were dropped because limits.max_employee_series was reached.",
+            )?,
+            replay_rejected: counters(
                 "backlogd_replay_rejected_total",
                 "Logged events rejected when this process replayed the log at start, per reason: acknowledged events that are not in the state (should stay 0; see docs/runbooks.md).",
-            ),
-            &["reason"],
-        )?;
-        let store_healthy = IntGauge::new(
-            "backlogd_store_healthy",
-            "1 while the event log accepts writes; 0 after a write or sync failed (ingestion is refused and the daemon exits to be restarted).",
-        )?;
-        let connections_refused = IntCounter::new(
-            "backlogd_http_connections_refused_total",
-            "Connections closed at once because server.max_connections were open.",
-        )?;
-        let requests_refused = IntCounterVec::new(
-            Opts::new(
+                "reason",
+            )?,
+            store_healthy: gauge(
+                "backlogd_store_healthy",
+                "1 while the event log accepts writes; 0 after a write or sync failed (ingestion is refused and the daemon exits to be restarted).",
+            )?,
+            connections_refused: counter(
+                "backlogd_http_connections_refused_total",
+                "Connections closed at once because server.max_connections were open.",
+            )?,
+            requests_refused: counters(
                 "backlogd_ingest_requests_refused_total",
                 "Ingest requests answered 503 before reaching the engine, per cause (inflight_bytes: server.max_inflight_bytes reached; queue_full: the engine's queue was full; store_failed).",
-            ),
-            &["cause"],
-        )?;
-        let inflight_bytes = IntGauge::new(
-            "backlogd_ingest_inflight_bytes",
-            "Bytes of ingest request bodies being read or waiting for the engine (limit: server.max_inflight_bytes).",
-        )?;
-        let ready = IntGauge::new(
-            "backlogd_ready",
-            "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
-        )?;
-        // Set here rather than read from /proc: the shipped unit's ProcSubset=pid hides /proc/stat,
-        // without which the process collector's process_start_time_seconds cannot be computed.
-        let start_time = Gauge::new(
-            "backlogd_start_time_seconds",
-            "When this process started, in seconds since the epoch (restarts: changes() of it).",
-        )?;
-        start_time.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "backlogd_build_info",
-                "Always 1; the version of the running binary.",
-            ),
-            &["version"],
-        )?;
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        config_last_reload_successful.set(1.0);
-        store_healthy.set(1);
-        for cause in ["inflight_bytes", "queue_full", "store_failed"] {
-            requests_refused.with_label_values(&[cause]);
-        }
-        for reason in RejectReason::ALL {
-            replay_rejected.with_label_values(&[reason.as_str()]);
-        }
-        // Known label values start at zero so rates and alerts see the series from the start.
-        for event_type in EventType::ALL {
-            events_applied.with_label_values(&[event_type.as_str()]);
-        }
-        for reason in RejectReason::ALL {
-            events_rejected.with_label_values(&[reason.as_str()]);
-        }
-        events_received.with_label_values(&["http"]);
-        registry.register(Box::new(events_received.clone()))?;
-        registry.register(Box::new(events_applied.clone()))?;
-        registry.register(Box::new(events_duplicate.clone()))?;
-        registry.register(Box::new(events_rejected.clone()))?;
-        registry.register(Box::new(ingest_request_duration.clone()))?;
-        registry.register(Box::new(store_commit_duration.clone()))?;
-        registry.register(Box::new(config_last_reload_successful.clone()))?;
-        registry.register(Box::new(build_info.clone()))?;
-        registry.register(Box::new(series_dropped.clone()))?;
-        registry.register(Box::new(replay_rejected.clone()))?;
-        registry.register(Box::new(store_healthy.clone()))?;
-        registry.register(Box::new(connections_refused.clone()))?;
-        registry.register(Box::new(requests_refused.clone()))?;
-        registry.register(Box::new(inflight_bytes.clone()))?;
-        registry.register(Box::new(ready.clone()))?;
-        registry.register(Box::new(start_time.clone()))?;
+                "cause",
+            )?,
+            inflight_bytes: gauge(
+                "backlogd_ingest_inflight_bytes",
+                "Bytes of ingest request bodies being read or waiting for the engine (limit: server.max_inflight_bytes).",
+            )?,
+            ready: gauge(
+                "backlogd_ready",
+                "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
+            )?,
+            // Set here rather than read from /proc: the shipped unit's ProcSubset=pid hides
+            // /proc/stat, without which the process collector's process_start_time_seconds cannot
+            // be computed.
+            start_time: float_gauge(
+                "backlogd_start_time_seconds",
+                "When this process started, in seconds since the epoch (restarts: changes() of it).",
+            )?,
+            registry: registry.clone(),
+        };
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        Ok(Telemetry {
-            registry,
-            events_received,
-            events_applied,
-            events_duplicate,
-            events_rejected,
-            ingest_request_duration,
-            store_commit_duration,
-            config_last_reload_successful,
-            build_info,
-            series_dropped,
-            replay_rejected,
-            store_healthy,
-            connections_refused,
-            requests_refused,
-            inflight_bytes,
-            ready,
-            start_time,
-        })
+
+        telemetry
+            .start_time
+            .set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
+        telemetry
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        telemetry.config_last_reload_successful.set(1.0);
+        telemetry.store_healthy.set(1);
+        // Known label values start at zero so rates and alerts see the series from the start.
+        for cause in ["inflight_bytes", "queue_full", "store_failed"] {
+            telemetry.requests_refused.with_label_values(&[cause]);
+        }
+        for reason in RejectReason::ALL {
+            telemetry
+                .replay_rejected
+                .with_label_values(&[reason.as_str()]);
+            telemetry
+                .events_rejected
+                .with_label_values(&[reason.as_str()]);
+        }
+        for event_type in EventType::ALL {
+            telemetry
+                .events_applied
+                .with_label_values(&[event_type.as_str()]);
+        }
+        telemetry.events_received.with_label_values(&["http"]);
+        Ok(telemetry)
     }
 
     pub fn reject(&self, reason: RejectReason) {

@@ -19,6 +19,7 @@
 
 mod raw;
 mod validate;
+mod values;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
