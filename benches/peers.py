@@ -314,7 +314,8 @@ class Postgres:
         return self.process.pid
 
     def stop(self):
-        self.process.send_signal(signal.SIGINT)
+        self.as_postgres(["/usr/lib/postgresql/15/bin/pg_ctl", "-D", self.dir + "/data", "stop",
+                          "-m", "fast"])
         self.process.wait(timeout=60)
 
 
@@ -322,7 +323,6 @@ QUERY_EXPORTER_CONFIG = """
 databases:
   cases:
     dsn: {dsn}
-    keep-connected: true
 metrics:
   sql_cases_open:
     type: gauge
@@ -420,7 +420,7 @@ def staleness(pg, qe_url, daemon):
              "data": {"case": "stale-probe", "track": "asylum", "location": "probe",
                       "deadline": deadline.isoformat()}}
     request = urllib.request.Request(daemon.url + "/v1/events", data=json.dumps(event).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/cloudevents+json"})
     urllib.request.urlopen(request, timeout=10).read()
 
     def overdue(url, family):
@@ -453,12 +453,16 @@ def main():
     workdir = tempfile.mkdtemp(prefix="backlogd-peers-")
     daemon = None
     try:
-        daemon, ratios = ingest_vs_mtail(args.binary, args.events, events, workdir, args.batch)
-        ratios.update(scrape_vs_sql(args.events, workdir, daemon, args.scrapes))
+        daemon, _ = ingest_vs_mtail(args.binary, args.events, events, workdir, args.batch)
+        scrape_vs_sql(args.events, workdir, daemon, args.scrapes)
+    except BaseException:
+        log(f"kept {workdir} for a look at the logs")
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     finally:
         if daemon:
             daemon.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
