@@ -188,7 +188,7 @@ async fn run_async(
         }
     }
 
-    let ticker = tokio::spawn(tick(handle.commands.clone(), config.time.tick));
+    let ticker = tokio::spawn(tick(handle.clone(), config.time.tick));
     let reloader = tokio::spawn(reloads(
         config_path,
         config,
@@ -257,15 +257,31 @@ fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
     }
 }
 
-/// Sends a tick every `period`; a tick that finds the queue full is skipped (the engine is busy and
-/// advances its clock with every group anyway).
-async fn tick(commands: tokio::sync::mpsc::Sender<Command>, period: Duration) {
+/// Sends a tick every `period`, and also when a case changes class without an event (a deadline
+/// passes, a case falls due soon): the engine publishes that instant (`EngineHandle::next_change`),
+/// so the overdue gauges move within milliseconds of the deadline, not up to a whole period later.
+/// A tick that finds the queue full is skipped (the engine is busy and advances its clock with
+/// every group anyway).
+async fn tick(engine: engine::EngineHandle, period: Duration) {
+    use std::sync::atomic::Ordering;
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The change instant last woken for: not woken for twice while the engine catches up.
+    let mut woken_for = i64::MIN;
     loop {
-        interval.tick().await;
+        let next = engine.next_change.load(Ordering::Relaxed);
+        let pending = next != i64::MAX && next > woken_for;
+        let wait = next.saturating_sub(crate::engine::wall_clock()).max(0);
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = tokio::time::sleep(Duration::from_nanos(wait as u64)), if pending => {
+                woken_for = next;
+            }
+            // A case fell due sooner than the instant slept for: sleep again, for it.
+            _ = engine.next_change_earlier.notified() => continue,
+        }
         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
-            commands.try_send(Command::Tick)
+            engine.commands.try_send(Command::Tick)
         {
             return;
         }

@@ -133,6 +133,13 @@ pub struct EngineHandle {
     /// Wall-clock time (core nanoseconds) at which the engine last finished a command group; the
     /// systemd watchdog is fed only while this moves.
     pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
+    /// The next instant (core nanoseconds) at which a case changes class without an event
+    /// (`State::next_class_change`; `i64::MAX` for none), as of the last published view. The
+    /// ticker wakes the engine for it, so an overdue gauge moves when the deadline passes rather
+    /// than at the next regular tick.
+    pub next_change: Arc<std::sync::atomic::AtomicI64>,
+    /// Notified when `next_change` moved earlier (a new case falls due sooner than any before).
+    pub next_change_earlier: Arc<tokio::sync::Notify>,
 }
 
 /// The wall clock, in the core's representation. The only place the engine reads time.
@@ -174,6 +181,8 @@ pub fn start(
         failure: Arc::default(),
         replayed: Arc::default(),
         heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(wall_clock())),
+        next_change: Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
+        next_change_earlier: Arc::default(),
     };
     let (recovered_tx, recovered_rx) = oneshot::channel();
     let engine_handle = handle.clone();
@@ -694,6 +703,10 @@ impl Engine {
             self.workforce.clone(),
             self.edge.clone(),
         ));
+        let next = self.state.next_class_change().unwrap_or(i64::MAX);
+        if next < self.handle.next_change.swap(next, Ordering::Relaxed) {
+            self.handle.next_change_earlier.notify_one();
+        }
     }
 }
 

@@ -406,6 +406,45 @@ fn advance_touches_only_cases_whose_class_changes() {
 }
 
 #[test]
+fn next_class_change_is_the_first_instant_at_which_advance_moves_a_case() {
+    let mut state = State::new(CoreSettings::example());
+    let start = to_nanos("2025-01-01T00:00:00Z".parse().unwrap()).unwrap();
+    state.advance(start);
+    assert_eq!(
+        state.next_class_change(),
+        None,
+        "no case, nothing to wake for"
+    );
+    let deadline = start + secs(86_400) * 40;
+    let event = Event {
+        id: "e1".into(),
+        time: "2025-01-01T00:00:00Z".parse().unwrap(),
+        kind: EventKind::CaseRegistered {
+            case: "c1".into(),
+            track: "asylum".into(),
+            received_at: None,
+            location: None,
+            deadline: Some(super::time::from_nanos(deadline)),
+        },
+    };
+    state.apply(&event, start).unwrap();
+    // Entering the P28D window, then P7D, then overdue (one nanosecond after the deadline).
+    // (The example settings accrue a penalty from the first whole day overdue.)
+    for expected in [
+        deadline - secs(86_400) * 28,
+        deadline - secs(86_400) * 7,
+        deadline + 1,
+    ] {
+        let at = state.next_class_change().expect("a change ahead");
+        assert_eq!(at, expected);
+        assert_eq!(state.advance(at - 1), 0, "nothing moves before it");
+        assert_eq!(state.advance(at), 1, "the case moves at it");
+    }
+    // Overdue, the case still changes once a day (its penalty accrues per whole day).
+    assert_eq!(state.next_class_change(), Some(deadline + secs(86_400)));
+}
+
+#[test]
 fn six_month_deadline_clamps_at_month_end_in_the_configured_zone() {
     // Received 2024-08-31 10:00 Amsterdam (+02:00): six months later is 2025-02-28 10:00 (+01:00).
     check(

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::harness::{Daemon, fixture};
 use crate::scenario::post_scenario;
@@ -69,4 +70,39 @@ fn metrics_pass_promtool_are_documented_and_name_no_case() {
         .filter(|case| text.contains(case.as_str()))
         .collect();
     assert!(leaked.is_empty(), "case ids in /metrics: {leaked:?}");
+}
+
+/// The overdue gauge moves with time, not only with events: a deadline that passes between two
+/// regular ticks shows when it passes. With `time.tick` at 30 s, a case due 2 s after it is
+/// registered must be overdue on `/metrics` long before the next regular tick (before the fix it
+/// took up to the whole tick).
+#[test]
+fn a_passing_deadline_shows_without_waiting_for_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("store"),
+        &[("BACKLOGD__TIME__TICK", "PT30S")],
+    );
+    // Let the first regular tick (at start) pass, so that the next one is 30 s away.
+    std::thread::sleep(Duration::from_millis(200));
+    let now = jiff::Timestamp::now();
+    let deadline = now + jiff::SignedDuration::from_secs(2);
+    daemon.post_ok(
+        &format!(
+            r#"{{"specversion":"1.0","id":"due-1","type":"case.registered","source":"t","time":"{now}","data":{{"case":"c1","track":"asylum","location":"north","deadline":"{deadline}"}}}}"#
+        ),
+        1,
+    );
+    let series = r#"backlogd_cases_overdue{track="asylum",location="north"}"#;
+    assert_eq!(daemon.metric(series), Some(0.0), "not overdue yet");
+    let started = Instant::now();
+    while daemon.metric(series) != Some(1.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still not overdue 13 s after the deadline (time.tick is 30 s)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let late = jiff::Timestamp::now().duration_since(deadline);
+    eprintln!("overdue on /metrics {late:?} after the deadline");
 }

@@ -205,6 +205,13 @@ impl State {
         self.now
     }
 
+    /// The next instant at which a case changes class without an event (becomes due soon or
+    /// overdue), if any: `advance` to it moves the gauges. The daemon wakes for it rather than
+    /// waiting for its next regular tick.
+    pub fn next_class_change(&self) -> Option<EpochNanos> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
     /// Number of open cases.
     pub fn open_cases(&self) -> i64 {
         self.aggregates.tracks.iter().map(|t| t.open()).sum()
