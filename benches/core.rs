@@ -102,6 +102,13 @@ fn main() {
         elapsed.as_secs_f64() * 1e6 / 86_400.0
     );
     let began = Instant::now();
+    let copy = state.clone();
+    println!(
+        "state clone (what encoding off the engine thread would cost it): {:.3} s",
+        began.elapsed().as_secs_f64()
+    );
+    drop(copy);
+    let began = Instant::now();
     let bytes = state.encode_snapshot();
     println!(
         "snapshot encode: {} bytes for {} open cases in {:.3} s",

@@ -194,6 +194,8 @@ pub fn start(
         },
         segment_bytes: config.store.segment_bytes,
         snapshot_interval: config.store.snapshot_interval,
+        snapshot_every_events: config.store.snapshot_every_events,
+        snapshot_every_bytes: config.store.snapshot_every_bytes,
     };
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
@@ -220,6 +222,8 @@ struct StoreSettings {
     durability: log::Durability,
     segment_bytes: u64,
     snapshot_interval: std::time::Duration,
+    snapshot_every_events: u64,
+    snapshot_every_bytes: u64,
 }
 
 struct Engine {
@@ -244,6 +248,11 @@ struct Engine {
     last_snapshot: Instant,
     /// Log position of the newest snapshot submitted (or loaded).
     snapshot_position: LogPosition,
+    /// Events and log bytes appended since then: a snapshot is also due after
+    /// `store.snapshot_every_events` / `_bytes`, so that replay after a crash is bounded by work,
+    /// not only by time.
+    logged_events: u64,
+    logged_bytes: u64,
 }
 
 impl Engine {
@@ -302,6 +311,7 @@ impl Engine {
             None => (State::new(initial), LogPosition::default()),
         };
         let mut replayed = 0u64;
+        let mut replayed_bytes = 0u64;
         let log = EventLog::open(
             &store.dir.join("log"),
             from,
@@ -343,6 +353,7 @@ impl Engine {
                     }
                 }
                 replayed += 1;
+                replayed_bytes += payload.len() as u64;
                 handle.replayed.store(replayed, Ordering::Relaxed);
                 Ok(())
             },
@@ -395,6 +406,10 @@ impl Engine {
             snapshots: Some(snapshots),
             last_snapshot: Instant::now(),
             snapshot_position: from,
+            // The replayed tail counts as logged since the snapshot: a long one is snapshotted
+            // soon, so that the next restart does not replay it again.
+            logged_events: replayed,
+            logged_bytes: replayed_bytes,
         };
         engine.publish(true);
         engine.handle.ready.store(true, Ordering::SeqCst);
@@ -521,7 +536,11 @@ impl Engine {
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
         // After a reload, snapshot at once: replay after a restart applies the configuration of
         // the moment, so the log tail before the reload should be covered by a snapshot.
-        if reloaded || self.last_snapshot.elapsed() >= self.store.snapshot_interval {
+        if reloaded
+            || self.last_snapshot.elapsed() >= self.store.snapshot_interval
+            || self.logged_events >= self.store.snapshot_every_events
+            || self.logged_bytes >= self.store.snapshot_every_bytes
+        {
             self.snapshot_now();
         }
         stop
@@ -555,6 +574,8 @@ impl Engine {
     /// SQLite write runs on the snapshot thread.
     fn snapshot_now(&mut self) {
         self.last_snapshot = Instant::now();
+        self.logged_events = 0;
+        self.logged_bytes = 0;
         let Some(writer) = &self.snapshots else {
             return;
         };
@@ -636,7 +657,10 @@ impl Engine {
                     let raw = &batch.body[range.clone()];
                     // The size was checked above, so only a poisoned log fails here; the event is
                     // already applied, so the caller fails the group and nothing is acknowledged.
-                    self.log.append(&encode_record(now, raw))?;
+                    let record = encode_record(now, raw);
+                    self.log.append(&record)?;
+                    self.logged_events += 1;
+                    self.logged_bytes += record.len() as u64;
                     appended = true;
                     summary.accepted += 1;
                     telemetry.applied(event.kind.event_type());

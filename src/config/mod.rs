@@ -243,6 +243,10 @@ pub struct StoreConfig {
     pub path: PathBuf,
     pub durability: Durability,
     pub snapshot_interval: Duration,
+    /// Events logged since the last snapshot that trigger the next one (bounds replay by work).
+    pub snapshot_every_events: u64,
+    /// Log bytes written since the last snapshot that trigger the next one.
+    pub snapshot_every_bytes: u64,
     pub dedup_window: SignedDuration,
     pub segment_bytes: u64,
 }

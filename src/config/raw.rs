@@ -66,6 +66,8 @@ pub(super) struct RawStore {
     pub(super) path: Option<String>,
     pub(super) durability: Option<String>,
     pub(super) snapshot_interval: Option<String>,
+    pub(super) snapshot_every_events: Option<Integer>,
+    pub(super) snapshot_every_bytes: Option<Integer>,
     pub(super) dedup_window: Option<String>,
     pub(super) segment_bytes: Option<Integer>,
 }

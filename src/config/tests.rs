@@ -116,6 +116,8 @@ fn shipped_configuration_as_parsed() {
                 path: "data",
                 durability: Fsync,
                 snapshot_interval: 300s,
+                snapshot_every_events: 1000000,
+                snapshot_every_bytes: 268435456,
                 dedup_window: 2592000s,
                 segment_bytes: 67108864,
             },
@@ -293,6 +295,10 @@ fn bad_durations_are_errors_quoting_the_value() {
         (
             minimal_and("[store]\nsnapshot_interval = \"PT0.5S\"\n"),
             expect![[r#"store.snapshot_interval: "PT0.5S" is too short; the minimum is "PT1S""#]],
+        ),
+        (
+            minimal_and("[store]\nsnapshot_every_events = 10\n"),
+            expect![[r#"store.snapshot_every_events: 10 is too small; the minimum is 1000"#]],
         ),
         (
             minimal_and("[quality]\nmax_audit_gap = \"-P1D\"\n"),

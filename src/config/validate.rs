@@ -285,6 +285,22 @@ fn validate_store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
         path: PathBuf::from(path),
         durability,
         snapshot_interval: snapshot_interval.unsigned_abs(),
+        snapshot_every_events: integer_in(
+            "store.snapshot_every_events",
+            raw.snapshot_every_events,
+            1_000_000,
+            1_000,
+            i64::MAX,
+        )?
+        .unsigned_abs(),
+        snapshot_every_bytes: integer_in(
+            "store.snapshot_every_bytes",
+            raw.snapshot_every_bytes,
+            256 * MEBIBYTE,
+            MEBIBYTE,
+            i64::MAX,
+        )?
+        .unsigned_abs(),
         dedup_window: at_most_days(
             "store.dedup_window",
             raw.dedup_window.as_deref().unwrap_or("P30D"),
