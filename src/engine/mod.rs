@@ -31,10 +31,13 @@ use crate::core::{
 };
 use crate::store::log::{self, EventLog, LogPosition, ReplayError};
 use crate::store::snapshot::{self, SnapshotMeta};
-use crate::store::{Record, decode_record, encode_record, encode_settings};
+use crate::store::{encode_record, encode_settings};
 use crate::telemetry::Telemetry;
 use crate::wire::{self, ItemRejection};
 use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
+
+mod replay;
+use replay::Replayed;
 
 /// Commands to the engine thread.
 pub enum Command {
@@ -293,71 +296,76 @@ impl Engine {
         let initial = in_force
             .as_ref()
             .map_or_else(|| (*settings).clone(), |(s, _)| s.clone());
-        let (mut state, from) = match loaded {
-            Some(loaded) => {
-                let state = State::decode_snapshot(initial, &loaded.bytes).map_err(|e| {
-                    anyhow::anyhow!(
-                        "snapshot in {} cannot be loaded: {e}",
-                        snapshot_path.display()
-                    )
-                })?;
-                tracing::info!(
-                    position = ?loaded.meta.position,
-                    open_cases = state.open_cases(),
-                    "loaded snapshot"
-                );
-                (state, loaded.meta.position)
+        // The replay starts at the snapshot's log position, known before the snapshot is
+        // decoded: the log tail is read and parsed on another thread meanwhile.
+        let from = loaded
+            .as_ref()
+            .map_or(LogPosition::default(), |loaded| loaded.meta.position);
+        let decode = || -> Result<State, SnapshotError> {
+            match &loaded {
+                Some(loaded) => {
+                    let state = State::decode_snapshot(initial, &loaded.bytes)?;
+                    tracing::info!(
+                        position = ?loaded.meta.position,
+                        open_cases = state.open_cases(),
+                        "loaded snapshot"
+                    );
+                    Ok(state)
+                }
+                None => Ok(State::new(initial)),
             }
-            None => (State::new(initial), LogPosition::default()),
         };
         let mut replayed = 0u64;
         let mut replayed_bytes = 0u64;
-        let log = EventLog::open(
+        let apply = |state: &mut State, record: Replayed| {
+            match record {
+                Replayed::Event {
+                    position,
+                    arrival,
+                    event,
+                    bytes,
+                } => {
+                    // An event in the log was applied before, under the settings in force here;
+                    // re-applying it to the same state gives the same result. A rejection means
+                    // the log and snapshot disagree: it is counted
+                    // (backlogd_replay_rejected_total) and logged with its id, never silently.
+                    if let Err(rejection) = state.apply(&event, arrival) {
+                        telemetry
+                            .replay_rejected
+                            .with_label_values(&[rejection.reason.as_str()])
+                            .inc();
+                        tracing::error!(?position, event_id = %event.id, %rejection, "logged event rejected on replay");
+                    }
+                    replayed_bytes += bytes as u64;
+                }
+                Replayed::Settings { position, source } => {
+                    let recorded = settings_from(&source).map_err(|e| {
+                        ReplayError(format!("settings record at {position:?}: {e}"))
+                    })?;
+                    switch_settings(state, recorded.clone()).map_err(|e| {
+                        ReplayError(format!("settings record at {position:?}: {e}"))
+                    })?;
+                    in_force = Some((recorded, Arc::from(source)));
+                }
+            }
+            replayed += 1;
+            handle.replayed.store(replayed, Ordering::Relaxed);
+            Ok(())
+        };
+        let (mut state, log) = replay::open_and_replay(
             &store.dir.join("log"),
             from,
             store.segment_bytes,
-            &mut |position, payload| {
-                match decode_record(payload) {
-                    Some(Record::Event { arrival, raw }) => {
-                        let event = wire::parse_event(raw).map_err(|e| {
-                            ReplayError(format!(
-                                "record at {position:?} no longer parses: {}",
-                                e.rejection
-                            ))
-                        })?;
-                        // An event in the log was applied before, under the settings in force here;
-                        // re-applying it to the same state gives the same result. A rejection means
-                        // the log and snapshot disagree: it is counted
-                        // (backlogd_replay_rejected_total) and logged with its id, never silently.
-                        if let Err(rejection) = state.apply(&event, arrival) {
-                            telemetry
-                                .replay_rejected
-                                .with_label_values(&[rejection.reason.as_str()])
-                                .inc();
-                            tracing::error!(?position, event_id = %event.id, %rejection, "logged event rejected on replay");
-                        }
-                    }
-                    Some(Record::Settings { source }) => {
-                        let recorded = settings_from(source).map_err(|e| {
-                            ReplayError(format!("settings record at {position:?}: {e}"))
-                        })?;
-                        switch_settings(&mut state, recorded.clone()).map_err(|e| {
-                            ReplayError(format!("settings record at {position:?}: {e}"))
-                        })?;
-                        in_force = Some((recorded, Arc::from(source)));
-                    }
-                    None => {
-                        return Err(ReplayError(format!(
-                            "record at {position:?} is not a backlogd log record"
-                        )));
-                    }
-                }
-                replayed += 1;
-                replayed_bytes += payload.len() as u64;
-                handle.replayed.store(replayed, Ordering::Relaxed);
-                Ok(())
-            },
-        )?;
+            decode,
+            apply,
+        )
+        .map_err(|e| match e {
+            replay::RecoveryError::Decode(e) => anyhow::anyhow!(
+                "snapshot in {} cannot be loaded: {e}",
+                snapshot_path.display()
+            ),
+            other => anyhow::Error::new(other),
+        })?;
         let mut log = log;
         // From now on the current configuration is in force. Unless the log already says so, that
         // change is logged (and synced) before any event is applied under it.
