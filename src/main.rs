@@ -81,6 +81,34 @@ enum Command {
         #[arg(long, value_name = "FILE:OFFSET")]
         truncate_at: Option<String>,
     },
+    /// Writes the state's history from event files as OpenMetrics text (the families /metrics
+    /// shows, at every --step, timestamped) for `promtool tsdb create-blocks-from openmetrics`.
+    /// Exit 0, 2 when some events were rejected (the output is complete), 1 on a refusal or error.
+    /// See docs/backfill.md.
+    Backfill {
+        /// The daemon's configuration (tracks, windows, thresholds, ingest.max_future_skew ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// Distance between the written instants: 1h, 5m, 1d, PT1H ...
+        #[arg(long, value_parser = backlogd::backfill::parse_duration)]
+        step: jiff::SignedDuration,
+        /// First instant written (RFC 3339, YYYY-MM-DD or now); default: the first event's time
+        /// rounded up to a multiple of --step.
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        from: Option<jiff::Timestamp>,
+        /// Last instant written at most; default: the latest event time.
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        to: Option<jiff::Timestamp>,
+        /// Write to this file (complete or not at all) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Refuse to write more samples than this (steps x series).
+        #[arg(long, default_value_t = backlogd::backfill::DEFAULT_MAX_SAMPLES)]
+        max_samples: u64,
+        /// NDJSON event files, read in this order, in time order each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Runs the daemon with a temporary store, replays the taskforce scenario's history into it,
     /// then keeps emitting live events, and prints the URLs to look at.
     Demo(backlogd::demo::DemoArgs),
@@ -237,6 +265,96 @@ fn main() -> ExitCode {
         Command::Repair { store, truncate_at } => repair(&store, truncate_at.as_deref()),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
+        Command::Backfill {
+            config,
+            step,
+            from,
+            to,
+            out,
+            max_samples,
+            files,
+        } => {
+            let options = backlogd::backfill::Options {
+                files,
+                step,
+                from,
+                to,
+                max_samples,
+            };
+            backfill(&config, &options, out.as_deref())
+        }
+    }
+}
+
+/// `backlogd backfill`: the OpenMetrics text to stdout or, whole or not at all, to `out`; the
+/// summary and throughput to stderr.
+fn backfill(
+    config_file: &Path,
+    options: &backlogd::backfill::Options,
+    out: Option<&Path>,
+) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("backlogd backfill: {message}");
+        ExitCode::FAILURE
+    };
+    let config = match config::load(config_file) {
+        Ok(config) => config,
+        Err(e) => return fail(format!("{}: {e}", config_file.display())),
+    };
+    let started = std::time::Instant::now();
+    let result = match out {
+        Some(path) => {
+            let mut partial = path.as_os_str().to_owned();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let file = match std::fs::File::create(&partial) {
+                Ok(file) => file,
+                Err(e) => return fail(format!("{}: {e}", partial.display())),
+            };
+            let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let result = backlogd::backfill::run(&config, options, writer);
+            let result = result.and_then(|summary| {
+                std::fs::rename(&partial, path)
+                    .map(|()| summary)
+                    .map_err(backlogd::backfill::BackfillError::Write)
+            });
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
+        }
+        None => {
+            let stdout = std::io::stdout().lock();
+            let writer = std::io::BufWriter::with_capacity(1 << 20, stdout);
+            backlogd::backfill::run(&config, options, writer)
+        }
+    };
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => return fail(e.to_string()),
+    };
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let rejected: u64 = summary.rejected.values().sum();
+    for line in &summary.rejections_named {
+        eprintln!("backlogd backfill: rejected {line}");
+    }
+    eprintln!(
+        "backlogd backfill: {} events read: {} applied, {} duplicates, {rejected} rejected {:?}; {} steps from {} to {}, {} samples; {seconds:.2} s ({:.0} events/s, {:.0} samples/s)",
+        summary.lines,
+        summary.applied,
+        summary.duplicates,
+        summary.rejected,
+        summary.steps,
+        summary.first_step.map_or("-".to_owned(), |t| t.to_string()),
+        summary.last_step.map_or("-".to_owned(), |t| t.to_string()),
+        summary.samples,
+        summary.lines as f64 / seconds,
+        summary.samples as f64 / seconds,
+    );
+    if rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
