@@ -197,7 +197,7 @@ fn rejections_and_duplicates_are_the_daemons() {
         "\n",
         r#"{"specversion":"1.0","id":"a","type":"case.registered","source":"t","time":"2025-01-01T10:00:00Z","data":{"case":"x","track":"asylum"}}"#,
         "\nnot json\n",
-        r#"{"specversion":"1.0","id":"b","type":"case.decided","source":"t","time":"2025-01-01T11:00:00Z","data":{"case":"nope","outcome":"granted"}}"#,
+        r#"{"specversion":"1.0","id":"b","type":"case.decided","source":"t","time":"2025-01-01T11:00:00Z","data":{"case":"nope","outcome":"granted","decided_by":"e1"}}"#,
         "\n"
     );
     std::fs::write(&path, text).unwrap();
@@ -209,9 +209,13 @@ fn rejections_and_duplicates_are_the_daemons() {
     .unwrap();
     assert_eq!((summary.applied, summary.duplicates), (1, 1));
     assert_eq!(summary.rejected.get("invalid_json"), Some(&1));
-    assert_eq!(summary.rejected.get("unknown_case"), Some(&1));
+    assert_eq!(
+        summary.rejected.get("unknown_case"),
+        Some(&1),
+        "{summary:?}"
+    );
     assert!(summary.rejections_named[0].contains("events.ndjson:3: invalid_json"));
-    assert_eq!(summary.steps, 1);
+    assert_eq!(summary.steps, 2); // 10:00 and 11:00
 }
 
 #[test]
