@@ -109,6 +109,44 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Evaluates the alerting rules of a rules file over a past range against a Prometheus (e.g.
+    /// one started on blocks built from `backlogd backfill`), applying for: and keep_firing_for:
+    /// as Prometheus does, and prints when each alert was pending, firing and resolved.
+    /// See docs/backfill.md.
+    AlertReplay {
+        /// Base URL of the Prometheus, e.g. http://127.0.0.1:9090.
+        #[arg(long)]
+        prometheus: String,
+        /// The rules file (e.g. config/prometheus/backlogd-rules.yml).
+        #[arg(long)]
+        rules: PathBuf,
+        /// First evaluation (RFC 3339, YYYY-MM-DD or now).
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        from: jiff::Timestamp,
+        /// Last evaluation at most.
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        to: jiff::Timestamp,
+        /// Evaluation interval: 5m, 1h ... On backfilled data, not finer than the backfill's step
+        /// unless Prometheus runs with --query.lookback-delta at least that step.
+        #[arg(long, default_value = "5m", value_parser = backlogd::backfill::parse_duration)]
+        step: jiff::SignedDuration,
+        /// Print JSON (an array of episodes) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this alert (repeatable).
+        #[arg(long = "alert", value_name = "NAME")]
+        alerts: Vec<String>,
+        /// Only rules with this static label, e.g. source=data (repeatable).
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = label_filter)]
+        labels: Vec<(String, String)>,
+        /// Query the expressions as written instead of replacing recording rule names by their
+        /// expressions (when the recorded series exist in Prometheus).
+        #[arg(long)]
+        no_inline: bool,
+        /// Also list alerts that were pending but never fired.
+        #[arg(long)]
+        pending: bool,
+    },
     /// Runs the daemon with a temporary store, replays the taskforce scenario's history into it,
     /// then keeps emitting live events, and prints the URLs to look at.
     Demo(backlogd::demo::DemoArgs),
@@ -265,6 +303,50 @@ fn main() -> ExitCode {
         Command::Repair { store, truncate_at } => repair(&store, truncate_at.as_deref()),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
+        Command::AlertReplay {
+            prometheus,
+            rules,
+            from,
+            to,
+            step,
+            json,
+            alerts,
+            labels,
+            no_inline,
+            pending,
+        } => {
+            let options = backlogd::alert_replay::Options {
+                prometheus,
+                rules,
+                from,
+                to,
+                step,
+                alerts,
+                labels,
+                no_inline,
+                pending,
+            };
+            match backlogd::alert_replay::replay(&options) {
+                Ok(rows) if json => match serde_json::to_string_pretty(&rows) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("backlogd alert-replay: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Ok(rows) => {
+                    print!("{}", backlogd::alert_replay::table(&rows));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("backlogd alert-replay: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Backfill {
             config,
             step,
@@ -450,4 +532,12 @@ fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>>
     path.map(backlogd::server::read_tokens)
         .transpose()
         .map(|tokens| tokens.and_then(|t| t.into_iter().next()))
+}
+
+/// `--label NAME=VALUE`.
+fn label_filter(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{text:?}: expected NAME=VALUE, e.g. source=data"))
 }
