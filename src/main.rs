@@ -105,6 +105,10 @@ enum Command {
         /// Refuse to write more samples than this (steps x series).
         #[arg(long, default_value_t = backlogd::backfill::DEFAULT_MAX_SAMPLES)]
         max_samples: u64,
+        /// A label added to every sample (repeatable): give the job and instance labels
+        /// Prometheus gives the live daemon, e.g. --label job=backlogd --label instance=host:9723.
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = label_filter)]
+        labels: Vec<(String, String)>,
         /// NDJSON event files, read in this order, in time order each.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -354,6 +358,7 @@ fn main() -> ExitCode {
             to,
             out,
             max_samples,
+            labels,
             files,
         } => {
             let options = backlogd::backfill::Options {
@@ -362,6 +367,7 @@ fn main() -> ExitCode {
                 from,
                 to,
                 max_samples,
+                labels,
             };
             backfill(&config, &options, out.as_deref())
         }

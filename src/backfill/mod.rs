@@ -49,6 +49,9 @@ pub struct Options {
     pub to: Option<Timestamp>,
     /// Refuse to write more samples than this.
     pub max_samples: u64,
+    /// Labels added to every sample, e.g. `job` and `instance` as Prometheus scrapes the live
+    /// daemon, so that backfilled and live series are the same series.
+    pub labels: Vec<(String, String)>,
 }
 
 /// What a backfill read and wrote.
@@ -72,6 +75,10 @@ pub struct Summary {
 pub enum BackfillError {
     #[error("--step {0:#}: the step must be positive")]
     BadStep(SignedDuration),
+    #[error(
+        "--label {0}: not a label name (letters, digits and _, not starting with a digit or __)"
+    )]
+    BadLabel(String),
     #[error("--from {from} is later than --to {to}")]
     EmptyRange { from: Timestamp, to: Timestamp },
     #[error(
@@ -126,6 +133,7 @@ struct Backfill<'a, W: Write> {
     edge: Arc<EdgeSettings>,
     workforce: WorkforceBuilder,
     step: EpochNanos,
+    target: Vec<prometheus::proto::LabelPair>,
     /// The next step instant to write; `None` until the first event fixes it (without `--from`).
     next: Option<EpochNanos>,
     to: Option<EpochNanos>,
@@ -137,6 +145,14 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
     let step = duration_nanos(options.step);
     if step <= 0 {
         return Err(BackfillError::BadStep(options.step));
+    }
+    for (name, _) in &options.labels {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with("__");
+        if !valid {
+            return Err(BackfillError::BadLabel(name.clone()));
+        }
     }
     let from = options.from.map(nanos_saturating);
     let to = options.to.map(nanos_saturating);
@@ -168,6 +184,11 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
         edge: Arc::new(edge),
         workforce: WorkforceBuilder::default(),
         step,
+        target: options
+            .labels
+            .iter()
+            .map(|(name, value)| openmetrics::label_pair(name, value))
+            .collect(),
         next: from,
         to,
         summary: Summary::default(),
@@ -307,8 +328,13 @@ impl<W: Write> Backfill<'_, W> {
                 per_step,
             });
         }
-        openmetrics::write_families(&mut self.out, &families, at.div_euclid(1_000_000))
-            .map_err(BackfillError::Write)?;
+        openmetrics::write_families(
+            &mut self.out,
+            &families,
+            at.div_euclid(1_000_000),
+            &self.target,
+        )
+        .map_err(BackfillError::Write)?;
         self.summary.samples = total;
         self.summary.steps += 1;
         self.summary.first_step.get_or_insert(from_nanos(at));

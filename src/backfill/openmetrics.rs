@@ -15,11 +15,13 @@ use std::io::{self, Write};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 
 /// Writes `families` with every sample at `timestamp_ms` (milliseconds since the epoch; written in
-/// seconds, as OpenMetrics wants). Returns the number of sample lines written.
+/// seconds, as OpenMetrics wants) and `target` labels (e.g. `job`, `instance`) before each sample's
+/// own. Returns the number of sample lines written.
 pub fn write_families(
     out: &mut impl Write,
     families: &[MetricFamily],
     timestamp_ms: i64,
+    target: &[LabelPair],
 ) -> io::Result<u64> {
     let timestamp = format_timestamp(timestamp_ms);
     let mut samples = 0u64;
@@ -39,7 +41,15 @@ pub fn write_families(
         write_escaped(out, family.help())?;
         writeln!(out, "\n# TYPE {family_name} {type_name}")?;
         for metric in family.get_metric() {
-            let labels = metric.get_label();
+            let own = metric.get_label();
+            let mut all;
+            let labels = if target.is_empty() {
+                own
+            } else {
+                all = target.to_vec();
+                all.extend_from_slice(own);
+                all.as_slice()
+            };
             match kind {
                 MetricType::COUNTER => {
                     let sample = format!("{family_name}_total");
@@ -132,6 +142,14 @@ pub fn write_families(
     Ok(samples)
 }
 
+/// A label pair.
+pub fn label_pair(name: &str, value: &str) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
 /// The closing line OpenMetrics requires.
 pub fn write_eof(out: &mut impl Write) -> io::Result<()> {
     out.write_all(b"# EOF\n")
@@ -217,10 +235,7 @@ mod tests {
     use prometheus::proto::{Bucket, Counter, Gauge, Histogram, Metric};
 
     fn label(name: &str, value: &str) -> LabelPair {
-        let mut pair = LabelPair::default();
-        pair.set_name(name.to_owned());
-        pair.set_value(value.to_owned());
-        pair
+        label_pair(name, value)
     }
 
     #[test]
@@ -263,8 +278,13 @@ mod tests {
         histogram.mut_metric().push(metric);
 
         let mut out = Vec::new();
-        let written =
-            write_families(&mut out, &[counter, gauge, histogram], 1_700_000_000_250).unwrap();
+        let written = write_families(
+            &mut out,
+            &[counter, gauge, histogram],
+            1_700_000_000_250,
+            &[],
+        )
+        .unwrap();
         write_eof(&mut out).unwrap();
         assert_eq!(written, 6);
         expect_test::expect![[r#"

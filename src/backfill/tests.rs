@@ -40,6 +40,7 @@ fn options(files: Vec<PathBuf>, step: SignedDuration) -> Options {
         from: None,
         to: None,
         max_samples: DEFAULT_MAX_SAMPLES,
+        labels: Vec::new(),
     }
 }
 
@@ -70,6 +71,7 @@ fn reference_step(config: &Config, lines: &[String], at: Timestamp) -> Vec<Strin
         &mut out,
         &crate::metrics::history_families(&view),
         at.as_millisecond(),
+        &[],
     )
     .unwrap();
     String::from_utf8(out)
@@ -123,7 +125,17 @@ fn from_and_to_bound_the_steps() {
     let mut options = options(vec![path], SignedDuration::from_hours(6));
     options.from = Some("2023-11-20T03:00:00Z".parse().unwrap());
     options.to = Some("2023-11-21T03:00:00Z".parse().unwrap());
-    let summary = run(&config(), &options, std::io::sink()).unwrap();
+    options.labels = vec![
+        ("job".into(), "backlogd".into()),
+        ("instance".into(), "h:1".into()),
+    ];
+    let mut out = Vec::new();
+    let summary = run(&config(), &options, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("backlogd_"), "{line}");
+        assert!(line.contains(r#"{job="backlogd",instance="h:1""#), "{line}");
+    }
     assert_eq!(summary.steps, 5);
     assert_eq!(summary.first_step, options.from);
     assert_eq!(summary.last_step, options.to);
