@@ -1,0 +1,466 @@
+//! `backlogd backfill` and `backlogd alert-replay` with the real tools: promtool builds blocks from
+//! the backfill of every shipped scenario; the backfill's step at "now" equals a live daemon's
+//! /metrics after it was fed the same events; the refusals name the line or the figure; and
+//! alert-replay, against a real Prometheus started on backfilled blocks, finds a known alert with
+//! the pending, firing and resolution times `for:` and `keep_firing_for:` give it.
+
+#[allow(dead_code)]
+#[path = "it/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{Daemon, backlogd, shipped_config};
+
+fn config_arg() -> String {
+    shipped_config().display().to_string()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn simulate(scenario: &str, scale: &str, from: &str, to: &str, out: &Path) {
+    let output = backlogd(&[
+        "simulate",
+        "--scenario",
+        scenario,
+        "--scale",
+        scale,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "simulate: {}", stderr(&output));
+}
+
+/// `promtool tsdb create-blocks-from openmetrics` into `blocks`; panics with its output on failure.
+fn create_blocks(openmetrics: &Path, blocks: &Path) -> String {
+    let output = Command::new("promtool")
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=1000h",
+        ])
+        .arg(openmetrics)
+        .arg(blocks)
+        .output()
+        .expect(
+            "promtool not found: run ./scripts/test, which installs it (Debian package prometheus)",
+        );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &stderr(&output);
+    assert!(
+        output.status.success(),
+        "promtool refused {}: {text}",
+        openmetrics.display()
+    );
+    text
+}
+
+#[test]
+fn promtool_builds_blocks_from_the_backfill_of_every_shipped_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in ["steady", "taskforce", "scale"] {
+        let events = dir.path().join(format!("{scenario}.ndjson"));
+        simulate(scenario, "0.05", "2024-01-01", "2024-03-01", &events);
+        let openmetrics = dir.path().join(format!("{scenario}.om"));
+        let output = backlogd(&[
+            "backfill",
+            "--config",
+            &config_arg(),
+            "--step",
+            "1h",
+            "--label",
+            "job=backlogd",
+            "--out",
+            openmetrics.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{scenario}: {}", stderr(&output));
+        assert!(stderr(&output).contains("samples/s"), "{}", stderr(&output));
+        let text = std::fs::read_to_string(&openmetrics).unwrap();
+        assert!(text.ends_with("# EOF\n"));
+        let blocks = dir.path().join(format!("{scenario}-blocks"));
+        let report = create_blocks(&openmetrics, &blocks);
+        let built = std::fs::read_dir(&blocks).unwrap().count();
+        assert!(built >= 1, "{scenario}: no block built: {report}");
+    }
+}
+
+/// Series → value of the samples of an exposition text whose family is in `families` (all if
+/// `None`), values as written.
+fn values(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
+    harness::samples(text)
+        .into_iter()
+        .filter(|((name, _), _)| keep(name))
+        .map(|((name, labels), value)| {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            (format!("{name}{{{}}}", labels.join(",")), value)
+        })
+        .collect()
+}
+
+/// Families whose value moves with the clock itself (seconds since a deadline, now plus a
+/// forecast): compared within a minute, the time between the scrape and the backfill's instant.
+const CLOCK_FAMILIES: &[&str] = &[
+    "backlogd_case_max_overdue_seconds",
+    "backlogd_backlog_projected_clearance_timestamp_seconds",
+];
+
+#[test]
+fn the_last_step_at_now_equals_a_live_daemons_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    // Events that end long before now, so that the rolling windows are empty and every overdue
+    // case has reached the penalty cap by now: the figures hold still between scrape and backfill.
+    simulate("taskforce", "0.05", "2024-01-01", "2024-07-01", &events);
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as f64;
+
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let daemon = Daemon::start(&store, &[]);
+    let sent = backlogd(&["send", "--url", &daemon.url(), events.to_str().unwrap()]);
+    assert!(sent.status.success(), "send: {}", stderr(&sent));
+    let live = daemon.await_metrics("every event applied", |text| {
+        let applied: f64 = harness::samples(text)
+            .iter()
+            .filter(|((name, _), _)| name == "backlogd_events_applied_total")
+            .map(|(_, v)| harness::parse_value(v))
+            .sum();
+        (applied == lines)
+            .then_some(())
+            .ok_or_else(|| format!("{applied} of {lines} applied"))
+    });
+    let now = jiff::Timestamp::now().as_second().to_string();
+    let openmetrics = dir.path().join("now.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1h",
+        "--from",
+        &jiff::Timestamp::from_second(now.parse().unwrap())
+            .unwrap()
+            .to_string(),
+        "--to",
+        &jiff::Timestamp::from_second(now.parse().unwrap())
+            .unwrap()
+            .to_string(),
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let backfill = std::fs::read_to_string(&openmetrics).unwrap();
+    // One step, stamped `now`; as exposition text without the timestamps and `# EOF`.
+    let step: String = backfill
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (sample, stamp) = l.rsplit_once(' ').unwrap();
+            assert_eq!(stamp, now, "{l}");
+            format!("{sample}\n")
+        })
+        .collect();
+    let backfilled = values(&step, |_| true);
+    let families: std::collections::BTreeSet<String> = harness::samples(&step)
+        .into_iter()
+        .map(|((name, _), _)| name)
+        .collect();
+    assert!(families.len() > 30, "{families:?}");
+    let live = values(&live, |name| families.contains(name));
+    assert_eq!(
+        backfilled.keys().collect::<Vec<_>>(),
+        live.keys().collect::<Vec<_>>(),
+        "the same series"
+    );
+    for (series, value) in &backfilled {
+        let live_value = &live[series];
+        // Compared as numbers: /metrics writes +Inf as `inf` (the prometheus crate's text
+        // encoder; Prometheus reads either), OpenMetrics wants `+Inf`.
+        let (a, b) = (
+            harness::parse_value(value),
+            harness::parse_value(live_value),
+        );
+        let same = a == b || (a.is_nan() && b.is_nan());
+        if CLOCK_FAMILIES
+            .iter()
+            .any(|f| series.starts_with(&format!("{f}{{")))
+        {
+            assert!(
+                same || (a - b).abs() <= 60.0,
+                "{series}: backfill {value}, live {live_value}"
+            );
+        } else {
+            assert!(same, "{series}: backfill {value}, live {live_value}");
+        }
+    }
+    // What the backfill leaves out: the process' own families and its ingest memory.
+    for absent in [
+        "backlogd_events_applied_total",
+        "backlogd_remembered_event_ids",
+        "backlogd_build_info",
+        "process_",
+    ] {
+        assert!(!backfill.contains(absent), "{absent} in the backfill");
+    }
+    daemon.stop();
+}
+
+fn event(id: &str, time: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{id}","type":"case.registered","source":"t","time":"{time}","data":{{"case":"{id}","track":"asylum"}}}}"#
+    )
+}
+
+#[test]
+fn out_of_order_files_and_too_many_samples_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("late.ndjson");
+    std::fs::write(
+        &events,
+        [
+            event("a", "2025-03-01T10:00:00Z"),
+            event("b", "2025-03-01T11:00:00Z"),
+            event("c", "2025-03-01T10:30:00Z"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("out.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1h",
+        "--out",
+        out.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("late.ndjson:3: event time 2025-03-01T10:30:00Z is 30m earlier than the latest event time read before it (2025-03-01T11:00:00Z), more than ingest.max_future_skew (5m)"),
+        "{message}"
+    );
+    assert!(!out.exists(), "a refused backfill leaves no output file");
+    assert!(!dir.path().join("out.om.partial").exists());
+
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1m",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-03-01",
+        "--max-samples",
+        "50000",
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("is 84961 steps, more than --max-samples 50000"),
+        "{message}"
+    );
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1m",
+        "--max-samples",
+        "5000",
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("would bring the samples written to")
+            && message.contains("more than --max-samples 5000"),
+        "{message}"
+    );
+}
+
+/// A child process killed on drop.
+struct Server(Child, PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prometheus on the TSDB `tsdb` (blocks from promtool), keeping everything (the default retention
+/// of 15 days would delete older blocks at once), evaluating nothing.
+fn start_prometheus(dir: &Path, tsdb: &Path) -> (Server, String) {
+    let port = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+    let log = dir.join("prometheus.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("prometheus not found: run ./scripts/test, which installs it");
+    let server = Server(child, log);
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        let ready = harness::request(addr.parse().unwrap(), "GET", "/-/ready", &[], b"")
+            .is_ok_and(|r| r.status == 200);
+        if ready {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Prometheus did not get ready:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (server, format!("http://{addr}"))
+}
+
+/// 150 cases fall due at 10:02 (`max_overdue_cases` is 100), 100 are decided at 14:03.
+fn overdue_events(day: &str) -> String {
+    let mut lines = Vec::new();
+    for i in 0..150 {
+        lines.push(format!(
+            r#"{{"specversion":"1.0","id":"r{i}","type":"case.registered","source":"t","time":"{day}T08:00:00Z","data":{{"case":"c{i}","track":"asylum","received_at":"{day}T08:00:00Z","deadline":"{day}T10:02:00Z"}}}}"#
+        ));
+    }
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"e1","type":"employee.joined","source":"t","time":"{day}T08:00:00Z","data":{{"employee":"d1","role":"decision_officer","experienced":true}}}}"#
+    ));
+    for i in 0..100 {
+        lines.push(format!(
+            r#"{{"specversion":"1.0","id":"d{i}","type":"case.decided","source":"t","time":"{day}T14:03:00Z","data":{{"case":"c{i}","outcome":"granted","decided_by":"d1"}}}}"#
+        ));
+    }
+    lines.push(event("late", &format!("{day}T18:00:00Z")));
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn alert_replay_on_backfilled_blocks_applies_for_and_keep_firing_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = "2025-03-04";
+    let events = dir.path().join("overdue.ndjson");
+    std::fs::write(&events, overdue_events(day)).unwrap();
+    let openmetrics = dir.path().join("overdue.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "5m",
+        "--label",
+        "job=backlogd",
+        "--label",
+        "instance=127.0.0.1:9723",
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tsdb = dir.path().join("tsdb");
+    create_blocks(&openmetrics, &tsdb);
+    let (prometheus, url) = start_prometheus(dir.path(), &tsdb);
+
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prometheus/backlogd-rules.yml");
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "alert-replay",
+            "--prometheus",
+            &url,
+            "--rules",
+            rules.to_str().unwrap(),
+            "--from",
+            "2025-03-04T08:00:00Z",
+            "--to",
+            "2025-03-04T18:00:00Z",
+            "--step",
+            "5m",
+        ];
+        args.extend_from_slice(extra);
+        let output = backlogd(&args);
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            stderr(&output),
+            prometheus.log()
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&replay(&["--json", "--label", "source=data"])).unwrap();
+    let overdue: Vec<&serde_json::Value> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["alert"] == "OverdueCasesHigh")
+        .collect();
+    assert_eq!(overdue.len(), 1, "{json:#}");
+    let row = overdue[0];
+    // Overdue from 10:02: pending at the 10:05 evaluation, firing 15 minutes (for:) later; the
+    // condition clears at 14:03, the alert keeps firing an hour (keep_firing_for:) from 14:05.
+    assert_eq!(row["pending_from"], "2025-03-04T10:05:00Z", "{row:#}");
+    assert_eq!(row["firing_from"], "2025-03-04T10:20:00Z", "{row:#}");
+    assert_eq!(row["resolved_at"], "2025-03-04T15:05:00Z", "{row:#}");
+    assert_eq!(row["severity"], "ticket");
+    assert_eq!(row["labels"]["instance"], "127.0.0.1:9723");
+    assert_eq!(row["labels"]["alertname"], "OverdueCasesHigh");
+
+    // The table for people, one alert.
+    let table = replay(&["--alert", "OverdueCasesHigh"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(
+        lines[0].starts_with("alert") && lines[0].contains("first pending"),
+        "{table}"
+    );
+    for expected in [
+        "OverdueCasesHigh",
+        "2025-03-04T10:05:00Z",
+        "2025-03-04T10:20:00Z",
+        "2025-03-04T15:05:00Z",
+        "ticket",
+    ] {
+        assert!(lines[1].contains(expected), "{table}");
+    }
+}
