@@ -191,7 +191,7 @@ fn write_sample(
 fn write_escaped(out: &mut impl Write, text: &str) -> io::Result<()> {
     let mut rest = text;
     while let Some(at) = rest.find(['\\', '"', '\n']) {
-        out.write_all(rest[..at].as_bytes())?;
+        out.write_all(&rest.as_bytes()[..at])?;
         out.write_all(match rest.as_bytes()[at] {
             b'\\' => b"\\\\",
             b'"' => b"\\\"",
