@@ -464,3 +464,148 @@ fn alert_replay_on_backfilled_blocks_applies_for_and_keep_firing_for() {
         assert!(lines[1].contains(expected), "{table}");
     }
 }
+
+/// Two series every 5 minutes from 1970-01-01T00:00:00Z (promtool's clock), as sample values.
+const FLAPPING: &[(&str, &[u32])] = &[
+    (
+        "a",
+        &[
+            0, 150, 150, 150, 150, 50, 150, 50, 50, 50, 150, 150, 50, 150, 150, 150, 150, 150, 0,
+            0, 150, 0, 0, 0,
+        ],
+    ),
+    (
+        "b",
+        &[
+            0, 0, 0, 150, 150, 150, 150, 150, 150, 0, 0, 0, 150, 0, 150, 150, 150, 150, 0, 0, 0, 0,
+            0, 0,
+        ],
+    ),
+];
+
+const FLAPPING_RULES: &str = "groups:
+  - name: replay
+    rules:
+      - alert: Held
+        expr: x > 100
+        for: 15m
+        keep_firing_for: 10m
+        labels:
+          severity: ticket
+      - alert: Immediate
+        expr: x > 100
+        labels:
+          severity: page
+";
+
+/// alert-replay's timeline of flapping series, checked by Prometheus' own rule engine: every
+/// evaluation of `promtool test rules` over the same series must find firing exactly the alerts
+/// the replay says were firing then (`firing from` ≤ t < `resolved at`).
+#[test]
+fn alert_replay_agrees_with_prometheus_rule_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = 300;
+    let mut openmetrics = String::from("# TYPE x gauge\n");
+    for (instance, values) in FLAPPING {
+        for (k, value) in values.iter().enumerate() {
+            openmetrics.push_str(&format!(
+                "x{{instance=\"{instance}\"}} {value} {}\n",
+                k * step
+            ));
+        }
+    }
+    openmetrics.push_str("# EOF\n");
+    let om = dir.path().join("x.om");
+    std::fs::write(&om, openmetrics).unwrap();
+    let tsdb = dir.path().join("tsdb");
+    create_blocks(&om, &tsdb);
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, FLAPPING_RULES).unwrap();
+    let (prometheus, url) = start_prometheus(dir.path(), &tsdb);
+    let evaluations = FLAPPING[0].1.len() + 4;
+    let to = jiff::Timestamp::from_second(((evaluations - 1) * step) as i64)
+        .unwrap()
+        .to_string();
+    let output = backlogd(&[
+        "alert-replay",
+        "--prometheus",
+        &url,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--from",
+        "1970-01-01T00:00:00Z",
+        "--to",
+        &to,
+        "--step",
+        "5m",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stderr(&output),
+        prometheus.log()
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let seconds = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .map(|t| t.parse::<jiff::Timestamp>().unwrap().as_second())
+    };
+    // Both alerts fired on both series, `Held` in fewer, longer episodes than `Immediate`.
+    let count = |alert: &str| rows.iter().filter(|r| r["alert"] == alert).count();
+    assert!(
+        count("Held") >= 2 && count("Immediate") > count("Held"),
+        "{rows:#?}"
+    );
+
+    let mut test = String::from(
+        "rule_files:\n  - rules.yml\nevaluation_interval: 5m\ntests:\n  - interval: 5m\n    input_series:\n",
+    );
+    for (instance, values) in FLAPPING {
+        let values: Vec<String> = values.iter().map(u32::to_string).collect();
+        test.push_str(&format!(
+            "      - series: 'x{{instance=\"{instance}\"}}'\n        values: '{}'\n",
+            values.join(" ")
+        ));
+    }
+    test.push_str("    alert_rule_test:\n");
+    for k in 0..evaluations {
+        let at = (k * step) as i64;
+        for (alert, severity) in [("Held", "ticket"), ("Immediate", "page")] {
+            test.push_str(&format!(
+                "      - eval_time: {}m\n        alertname: {alert}\n        exp_alerts:\n",
+                k * 5
+            ));
+            let mut firing = 0;
+            for row in rows.iter().filter(|r| r["alert"] == alert) {
+                let from = seconds(&row["firing_from"]).unwrap();
+                let until = seconds(&row["resolved_at"]).unwrap_or(i64::MAX);
+                if from <= at && at < until {
+                    firing += 1;
+                    test.push_str(&format!(
+                        "          - exp_labels:\n              instance: {}\n              severity: {severity}\n",
+                        row["labels"]["instance"].as_str().unwrap()
+                    ));
+                }
+            }
+            if firing == 0 {
+                test.push_str("          []\n");
+            }
+        }
+    }
+    let test_file = dir.path().join("replay.test.yml");
+    std::fs::write(&test_file, &test).unwrap();
+    let checked = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&test_file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "Prometheus' rule engine disagrees with alert-replay:\n{}{}\nreplay: {rows:#?}",
+        String::from_utf8_lossy(&checked.stdout),
+        stderr(&checked)
+    );
+}
