@@ -20,6 +20,10 @@ use self::prometheus::{Prometheus, QueryError};
 use self::rules::{AlertRule, Rules, RulesError};
 use self::timeline::{Labels, Timeline};
 
+/// The most evaluations of one rule a replay makes (ten years at 5 minutes; 106 requests of
+/// `prometheus::MAX_POINTS` each).
+pub const MAX_EVALUATIONS: u64 = 1_060_000;
+
 /// What to replay.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -73,6 +77,10 @@ pub enum ReplayError {
     },
     #[error("{0}")]
     Client(QueryError),
+    #[error(
+        "--from, --to and --step give {evaluations} evaluations of each rule, more than {MAX_EVALUATIONS}; use a larger --step or a shorter range"
+    )]
+    TooManyEvaluations { evaluations: u64 },
     #[error("--alert {0}: no alerting rule of that name in the rules file")]
     UnknownAlert(String),
 }
@@ -87,6 +95,15 @@ pub fn replay(options: &Options) -> Result<Vec<Row>, ReplayError> {
         return Err(ReplayError::EmptyRange {
             from: options.from,
             to: options.to,
+        });
+    }
+    let evaluations = (i128::from(options.to.as_millisecond())
+        - i128::from(options.from.as_millisecond()))
+        / i128::from(step)
+        + 1;
+    if evaluations > i128::from(MAX_EVALUATIONS) {
+        return Err(ReplayError::TooManyEvaluations {
+            evaluations: u64::try_from(evaluations).unwrap_or(u64::MAX),
         });
     }
     let rules = Rules::load(&options.rules)?;

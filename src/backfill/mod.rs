@@ -160,7 +160,8 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
         if from > to {
             return Err(BackfillError::EmptyRange { from, to });
         }
-        let steps = (nanos_saturating(to) - nanos_saturating(from)) as u128 / step as u128 + 1;
+        let span = i128::from(nanos_saturating(to)) - i128::from(nanos_saturating(from));
+        let steps = span as u128 / step as u128 + 1;
         if steps > u128::from(options.max_samples) {
             return Err(BackfillError::TooManySteps {
                 from,
