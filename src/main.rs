@@ -1,5 +1,5 @@
-//! The `backlogd` command: the daemon (`run`), a configuration check, a sender client, and the
-//! event log's inspection and repair (`repair`).
+//! The `backlogd` command: the daemon (`run`), a configuration check, a sender client, the event
+//! log's inspection and repair (`repair`), and history: `backfill` and `alert-replay`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
