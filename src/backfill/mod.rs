@@ -92,7 +92,8 @@ pub enum BackfillError {
         limit: u64,
     },
     #[error(
-        "the step at {at} would bring the samples written to {total}, more than --max-samples {limit} ({steps} steps written so far, {per_step} samples in this one); use a larger --step, a shorter --from/--to range, or raise --max-samples"
+        "the step at {at} would bring the samples written to {total}, more than --max-samples {limit} ({steps} steps written so far, {per_step} samples in this one{}); use a larger --step, a shorter --from/--to range, or raise --max-samples",
+        reached_by.as_deref().map(|by| format!("; the steps up to {by}")).unwrap_or_default()
     )]
     TooManySamples {
         at: Timestamp,
@@ -100,6 +101,9 @@ pub enum BackfillError {
         limit: u64,
         steps: u64,
         per_step: u64,
+        /// The event whose time the steps were being written up to (`file:line (time)`): an event
+        /// far ahead of the others (a mistyped year) shows here.
+        reached_by: Option<String>,
     },
     #[error(
         "{path}:{line}: event time {time} is {behind:#} earlier than the latest event time read before it ({latest}), more than ingest.max_future_skew ({skew:#}): the file is not in time order; sort it by time (docs/backfill.md)"
@@ -114,6 +118,9 @@ pub enum BackfillError {
     },
     #[error("no event in the files was applied, so there is no first step; give --from and --to")]
     NoEvents,
+    /// The configuration's edge settings (e.g. `workforce.pseudonym_key_file`) cannot be used.
+    #[error("{0}")]
+    Edge(String),
     #[error("{path}: {source}")]
     Read {
         path: PathBuf,
@@ -173,10 +180,8 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
         }
     }
     let settings = crate::config::core_settings(config);
-    let edge = EdgeSettings::from_config(config).map_err(|e| BackfillError::Read {
-        path: PathBuf::from("workforce.pseudonym_key_file"),
-        source: io::Error::other(format!("{e:#}")),
-    })?;
+    let edge =
+        EdgeSettings::from_config(config).map_err(|e| BackfillError::Edge(format!("{e:#}")))?;
     let mut backfill = Backfill {
         options,
         out,
@@ -250,7 +255,25 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
             }
             // Every step before this event's time is complete: write them (an event within the
             // skew of an earlier, later one belongs to a step already written, as in the daemon).
-            if backfill.write_steps_before(time)? {
+            let written = backfill.write_steps_before(time).map_err(|e| match e {
+                BackfillError::TooManySamples {
+                    at,
+                    total,
+                    limit,
+                    steps,
+                    per_step,
+                    reached_by: None,
+                } => BackfillError::TooManySamples {
+                    at,
+                    total,
+                    limit,
+                    steps,
+                    per_step,
+                    reached_by: Some(format!("{}:{number} ({})", path.display(), event.time)),
+                },
+                other => other,
+            })?;
+            if written {
                 break 'files;
             }
             match backfill.state.apply(&event, time) {
@@ -327,6 +350,7 @@ impl<W: Write> Backfill<'_, W> {
                 limit: self.options.max_samples,
                 steps: self.summary.steps,
                 per_step,
+                reached_by: None,
             });
         }
         openmetrics::write_families(

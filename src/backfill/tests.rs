@@ -185,7 +185,9 @@ fn too_many_samples_are_refused_with_the_figures() {
         "{message}"
     );
     assert!(
-        message.contains("more than --max-samples 10000"),
+        message.contains("more than --max-samples 10000")
+            && message.contains("; the steps up to ")
+            && message.contains("events.ndjson:"),
         "{message}"
     );
 
