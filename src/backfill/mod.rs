@@ -121,6 +121,14 @@ pub enum BackfillError {
     /// The configuration's edge settings (e.g. `workforce.pseudonym_key_file`) cannot be used.
     #[error("{0}")]
     Edge(String),
+    #[error(
+        "no step to write: the first step instant{} is after --to {to} (the first event is later than --to?)",
+        from.map(|f| format!(" {f}")).unwrap_or_default()
+    )]
+    NoSteps {
+        from: Option<Timestamp>,
+        to: Timestamp,
+    },
     #[error("{path}: {source}")]
     Read {
         path: PathBuf,
@@ -250,8 +258,12 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
                 });
             }
             if backfill.next.is_none() {
-                backfill.next =
-                    Some(time.div_euclid(step) * step + step * i64::from(time % step != 0));
+                let floor = time.div_euclid(step).saturating_mul(step);
+                backfill.next = Some(if floor == time {
+                    time
+                } else {
+                    floor.saturating_add(step)
+                });
             }
             // Every step before this event's time is complete: write them (an event within the
             // skew of an earlier, later one belongs to a step already written, as in the daemon).
@@ -294,6 +306,12 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
         return Err(BackfillError::NoEvents);
     }
     backfill.write_steps_before(last.saturating_add(1))?;
+    if backfill.summary.steps == 0 {
+        return Err(BackfillError::NoSteps {
+            from: backfill.next.map(from_nanos),
+            to: from_nanos(last),
+        });
+    }
     openmetrics::write_eof(&mut backfill.out).map_err(BackfillError::Write)?;
     backfill.out.flush().map_err(BackfillError::Write)?;
     Ok(backfill.summary)

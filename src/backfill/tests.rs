@@ -255,3 +255,18 @@ fn command_line_instants_and_durations() {
     );
     assert!(parse_duration("soon").is_err());
 }
+
+#[test]
+fn a_range_before_the_first_event_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = events_file(dir.path());
+    let mut options = options(vec![path], SignedDuration::from_hours(1));
+    options.to = Some("2023-01-01T00:00:00Z".parse().unwrap());
+    let message = run(&config(), &options, std::io::sink())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("no step to write: the first step instant 2023-11-14T23:00:00Z is after --to 2023-01-01T00:00:00Z"),
+        "{message}"
+    );
+}
