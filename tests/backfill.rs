@@ -609,3 +609,186 @@ fn alert_replay_agrees_with_prometheus_rule_evaluation() {
         stderr(&checked)
     );
 }
+
+/// Seconds since the epoch of an RFC 3339 instant.
+fn epoch(text: &str) -> i64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+const DAY: i64 = 86_400;
+
+/// The seed story, shortened (docs/story.md, scripts/story): the `taskforce` story compressed into
+/// one year (config/scenarios/taskforce-year.toml) at scale 0.1, backfilled, built into blocks,
+/// served by Prometheus and replayed with the shipped rules. Each of the story's problems raises its
+/// alert within a stated delay of its turn, and RenewedBacklog is silent while the backlog shrinks.
+/// Turns, from the scenario's parameters (days from its start) and the metric values:
+/// - the task force starts joining (staff "task force", join_day 14): MentorOverloaded and
+///   NewStaffUnmentored within 14 days (newcomers join about one a day; one mentor at this scale);
+/// - audits run from day 0 and fail under pressure (pass share 0.55, norm 0.8): QualityBelowNorm
+///   within 7 days (min_quality_audits = 10 of 25 a week must be in the window);
+/// - the last audit (until_day 100): QualityMeasurementStopped within max_audit_gap (14 days) + 2;
+/// - day 28, the first instant a 28-day pace leaves out the initial stock (the stock grows until
+///   about day 120): BacklogTargetUnreachable within 7 days, and before the stated date (day 180);
+/// - the open cases' lowest day after their peak (daily `sum(backlogd_cases_open)`):
+///   RenewedBacklog within 28 days (28-day windows and week-over-week averages), and never between
+///   the peak and that day.
+#[test]
+fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = root.join("config/scenarios/taskforce-year.toml");
+    let (from, to) = ("2023-09-04", "2024-09-03");
+    let start = epoch("2023-09-04T00:00:00Z");
+    let events = dir.path().join("story.ndjson");
+    simulate(scenario.to_str().unwrap(), "0.1", from, to, &events);
+    // The shipped configuration with the story's stated clearance date (day 180) as the target.
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    let config: String = shipped
+        .lines()
+        .map(|line| {
+            if line.starts_with("clear_by = ") {
+                "clear_by = \"2024-03-02T00:00:00Z\"".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config_path = dir.path().join("backlogd.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let openmetrics = dir.path().join("story.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--step",
+        "1h",
+        "--label",
+        "job=backlogd",
+        "--label",
+        "instance=127.0.0.1:9723",
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tsdb = dir.path().join("tsdb");
+    create_blocks(&openmetrics, &tsdb);
+    std::fs::remove_file(&openmetrics).unwrap();
+    let (prometheus, url) = start_prometheus(dir.path(), &tsdb);
+
+    let rules = root.join("config/prometheus/backlogd-rules.yml");
+    let output = backlogd(&[
+        "alert-replay",
+        "--prometheus",
+        &url,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--from",
+        "2023-09-05T00:00:00Z",
+        "--to",
+        "2024-09-03T00:00:00Z",
+        "--step",
+        "1h",
+        "--label",
+        "source=data",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stderr(&output),
+        prometheus.log()
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // (alert, firing from, resolved at or i64::MAX) for every alert that fired.
+    let firings: Vec<(String, i64, i64)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|row| {
+            let firing = row["firing_from"].as_str()?;
+            let resolved = row["resolved_at"].as_str().map_or(i64::MAX, epoch);
+            Some((row["alert"].as_str()?.to_owned(), epoch(firing), resolved))
+        })
+        .collect();
+    // The first firing of `alert` at or after `turn`, or already firing at `turn`.
+    let fired = |alert: &str, turn: i64| {
+        firings
+            .iter()
+            .filter(|(name, begin, resolved)| name == alert && (*begin >= turn || *resolved > turn))
+            .map(|(_, begin, _)| *begin)
+            .min()
+    };
+    let within = |alert: &str, turn_day: i64, max_days: i64| {
+        let turn = start + turn_day * DAY;
+        let first = fired(alert, turn)
+            .unwrap_or_else(|| panic!("{alert} never fired after day {turn_day}: {json:#}"));
+        let delay = first - turn;
+        assert!(
+            delay <= max_days * DAY,
+            "{alert} fired {:.1} days after its turn (day {turn_day}), more than {max_days}",
+            delay as f64 / DAY as f64
+        );
+        first
+    };
+    within("MentorOverloaded", 14, 14);
+    within("NewStaffUnmentored", 14, 14);
+    within("QualityBelowNorm", 0, 7);
+    within("QualityMeasurementStopped", 100, 16);
+    let unreachable = within("BacklogTargetUnreachable", 28, 7);
+    assert!(unreachable < start + 180 * DAY);
+
+    // The open cases per day, from Prometheus: the peak after the first five weeks, then the low.
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+    let path = format!(
+        "/api/v1/query_range?query=sum%28backlogd_cases_open%29&start={}&end={}&step=86400",
+        start + 35 * DAY,
+        start + 364 * DAY
+    );
+    let response = harness::request(addr, "GET", &path, &[], b"").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    let curve: Vec<(i64, f64)> = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_f64().unwrap() as i64,
+                p[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let peak = curve
+        .iter()
+        .copied()
+        .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+    let low = curve
+        .iter()
+        .copied()
+        .filter(|p| p.0 >= peak.0)
+        .fold((0, f64::MAX), |a, b| if b.1 < a.1 { b } else { a });
+    assert!(
+        low.1 < peak.1 * 0.9 && curve.last().unwrap().1 > low.1 * 1.2,
+        "the story's backlog must shrink and grow again: peak {peak:?}, low {low:?}"
+    );
+    let renewed = fired("RenewedBacklog", low.0).expect("RenewedBacklog never fired");
+    assert!(
+        renewed - low.0 <= 28 * DAY,
+        "RenewedBacklog fired {:.1} days after the low on day {}",
+        (renewed - low.0) as f64 / DAY as f64,
+        (low.0 - start) / DAY
+    );
+    let shrinking: Vec<_> = firings
+        .iter()
+        .filter(|(name, begin, resolved)| {
+            name == "RenewedBacklog" && *begin < low.0 && *resolved > peak.0
+        })
+        .collect();
+    assert!(
+        shrinking.is_empty(),
+        "RenewedBacklog fired while the backlog shrank (day {} to {}): {shrinking:?}",
+        (peak.0 - start) / DAY,
+        (low.0 - start) / DAY
+    );
+}
