@@ -1,5 +1,5 @@
-//! The `backlogd` command: the daemon (`run`), a configuration check, a sender client, and the
-//! event log's inspection and repair (`repair`).
+//! The `backlogd` command: the daemon (`run`), a configuration check, a sender client, the event
+//! log's inspection and repair (`repair`), and history: `backfill` and `alert-replay`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,6 +80,76 @@ enum Command {
         /// 00000000000000000003.log:4711. Everything from there to the end of that file is removed.
         #[arg(long, value_name = "FILE:OFFSET")]
         truncate_at: Option<String>,
+    },
+    /// Writes the state's history from event files as OpenMetrics text (the families /metrics
+    /// shows, at every --step, timestamped) for `promtool tsdb create-blocks-from openmetrics`.
+    /// Exit 0, 2 when some events were rejected (the output is complete), 1 on a refusal or error.
+    /// See docs/backfill.md.
+    Backfill {
+        /// The daemon's configuration (tracks, windows, thresholds, ingest.max_future_skew ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// Distance between the written instants: 1h, 5m, 1d, PT1H ...
+        #[arg(long, value_parser = backlogd::backfill::parse_duration)]
+        step: jiff::SignedDuration,
+        /// First instant written (RFC 3339, YYYY-MM-DD or now); default: the first event's time
+        /// rounded up to a multiple of --step.
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        from: Option<jiff::Timestamp>,
+        /// Last instant written at most; default: the latest event time.
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        to: Option<jiff::Timestamp>,
+        /// Write to this file (complete or not at all) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Refuse to write more samples than this (steps x series).
+        #[arg(long, default_value_t = backlogd::backfill::DEFAULT_MAX_SAMPLES)]
+        max_samples: u64,
+        /// A label added to every sample (repeatable): give the job and instance labels
+        /// Prometheus gives the live daemon, e.g. --label job=backlogd --label instance=host:9723.
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = label_filter)]
+        labels: Vec<(String, String)>,
+        /// NDJSON event files, read in this order, in time order each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Evaluates the alerting rules of a rules file over a past range against a Prometheus (e.g.
+    /// one started on blocks built from `backlogd backfill`), applying for: and keep_firing_for:
+    /// as Prometheus does, and prints when each alert was pending, firing and resolved.
+    /// See docs/backfill.md.
+    AlertReplay {
+        /// Base URL of the Prometheus, e.g. http://127.0.0.1:9090.
+        #[arg(long)]
+        prometheus: String,
+        /// The rules file (e.g. config/prometheus/backlogd-rules.yml).
+        #[arg(long)]
+        rules: PathBuf,
+        /// First evaluation (RFC 3339, YYYY-MM-DD or now).
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        from: jiff::Timestamp,
+        /// Last evaluation at most.
+        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        to: jiff::Timestamp,
+        /// Evaluation interval: 5m, 1h ... On backfilled data, not finer than the backfill's step
+        /// unless Prometheus runs with --query.lookback-delta at least that step.
+        #[arg(long, default_value = "5m", value_parser = backlogd::backfill::parse_duration)]
+        step: jiff::SignedDuration,
+        /// Print JSON (an array of episodes) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this alert (repeatable).
+        #[arg(long = "alert", value_name = "NAME")]
+        alerts: Vec<String>,
+        /// Only rules with this static label, e.g. source=data (repeatable).
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = label_filter)]
+        labels: Vec<(String, String)>,
+        /// Query the expressions as written instead of replacing recording rule names by their
+        /// expressions (when the recorded series exist in Prometheus).
+        #[arg(long)]
+        no_inline: bool,
+        /// Also list alerts that were pending but never fired.
+        #[arg(long)]
+        pending: bool,
     },
     /// Runs the daemon with a temporary store, replays the taskforce scenario's history into it,
     /// then keeps emitting live events, and prints the URLs to look at.
@@ -237,6 +307,142 @@ fn main() -> ExitCode {
         Command::Repair { store, truncate_at } => repair(&store, truncate_at.as_deref()),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
+        Command::AlertReplay {
+            prometheus,
+            rules,
+            from,
+            to,
+            step,
+            json,
+            alerts,
+            labels,
+            no_inline,
+            pending,
+        } => {
+            let options = backlogd::alert_replay::Options {
+                prometheus,
+                rules,
+                from,
+                to,
+                step,
+                alerts,
+                labels,
+                no_inline,
+                pending,
+            };
+            match backlogd::alert_replay::replay(&options) {
+                Ok(rows) if json => match serde_json::to_string_pretty(&rows) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("backlogd alert-replay: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Ok(rows) => {
+                    print!("{}", backlogd::alert_replay::table(&rows));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("backlogd alert-replay: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Backfill {
+            config,
+            step,
+            from,
+            to,
+            out,
+            max_samples,
+            labels,
+            files,
+        } => {
+            let options = backlogd::backfill::Options {
+                files,
+                step,
+                from,
+                to,
+                max_samples,
+                labels,
+            };
+            backfill(&config, &options, out.as_deref())
+        }
+    }
+}
+
+/// `backlogd backfill`: the OpenMetrics text to stdout or, whole or not at all, to `out`; the
+/// summary and throughput to stderr.
+fn backfill(
+    config_file: &Path,
+    options: &backlogd::backfill::Options,
+    out: Option<&Path>,
+) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("backlogd backfill: {message}");
+        ExitCode::FAILURE
+    };
+    let config = match config::load(config_file) {
+        Ok(config) => config,
+        Err(e) => return fail(format!("{}: {e}", config_file.display())),
+    };
+    let started = std::time::Instant::now();
+    let result = match out {
+        Some(path) => {
+            let mut partial = path.as_os_str().to_owned();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let file = match std::fs::File::create(&partial) {
+                Ok(file) => file,
+                Err(e) => return fail(format!("{}: {e}", partial.display())),
+            };
+            let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let result = backlogd::backfill::run(&config, options, writer);
+            let result = result.and_then(|summary| {
+                std::fs::rename(&partial, path)
+                    .map(|()| summary)
+                    .map_err(backlogd::backfill::BackfillError::Write)
+            });
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
+        }
+        None => {
+            let stdout = std::io::stdout().lock();
+            let writer = std::io::BufWriter::with_capacity(1 << 20, stdout);
+            backlogd::backfill::run(&config, options, writer)
+        }
+    };
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => return fail(e.to_string()),
+    };
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let rejected: u64 = summary.rejected.values().sum();
+    for line in &summary.rejections_named {
+        eprintln!("backlogd backfill: rejected {line}");
+    }
+    eprintln!(
+        "backlogd backfill: {} events read: {} applied, {} duplicates, {rejected} rejected {:?}; {} steps from {} to {}, {} samples; {seconds:.2} s ({:.0} events/s, {:.0} samples/s)",
+        summary.lines,
+        summary.applied,
+        summary.duplicates,
+        summary.rejected,
+        summary.steps,
+        summary.first_step.map_or("-".to_owned(), |t| t.to_string()),
+        summary.last_step.map_or("-".to_owned(), |t| t.to_string()),
+        summary.samples,
+        summary.lines as f64 / seconds,
+        summary.samples as f64 / seconds,
+    );
+    if rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -332,4 +538,12 @@ fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>>
     path.map(backlogd::server::read_tokens)
         .transpose()
         .map(|tokens| tokens.and_then(|t| t.into_iter().next()))
+}
+
+/// `--label NAME=VALUE`.
+fn label_filter(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{text:?}: expected NAME=VALUE, e.g. source=data"))
 }

@@ -36,6 +36,19 @@ pub fn render(view: Option<&View>, telemetry: &Telemetry) -> String {
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The families a view contributes to `/metrics` that have a past, exactly as a scrape would show
+/// them (empty families left out, sorted by name): everything but the process' own instruments and
+/// `backlogd_remembered_event_ids`, which counts what this process remembers of its arrivals rather
+/// than anything about the cases. `backlogd backfill` writes these at every step.
+pub fn history_families(view: &View) -> Vec<MetricFamily> {
+    let mut families = state_families(view);
+    families.retain(|family| {
+        !family.get_metric().is_empty() && family.name() != "backlogd_remembered_event_ids"
+    });
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    families
+}
+
 /// Builds one family sample by sample.
 struct Family(MetricFamily);
 

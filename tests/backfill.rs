@@ -1,0 +1,808 @@
+//! `backlogd backfill` and `backlogd alert-replay` with the real tools: promtool builds blocks from
+//! the backfill of every shipped scenario; the backfill's step at "now" equals a live daemon's
+//! /metrics after it was fed the same events; the refusals name the line or the figure; and
+//! alert-replay, against a real Prometheus started on backfilled blocks, finds a known alert with
+//! the pending, firing and resolution times `for:` and `keep_firing_for:` give it.
+
+#[allow(dead_code)]
+#[path = "it/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{Daemon, backlogd, shipped_config};
+
+fn config_arg() -> String {
+    shipped_config().display().to_string()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn simulate(scenario: &str, scale: &str, from: &str, to: &str, out: &Path) {
+    let output = backlogd(&[
+        "simulate",
+        "--scenario",
+        scenario,
+        "--scale",
+        scale,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "simulate: {}", stderr(&output));
+}
+
+/// `promtool tsdb create-blocks-from openmetrics` into `blocks`; panics with its output on failure.
+fn create_blocks(openmetrics: &Path, blocks: &Path) -> String {
+    let output = Command::new("promtool")
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=1000h",
+        ])
+        .arg(openmetrics)
+        .arg(blocks)
+        .output()
+        .expect(
+            "promtool not found: run ./scripts/test, which installs it (Debian package prometheus)",
+        );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &stderr(&output);
+    assert!(
+        output.status.success(),
+        "promtool refused {}: {text}",
+        openmetrics.display()
+    );
+    text
+}
+
+#[test]
+fn promtool_builds_blocks_from_the_backfill_of_every_shipped_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in ["steady", "taskforce", "scale"] {
+        let events = dir.path().join(format!("{scenario}.ndjson"));
+        simulate(scenario, "0.05", "2024-01-01", "2024-03-01", &events);
+        let openmetrics = dir.path().join(format!("{scenario}.om"));
+        let output = backlogd(&[
+            "backfill",
+            "--config",
+            &config_arg(),
+            "--step",
+            "1h",
+            "--label",
+            "job=backlogd",
+            "--out",
+            openmetrics.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{scenario}: {}", stderr(&output));
+        assert!(stderr(&output).contains("samples/s"), "{}", stderr(&output));
+        let text = std::fs::read_to_string(&openmetrics).unwrap();
+        assert!(text.ends_with("# EOF\n"));
+        let blocks = dir.path().join(format!("{scenario}-blocks"));
+        let report = create_blocks(&openmetrics, &blocks);
+        let built = std::fs::read_dir(&blocks).unwrap().count();
+        assert!(built >= 1, "{scenario}: no block built: {report}");
+    }
+}
+
+/// Series → value of the samples of an exposition text whose family is in `families` (all if
+/// `None`), values as written.
+fn values(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
+    harness::samples(text)
+        .into_iter()
+        .filter(|((name, _), _)| keep(name))
+        .map(|((name, labels), value)| {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            (format!("{name}{{{}}}", labels.join(",")), value)
+        })
+        .collect()
+}
+
+/// Families whose value moves with the clock itself (seconds since a deadline, now plus a
+/// forecast): compared within a minute, the time between the scrape and the backfill's instant.
+const CLOCK_FAMILIES: &[&str] = &[
+    "backlogd_case_max_overdue_seconds",
+    "backlogd_backlog_projected_clearance_timestamp_seconds",
+];
+
+#[test]
+fn the_last_step_at_now_equals_a_live_daemons_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    // Events that end long before now, so that the rolling windows are empty and every overdue
+    // case has reached the penalty cap by now: the figures hold still between scrape and backfill.
+    simulate("taskforce", "0.05", "2024-01-01", "2024-07-01", &events);
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as f64;
+
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let daemon = Daemon::start(&store, &[]);
+    let sent = backlogd(&["send", "--url", &daemon.url(), events.to_str().unwrap()]);
+    assert!(sent.status.success(), "send: {}", stderr(&sent));
+    let live = daemon.await_metrics("every event applied", |text| {
+        let applied: f64 = harness::samples(text)
+            .iter()
+            .filter(|((name, _), _)| name == "backlogd_events_applied_total")
+            .map(|(_, v)| harness::parse_value(v))
+            .sum();
+        (applied == lines)
+            .then_some(())
+            .ok_or_else(|| format!("{applied} of {lines} applied"))
+    });
+    let now = jiff::Timestamp::now().as_second().to_string();
+    let openmetrics = dir.path().join("now.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1h",
+        "--from",
+        &jiff::Timestamp::from_second(now.parse().unwrap())
+            .unwrap()
+            .to_string(),
+        "--to",
+        &jiff::Timestamp::from_second(now.parse().unwrap())
+            .unwrap()
+            .to_string(),
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let backfill = std::fs::read_to_string(&openmetrics).unwrap();
+    // One step, stamped `now`; as exposition text without the timestamps and `# EOF`.
+    let step: String = backfill
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (sample, stamp) = l.rsplit_once(' ').unwrap();
+            assert_eq!(stamp, now, "{l}");
+            format!("{sample}\n")
+        })
+        .collect();
+    let backfilled = values(&step, |_| true);
+    let families: std::collections::BTreeSet<String> = harness::samples(&step)
+        .into_iter()
+        .map(|((name, _), _)| name)
+        .collect();
+    assert!(families.len() > 30, "{families:?}");
+    let live = values(&live, |name| families.contains(name));
+    assert_eq!(
+        backfilled.keys().collect::<Vec<_>>(),
+        live.keys().collect::<Vec<_>>(),
+        "the same series"
+    );
+    for (series, value) in &backfilled {
+        let live_value = &live[series];
+        // Compared as numbers: /metrics writes +Inf as `inf` (the prometheus crate's text
+        // encoder; Prometheus reads either), OpenMetrics wants `+Inf`.
+        let (a, b) = (
+            harness::parse_value(value),
+            harness::parse_value(live_value),
+        );
+        let same = a == b || (a.is_nan() && b.is_nan());
+        if CLOCK_FAMILIES
+            .iter()
+            .any(|f| series.starts_with(&format!("{f}{{")))
+        {
+            assert!(
+                same || (a - b).abs() <= 60.0,
+                "{series}: backfill {value}, live {live_value}"
+            );
+        } else {
+            assert!(same, "{series}: backfill {value}, live {live_value}");
+        }
+    }
+    // What the backfill leaves out: the process' own families and its ingest memory.
+    for absent in [
+        "backlogd_events_applied_total",
+        "backlogd_remembered_event_ids",
+        "backlogd_build_info",
+        "process_",
+    ] {
+        assert!(!backfill.contains(absent), "{absent} in the backfill");
+    }
+    daemon.stop();
+}
+
+fn event(id: &str, time: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{id}","type":"case.registered","source":"t","time":"{time}","data":{{"case":"{id}","track":"asylum"}}}}"#
+    )
+}
+
+#[test]
+fn out_of_order_files_and_too_many_samples_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("late.ndjson");
+    std::fs::write(
+        &events,
+        [
+            event("a", "2025-03-01T10:00:00Z"),
+            event("b", "2025-03-01T11:00:00Z"),
+            event("c", "2025-03-01T10:30:00Z"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("out.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1h",
+        "--out",
+        out.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("late.ndjson:3: event time 2025-03-01T10:30:00Z is 30m earlier than the latest event time read before it (2025-03-01T11:00:00Z), more than ingest.max_future_skew (5m)"),
+        "{message}"
+    );
+    assert!(!out.exists(), "a refused backfill leaves no output file");
+    assert!(!dir.path().join("out.om.partial").exists());
+
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1m",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-03-01",
+        "--max-samples",
+        "50000",
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("is 84961 steps, more than --max-samples 50000"),
+        "{message}"
+    );
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1m",
+        "--max-samples",
+        "5000",
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("would bring the samples written to")
+            && message.contains("more than --max-samples 5000"),
+        "{message}"
+    );
+}
+
+/// A child process killed on drop.
+struct Server(Child, PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prometheus on the TSDB `tsdb` (blocks from promtool), keeping everything (the default retention
+/// of 15 days would delete older blocks at once), evaluating nothing.
+fn start_prometheus(dir: &Path, tsdb: &Path) -> (Server, String) {
+    let port = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+    let log = dir.join("prometheus.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("prometheus not found: run ./scripts/test, which installs it");
+    let server = Server(child, log);
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        let ready = harness::request(addr.parse().unwrap(), "GET", "/-/ready", &[], b"")
+            .is_ok_and(|r| r.status == 200);
+        if ready {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Prometheus did not get ready:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (server, format!("http://{addr}"))
+}
+
+/// 150 cases fall due at 10:02 (`max_overdue_cases` is 100), 100 are decided at 14:03.
+fn overdue_events(day: &str) -> String {
+    let mut lines = Vec::new();
+    for i in 0..150 {
+        lines.push(format!(
+            r#"{{"specversion":"1.0","id":"r{i}","type":"case.registered","source":"t","time":"{day}T08:00:00Z","data":{{"case":"c{i}","track":"asylum","received_at":"{day}T08:00:00Z","deadline":"{day}T10:02:00Z"}}}}"#
+        ));
+    }
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"e1","type":"employee.joined","source":"t","time":"{day}T08:00:00Z","data":{{"employee":"d1","role":"decision_officer","experienced":true}}}}"#
+    ));
+    for i in 0..100 {
+        lines.push(format!(
+            r#"{{"specversion":"1.0","id":"d{i}","type":"case.decided","source":"t","time":"{day}T14:03:00Z","data":{{"case":"c{i}","outcome":"granted","decided_by":"d1"}}}}"#
+        ));
+    }
+    lines.push(event("late", &format!("{day}T18:00:00Z")));
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn alert_replay_on_backfilled_blocks_applies_for_and_keep_firing_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = "2025-03-04";
+    let events = dir.path().join("overdue.ndjson");
+    std::fs::write(&events, overdue_events(day)).unwrap();
+    let openmetrics = dir.path().join("overdue.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "5m",
+        "--label",
+        "job=backlogd",
+        "--label",
+        "instance=127.0.0.1:9723",
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tsdb = dir.path().join("tsdb");
+    create_blocks(&openmetrics, &tsdb);
+    let (prometheus, url) = start_prometheus(dir.path(), &tsdb);
+
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prometheus/backlogd-rules.yml");
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "alert-replay",
+            "--prometheus",
+            &url,
+            "--rules",
+            rules.to_str().unwrap(),
+            "--from",
+            "2025-03-04T08:00:00Z",
+            "--to",
+            "2025-03-04T18:00:00Z",
+            "--step",
+            "5m",
+        ];
+        args.extend_from_slice(extra);
+        let output = backlogd(&args);
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            stderr(&output),
+            prometheus.log()
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&replay(&["--json", "--label", "source=data"])).unwrap();
+    let overdue: Vec<&serde_json::Value> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["alert"] == "OverdueCasesHigh")
+        .collect();
+    assert_eq!(overdue.len(), 1, "{json:#}");
+    let row = overdue[0];
+    // Overdue from 10:02: pending at the 10:05 evaluation, firing 15 minutes (for:) later; the
+    // condition clears at 14:03, the alert keeps firing an hour (keep_firing_for:) from 14:05.
+    assert_eq!(row["pending_from"], "2025-03-04T10:05:00Z", "{row:#}");
+    assert_eq!(row["firing_from"], "2025-03-04T10:20:00Z", "{row:#}");
+    assert_eq!(row["resolved_at"], "2025-03-04T15:05:00Z", "{row:#}");
+    assert_eq!(row["severity"], "ticket");
+    assert_eq!(row["labels"]["instance"], "127.0.0.1:9723");
+    assert_eq!(row["labels"]["alertname"], "OverdueCasesHigh");
+
+    // The table for people, one alert.
+    let table = replay(&["--alert", "OverdueCasesHigh"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(
+        lines[0].starts_with("alert") && lines[0].contains("first pending"),
+        "{table}"
+    );
+    for expected in [
+        "OverdueCasesHigh",
+        "2025-03-04T10:05:00Z",
+        "2025-03-04T10:20:00Z",
+        "2025-03-04T15:05:00Z",
+        "ticket",
+    ] {
+        assert!(lines[1].contains(expected), "{table}");
+    }
+}
+
+/// Two series every 5 minutes from 1970-01-01T00:00:00Z (promtool's clock), as sample values.
+const FLAPPING: &[(&str, &[u32])] = &[
+    (
+        "a",
+        &[
+            0, 150, 150, 150, 150, 50, 150, 50, 50, 50, 150, 150, 50, 150, 150, 150, 150, 150, 0,
+            0, 150, 0, 0, 0,
+        ],
+    ),
+    (
+        "b",
+        &[
+            0, 0, 0, 150, 150, 150, 150, 150, 150, 0, 0, 0, 150, 0, 150, 150, 150, 150, 0, 0, 0, 0,
+            0, 0,
+        ],
+    ),
+];
+
+const FLAPPING_RULES: &str = "groups:
+  - name: replay
+    rules:
+      - alert: Held
+        expr: x > 100
+        for: 15m
+        keep_firing_for: 10m
+        labels:
+          severity: ticket
+      - alert: Immediate
+        expr: x > 100
+        labels:
+          severity: page
+";
+
+/// alert-replay's timeline of flapping series, checked by Prometheus' own rule engine: every
+/// evaluation of `promtool test rules` over the same series must find firing exactly the alerts
+/// the replay says were firing then (`firing from` ≤ t < `resolved at`).
+#[test]
+fn alert_replay_agrees_with_prometheus_rule_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = 300;
+    let mut openmetrics = String::from("# TYPE x gauge\n");
+    for (instance, values) in FLAPPING {
+        for (k, value) in values.iter().enumerate() {
+            openmetrics.push_str(&format!(
+                "x{{instance=\"{instance}\"}} {value} {}\n",
+                k * step
+            ));
+        }
+    }
+    openmetrics.push_str("# EOF\n");
+    let om = dir.path().join("x.om");
+    std::fs::write(&om, openmetrics).unwrap();
+    let tsdb = dir.path().join("tsdb");
+    create_blocks(&om, &tsdb);
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, FLAPPING_RULES).unwrap();
+    let (prometheus, url) = start_prometheus(dir.path(), &tsdb);
+    let evaluations = FLAPPING[0].1.len() + 4;
+    let to = jiff::Timestamp::from_second(((evaluations - 1) * step) as i64)
+        .unwrap()
+        .to_string();
+    let output = backlogd(&[
+        "alert-replay",
+        "--prometheus",
+        &url,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--from",
+        "1970-01-01T00:00:00Z",
+        "--to",
+        &to,
+        "--step",
+        "5m",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stderr(&output),
+        prometheus.log()
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let seconds = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .map(|t| t.parse::<jiff::Timestamp>().unwrap().as_second())
+    };
+    // Both alerts fired on both series, `Held` in fewer, longer episodes than `Immediate`.
+    let count = |alert: &str| rows.iter().filter(|r| r["alert"] == alert).count();
+    assert!(
+        count("Held") >= 2 && count("Immediate") > count("Held"),
+        "{rows:#?}"
+    );
+
+    let mut test = String::from(
+        "rule_files:\n  - rules.yml\nevaluation_interval: 5m\ntests:\n  - interval: 5m\n    input_series:\n",
+    );
+    for (instance, values) in FLAPPING {
+        let values: Vec<String> = values.iter().map(u32::to_string).collect();
+        test.push_str(&format!(
+            "      - series: 'x{{instance=\"{instance}\"}}'\n        values: '{}'\n",
+            values.join(" ")
+        ));
+    }
+    test.push_str("    alert_rule_test:\n");
+    for k in 0..evaluations {
+        let at = (k * step) as i64;
+        for (alert, severity) in [("Held", "ticket"), ("Immediate", "page")] {
+            test.push_str(&format!(
+                "      - eval_time: {}m\n        alertname: {alert}\n        exp_alerts:\n",
+                k * 5
+            ));
+            let mut firing = 0;
+            for row in rows.iter().filter(|r| r["alert"] == alert) {
+                let from = seconds(&row["firing_from"]).unwrap();
+                let until = seconds(&row["resolved_at"]).unwrap_or(i64::MAX);
+                if from <= at && at < until {
+                    firing += 1;
+                    test.push_str(&format!(
+                        "          - exp_labels:\n              instance: {}\n              severity: {severity}\n",
+                        row["labels"]["instance"].as_str().unwrap()
+                    ));
+                }
+            }
+            if firing == 0 {
+                test.push_str("          []\n");
+            }
+        }
+    }
+    let test_file = dir.path().join("replay.test.yml");
+    std::fs::write(&test_file, &test).unwrap();
+    let checked = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&test_file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "Prometheus' rule engine disagrees with alert-replay:\n{}{}\nreplay: {rows:#?}",
+        String::from_utf8_lossy(&checked.stdout),
+        stderr(&checked)
+    );
+}
+
+/// Seconds since the epoch of an RFC 3339 instant.
+fn epoch(text: &str) -> i64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+const DAY: i64 = 86_400;
+
+/// The seed story, shortened (docs/story.md, scripts/story): the `taskforce` story compressed into
+/// one year (config/scenarios/taskforce-year.toml) at scale 0.1, backfilled, built into blocks,
+/// served by Prometheus and replayed with the shipped rules. Each of the story's problems raises its
+/// alert within a stated delay of its turn, and RenewedBacklog is silent while the backlog shrinks.
+/// Turns, from the scenario's parameters (days from its start) and the metric values:
+/// - the task force starts joining (staff "task force", join_day 14): MentorOverloaded within 14
+///   days (newcomers join about one a day; one mentor at this scale). NewStaffUnmentored: see below;
+/// - audits run from day 0 and fail under pressure (pass share 0.55, norm 0.8): QualityBelowNorm
+///   within 7 days (min_quality_audits = 10 of 25 a week must be in the window);
+/// - the last audit (until_day 100): QualityMeasurementStopped within max_audit_gap (14 days) + 2;
+/// - day 28, the first instant a 28-day pace leaves out the initial stock (the stock grows until
+///   about day 120): BacklogTargetUnreachable within 7 days, and before the stated date (day 180);
+/// - the open cases' lowest day after the first five weeks (daily `sum(backlogd_cases_open)`):
+///   RenewedBacklog within 28 days (28-day windows and week-over-week averages), and never between
+///   the peak and that day.
+#[test]
+fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = root.join("config/scenarios/taskforce-year.toml");
+    let (from, to) = ("2023-09-04", "2024-09-03");
+    let start = epoch("2023-09-04T00:00:00Z");
+    let events = dir.path().join("story.ndjson");
+    simulate(scenario.to_str().unwrap(), "0.1", from, to, &events);
+    // The shipped configuration with the story's stated clearance date (day 180) as the target.
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    let config: String = shipped
+        .lines()
+        .map(|line| {
+            if line.starts_with("clear_by = ") {
+                "clear_by = \"2024-03-02T00:00:00Z\"".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config_path = dir.path().join("backlogd.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let openmetrics = dir.path().join("story.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--step",
+        "1h",
+        "--label",
+        "job=backlogd",
+        "--label",
+        "instance=127.0.0.1:9723",
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tsdb = dir.path().join("tsdb");
+    create_blocks(&openmetrics, &tsdb);
+    std::fs::remove_file(&openmetrics).unwrap();
+    let (prometheus, url) = start_prometheus(dir.path(), &tsdb);
+
+    let rules = root.join("config/prometheus/backlogd-rules.yml");
+    let output = backlogd(&[
+        "alert-replay",
+        "--prometheus",
+        &url,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--from",
+        "2023-09-05T00:00:00Z",
+        "--to",
+        "2024-09-03T00:00:00Z",
+        "--step",
+        "1h",
+        "--label",
+        "source=data",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stderr(&output),
+        prometheus.log()
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // (alert, firing from, resolved at or i64::MAX) for every alert that fired.
+    let firings: Vec<(String, i64, i64)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|row| {
+            let firing = row["firing_from"].as_str()?;
+            let resolved = row["resolved_at"].as_str().map_or(i64::MAX, epoch);
+            Some((row["alert"].as_str()?.to_owned(), epoch(firing), resolved))
+        })
+        .collect();
+    // The first firing of `alert` at or after `turn`, or already firing at `turn`.
+    let fired = |alert: &str, turn: i64| {
+        firings
+            .iter()
+            .filter(|(name, begin, resolved)| name == alert && (*begin >= turn || *resolved > turn))
+            .map(|(_, begin, _)| *begin)
+            .min()
+    };
+    let within = |alert: &str, turn_day: i64, max_days: i64| {
+        let turn = start + turn_day * DAY;
+        let first = fired(alert, turn)
+            .unwrap_or_else(|| panic!("{alert} never fired after day {turn_day}: {json:#}"));
+        let delay = first - turn;
+        assert!(
+            delay <= max_days * DAY,
+            "{alert} fired {:.1} days after its turn (day {turn_day}), more than {max_days}",
+            delay as f64 / DAY as f64
+        );
+        first
+    };
+    within("MentorOverloaded", 14, 14);
+    // Finding, not a pass: the simulator assigns every newcomer to the least-loaded mentor however
+    // overloaded, so no newcomer is ever without a mentor for a day and NewStaffUnmentored (which
+    // needs one unmentored for a whole day) rightly stays silent in this story. Asserted so that a
+    // scenario that starts exhibiting it updates this test and docs/story.md.
+    assert!(
+        !firings
+            .iter()
+            .any(|(name, _, _)| name == "NewStaffUnmentored"),
+        "NewStaffUnmentored now fires: assert its delay instead"
+    );
+    within("QualityBelowNorm", 0, 7);
+    within("QualityMeasurementStopped", 100, 16);
+    let unreachable = within("BacklogTargetUnreachable", 28, 7);
+    assert!(unreachable < start + 180 * DAY);
+
+    // The open cases per day, from Prometheus: the peak after the first five weeks, then the low.
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+    let path = format!(
+        "/api/v1/query_range?query=sum%28backlogd_cases_open%29&start={}&end={}&step=86400",
+        start + 35 * DAY,
+        start + 364 * DAY
+    );
+    let response = harness::request(addr, "GET", &path, &[], b"").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    let curve: Vec<(i64, f64)> = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_f64().unwrap() as i64,
+                p[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let low = curve
+        .iter()
+        .copied()
+        .fold((0, f64::MAX), |a, b| if b.1 < a.1 { b } else { a });
+    let peak = curve
+        .iter()
+        .copied()
+        .filter(|p| p.0 <= low.0)
+        .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+    assert!(
+        low.1 < peak.1 * 0.9 && curve.last().unwrap().1 > low.1 * 1.2,
+        "the story's backlog must shrink and grow again: peak {peak:?}, low {low:?}"
+    );
+    let renewed = fired("RenewedBacklog", low.0).expect("RenewedBacklog never fired");
+    assert!(
+        renewed - low.0 <= 28 * DAY,
+        "RenewedBacklog fired {:.1} days after the low on day {}",
+        (renewed - low.0) as f64 / DAY as f64,
+        (low.0 - start) / DAY
+    );
+    // While the backlog shrinks (peak to low) no RenewedBacklog firing starts, and one that started
+    // while it still grew resolves within 8 days of the peak: the rule compares 7-day averages and
+    // keeps firing for a day, so it learns of the turn a week late.
+    let shrinking: Vec<_> = firings
+        .iter()
+        .filter(|(name, begin, resolved)| {
+            name == "RenewedBacklog"
+                && *begin < low.0
+                && (*begin > peak.0 || *resolved > peak.0 + 8 * DAY)
+        })
+        .collect();
+    assert!(
+        shrinking.is_empty(),
+        "RenewedBacklog fired while the backlog shrank (day {} to {}): {shrinking:?}",
+        (peak.0 - start) / DAY,
+        (low.0 - start) / DAY
+    );
+}
