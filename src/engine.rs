@@ -24,6 +24,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ConfigError, Durability};
+/// What `Command::Targets` answers (re-exported so that the server need not see the core).
+pub use crate::core::TargetReport;
 use crate::core::aggregates::Flows;
 use crate::core::event::Event;
 use crate::core::{
@@ -46,6 +48,10 @@ pub enum Command {
         location: Option<String>,
         limit: usize,
         reply: oneshot::Sender<Vec<OverdueCase>>,
+    },
+    /// Every target in effect with its announcement history (`GET /v1/targets`).
+    Targets {
+        reply: oneshot::Sender<Vec<TargetReport>>,
     },
     /// Replace the settings (configuration reload) without losing state.
     Reload {
@@ -466,6 +472,9 @@ impl Engine {
                         location.as_deref(),
                         limit,
                     ));
+                }
+                Command::Targets { reply } => {
+                    let _ = reply.send(self.state.target_reports());
                 }
                 Command::Reload {
                     settings,

@@ -408,20 +408,28 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
     }
     let mut target = Family::gauge(
         "backlogd_backlog_target_timestamp_seconds",
-        "The configured instant by which the backlog should be cleared.",
+        "The instant by which the backlog should be cleared: the latest target.announced date, else the configured one.",
     );
     let mut projected = Family::gauge(
         "backlogd_backlog_projected_clearance_timestamp_seconds",
         "Now plus the forecast clearance time of the target's track (or of all tracks); +Inf when not shrinking.",
     );
-    for (i, configured) in settings.targets.iter().enumerate() {
-        target.sample(
-            &[("target", &configured.name)],
-            seconds_f64(configured.clear_by),
-        );
-        projected.sample(
-            &[("target", &configured.name)],
-            flows.projected_clearance[i],
+    let mut announcements = Family::counter(
+        "backlogd_target_announcements_total",
+        "target.announced events applied for the target.",
+    );
+    let mut behind = Family::gauge(
+        "backlogd_target_announced_behind_projection",
+        "1 when the target's latest announcement promised a date that the projection at that moment already said would be missed, else 0.",
+    );
+    for figures in &flows.targets {
+        let labels = [("target", figures.name.as_str())];
+        target.sample(&labels, figures.clear_by_seconds);
+        projected.sample(&labels, figures.projected_clearance);
+        announcements.sample(&labels, figures.announcements as f64);
+        behind.sample(
+            &labels,
+            f64::from(u8::from(figures.latest_behind_projection)),
         );
     }
     let mut ratio = Family::gauge(
@@ -456,6 +464,8 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         clearance.0,
         target.0,
         projected.0,
+        announcements.0,
+        behind.0,
         ratio.0,
         audits.0,
         known.0,

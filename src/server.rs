@@ -306,9 +306,11 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
             }
         }
         (&Method::GET, "/v1/cases/overdue") => overdue(app, request).await,
+        (&Method::GET, "/v1/targets") => targets(app, request).await,
         (
             _,
-            "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue" | "/-/reload",
+            "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue"
+            | "/v1/targets" | "/-/reload",
         ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error_response(StatusCode::NOT_FOUND, "no such endpoint"),
     }
@@ -604,6 +606,70 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
         })
         .collect();
     json_response(StatusCode::OK, &serde_json::Value::Array(body))
+}
+
+/// `GET /v1/targets`: every target in effect with its announcement history (docs/http.md).
+async fn targets(app: &App, request: Request<Incoming>) -> HttpResponse {
+    if let Some(denied) = authenticate(app, &request) {
+        return denied;
+    }
+    let (reply, answer) = oneshot::channel();
+    if app
+        .engine
+        .commands
+        .send(Command::Targets { reply })
+        .await
+        .is_err()
+    {
+        return shutting_down();
+    }
+    let Ok(reports) = answer.await else {
+        return shutting_down();
+    };
+    json_response(StatusCode::OK, &targets_json(&reports))
+}
+
+/// The body of `GET /v1/targets`.
+pub fn targets_json(reports: &[engine::TargetReport]) -> serde_json::Value {
+    let date = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
+    let body: Vec<_> = reports
+        .iter()
+        .map(|t| {
+            let history: Vec<_> = t
+                .announcements
+                .iter()
+                .map(|a| {
+                    let verdict = match (a.behind_projection, a.projected_clearance) {
+                        (false, _) => "on or before the projected clearance at the time".to_owned(),
+                        (true, None) => "announced while the projection said the backlog would never clear at the observed rate".to_owned(),
+                        (true, Some(projected)) => format!(
+                            "announced a date the projection already said would be missed: projected {projected}, {:.1} weeks later",
+                            (projected.as_second() - a.clear_by.as_second()) as f64 / 604_800.0
+                        ),
+                    };
+                    json!({
+                        "announced_at": a.time.to_string(),
+                        "track": a.track,
+                        "clear_by": a.clear_by.to_string(),
+                        "announced_by": a.announced_by,
+                        "note": a.note,
+                        "projected_clearance": date(a.projected_clearance),
+                        "behind_projection": a.behind_projection,
+                        "verdict": verdict,
+                    })
+                })
+                .collect();
+            json!({
+                "target": t.name,
+                "track": t.track,
+                "configured_clear_by": date(t.configured_clear_by),
+                "clear_by": t.clear_by.to_string(),
+                "projected_clearance": date(t.projected_clearance),
+                "announcements": history,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(body)
 }
 
 /// `None` when the request may proceed; otherwise the 401 answer. The scheme is matched without

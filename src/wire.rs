@@ -10,8 +10,8 @@ use jiff::{Span, Timestamp};
 use serde_json::{Map, Value};
 
 use crate::core::event::{
-    CloseReason, Contract, Event, EventKind, EventType, Extension, MAX_TEXT_BYTES, Outcome,
-    RejectReason, Rejection,
+    CloseReason, Contract, Event, EventKind, EventType, Extension, MAX_NOTE_BYTES, MAX_TEXT_BYTES,
+    Outcome, RejectReason, Rejection,
 };
 
 /// How a request body holds its events, from the `Content-Type`.
@@ -370,6 +370,13 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
             passed: d.bool("passed")?,
             case: d.optional("case", Fields::string)?,
         },
+        EventType::TargetAnnounced => EventKind::TargetAnnounced {
+            target: d.text("target")?,
+            track: d.optional("track", Fields::text)?,
+            clear_by: d.timestamp("clear_by")?,
+            announced_by: d.optional("announced_by", Fields::text)?,
+            note: d.optional("note", Fields::note)?,
+        },
     })
 }
 
@@ -431,6 +438,21 @@ impl Fields<'_> {
                 key,
                 format_args!(
                     "must be 1 to {MAX_TEXT_BYTES} bytes, got {} bytes",
+                    value.len()
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A free-text remark of at most [`MAX_NOTE_BYTES`] bytes.
+    fn note(&self, key: &str) -> Result<String, Rejection> {
+        let value = self.string(key)?;
+        if value.len() > MAX_NOTE_BYTES {
+            return Err(self.invalid(
+                key,
+                format_args!(
+                    "must be at most {MAX_NOTE_BYTES} bytes, got {} bytes",
                     value.len()
                 ),
             ));

@@ -126,9 +126,11 @@ pub struct Flows {
     /// Per track: open / net outflow rate over the forecast window, in seconds; +Inf when the
     /// backlog is not shrinking, 0 when nothing is open.
     pub clearance_seconds: Vec<f64>,
-    /// Per configured target: (projected clearance instant in seconds since the epoch, +Inf when
-    /// not shrinking).
+    /// Per target in effect (`State::targets_in_effect`: the configured ones first): projected
+    /// clearance instant in seconds since the epoch, +Inf when not shrinking.
     pub projected_clearance: Vec<f64>,
+    /// Per target in effect: its date, projection and announcements.
+    pub targets: Vec<super::state::TargetFigures>,
     /// Passed / all audits with event time in the quality window; NaN when there were none.
     pub quality_pass_ratio: f64,
     /// All audits with event time in the quality window (the ratio's sample size).

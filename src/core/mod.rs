@@ -21,5 +21,7 @@ mod tests;
 pub use aggregates::{Aggregates, TrackAggregates};
 pub use event::{Event, EventKind, EventType, RejectReason, Rejection};
 pub use settings::CoreSettings;
-pub use state::{Applied, EmployeeRow, OverdueCase, SettingsError, SnapshotError, State};
+pub use state::{
+    Applied, EmployeeRow, OverdueCase, SettingsError, SnapshotError, State, TargetReport,
+};
 pub use time::EpochNanos;

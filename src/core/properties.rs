@@ -67,7 +67,7 @@ struct RawEvent {
 
 fn raw_event() -> impl Strategy<Value = RawEvent> {
     (
-        0..19u8,
+        0..20u8,
         0..24u8,
         0..6usize,
         0..4usize,
@@ -180,6 +180,13 @@ impl RawEvent {
             17 => EventKind::MentorAssigned {
                 mentor: other,
                 mentee: employee,
+            },
+            19 => EventKind::TargetAnnounced {
+                target: ["backlog", "other", "asylum-2027"][self.pick % 3].into(),
+                track: (self.option & 2 == 2).then(|| TRACKS[self.pick % TRACKS.len()].into()),
+                clear_by: at_days(self.days),
+                announced_by: self.flag.then(|| "minister".into()),
+                note: (self.option & 1 == 1).then(|| "mid 2026".into()),
             },
             _ => EventKind::QualityAudit {
                 passed: self.flag,

@@ -162,6 +162,13 @@ fn build_event(kind: &str, fields: &[(&str, &str)], clock: Timestamp, line: usiz
             passed: flag("passed").unwrap(),
             case: get("case"),
         },
+        "target.announced" => EventKind::TargetAnnounced {
+            target: req("target"),
+            track: get("track"),
+            clear_by: ts("clear_by").unwrap(),
+            announced_by: get("announced_by"),
+            note: get("note").map(|n| n.replace('_', " ")),
+        },
         other => panic!("line {line}: unknown event type {other}"),
     };
     Event {
@@ -1283,4 +1290,118 @@ fn a_version_2_snapshot_still_loads() {
         );
         assert_eq!(s.apply(&old, expired), Ok(Applied::New));
     }
+}
+
+/// The targets in effect and their histories, one line each, for the announcement tests.
+fn render_targets(state: &State) -> String {
+    let mut out = String::new();
+    let show = |t: Option<Timestamp>| t.map_or("never".to_owned(), |t| t.to_string());
+    for (figures, report) in state.flows().targets.iter().zip(state.target_reports()) {
+        out.push_str(&format!(
+            "target {} track={} clear_by={} configured={} projected={} announcements={} latest_behind={}\n",
+            report.name,
+            report.track.as_deref().unwrap_or("all"),
+            report.clear_by,
+            show(report.configured_clear_by),
+            show(report.projected_clearance),
+            figures.announcements,
+            figures.latest_behind_projection,
+        ));
+        assert_eq!(figures.clear_by_seconds, report.clear_by.as_second() as f64);
+        for a in &report.announcements {
+            out.push_str(&format!(
+                "  {} by={} clear_by={} projected={} behind={} note={:?}\n",
+                a.time,
+                a.announced_by.as_deref().unwrap_or("-"),
+                a.clear_by,
+                show(a.projected_clearance),
+                a.behind_projection,
+                a.note,
+            ));
+        }
+    }
+    out
+}
+
+const ANNOUNCEMENTS_SCRIPT: &str = r#"
+    at 2025-03-01T00:00:00Z
+    employee.joined employee=e1 experienced=true
+    case.registered case=a time=2025-02-01T00:00:00Z
+    case.registered case=b time=2025-02-01T00:00:00Z
+    case.registered case=c time=2025-02-01T00:00:00Z
+    case.registered case=d time=2025-02-01T00:00:00Z
+    # Nothing decided yet: the projection says "never", so any date is behind it.
+    target.announced target=backlog clear_by=2025-10-01T00:00:00+02:00 announced_by=minister note=autumn_2025
+    at 2025-03-10T00:00:00Z
+    case.decided case=a decided_by=e1
+    case.decided case=b decided_by=e1
+    # Open 2, net outflow 2 in 28 days (the registrations were before the window): 28 days to go.
+    target.announced target=backlog clear_by=2025-06-01T00:00:00Z announced_by=agency
+    target.announced target=backlog clear_by=2025-03-20T00:00:00Z
+    target.announced target=asylum-2026 track=asylum clear_by=2026-01-01T00:00:00Z
+    target.announced target=x track=labour clear_by=2026-01-01T00:00:00Z
+    target.announced target=x clear_by=1500-01-01T00:00:00Z
+"#;
+
+#[test]
+fn announced_targets_keep_their_history_with_the_projection_of_the_moment() {
+    let mut state = State::new(CoreSettings::example());
+    let mut rejections = String::new();
+    run_script(&mut state, ANNOUNCEMENTS_SCRIPT, |_, line, applied| {
+        if let Some(Err(rejection)) = applied {
+            rejections.push_str(&format!("line {line}: {rejection}\n"));
+        }
+    });
+    expect![[r#"
+        line 17: unknown_track: field `data.track`: track "labour" is not configured (configured: asylum)
+        line 18: invalid_field: field `data.clear_by`: 1500-01-01T00:00:00Z is out of the supported range (years 1678 to 2261)
+        target backlog track=asylum clear_by=2025-03-20T00:00:00Z configured=2027-06-30T22:00:00Z projected=2025-04-07T00:00:00Z announcements=3 latest_behind=true
+          2025-03-01T00:00:00Z by=minister clear_by=2025-09-30T22:00:00Z projected=never behind=true note=Some("autumn 2025")
+          2025-03-10T00:00:00Z by=agency clear_by=2025-06-01T00:00:00Z projected=2025-04-07T00:00:00Z behind=false note=None
+          2025-03-10T00:00:00Z by=- clear_by=2025-03-20T00:00:00Z projected=2025-04-07T00:00:00Z behind=true note=None
+        target asylum-2026 track=asylum clear_by=2026-01-01T00:00:00Z configured=never projected=2025-04-07T00:00:00Z announcements=1 latest_behind=false
+          2025-03-10T00:00:00Z by=- clear_by=2026-01-01T00:00:00Z projected=2025-04-07T00:00:00Z behind=false note=None
+    "#]]
+    .assert_eq(&(rejections + &render_targets(&state)));
+
+    // The history survives a snapshot, and the older format loads without one.
+    let bytes = state.encode_snapshot();
+    let restored = State::decode_snapshot(CoreSettings::example(), &bytes).unwrap();
+    assert_eq!(render_targets(&restored), render_targets(&state));
+    assert_eq!(restored.flows().targets, state.flows().targets);
+    let mut renamed = CoreSettings::example();
+    renamed.targets.clear();
+    let restored = State::decode_snapshot(renamed, &bytes).unwrap();
+    assert_eq!(
+        restored.targets_in_effect().len(),
+        2,
+        "announced targets stay without config"
+    );
+}
+
+#[test]
+fn too_many_targets_are_refused_but_known_ones_can_be_announced_again() {
+    let mut state = State::new(CoreSettings::example());
+    let mut script = String::from("at 2025-03-01T00:00:00Z\n");
+    for i in 0..super::event::MAX_TARGETS {
+        script.push_str(&format!(
+            "target.announced target=t{i} clear_by=2026-01-01T00:00:00Z\n"
+        ));
+    }
+    script.push_str("target.announced target=t0 clear_by=2026-02-01T00:00:00Z\n");
+    script.push_str("target.announced target=backlog clear_by=2026-02-01T00:00:00Z\n");
+    let mut rejections = Vec::new();
+    run_script(&mut state, &script, |_, line, applied| {
+        if let Some(Err(rejection)) = applied {
+            rejections.push(format!("line {line}: {rejection}"));
+        }
+    });
+    // One configured target, so t63 is the 65th.
+    expect![[r#"
+        [
+            "line 65: too_many_targets: field `data.target`: \"t63\" would be target number 65; at most 64 are kept (announce a known target instead)",
+        ]
+    "#]]
+    .assert_debug_eq(&rejections);
+    assert_eq!(state.targets_in_effect().len(), super::event::MAX_TARGETS);
 }

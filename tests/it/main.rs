@@ -5,7 +5,8 @@
 //! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
 //! `demo` runs `backlogd demo`; `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
 //! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
-//! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics.
+//! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics;
+//! `targets` covers `target.announced` and `GET /v1/targets`.
 
 mod config;
 mod demo;
@@ -18,4 +19,5 @@ mod metrics_auth;
 mod operations;
 mod scenario;
 mod soak;
+mod targets;
 mod tls;

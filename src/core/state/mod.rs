@@ -13,6 +13,7 @@
 mod codec;
 mod derived;
 mod links;
+mod targets;
 mod transitions;
 
 use std::collections::BTreeSet;
@@ -28,6 +29,9 @@ use super::time::{EpochNanos, duration_nanos, from_nanos, to_nanos};
 use links::Links;
 
 pub use codec::SnapshotError;
+pub use targets::{
+    Announcement, AnnouncementReport, TargetFigures, TargetHistory, TargetInEffect, TargetReport,
+};
 
 /// Why `State::set_settings` refused new settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +161,8 @@ pub struct State {
     quality_shape: RollingShape,
     audits_passed_rolling: RollingCounter,
     audits_rolling: RollingCounter,
+    /// Announced clearance targets, in the order of their first announcement.
+    target_histories: Vec<TargetHistory>,
 }
 
 impl State {
@@ -179,6 +185,7 @@ impl State {
             quality_shape: RollingShape::for_windows(&[settings.quality_window.nanos()]),
             audits_passed_rolling: RollingCounter::default(),
             audits_rolling: RollingCounter::default(),
+            target_histories: Vec::new(),
             settings,
         };
         state.aggregates.tracks = (0..track_count)
@@ -312,19 +319,7 @@ impl State {
         let clearance: Vec<f64> = (0..net.len())
             .map(|t| clearance_seconds(open[t], net[t]))
             .collect();
-        let now_seconds = super::time::seconds_f64(now);
-        let projected_clearance = self
-            .settings
-            .targets
-            .iter()
-            .map(|target| {
-                let seconds = match target.track {
-                    Some(t) => clearance[usize::from(t)],
-                    None => clearance_seconds(open.iter().sum(), net.iter().sum()),
-                };
-                now_seconds + seconds
-            })
-            .collect();
+        let targets = self.target_figures();
         let quality = self.settings.quality_window.nanos();
         let audits = self.audits_rolling.sum(self.quality_shape, now, quality);
         let passed = self
@@ -334,7 +329,8 @@ impl State {
             inflow: per_window(&self.inflow),
             outflow: per_window(&self.outflow),
             clearance_seconds: clearance,
-            projected_clearance,
+            projected_clearance: targets.iter().map(|t| t.projected_clearance).collect(),
+            targets,
             quality_pass_ratio: if audits == 0 {
                 f64::NAN
             } else {

@@ -232,6 +232,20 @@ impl State {
                 *last = Some(last.map_or(time, |t| t.max(time)));
                 Ok(())
             }
+            EventKind::TargetAnnounced {
+                target,
+                track,
+                clear_by,
+                announced_by,
+                note,
+            } => self.announce_target(
+                target,
+                track.as_deref(),
+                *clear_by,
+                announced_by.as_deref(),
+                note.as_deref(),
+                time,
+            ),
         }
     }
 
@@ -472,7 +486,7 @@ impl State {
         }
     }
 
-    fn track_id(&self, track: &str, field: &str) -> Result<u8, Rejection> {
+    pub(super) fn track_id(&self, track: &str, field: &str) -> Result<u8, Rejection> {
         self.settings.track_index(track).ok_or_else(|| {
             let known: Vec<&str> = self
                 .settings
@@ -502,7 +516,7 @@ impl State {
         })
     }
 
-    fn check_text(&self, value: &str, field: &str) -> Result<(), Rejection> {
+    pub(super) fn check_text(&self, value: &str, field: &str) -> Result<(), Rejection> {
         if value.is_empty() || value.len() > MAX_TEXT_BYTES {
             return Err(Rejection::new(
                 RejectReason::InvalidField,
@@ -515,7 +529,11 @@ impl State {
         Ok(())
     }
 
-    fn checked_nanos(&self, at: Timestamp, field: &str) -> Result<EpochNanos, Rejection> {
+    pub(super) fn checked_nanos(
+        &self,
+        at: Timestamp,
+        field: &str,
+    ) -> Result<EpochNanos, Rejection> {
         to_nanos(at).ok_or_else(|| {
             Rejection::new(
                 RejectReason::InvalidField,

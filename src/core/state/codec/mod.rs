@@ -6,7 +6,7 @@
 //! the configuration no longer has is refused with a message saying which.
 
 use super::links::{Links, case_links, list_push};
-use super::{Case, Class, Employee, NO_TIMER, NONE, State};
+use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
 use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
 use crate::core::ids::{Dedup, DedupExport};
@@ -15,10 +15,16 @@ use crate::core::settings::CoreSettings;
 
 /// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
 /// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
-/// 64-bit hashes, which load as the legacy generation of `Dedup`).
-const MAGIC: &[u8; 8] = b"BLGDSNP4";
+/// 64-bit hashes, which load as the legacy generation of `Dedup`); version 5 added the history of
+/// announced targets at the end (older versions load with none).
+const MAGIC: &[u8; 8] = b"BLGDSNP5";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 3] = [(b"BLGDSNP2", 2), (b"BLGDSNP3", 3), (MAGIC, 4)];
+const READ_MAGICS: [(&[u8; 8], u32); 4] = [
+    (b"BLGDSNP2", 2),
+    (b"BLGDSNP3", 3),
+    (b"BLGDSNP4", 4),
+    (MAGIC, 5),
+];
 
 /// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
 /// damaged bytes, where.
@@ -188,6 +194,22 @@ impl State {
         w.i64(self.quality_shape.width);
         w.rolling(&self.audits_passed_rolling);
         w.rolling(&self.audits_rolling);
+        w.u32(self.target_histories.len() as u32);
+        for history in &self.target_histories {
+            w.str(&history.name);
+            w.u32(history.announcements.len() as u32);
+            for a in &history.announcements {
+                w.i64(a.time);
+                w.opt_str(
+                    a.track
+                        .map(|t| self.settings.tracks[usize::from(t)].name.as_str()),
+                );
+                w.i64(a.clear_by);
+                w.u64(a.projected_clearance.to_bits());
+                w.opt_str(a.announced_by.as_deref());
+                w.opt_str(a.note.as_deref());
+            }
+        }
         w.0
     }
 
@@ -436,6 +458,44 @@ impl State {
         state.audits_rolling = r
             .rolling()?
             .rebucket(stored_quality, state.quality_shape, now);
+        if r.version >= 5 {
+            let target_count = r.count("targets", MIN_STR + 4, u32::MAX as usize)?;
+            for _ in 0..target_count {
+                let name = r.str()?;
+                if state.target_histories.iter().any(|h| h.name == name) {
+                    return Err(SnapshotError::Duplicate {
+                        what: "target",
+                        name,
+                    });
+                }
+                let count = r.count("announcements", MIN_ANNOUNCEMENT, u32::MAX as usize)?;
+                let mut announcements = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let time = r.i64()?;
+                    let track = match r.opt_str()? {
+                        None => None,
+                        Some(name) => Some(state.settings.track_index(&name).ok_or(
+                            SnapshotError::UnknownName {
+                                what: "track",
+                                name,
+                            },
+                        )?),
+                    };
+                    announcements.push(Announcement {
+                        time,
+                        track,
+                        clear_by: r.i64()?,
+                        projected_clearance: f64::from_bits(r.u64()?),
+                        announced_by: r.opt_str()?,
+                        note: r.opt_str()?,
+                    });
+                }
+                state.target_histories.push(TargetHistory {
+                    name,
+                    announcements,
+                });
+            }
+        }
         if r.remaining() != 0 {
             return Err(SnapshotError::TrailingBytes(r.remaining()));
         }
@@ -454,6 +514,8 @@ const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
 const MIN_STR: usize = 4;
 const MIN_CASE: usize = MIN_STR + 3 * 8 + 4 + 2 + 3;
 const MIN_EMPLOYEE: usize = MIN_STR + 5 + 4;
+/// An announcement: two i64, an f64 and three optional texts (one flag byte each).
+const MIN_ANNOUNCEMENT: usize = 3 * 8 + 3;
 
 struct Writer(Vec<u8>);
 
@@ -485,6 +547,15 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.u32(s.len() as u32);
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+            None => self.u8(0),
+        }
     }
     fn rolling(&mut self, counter: &RollingCounter) {
         let (first, counts, ahead) = counter.export();
@@ -544,6 +615,12 @@ impl Reader<'_> {
         match self.u8()? {
             0 => Ok(None),
             _ => Ok(Some(self.i64()?)),
+        }
+    }
+    fn opt_str(&mut self) -> Result<Option<String>, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => Ok(Some(self.str()?)),
         }
     }
     fn positive_i64(&mut self) -> Result<i64, SnapshotError> {

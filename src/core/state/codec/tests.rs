@@ -144,6 +144,13 @@ fn valid_snapshots() -> Vec<Vec<u8>> {
             passed: true,
             case: None,
         },
+        EventKind::TargetAnnounced {
+            target: "backlog".into(),
+            track: Some("asylum".into()),
+            clear_by: "2026-07-01T00:00:00Z".parse().unwrap(),
+            announced_by: Some("minister".into()),
+            note: Some("mid 2026".into()),
+        },
     ]
     .into_iter()
     .enumerate()
@@ -178,7 +185,7 @@ mod fuzz {
 
         #[test]
         fn arbitrary_bytes_never_panic(
-            magic in prop::sample::select(vec![&b"BLGDSNP2"[..], b"BLGDSNP3", b"BLGDSNP4", b""]),
+            magic in prop::sample::select(vec![&b"BLGDSNP2"[..], b"BLGDSNP3", b"BLGDSNP4", b"BLGDSNP5", b""]),
             body in prop::collection::vec(any::<u8>(), 0..600),
         ) {
             let mut bytes = magic.to_vec();
