@@ -214,3 +214,20 @@ mod fuzz {
         }
     }
 }
+
+/// A version 4 snapshot is a version 5 one without the target histories at the end (their count,
+/// a u32): it loads, with no history.
+#[test]
+fn a_version_4_snapshot_loads_without_target_history() {
+    let state = example_state();
+    let mut bytes = state.encode_snapshot();
+    assert_eq!(&bytes[bytes.len() - 4..], 0u32.to_le_bytes());
+    bytes.truncate(bytes.len() - 4);
+    bytes[..8].copy_from_slice(b"BLGDSNP4");
+    let restored = decode(&bytes).unwrap();
+    assert_eq!(restored.aggregates(), state.aggregates());
+    assert!(restored.target_histories().is_empty());
+    // The same bytes under the version 5 magic are short by the count.
+    bytes[..8].copy_from_slice(b"BLGDSNP5");
+    assert!(decode(&bytes).unwrap_err().contains("truncated"));
+}
