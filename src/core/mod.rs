@@ -8,6 +8,7 @@
 pub mod aggregates;
 pub mod event;
 pub mod ids;
+pub mod presence;
 pub mod rolling;
 pub mod settings;
 pub mod state;

@@ -268,6 +268,14 @@ fn check_invariants(state: &State) {
         aggregates,
         "incremental aggregates diverge from recomputation"
     );
+    let (kept, counted) = state.capacity_headcounts();
+    assert_eq!(
+        kept, counted,
+        "presence per capacity class diverges from the employees"
+    );
+    let capacity = state.flows().capacity;
+    assert!(capacity.employee_weeks.iter().all(|w| *w >= 0.0));
+    assert!(capacity.decisions_by_new_staff <= capacity.decisions.iter().sum());
 }
 
 /// What an observer of `state` sees: every aggregate, the flows, the rows and the drill-down.

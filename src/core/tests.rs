@@ -39,6 +39,11 @@ fn check_with(settings: CoreSettings, script: &str, expect: Expect) {
             state.aggregates(),
             "incremental aggregates diverge from recomputation after line {line}"
         );
+        let (kept, counted) = state.capacity_headcounts();
+        assert_eq!(
+            kept, counted,
+            "presence per capacity class diverges from the employees after line {line}"
+        );
     });
     out.push_str(&render(&state));
     expect.assert_eq(&out);
@@ -1247,7 +1252,11 @@ fn a_version_2_snapshot_still_loads() {
     apply_script(&mut state, SNAPSHOT_V2_SCRIPT);
     let mut restored = State::decode_snapshot(CoreSettings::example(), SNAPSHOT_V2).unwrap();
     assert_eq!(restored.aggregates(), state.aggregates());
-    assert_eq!(restored.flows(), state.flows());
+    // The format had no capacity figures: the decisions in the window are not known.
+    let mut flows = state.flows();
+    flows.capacity.decisions = vec![0; flows.capacity.decisions.len()];
+    flows.capacity.decisions_by_new_staff = 0;
+    assert_eq!(restored.flows(), flows);
     assert_eq!(render(&restored), render(&state));
     assert_eq!(restored.now(), state.now());
     assert_eq!(restored.remembered_event_ids(), 7);
@@ -1404,4 +1413,98 @@ fn too_many_targets_are_refused_but_known_ones_can_be_announced_again() {
     "#]]
     .assert_debug_eq(&rejections);
     assert_eq!(state.targets_in_effect().len(), super::event::MAX_TARGETS);
+}
+
+/// The capacity figures, one line per non-empty class, then the new-staff decisions.
+fn render_capacity(state: &State) -> String {
+    let capacity = state.flows().capacity;
+    let settings = state.settings();
+    let mut out = String::new();
+    for (r, role) in settings.roles.iter().enumerate() {
+        for experienced in [false, true] {
+            for mentoring in [false, true] {
+                let class = super::aggregates::Capacity::class(r as u8, experienced, mentoring);
+                let (decisions, weeks) =
+                    (capacity.decisions[class], capacity.employee_weeks[class]);
+                if decisions > 0 || weeks > 0.0 {
+                    out.push_str(&format!(
+                        "{role} experienced={experienced} mentoring={mentoring}: {decisions} decisions in {weeks:.3} employee-weeks\n"
+                    ));
+                }
+            }
+        }
+    }
+    out.push_str(&format!(
+        "by new staff: {} of {}\n",
+        capacity.decisions_by_new_staff,
+        capacity.decisions.iter().sum::<u64>()
+    ));
+    out
+}
+
+#[test]
+fn capacity_counts_decisions_per_employee_week_by_class_and_new_staff() {
+    let mut state = State::new(CoreSettings::example());
+    // In event-time order: two experienced caseworkers all along; old decides 8 times, the
+    // mentor twice; a hire joins two weeks into the window, mentored by the mentor, decides once
+    // and leaves a week later; then the mentor decides once more.
+    let mut script = String::from(
+        r#"
+        at 2025-03-01T00:00:00Z
+        employee.joined employee=old experienced=true time=2024-01-01T00:00:00Z
+        employee.joined employee=mentor experienced=true time=2024-01-01T00:00:00Z
+        "#,
+    );
+    for i in 0..12 {
+        script.push_str(&format!(
+            "case.registered case=c{i} time=2025-01-01T00:00:00Z\n"
+        ));
+    }
+    for i in 0..8 {
+        script.push_str(&format!(
+            "case.decided case=c{i} decided_by=old time=2025-02-{:02}T12:00:00Z\n",
+            i + 2
+        ));
+    }
+    script.push_str(
+        r#"
+        case.decided case=c8 decided_by=mentor time=2025-02-03T12:00:00Z
+        case.decided case=c9 decided_by=mentor time=2025-02-04T12:00:00Z
+        employee.joined employee=new time=2025-02-15T00:00:00Z
+        mentor.assigned mentor=mentor mentee=new time=2025-02-15T00:00:00Z
+        case.decided case=c11 decided_by=new time=2025-02-20T12:00:00Z
+        employee.left employee=new time=2025-02-22T00:00:00Z
+        case.decided case=c10 decided_by=mentor time=2025-02-23T12:00:00Z
+        "#,
+    );
+    let mut rejections = String::new();
+    run_script(&mut state, &script, |state, line, applied| {
+        if let Some(Err(rejection)) = applied {
+            rejections.push_str(&format!("line {line}: {rejection}\n"));
+        }
+        let (kept, counted) = state.capacity_headcounts();
+        assert_eq!(kept, counted, "after line {line}");
+    });
+    // The mentor mentored for one week (15 to 22 February): 1 week mentoring, 3 not.
+    expect![[r#"
+        caseworker experienced=false mentoring=false: 1 decisions in 1.000 employee-weeks
+        caseworker experienced=true mentoring=false: 11 decisions in 6.999 employee-weeks
+        caseworker experienced=true mentoring=true: 0 decisions in 1.000 employee-weeks
+        by new staff: 1 of 12
+    "#]]
+    .assert_eq(&(rejections + &render_capacity(&state)));
+    let capacity = state.flows().capacity;
+    let experienced = capacity.rate(|c| c % 4 >= 2);
+    assert!((experienced - 11.0 / 8.0).abs() < 0.01, "{experienced}");
+    // It survives a snapshot.
+    let restored =
+        State::decode_snapshot(CoreSettings::example(), &state.encode_snapshot()).unwrap();
+    assert_eq!(render_capacity(&restored), render_capacity(&state));
+    // Four weeks later nothing was decided in the window; the two stayed throughout.
+    state.advance(to_nanos("2025-03-29T00:00:00Z".parse().unwrap()).unwrap());
+    expect![[r#"
+        caseworker experienced=true mentoring=false: 0 decisions in 7.999 employee-weeks
+        by new staff: 0 of 0
+    "#]]
+    .assert_eq(&render_capacity(&state));
 }

@@ -124,6 +124,7 @@ impl State {
                 let index = self.open_case(case)?;
                 let decider = self.active_employee(decided_by, "decided_by")?;
                 let inexperienced = !self.employees[decider as usize].experienced;
+                self.count_decision(decider, time);
                 let (overdue, penalty) = self.close(index, time);
                 let outcome_index = outcome.index();
                 let lead_start = self.cases[index as usize].lead_start;
@@ -161,7 +162,14 @@ impl State {
                 experienced,
                 contract,
                 location,
-            } => self.join(employee, role, *experienced, *contract, location.as_deref()),
+            } => self.join(
+                employee,
+                role,
+                *experienced,
+                *contract,
+                location.as_deref(),
+                time,
+            ),
             EventKind::EmployeeUpdated {
                 employee,
                 role,
@@ -192,11 +200,12 @@ impl State {
                     e.location = Some(location.as_str().into());
                 }
                 self.count_employee(index, 1);
+                self.recount_capacity(index, time);
                 Ok(())
             }
             EventKind::EmployeeLeft { employee } => {
                 let index = self.active_employee(employee, "employee")?;
-                self.leave(index);
+                self.leave(index, time);
                 Ok(())
             }
             EventKind::MentorAssigned { mentor, mentee } => {
@@ -210,12 +219,21 @@ impl State {
                         ),
                     ));
                 }
+                let previous = self.employees[mentee_index as usize].mentor;
                 self.set_mentor(mentee_index, mentor_index);
+                self.recount_capacity(mentor_index, time);
+                if previous != NONE {
+                    self.recount_capacity(previous, time);
+                }
                 Ok(())
             }
             EventKind::MentorUnassigned { mentee } => {
                 let mentee_index = self.active_employee(mentee, "mentee")?;
+                let previous = self.employees[mentee_index as usize].mentor;
                 self.set_mentor(mentee_index, NONE);
+                if previous != NONE {
+                    self.recount_capacity(previous, time);
+                }
                 Ok(())
             }
             EventKind::QualityAudit { passed, .. } => {
@@ -364,6 +382,7 @@ impl State {
         experienced: bool,
         contract: Contract,
         location: Option<&str>,
+        time: EpochNanos,
     ) -> Result<(), Rejection> {
         self.check_text(employee, "data.employee")?;
         let role_id = self.role_id(role)?;
@@ -379,7 +398,8 @@ impl State {
                 format!("employee \"{employee}\" is already active"),
             ));
         }
-        let record = Employee::new(employee, role_id, contract, experienced, location);
+        let mut record = Employee::new(employee, role_id, contract, experienced, location);
+        record.joined_at = time;
         let index = match existing {
             Some(index) => {
                 self.employees[index as usize] = record;
@@ -393,10 +413,11 @@ impl State {
             }
         };
         self.count_employee(index, 1);
+        self.recount_capacity(index, time);
         Ok(())
     }
 
-    fn leave(&mut self, index: u32) {
+    fn leave(&mut self, index: u32, time: EpochNanos) {
         while self.employees[index as usize].first_case != NONE {
             let case = self.employees[index as usize].first_case;
             self.assign(case, NONE);
@@ -405,9 +426,14 @@ impl State {
             let mentee = self.employees[index as usize].first_mentee;
             self.set_mentor(mentee, NONE);
         }
+        let mentor = self.employees[index as usize].mentor;
         self.set_mentor(index, NONE);
         self.count_employee(index, -1);
         self.employees[index as usize].active = false;
+        self.recount_capacity(index, time);
+        if mentor != NONE {
+            self.recount_capacity(mentor, time);
+        }
     }
 
     fn default_deadline(&self, track: u8, from: EpochNanos) -> EpochNanos {

@@ -7,16 +7,19 @@
 
 use super::links::{Links, case_links, list_push};
 use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
-use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
+use crate::core::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
 use crate::core::ids::{Dedup, DedupExport};
+use crate::core::presence::PresenceIntegral;
 use crate::core::rolling::{RollingCounter, RollingShape};
 use crate::core::settings::CoreSettings;
 
 /// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
 /// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
-/// 64-bit hashes, which load as the legacy generation of `Dedup`); version 5 added the history of
-/// announced targets at the end (older versions load with none).
+/// 64-bit hashes, which load as the legacy generation of `Dedup`); version 5 added, at the end, the
+/// history of announced targets and the capacity figures (employees' join times, presence and
+/// decisions per capacity class); older versions load with no history, every employee present
+/// throughout the window, and no decisions in it.
 const MAGIC: &[u8; 8] = b"BLGDSNP5";
 /// Formats still read, with their version number.
 const READ_MAGICS: [(&[u8; 8], u32); 4] = [
@@ -66,19 +69,26 @@ pub enum SnapshotError {
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        self.encode(false)
+        self.encode(false, 5)
+    }
+
+    /// The encoding of format version 4 (without target history and capacity), for the tests that
+    /// older snapshots still load.
+    #[cfg(test)]
+    pub(crate) fn encode_snapshot_v4(&self) -> Vec<u8> {
+        self.encode(false, 4)
     }
 
     /// The encoding with the remembered ids sorted: equal states give equal bytes (the hash sets
     /// iterate in an order that depends on their history). For tests; sorting costs O(n log n).
     #[cfg(test)]
     pub(crate) fn encode_snapshot_canonical(&self) -> Vec<u8> {
-        self.encode(true)
+        self.encode(true, 5)
     }
 
-    fn encode(&self, sort_ids: bool) -> Vec<u8> {
+    fn encode(&self, sort_ids: bool, version: u32) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
-        w.0.extend_from_slice(MAGIC);
+        w.0.extend_from_slice(if version == 5 { MAGIC } else { b"BLGDSNP4" });
         w.i64(self.now);
         let names = |list: Vec<&str>, w: &mut Writer| {
             w.u32(list.len() as u32);
@@ -194,6 +204,9 @@ impl State {
         w.i64(self.quality_shape.width);
         w.rolling(&self.audits_passed_rolling);
         w.rolling(&self.audits_rolling);
+        if version < 5 {
+            return w.0;
+        }
         w.u32(self.target_histories.len() as u32);
         for history in &self.target_histories {
             w.str(&history.name);
@@ -210,6 +223,28 @@ impl State {
                 w.opt_str(a.note.as_deref());
             }
         }
+        for e in &self.employees {
+            w.i64(e.joined_at);
+        }
+        // Per role (in the order of the names above), experienced and mentoring: the class's
+        // presence and decisions.
+        for role in 0..self.settings.roles.len() as u8 {
+            for experienced in [false, true] {
+                for mentoring in [false, true] {
+                    let class = Capacity::class(role, experienced, mentoring);
+                    let (base, buckets) = self.presence[class].export();
+                    w.i64(base);
+                    w.u64(buckets.len() as u64);
+                    for (bucket, delta, moment) in buckets {
+                        w.i64(bucket);
+                        w.i64(delta);
+                        w.0.extend_from_slice(&moment.to_le_bytes());
+                    }
+                    w.rolling(&self.decisions_by_class[class]);
+                }
+            }
+        }
+        w.rolling(&self.decisions_by_new_staff);
         w.0
     }
 
@@ -494,6 +529,41 @@ impl State {
                     name,
                     announcements,
                 });
+            }
+            for index in 0..employee_count {
+                state.employees[index].joined_at = r.i64()?;
+            }
+            for &role in &role_map {
+                for experienced in [false, true] {
+                    for mentoring in [false, true] {
+                        let class = Capacity::class(role, experienced, mentoring);
+                        let base = r.i64()?;
+                        let buckets = r.list(32, |r| {
+                            Ok((r.i64()?, r.i64()?, i128::from_le_bytes(r.array()?)))
+                        })?;
+                        state.presence[class] = PresenceIntegral::import(base, buckets).rebucket(
+                            stored_flow,
+                            state.flow_shape,
+                            now,
+                        );
+                        state.decisions_by_class[class] =
+                            r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
+                    }
+                }
+            }
+            state.decisions_by_new_staff =
+                r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
+        }
+        // Each active employee's presence counts in their class: as stored (version 5), or, for
+        // older formats, throughout the window (the base).
+        for index in 0..employee_count as u32 {
+            let class = state.capacity_class(index);
+            state.employees[index as usize].capacity_class = class;
+            if class != NONE && r.version < 5 {
+                state.presence[class as usize] = PresenceIntegral::import(
+                    state.presence[class as usize].current() + 1,
+                    Vec::new(),
+                );
             }
         }
         if r.remaining() != 0 {

@@ -215,19 +215,23 @@ mod fuzz {
     }
 }
 
-/// A version 4 snapshot is a version 5 one without the target histories at the end (their count,
-/// a u32): it loads, with no history.
+/// A version 4 snapshot (the version 5 one without the target history and capacity at the end)
+/// loads, with no history, every active employee present throughout the window, and no decisions.
 #[test]
-fn a_version_4_snapshot_loads_without_target_history() {
+fn a_version_4_snapshot_loads_without_target_history_or_capacity() {
     let state = example_state();
-    let mut bytes = state.encode_snapshot();
-    assert_eq!(&bytes[bytes.len() - 4..], 0u32.to_le_bytes());
-    bytes.truncate(bytes.len() - 4);
-    bytes[..8].copy_from_slice(b"BLGDSNP4");
+    let mut bytes = state.encode_snapshot_v4();
     let restored = decode(&bytes).unwrap();
     assert_eq!(restored.aggregates(), state.aggregates());
     assert!(restored.target_histories().is_empty());
-    // The same bytes under the version 5 magic are short by the count.
+    let (kept, counted) = restored.capacity_headcounts();
+    assert_eq!(kept, counted);
+    let weeks: f64 = restored.capacity().employee_weeks.iter().sum();
+    assert!(
+        (weeks - 2.0 * 4.0).abs() < 0.01,
+        "two employees, four weeks: {weeks}"
+    );
+    // The same bytes under the version 5 magic are short of the new parts.
     bytes[..8].copy_from_slice(b"BLGDSNP5");
     assert!(decode(&bytes).unwrap_err().contains("truncated"));
 }
