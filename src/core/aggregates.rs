@@ -148,6 +148,8 @@ pub struct Capacity {
     pub employee_weeks: Vec<f64>,
     /// Decisions in the window by deciders in their first `forecast.new_staff_weeks` weeks.
     pub decisions_by_new_staff: u64,
+    /// Per capacity class: active employees now.
+    pub headcount: Vec<i64>,
 }
 
 impl Capacity {
@@ -168,6 +170,23 @@ impl Capacity {
         } else {
             f64::NAN
         }
+    }
+
+    /// Active employees now over the classes `select` picks.
+    pub fn headcount_of(&self, select: impl Fn(usize) -> bool) -> i64 {
+        (0..self.headcount.len())
+            .filter(|&c| select(c))
+            .map(|c| self.headcount[c])
+            .sum()
+    }
+
+    /// Whether a class index is of experienced employees / of employees who mentor.
+    pub fn is_experienced(class: usize) -> bool {
+        (class / 2) % 2 == 1
+    }
+
+    pub fn is_mentoring(class: usize) -> bool {
+        class % 2 == 1
     }
 }
 

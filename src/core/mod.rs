@@ -7,6 +7,7 @@
 
 pub mod aggregates;
 pub mod event;
+pub mod forecast;
 pub mod ids;
 pub mod presence;
 pub mod rolling;

@@ -4,7 +4,8 @@
 
 use super::{NONE, State};
 use crate::core::aggregates::Capacity;
-use crate::core::time::{EpochNanos, NANOS_PER_DAY};
+use crate::core::forecast::ForecastInputs;
+use crate::core::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos_saturating};
 
 const NANOS_PER_WEEK: f64 = 7.0 * NANOS_PER_DAY as f64;
 
@@ -66,6 +67,78 @@ impl State {
                 .map(|p| p.integral(shape, now, window) as f64 / NANOS_PER_WEEK)
                 .collect(),
             decisions_by_new_staff: self.decisions_by_new_staff.sum(shape, now, window),
+            headcount: self.presence.iter().map(|p| p.current()).collect(),
+        }
+    }
+
+    /// What the what-if forecast starts from (docs/forecast.md, "Inputs").
+    pub fn forecast_inputs(&self) -> ForecastInputs {
+        let capacity = self.capacity();
+        let experienced = |c: usize| Capacity::is_experienced(c);
+        let mentoring = |c: usize| Capacity::is_mentoring(c);
+        let rate_experienced = capacity.rate(|c| experienced(c) && !mentoring(c));
+        let rate_mentor = capacity.rate(|c| experienced(c) && mentoring(c));
+        let rate_inexperienced = capacity.rate(|c| !experienced(c));
+        let rate_experienced = if rate_experienced.is_nan() {
+            0.0
+        } else {
+            rate_experienced
+        };
+        let (shape, now) = (self.flow_shape, self.now);
+        let window = self.settings.forecast_window.nanos();
+        let window_weeks = window as f64 / NANOS_PER_WEEK;
+        let inflow: u64 = self.inflow.iter().map(|c| c.sum(shape, now, window)).sum();
+        let outflow: u64 = self.outflow.iter().map(|c| c.sum(shape, now, window)).sum();
+        let decisions: u64 = capacity.decisions.iter().sum();
+        let closures = outflow.saturating_sub(decisions);
+        let now_ts = from_nanos(now);
+        let period_weeks = |t: usize| {
+            let period = self.settings.tracks[t].decision_period;
+            let end = to_nanos_saturating(self.settings.add_calendar(now_ts, period));
+            end.saturating_sub(now) as f64 / NANOS_PER_WEEK
+        };
+        let open: Vec<f64> = self
+            .aggregates
+            .tracks
+            .iter()
+            .map(|t| t.open() as f64)
+            .collect();
+        let total_open: f64 = open.iter().sum();
+        let tracks = self.aggregates.tracks.len();
+        let decision_period_weeks = if total_open > 0.0 {
+            (0..tracks).map(|t| open[t] * period_weeks(t)).sum::<f64>() / total_open
+        } else if tracks > 0 {
+            (0..tracks).map(period_weeks).sum::<f64>() / tracks as f64
+        } else {
+            26.0
+        };
+        ForecastInputs {
+            start: now,
+            open: total_open,
+            overdue: self
+                .aggregates
+                .tracks
+                .iter()
+                .map(|t| t.overdue() as f64)
+                .sum(),
+            experienced: capacity.headcount_of(|c| experienced(c) && !mentoring(c)) as f64,
+            mentors: capacity.headcount_of(|c| experienced(c) && mentoring(c)) as f64,
+            inexperienced: capacity.headcount_of(|c| !experienced(c)) as f64,
+            rate_experienced,
+            // Without mentors in the window there is no observed cost: mentors work as others.
+            rate_mentor: if rate_mentor.is_nan() {
+                rate_experienced
+            } else {
+                rate_mentor
+            },
+            // Without inexperienced staff in the window, new hires start from nothing.
+            rate_inexperienced: if rate_inexperienced.is_nan() {
+                0.0
+            } else {
+                rate_inexperienced
+            },
+            net_inflow_per_week: (inflow as f64 - closures as f64) / window_weeks,
+            decision_period_weeks,
         }
     }
 

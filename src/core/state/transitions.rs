@@ -124,7 +124,12 @@ impl State {
                 let index = self.open_case(case)?;
                 let decider = self.active_employee(decided_by, "decided_by")?;
                 let inexperienced = !self.employees[decider as usize].experienced;
-                self.count_decision(decider, time);
+                // The work is credited to whoever holds the case; `decided_by` may only sign.
+                let worker = match self.cases[index as usize].employee {
+                    NONE => decider,
+                    assigned => assigned,
+                };
+                self.count_decision(worker, time);
                 let (overdue, penalty) = self.close(index, time);
                 let outcome_index = outcome.index();
                 let lead_start = self.cases[index as usize].lead_start;
