@@ -53,6 +53,8 @@ pub mod time;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validation;
 
 pub use model::StatsRow;
 pub use scenario::Scenario;
