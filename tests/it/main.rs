@@ -6,12 +6,14 @@
 //! `demo` runs `backlogd demo`; `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
 //! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
 //! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics;
-//! `targets` covers `target.announced` and `GET /v1/targets`.
+//! `targets` covers `target.announced` and `GET /v1/targets`; `forecast` `GET /v1/forecast` and
+//! `backlogd forecast`.
 
 mod config;
 mod demo;
 mod durability;
 mod failure;
+mod forecast;
 mod harness;
 mod ingest;
 mod metrics;

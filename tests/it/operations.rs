@@ -571,6 +571,7 @@ fn ingest_and_drill_down_need_a_bearer_token_when_tokens_are_configured() {
             ("POST", "/v1/events"),
             ("GET", "/v1/cases/overdue"),
             ("GET", "/v1/targets"),
+            ("GET", "/v1/forecast"),
         ] {
             let response = daemon.request(method, path, headers, body.as_bytes());
             assert_eq!(

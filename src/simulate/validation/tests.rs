@@ -68,7 +68,7 @@ fn forecast_validation_against_the_simulator() {
     let start = crate::simulate::time::parse_instant(&scenario.calendar.start).unwrap();
     let month6 = start + 182 * DAY;
     let month12 = month6 + 26 * WEEK;
-    let shipped = config::load_from_str(include_str!("../../config/backlogd.toml")).unwrap();
+    let shipped = config::load_from_str(include_str!("../../../config/backlogd.toml")).unwrap();
     let settings = config::core_settings(&shipped);
     let window = settings.forecast_window.nanos() / 1_000_000_000;
     let mut state = State::new(settings);
