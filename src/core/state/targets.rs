@@ -159,28 +159,36 @@ impl State {
         Ok(())
     }
 
-    /// Now plus the clearance time of `track` (or of all tracks) at the net outflow of the forecast
-    /// window, in seconds since the epoch; +Inf when not shrinking.
-    pub(super) fn projected_clearance(&self, track: Option<u8>) -> f64 {
+    /// Per track: the net outflow over the forecast window, per second.
+    fn net_outflow(&self) -> Vec<f64> {
         let forecast = self.settings.forecast_window.nanos();
         let forecast_seconds = seconds_f64(forecast);
         let (now, shape) = (self.now, self.flow_shape);
-        let net = |t: usize| {
-            let out = self.outflow[t].sum(shape, now, forecast) as f64;
-            let into = self.inflow[t].sum(shape, now, forecast) as f64;
-            (out - into) / forecast_seconds
-        };
+        (0..self.aggregates.tracks.len())
+            .map(|t| {
+                let out = self.outflow[t].sum(shape, now, forecast) as f64;
+                let into = self.inflow[t].sum(shape, now, forecast) as f64;
+                (out - into) / forecast_seconds
+            })
+            .collect()
+    }
+
+    /// Now plus the clearance time of `track` (or of all tracks) at the net outflow `net` (per
+    /// track, from `net_outflow`), in seconds since the epoch; +Inf when not shrinking.
+    fn projected_clearance_at(&self, net: &[f64], track: Option<u8>) -> f64 {
         let seconds = match track {
             Some(t) => {
                 let t = usize::from(t);
-                clearance_seconds(self.aggregates.tracks[t].open(), net(t))
+                clearance_seconds(self.aggregates.tracks[t].open(), net[t])
             }
-            None => clearance_seconds(
-                self.open_cases(),
-                (0..self.aggregates.tracks.len()).map(net).sum(),
-            ),
+            None => clearance_seconds(self.open_cases(), net.iter().sum()),
         };
-        seconds_f64(now) + seconds
+        seconds_f64(self.now) + seconds
+    }
+
+    /// `projected_clearance_at` with the current net outflow.
+    pub(super) fn projected_clearance(&self, track: Option<u8>) -> f64 {
+        self.projected_clearance_at(&self.net_outflow(), track)
     }
 
     /// The announcement histories, in the order of each target's first announcement.
@@ -230,13 +238,14 @@ impl State {
 
     /// The figures of every target in effect at the state's clock.
     pub fn target_figures(&self) -> Vec<TargetFigures> {
+        let net = self.net_outflow();
         self.targets_in_effect()
             .into_iter()
             .map(|t| {
                 let history = t.history.map(|i| &self.target_histories[i].announcements);
                 TargetFigures {
                     clear_by_seconds: seconds_f64(t.clear_by),
-                    projected_clearance: self.projected_clearance(t.track),
+                    projected_clearance: self.projected_clearance_at(&net, t.track),
                     announcements: history.map_or(0, |h| h.len() as u64),
                     latest_behind_projection: history
                         .and_then(|h| h.last())
@@ -249,6 +258,7 @@ impl State {
 
     /// Every target in effect with its history, for `GET /v1/targets`.
     pub fn target_reports(&self) -> Vec<TargetReport> {
+        let net = self.net_outflow();
         let track_name =
             |track: Option<u8>| track.map(|t| self.settings.tracks[usize::from(t)].name.clone());
         self.targets_in_effect()
@@ -257,7 +267,9 @@ impl State {
                 track: track_name(t.track),
                 configured_clear_by: t.configured_clear_by.map(from_nanos),
                 clear_by: from_nanos(t.clear_by),
-                projected_clearance: timestamp_of_seconds(self.projected_clearance(t.track)),
+                projected_clearance: timestamp_of_seconds(
+                    self.projected_clearance_at(&net, t.track),
+                ),
                 announcements: t
                     .history
                     .map(|i| self.target_histories[i].announcements.as_slice())
