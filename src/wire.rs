@@ -681,6 +681,55 @@ mod tests {
     }
 
     #[test]
+    fn target_announcements_parse_with_their_optional_fields_and_a_bounded_note() {
+        let event = parse_event(
+            r#"{"specversion":"1.0","id":"t1","type":"target.announced","source":"x","time":"2026-10-07T10:00:00+02:00",
+                "data":{"target":"backlog","clear_by":"2027-06-30T00:00:00+02:00","note":"mid 2027"}}"#,
+        )
+        .unwrap();
+        let EventKind::TargetAnnounced {
+            target,
+            track,
+            clear_by,
+            announced_by,
+            note,
+        } = event.kind
+        else {
+            panic!("wrong kind")
+        };
+        assert_eq!(
+            (target.as_str(), track, announced_by, note.as_deref()),
+            ("backlog", None, None, Some("mid 2027"))
+        );
+        assert_eq!(
+            clear_by,
+            "2027-06-29T22:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let envelope = |data: &str| {
+            format!(
+                r#"{{"specversion":"1.0","id":"t2","type":"target.announced","source":"x","time":"2026-10-07T10:00:00Z","data":{data}}}"#
+            )
+        };
+        assert_eq!(
+            reject(&envelope(r#"{"target":"backlog"}"#)),
+            "missing_field: field `data.clear_by` is required"
+        );
+        assert_eq!(
+            reject(&envelope(
+                r#"{"target":"backlog","clear_by":"autumn 2020"}"#
+            )),
+            "invalid_field: field `data.clear_by`: \"autumn 2020\" is not an RFC 3339 timestamp with offset (e.g. \"2025-01-31T09:00:00+01:00\")"
+        );
+        let long = "x".repeat(MAX_NOTE_BYTES + 1);
+        assert_eq!(
+            reject(&envelope(&format!(
+                r#"{{"target":"backlog","clear_by":"2027-01-01T00:00:00Z","note":"{long}"}}"#
+            ))),
+            "invalid_field: field `data.note`: must be at most 1024 bytes, got 1025 bytes"
+        );
+    }
+
+    #[test]
     fn content_types() {
         assert_eq!(
             BodyFormat::from_content_type("application/x-ndjson; charset=utf-8"),
