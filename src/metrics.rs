@@ -388,7 +388,7 @@ fn families_capacity(view: &View, out: &mut Vec<MetricFamily>) {
     let flag = |b: bool| if b { "true" } else { "false" };
     let mut decisions = Family::gauge(
         "backlogd_capacity_decisions",
-        "Decisions with event time in forecast.window, by the decider's role, experience and whether they mentored, at decision time.",
+        "Decisions with event time in forecast.window, by the role, experience and mentoring at decision time of the employee holding the case (decided_by when unassigned).",
     );
     let mut weeks = Family::gauge(
         "backlogd_capacity_presence_seconds",
