@@ -8,6 +8,7 @@ pub mod core;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod forecast;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod send;

@@ -393,9 +393,68 @@ fn state_families(view: &View) -> Vec<MetricFamily> {
     families
 }
 
+/// The observed capacity over the forecast window (docs/metrics.md, "Observed capacity").
+fn families_capacity(view: &View, out: &mut Vec<MetricFamily>) {
+    use crate::core::aggregates::Capacity;
+    let capacity = &view.flows.capacity;
+    let roles = &view.settings.roles;
+    let flag = |b: bool| if b { "true" } else { "false" };
+    let mut decisions = Family::gauge(
+        "backlogd_capacity_decisions",
+        "Decisions with event time in forecast.window, by the role, experience and mentoring at decision time of the employee holding the case (decided_by when unassigned).",
+    );
+    let mut weeks = Family::gauge(
+        "backlogd_capacity_presence_seconds",
+        "Employee-seconds of presence in forecast.window (divide by 604800 for employee-weeks), by role, experience and whether the employee mentored at the time.",
+    );
+    let mut rate = Family::gauge(
+        "backlogd_decisions_per_employee_week",
+        "Decisions per employee-week of presence over forecast.window, by role and experience; NaN without presence.",
+    );
+    for (r, role) in roles.iter().enumerate() {
+        for experienced in [false, true] {
+            for mentoring in [false, true] {
+                let class = Capacity::class(r as u8, experienced, mentoring);
+                let labels = [
+                    ("role", role.as_str()),
+                    ("experienced", flag(experienced)),
+                    ("mentoring", flag(mentoring)),
+                ];
+                decisions.sample(&labels, capacity.decisions[class] as f64);
+                weeks.sample(&labels, capacity.employee_weeks[class] * 604_800.0);
+            }
+            let value = capacity.rate(|c| c / 4 == r && (c / 2) % 2 == usize::from(experienced));
+            rate.sample(&[("role", role), ("experienced", flag(experienced))], value);
+        }
+    }
+    let mut by_mentoring = Family::gauge(
+        "backlogd_decisions_per_employee_week_by_mentoring",
+        "Decisions per employee-week of experienced employees over forecast.window, while mentoring at least one mentee (true) or none (false): the difference is the mentoring cost.",
+    );
+    for mentoring in [false, true] {
+        let value = capacity.rate(|c| (c / 2) % 2 == 1 && c % 2 == usize::from(mentoring));
+        by_mentoring.sample(&[("mentoring", flag(mentoring))], value);
+    }
+    let all: u64 = capacity.decisions.iter().sum();
+    let mut share = Family::gauge(
+        "backlogd_decisions_new_staff_share",
+        "Share of the decisions in forecast.window taken by employees in their first forecast.new_staff_weeks weeks; NaN without decisions.",
+    );
+    share.sample(
+        &[],
+        if all == 0 {
+            f64::NAN
+        } else {
+            capacity.decisions_by_new_staff as f64 / all as f64
+        },
+    );
+    out.extend([decisions.0, weeks.0, rate.0, by_mentoring.0, share.0]);
+}
+
 fn flow_families(view: &View) -> Vec<MetricFamily> {
     let settings = &view.settings;
     let flows = &view.flows;
+    let mut capacity_families = Vec::new();
     let mut inflow = Family::gauge(
         "backlogd_inflow_rolling",
         "Cases registered or reopened with event time in the window.",
@@ -421,20 +480,28 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
     }
     let mut target = Family::gauge(
         "backlogd_backlog_target_timestamp_seconds",
-        "The configured instant by which the backlog should be cleared.",
+        "The instant by which the backlog should be cleared: the latest target.announced date, else the configured one.",
     );
     let mut projected = Family::gauge(
         "backlogd_backlog_projected_clearance_timestamp_seconds",
         "Now plus the forecast clearance time of the target's track (or of all tracks); +Inf when not shrinking.",
     );
-    for (i, configured) in settings.targets.iter().enumerate() {
-        target.sample(
-            &[("target", &configured.name)],
-            seconds_f64(configured.clear_by),
-        );
-        projected.sample(
-            &[("target", &configured.name)],
-            flows.projected_clearance[i],
+    let mut announcements = Family::counter(
+        "backlogd_target_announcements_total",
+        "target.announced events applied for the target.",
+    );
+    let mut behind = Family::gauge(
+        "backlogd_target_announced_behind_projection",
+        "1 when the target's latest announcement promised a date that the projection at that moment already said would be missed, else 0.",
+    );
+    for figures in &flows.targets {
+        let labels = [("target", figures.name.as_str())];
+        target.sample(&labels, figures.clear_by_seconds);
+        projected.sample(&labels, figures.projected_clearance);
+        announcements.sample(&labels, figures.announcements as f64);
+        behind.sample(
+            &labels,
+            f64::from(u8::from(figures.latest_behind_projection)),
         );
     }
     let mut ratio = Family::gauge(
@@ -453,6 +520,7 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         &[("window", &view.edge.quality_window_label)],
         flows.quality_audits as f64,
     );
+    families_capacity(view, &mut capacity_families);
     let mut known = Family::gauge(
         "backlogd_cases_known",
         "Cases the state holds, open or closed (memory grows with it; see docs/operations.md, sizing).",
@@ -463,17 +531,21 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         "Event ids remembered for deduplication (about event rate x store.dedup_window; memory grows with it).",
     );
     remembered.sample(&[], view.remembered_event_ids as f64);
-    vec![
+    let mut families = vec![
         inflow.0,
         outflow.0,
         clearance.0,
         target.0,
         projected.0,
+        announcements.0,
+        behind.0,
         ratio.0,
         audits.0,
         known.0,
         remembered.0,
-    ]
+    ];
+    families.extend(capacity_families);
+    families
 }
 
 /// Upper bounds of the workload histogram (open cases per active employee, docs/metrics.md).

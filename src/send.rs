@@ -240,6 +240,47 @@ pub fn reload(url: &str, token: Option<&str>) -> anyhow::Result<String> {
     })
 }
 
+/// `GET {url}{path_and_query}` with the bearer token when one is given: the JSON answer of a 200,
+/// or an error with the daemon's `error` sentence.
+pub fn get_json(
+    url: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let target = format!("{}{path_and_query}", url.trim_end_matches('/'));
+        let uri: hyper::Uri = target
+            .parse()
+            .with_context(|| format!("{target} is not a URL"))?;
+        let mut request = hyper::Request::get(uri);
+        if let Some(token) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = client
+            .request(request.body(Full::new(Bytes::new()))?)
+            .await
+            .with_context(|| format!("cannot reach the daemon at {url}"))?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let value = serde_json::from_slice::<serde_json::Value>(&bytes);
+        match (status, value) {
+            (StatusCode::OK, Ok(value)) => Ok(value),
+            (StatusCode::OK, Err(e)) => anyhow::bail!("the daemon's answer is not JSON: {e}"),
+            (other, value) => {
+                let message = value
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+                anyhow::bail!("the daemon answered {other}: {message}")
+            }
+        }
+    })
+}
+
 /// The URL at which a daemon listening on `listen` is reached from this host.
 pub fn local_url(listen: std::net::SocketAddr) -> String {
     let host = match listen.ip() {

@@ -4,6 +4,11 @@
 //! answer. No handler touches the state; `/metrics` reads the latest published view, so a scrape
 //! never waits for a commit.
 
+mod answers;
+
+use answers::{forecast, targets};
+pub use answers::{forecast_json, targets_json};
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -306,9 +311,12 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
             }
         }
         (&Method::GET, "/v1/cases/overdue") => overdue(app, request).await,
+        (&Method::GET, "/v1/targets") => targets(app, request).await,
+        (&Method::GET, "/v1/forecast") => forecast(app, request).await,
         (
             _,
-            "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue" | "/-/reload",
+            "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue"
+            | "/v1/targets" | "/v1/forecast" | "/-/reload",
         ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error_response(StatusCode::NOT_FOUND, "no such endpoint"),
     }

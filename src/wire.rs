@@ -10,8 +10,8 @@ use jiff::{Span, Timestamp};
 use serde_json::{Map, Value};
 
 use crate::core::event::{
-    CloseReason, Contract, Event, EventKind, EventType, Extension, MAX_TEXT_BYTES, Outcome,
-    RejectReason, Rejection,
+    CloseReason, Contract, Event, EventKind, EventType, Extension, MAX_NOTE_BYTES, MAX_TEXT_BYTES,
+    Outcome, RejectReason, Rejection,
 };
 
 /// How a request body holds its events, from the `Content-Type`.
@@ -370,6 +370,13 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
             passed: d.bool("passed")?,
             case: d.optional("case", Fields::string)?,
         },
+        EventType::TargetAnnounced => EventKind::TargetAnnounced {
+            target: d.text("target")?,
+            track: d.optional("track", Fields::text)?,
+            clear_by: d.timestamp("clear_by")?,
+            announced_by: d.optional("announced_by", Fields::text)?,
+            note: d.optional("note", Fields::note)?,
+        },
     })
 }
 
@@ -431,6 +438,21 @@ impl Fields<'_> {
                 key,
                 format_args!(
                     "must be 1 to {MAX_TEXT_BYTES} bytes, got {} bytes",
+                    value.len()
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A free-text remark of at most [`MAX_NOTE_BYTES`] bytes.
+    fn note(&self, key: &str) -> Result<String, Rejection> {
+        let value = self.string(key)?;
+        if value.len() > MAX_NOTE_BYTES {
+            return Err(self.invalid(
+                key,
+                format_args!(
+                    "must be at most {MAX_NOTE_BYTES} bytes, got {} bytes",
                     value.len()
                 ),
             ));
@@ -656,6 +678,55 @@ mod tests {
             parse_body(BodyFormat::Array, b"[1,2] x", 3),
             Err(BodyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn target_announcements_parse_with_their_optional_fields_and_a_bounded_note() {
+        let event = parse_event(
+            r#"{"specversion":"1.0","id":"t1","type":"target.announced","source":"x","time":"2026-10-07T10:00:00+02:00",
+                "data":{"target":"backlog","clear_by":"2027-06-30T00:00:00+02:00","note":"mid 2027"}}"#,
+        )
+        .unwrap();
+        let EventKind::TargetAnnounced {
+            target,
+            track,
+            clear_by,
+            announced_by,
+            note,
+        } = event.kind
+        else {
+            panic!("wrong kind")
+        };
+        assert_eq!(
+            (target.as_str(), track, announced_by, note.as_deref()),
+            ("backlog", None, None, Some("mid 2027"))
+        );
+        assert_eq!(
+            clear_by,
+            "2027-06-29T22:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let envelope = |data: &str| {
+            format!(
+                r#"{{"specversion":"1.0","id":"t2","type":"target.announced","source":"x","time":"2026-10-07T10:00:00Z","data":{data}}}"#
+            )
+        };
+        assert_eq!(
+            reject(&envelope(r#"{"target":"backlog"}"#)),
+            "missing_field: field `data.clear_by` is required"
+        );
+        assert_eq!(
+            reject(&envelope(
+                r#"{"target":"backlog","clear_by":"autumn 2020"}"#
+            )),
+            "invalid_field: field `data.clear_by`: \"autumn 2020\" is not an RFC 3339 timestamp with offset (e.g. \"2025-01-31T09:00:00+01:00\")"
+        );
+        let long = "x".repeat(MAX_NOTE_BYTES + 1);
+        assert_eq!(
+            reject(&envelope(&format!(
+                r#"{{"target":"backlog","clear_by":"2027-01-01T00:00:00Z","note":"{long}"}}"#
+            ))),
+            "invalid_field: field `data.note`: must be at most 1024 bytes, got 1025 bytes"
+        );
     }
 
     #[test]

@@ -1065,6 +1065,14 @@ impl Dashboard {
                 "configuration reload",
                 "the reload result or a threshold changed (backlogd_config_last_reload_successful: failed 0, succeeded 1)",
             ),
+            // target.announced: each announcement of a clearance date, marked where it was made.
+            prometheus_annotation(
+                "Target announcements",
+                "purple",
+                "changes(backlogd_target_announcements_total[5m]) > 0",
+                "target {{target}} announced",
+                "a clearance date was announced for target {{target}} (see GET /v1/targets; backlogd_target_announced_behind_projection says whether the projection already said it would be missed)",
+            ),
             // backlogd_start_time_seconds, not process_start_time_seconds: the shipped unit's
             // ProcSubset=pid hides /proc/stat, without which the latter is not exported.
             prometheus_annotation(

@@ -307,6 +307,9 @@ pub struct Window {
 #[derive(Debug, Clone)]
 pub struct ForecastConfig {
     pub window: Window,
+    /// Staff count as new in their first this many weeks after joining (the share of decisions by
+    /// new staff).
+    pub new_staff_weeks: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -530,6 +533,7 @@ pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
         due_soon_windows: config.windows.due_soon.iter().map(window).collect(),
         rolling_windows: config.windows.rolling.iter().map(window).collect(),
         forecast_window: window(&config.forecast.window),
+        new_staff_weeks: config.forecast.new_staff_weeks,
         quality_window: window(&config.quality.window),
         targets: config
             .targets

@@ -113,6 +113,7 @@ pub(super) struct RawWindows {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawForecast {
     pub(super) window: Option<String>,
+    pub(super) new_staff_weeks: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize)]

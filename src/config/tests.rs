@@ -149,7 +149,10 @@ fn shipped_configuration_as_parsed() {
                     Window { label: "P28D", length: 2419200s },
                 ],
             },
-            forecast: ForecastConfig { window: Window { label: "P28D", length: 2419200s } },
+            forecast: ForecastConfig {
+                window: Window { label: "P28D", length: 2419200s },
+                new_staff_weeks: 12,
+            },
             targets: [
                 TargetConfig { name: "backlog", track: Some("asylum"), clear_by: 2027-06-29T22:00:00Z },
             ],

@@ -103,6 +103,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         forecast: ForecastConfig {
             window: forecast.clone(),
+            new_staff_weeks: u32::try_from(integer_in(
+                "forecast.new_staff_weeks",
+                raw.forecast.new_staff_weeks,
+                12,
+                1,
+                520,
+            )?)
+            .unwrap_or(12),
         },
         targets,
         workforce: validate_workforce(raw.workforce)?,

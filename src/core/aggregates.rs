@@ -126,13 +126,68 @@ pub struct Flows {
     /// Per track: open / net outflow rate over the forecast window, in seconds; +Inf when the
     /// backlog is not shrinking, 0 when nothing is open.
     pub clearance_seconds: Vec<f64>,
-    /// Per configured target: (projected clearance instant in seconds since the epoch, +Inf when
-    /// not shrinking).
+    /// Per target in effect (`State::targets_in_effect`: the configured ones first): projected
+    /// clearance instant in seconds since the epoch, +Inf when not shrinking.
     pub projected_clearance: Vec<f64>,
+    /// Per target in effect: its date, projection and announcements.
+    pub targets: Vec<super::state::TargetFigures>,
+    pub capacity: Capacity,
     /// Passed / all audits with event time in the quality window; NaN when there were none.
     pub quality_pass_ratio: f64,
     /// All audits with event time in the quality window (the ratio's sample size).
     pub quality_audits: u64,
+}
+
+/// Observed capacity over the forecast window (docs/metrics.md, capacity).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Capacity {
+    /// Per capacity class (`Capacity::class`): decisions with event time in the window, by the
+    /// decider's class at decision time.
+    pub decisions: Vec<u64>,
+    /// Per capacity class: employee-weeks of presence in the window.
+    pub employee_weeks: Vec<f64>,
+    /// Decisions in the window by deciders in their first `forecast.new_staff_weeks` weeks.
+    pub decisions_by_new_staff: u64,
+    /// Per capacity class: active employees now.
+    pub headcount: Vec<i64>,
+}
+
+impl Capacity {
+    /// The class index of (role, experienced, mentors at least one mentee).
+    pub fn class(role: u8, experienced: bool, mentoring: bool) -> usize {
+        (usize::from(role) * 2 + usize::from(experienced)) * 2 + usize::from(mentoring)
+    }
+
+    /// Decisions per employee-week over the classes `select` picks; NaN without presence.
+    pub fn rate(&self, select: impl Fn(usize) -> bool) -> f64 {
+        let (mut decisions, mut weeks) = (0u64, 0f64);
+        for class in (0..self.decisions.len()).filter(|&c| select(c)) {
+            decisions += self.decisions[class];
+            weeks += self.employee_weeks[class];
+        }
+        if weeks > 0.0 {
+            decisions as f64 / weeks
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// Active employees now over the classes `select` picks.
+    pub fn headcount_of(&self, select: impl Fn(usize) -> bool) -> i64 {
+        (0..self.headcount.len())
+            .filter(|&c| select(c))
+            .map(|c| self.headcount[c])
+            .sum()
+    }
+
+    /// Whether a class index is of experienced employees / of employees who mentor.
+    pub fn is_experienced(class: usize) -> bool {
+        (class / 2) % 2 == 1
+    }
+
+    pub fn is_mentoring(class: usize) -> bool {
+        class % 2 == 1
+    }
 }
 
 /// Seconds until an `open` backlog is cleared at a net outflow of `net_per_second`.

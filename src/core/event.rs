@@ -99,6 +99,14 @@ pub enum EventKind {
         passed: bool,
         case: Option<String>,
     },
+    /// A clearance date announced in public (by a minister, the ministry or the agency).
+    TargetAnnounced {
+        target: String,
+        track: Option<String>,
+        clear_by: Timestamp,
+        announced_by: Option<String>,
+        note: Option<String>,
+    },
 }
 
 /// How `case.deadline_extended` moves the deadline.
@@ -109,6 +117,12 @@ pub enum Extension {
     /// The new deadline.
     To(Timestamp),
 }
+
+/// The most distinct target names (configured and announced): each is a label value.
+pub const MAX_TARGETS: usize = 64;
+
+/// The longest `note` of a `target.announced`, in bytes.
+pub const MAX_NOTE_BYTES: usize = 1024;
 
 /// The longest identifier-like text field (event `id`, case, employee, track, ...), in bytes.
 pub const MAX_TEXT_BYTES: usize = 128;
@@ -215,6 +229,7 @@ event_types! {
     MentorAssigned => "mentor.assigned",
     MentorUnassigned => "mentor.unassigned",
     QualityAudit => "quality.audit",
+    TargetAnnounced => "target.announced",
 }
 
 wire_names! {
@@ -241,6 +256,8 @@ wire_names! {
         UnknownEmployee => "unknown_employee",
         EmployeeExists => "employee_exists",
         SameEmployee => "same_employee",
+        /// `target.announced` names a new target when [`MAX_TARGETS`] targets are known already.
+        TooManyTargets => "too_many_targets",
     }
 }
 

@@ -7,7 +7,9 @@
 
 pub mod aggregates;
 pub mod event;
+pub mod forecast;
 pub mod ids;
+pub mod presence;
 pub mod rolling;
 pub mod settings;
 pub mod state;
@@ -21,5 +23,7 @@ mod tests;
 pub use aggregates::{Aggregates, TrackAggregates};
 pub use event::{Event, EventKind, EventType, RejectReason, Rejection};
 pub use settings::CoreSettings;
-pub use state::{Applied, EmployeeRow, OverdueCase, SettingsError, SnapshotError, State};
+pub use state::{
+    Applied, EmployeeRow, OverdueCase, SettingsError, SnapshotError, State, TargetReport,
+};
 pub use time::EpochNanos;

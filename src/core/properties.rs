@@ -67,7 +67,7 @@ struct RawEvent {
 
 fn raw_event() -> impl Strategy<Value = RawEvent> {
     (
-        0..19u8,
+        0..20u8,
         0..24u8,
         0..6usize,
         0..4usize,
@@ -181,6 +181,13 @@ impl RawEvent {
                 mentor: other,
                 mentee: employee,
             },
+            19 => EventKind::TargetAnnounced {
+                target: ["backlog", "other", "asylum-2027"][self.pick % 3].into(),
+                track: (self.option & 2 == 2).then(|| TRACKS[self.pick % TRACKS.len()].into()),
+                clear_by: at_days(self.days),
+                announced_by: self.flag.then(|| "minister".into()),
+                note: (self.option & 1 == 1).then(|| "mid 2026".into()),
+            },
             _ => EventKind::QualityAudit {
                 passed: self.flag,
                 case: None,
@@ -261,6 +268,14 @@ fn check_invariants(state: &State) {
         aggregates,
         "incremental aggregates diverge from recomputation"
     );
+    let (kept, counted) = state.capacity_headcounts();
+    assert_eq!(
+        kept, counted,
+        "presence per capacity class diverges from the employees"
+    );
+    let capacity = state.flows().capacity;
+    assert!(capacity.employee_weeks.iter().all(|w| *w >= 0.0));
+    assert!(capacity.decisions_by_new_staff <= capacity.decisions.iter().sum());
 }
 
 /// What an observer of `state` sees: every aggregate, the flows, the rows and the drill-down.

@@ -62,7 +62,7 @@ impl RollingShape {
     }
 
     /// The oldest bucket index still kept at `now`.
-    fn oldest_kept(&self, now: EpochNanos) -> i64 {
+    pub fn oldest_kept(&self, now: EpochNanos) -> i64 {
         now.div_euclid(self.width)
             .saturating_sub(self.kept)
             .saturating_add(1)

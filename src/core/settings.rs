@@ -25,6 +25,8 @@ pub struct CoreSettings {
     pub rolling_windows: Vec<WindowSettings>,
     /// Window of the clearance forecast's net outflow rate.
     pub forecast_window: WindowSettings,
+    /// Staff count as new for the first this many weeks after their (latest) join.
+    pub new_staff_weeks: u32,
     /// Window of the quality pass ratio.
     pub quality_window: WindowSettings,
     /// Clearance targets to compare the forecast with.
@@ -141,6 +143,7 @@ impl CoreSettings {
             due_soon_windows: vec![days(7), days(28)],
             rolling_windows: vec![days(7), days(28)],
             forecast_window: days(28),
+            new_staff_weeks: 12,
             quality_window: days(91),
             targets: vec![TargetSettings {
                 name: "backlog".into(),

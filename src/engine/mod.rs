@@ -24,6 +24,17 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ConfigError, Durability};
+/// What `Command::Targets` and `Command::Forecast` take and answer (re-exported so that the server
+/// need not see the core).
+pub use crate::core::TargetReport;
+pub use crate::core::forecast::{Forecast, ForecastParams, ParamError};
+
+/// The answer to `Command::Forecast`: the projection and the targets it is drawn against.
+#[derive(Debug, Clone)]
+pub struct ForecastAnswer {
+    pub forecast: Forecast,
+    pub targets: Vec<TargetReport>,
+}
 use crate::core::aggregates::Flows;
 use crate::core::event::Event;
 use crate::core::{
@@ -49,6 +60,15 @@ pub enum Command {
         location: Option<String>,
         limit: usize,
         reply: oneshot::Sender<Vec<OverdueCase>>,
+    },
+    /// Every target in effect with its announcement history (`GET /v1/targets`).
+    Targets {
+        reply: oneshot::Sender<Vec<TargetReport>>,
+    },
+    /// The what-if projection from the current state (`GET /v1/forecast`).
+    Forecast {
+        params: ForecastParams,
+        reply: oneshot::Sender<ForecastAnswer>,
     },
     /// Replace the settings (configuration reload) without losing state.
     Reload {
@@ -498,6 +518,17 @@ impl Engine {
                         location.as_deref(),
                         limit,
                     ));
+                }
+                Command::Targets { reply } => {
+                    let _ = reply.send(self.state.target_reports());
+                }
+                Command::Forecast { params, reply } => {
+                    let forecast =
+                        crate::core::forecast::project(&self.state.forecast_inputs(), &params);
+                    let _ = reply.send(ForecastAnswer {
+                        forecast,
+                        targets: self.state.target_reports(),
+                    });
                 }
                 Command::Reload {
                     settings,

@@ -16,6 +16,8 @@ pub(crate) struct Formatter {
     phases: Vec<String>,
     reasons: Vec<String>,
     extension_by: String,
+    /// The `data` of each announcement, as JSON object members.
+    announcements: Vec<String>,
 }
 
 fn quoted(s: &str) -> String {
@@ -23,7 +25,8 @@ fn quoted(s: &str) -> String {
 }
 
 impl Formatter {
-    pub(crate) fn new(scenario: &Scenario, seed: u64) -> Formatter {
+    /// `from`: the start of the simulated history (day 0), in Unix seconds.
+    pub(crate) fn new(scenario: &Scenario, seed: u64, from: i64) -> Formatter {
         Formatter {
             prefix: format!("{}-{seed}", scenario.name),
             track: quoted(&scenario.cases.track),
@@ -36,6 +39,29 @@ impl Formatter {
                 .map(|r| quoted(r))
                 .collect(),
             extension_by: quoted(&scenario.case_events.extension_by),
+            announcements: scenario
+                .target
+                .announcements
+                .iter()
+                .map(|a| {
+                    let mut data = format!(
+                        "\"target\":\"backlog\",\"track\":{},\"clear_by\":\"",
+                        quoted(&scenario.cases.track)
+                    );
+                    push_rfc3339(
+                        &mut data,
+                        from + i64::from(a.clear_by_days) * crate::simulate::time::DAY,
+                    );
+                    data.push('"');
+                    if !a.announced_by.is_empty() {
+                        let _ = write!(data, ",\"announced_by\":{}", quoted(&a.announced_by));
+                    }
+                    if !a.note.is_empty() {
+                        let _ = write!(data, ",\"note\":{}", quoted(&a.note));
+                    }
+                    data
+                })
+                .collect(),
         }
     }
 
@@ -170,6 +196,11 @@ impl Formatter {
                 if let Some(case) = case {
                     s.push(',');
                     self.case(&mut s, "case", case);
+                }
+            }
+            CompactEvent::TargetAnnounced { index } => {
+                if let Some(data) = self.announcements.get(usize::from(index)) {
+                    s.push_str(data);
                 }
             }
         }

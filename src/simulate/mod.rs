@@ -53,6 +53,10 @@ pub mod time;
 
 #[cfg(test)]
 mod tests;
+// A test module (named tests.rs, so that the architecture check reads it as one).
+#[cfg(test)]
+#[path = "validation/tests.rs"]
+mod validation;
 
 pub use model::StatsRow;
 pub use scenario::Scenario;
@@ -166,7 +170,7 @@ pub fn generate(scenario: &Scenario, options: &Options) -> anyhow::Result<Genera
     let (case_factor, employee_factor) = options.factors(scenario)?;
     Ok(Generator {
         sim: model::Sim::new(scenario, options.seed, from, case_factor, employee_factor),
-        format: json::Formatter::new(scenario, options.seed),
+        format: json::Formatter::new(scenario, options.seed, from),
         day: Vec::new(),
         pos: 0,
         next_id: 0,

@@ -84,12 +84,28 @@ impl Default for Calendar {
 }
 
 /// The stated clear-by date, for whoever configures the daemon's `[[targets]]` for this scenario
-/// (the demo and the tests). The simulator itself does not use it.
+/// (the demo and the tests), and the dates announced in public along the way, which the simulator
+/// sends as `target.announced` events of the target `backlog` on the scenario's track.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     /// Days after the start by which the backlog was promised to be cleared (0 = no target).
     pub clear_by_days: u32,
+    pub announcements: Vec<Announcement>,
+}
+
+/// One public announcement of a clearance date.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Announcement {
+    /// The day of the announcement (days after the start).
+    pub day: u32,
+    /// The date promised (days after the start).
+    pub clear_by_days: u32,
+    /// Who announced it (text; may be empty).
+    pub announced_by: String,
+    /// The words used (at most 1024 bytes; may be empty).
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -484,6 +500,20 @@ impl Scenario {
         }
         crate::simulate::time::parse_instant(&self.calendar.start)
             .map_err(|e| anyhow::anyhow!("calendar.start: {e}"))?;
+        for (i, a) in self.target.announcements.iter().enumerate() {
+            if !a.announced_by.is_empty() {
+                check_text(
+                    &a.announced_by,
+                    &format!("target.announcements[{i}].announced_by"),
+                )?;
+            }
+            if a.note.len() > crate::core::event::MAX_NOTE_BYTES {
+                bail!(
+                    "target.announcements[{i}].note: at most {} bytes",
+                    crate::core::event::MAX_NOTE_BYTES
+                );
+            }
+        }
         if self.calendar.days == 0 {
             bail!("calendar.days: must be at least 1");
         }

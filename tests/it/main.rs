@@ -5,12 +5,15 @@
 //! after restarts plus the overdue drill-down; `ingest` covers rejections and bad bodies;
 //! `demo` runs `backlogd demo`; `durability` kills the daemon mid-stream; `metrics` lints /metrics; `config` covers check-config;
 //! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
-//! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics.
+//! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics;
+//! `targets` covers `target.announced` and `GET /v1/targets`; `forecast` `GET /v1/forecast` and
+//! `backlogd forecast`.
 
 mod config;
 mod demo;
 mod durability;
 mod failure;
+mod forecast;
 mod harness;
 mod ingest;
 mod metrics;
@@ -18,4 +21,5 @@ mod metrics_auth;
 mod operations;
 mod scenario;
 mod soak;
+mod targets;
 mod tls;

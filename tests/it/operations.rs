@@ -567,7 +567,12 @@ fn ingest_and_drill_down_need_a_bearer_token_when_tokens_are_configured() {
         ),
         ("another scheme", &with("Basic Zmlyc3QtdG9rZW4tYWJj")[..]),
     ] {
-        for (method, path) in [("POST", "/v1/events"), ("GET", "/v1/cases/overdue")] {
+        for (method, path) in [
+            ("POST", "/v1/events"),
+            ("GET", "/v1/cases/overdue"),
+            ("GET", "/v1/targets"),
+            ("GET", "/v1/forecast"),
+        ] {
             let response = daemon.request(method, path, headers, body.as_bytes());
             assert_eq!(
                 response.status,

@@ -141,6 +141,10 @@ fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
         "backlogd_last_event_timestamp_seconds",
         "backlogd_case_max_overdue_seconds",
         "backlogd_backlog_projected_clearance_timestamp_seconds",
+        // Presence in the window grows with the clock (the window's lower edge is a bucket
+        // boundary, its upper edge now), and the rates per employee-week with it.
+        "backlogd_capacity_presence_seconds",
+        "backlogd_decisions_per_employee_week",
     ];
     samples(text)
         .into_iter()

@@ -10,9 +10,11 @@
 //! Any change to an open case is `detach`, mutate, `attach`; this keeps the aggregates equal to a
 //! recomputation from scratch (a property the tests check).
 
+mod capacity;
 mod codec;
 mod derived;
 mod links;
+mod targets;
 mod transitions;
 
 use std::collections::BTreeSet;
@@ -22,12 +24,16 @@ use jiff::Timestamp;
 use super::aggregates::{Aggregates, Flows, TrackAggregates, clearance_seconds};
 use super::event::{Contract, Event, RejectReason, Rejection};
 use super::ids::{Dedup, IdArena};
+use super::presence::PresenceIntegral;
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
 use super::time::{EpochNanos, duration_nanos, from_nanos, to_nanos};
 use links::Links;
 
 pub use codec::SnapshotError;
+pub use targets::{
+    Announcement, AnnouncementReport, TargetFigures, TargetHistory, TargetInEffect, TargetReport,
+};
 
 /// Why `State::set_settings` refused new settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +136,10 @@ struct Employee {
     mentees_of_mentor: Links,
     first_mentee: u32,
     mentee_count: u32,
+    /// Event time of the (latest) join.
+    joined_at: EpochNanos,
+    /// The capacity class the employee's presence counts in, `NONE` when it counts nowhere.
+    capacity_class: u32,
 }
 
 /// The whole state. See the module documentation.
@@ -157,6 +167,12 @@ pub struct State {
     quality_shape: RollingShape,
     audits_passed_rolling: RollingCounter,
     audits_rolling: RollingCounter,
+    /// Announced clearance targets, in the order of their first announcement.
+    target_histories: Vec<TargetHistory>,
+    /// Per capacity class (`Capacity::class`), by event time, in the flow buckets.
+    presence: Vec<PresenceIntegral>,
+    decisions_by_class: Vec<RollingCounter>,
+    decisions_by_new_staff: RollingCounter,
 }
 
 impl State {
@@ -179,6 +195,10 @@ impl State {
             quality_shape: RollingShape::for_windows(&[settings.quality_window.nanos()]),
             audits_passed_rolling: RollingCounter::default(),
             audits_rolling: RollingCounter::default(),
+            target_histories: Vec::new(),
+            presence: vec![PresenceIntegral::default(); settings.roles.len() * 4],
+            decisions_by_class: vec![RollingCounter::default(); settings.roles.len() * 4],
+            decisions_by_new_staff: RollingCounter::default(),
             settings,
         };
         state.aggregates.tracks = (0..track_count)
@@ -278,8 +298,17 @@ impl State {
         self.settings = settings;
         self.flow_shape = flow_shape(&self.settings);
         self.quality_shape = RollingShape::for_windows(&[self.settings.quality_window.nanos()]);
-        for counter in self.inflow.iter_mut().chain(self.outflow.iter_mut()) {
+        for counter in self
+            .inflow
+            .iter_mut()
+            .chain(self.outflow.iter_mut())
+            .chain(self.decisions_by_class.iter_mut())
+            .chain([&mut self.decisions_by_new_staff])
+        {
             *counter = counter.rebucket(old_flow, self.flow_shape, self.now);
+        }
+        for presence in &mut self.presence {
+            *presence = presence.rebucket(old_flow, self.flow_shape, self.now);
         }
         for counter in [&mut self.audits_passed_rolling, &mut self.audits_rolling] {
             *counter = counter.rebucket(old_quality, self.quality_shape, self.now);
@@ -319,19 +348,7 @@ impl State {
         let clearance: Vec<f64> = (0..net.len())
             .map(|t| clearance_seconds(open[t], net[t]))
             .collect();
-        let now_seconds = super::time::seconds_f64(now);
-        let projected_clearance = self
-            .settings
-            .targets
-            .iter()
-            .map(|target| {
-                let seconds = match target.track {
-                    Some(t) => clearance[usize::from(t)],
-                    None => clearance_seconds(open.iter().sum(), net.iter().sum()),
-                };
-                now_seconds + seconds
-            })
-            .collect();
+        let targets = self.target_figures();
         let quality = self.settings.quality_window.nanos();
         let audits = self.audits_rolling.sum(self.quality_shape, now, quality);
         let passed = self
@@ -341,7 +358,9 @@ impl State {
             inflow: per_window(&self.inflow),
             outflow: per_window(&self.outflow),
             clearance_seconds: clearance,
-            projected_clearance,
+            projected_clearance: targets.iter().map(|t| t.projected_clearance).collect(),
+            targets,
+            capacity: self.capacity(),
             quality_pass_ratio: if audits == 0 {
                 f64::NAN
             } else {
@@ -377,8 +396,17 @@ impl State {
         self.now = now;
         // Release buckets every window has left behind (and settle events that were ahead), so the
         // counters, and a snapshot of them, depend only on what can still count.
-        for counter in self.inflow.iter_mut().chain(self.outflow.iter_mut()) {
+        for counter in self
+            .inflow
+            .iter_mut()
+            .chain(self.outflow.iter_mut())
+            .chain(self.decisions_by_class.iter_mut())
+            .chain([&mut self.decisions_by_new_staff])
+        {
             counter.expire(self.flow_shape, now);
+        }
+        for presence in &mut self.presence {
+            presence.expire(self.flow_shape, now);
         }
         for counter in [&mut self.audits_passed_rolling, &mut self.audits_rolling] {
             counter.expire(self.quality_shape, now);
@@ -510,6 +538,8 @@ impl Employee {
             mentees_of_mentor: Links::DETACHED,
             first_mentee: NONE,
             mentee_count: 0,
+            joined_at: EpochNanos::MIN,
+            capacity_class: NONE,
         }
     }
 }

@@ -124,6 +124,12 @@ impl State {
                 let index = self.open_case(case)?;
                 let decider = self.active_employee(decided_by, "decided_by")?;
                 let inexperienced = !self.employees[decider as usize].experienced;
+                // The work is credited to whoever holds the case; `decided_by` may only sign.
+                let worker = match self.cases[index as usize].employee {
+                    NONE => decider,
+                    assigned => assigned,
+                };
+                self.count_decision(worker, time);
                 let (overdue, penalty) = self.close(index, time);
                 let outcome_index = outcome.index();
                 let lead_start = self.cases[index as usize].lead_start;
@@ -161,7 +167,14 @@ impl State {
                 experienced,
                 contract,
                 location,
-            } => self.join(employee, role, *experienced, *contract, location.as_deref()),
+            } => self.join(
+                employee,
+                role,
+                *experienced,
+                *contract,
+                location.as_deref(),
+                time,
+            ),
             EventKind::EmployeeUpdated {
                 employee,
                 role,
@@ -192,11 +205,12 @@ impl State {
                     e.location = Some(location.as_str().into());
                 }
                 self.count_employee(index, 1);
+                self.recount_capacity(index, time);
                 Ok(())
             }
             EventKind::EmployeeLeft { employee } => {
                 let index = self.active_employee(employee, "employee")?;
-                self.leave(index);
+                self.leave(index, time);
                 Ok(())
             }
             EventKind::MentorAssigned { mentor, mentee } => {
@@ -210,12 +224,21 @@ impl State {
                         ),
                     ));
                 }
+                let previous = self.employees[mentee_index as usize].mentor;
                 self.set_mentor(mentee_index, mentor_index);
+                self.recount_capacity(mentor_index, time);
+                if previous != NONE {
+                    self.recount_capacity(previous, time);
+                }
                 Ok(())
             }
             EventKind::MentorUnassigned { mentee } => {
                 let mentee_index = self.active_employee(mentee, "mentee")?;
+                let previous = self.employees[mentee_index as usize].mentor;
                 self.set_mentor(mentee_index, NONE);
+                if previous != NONE {
+                    self.recount_capacity(previous, time);
+                }
                 Ok(())
             }
             EventKind::QualityAudit { passed, .. } => {
@@ -232,6 +255,20 @@ impl State {
                 *last = Some(last.map_or(time, |t| t.max(time)));
                 Ok(())
             }
+            EventKind::TargetAnnounced {
+                target,
+                track,
+                clear_by,
+                announced_by,
+                note,
+            } => self.announce_target(
+                target,
+                track.as_deref(),
+                *clear_by,
+                announced_by.as_deref(),
+                note.as_deref(),
+                time,
+            ),
         }
     }
 
@@ -350,6 +387,7 @@ impl State {
         experienced: bool,
         contract: Contract,
         location: Option<&str>,
+        time: EpochNanos,
     ) -> Result<(), Rejection> {
         self.check_text(employee, "data.employee")?;
         let role_id = self.role_id(role)?;
@@ -365,7 +403,8 @@ impl State {
                 format!("employee \"{employee}\" is already active"),
             ));
         }
-        let record = Employee::new(employee, role_id, contract, experienced, location);
+        let mut record = Employee::new(employee, role_id, contract, experienced, location);
+        record.joined_at = time;
         let index = match existing {
             Some(index) => {
                 self.employees[index as usize] = record;
@@ -379,10 +418,11 @@ impl State {
             }
         };
         self.count_employee(index, 1);
+        self.recount_capacity(index, time);
         Ok(())
     }
 
-    fn leave(&mut self, index: u32) {
+    fn leave(&mut self, index: u32, time: EpochNanos) {
         while self.employees[index as usize].first_case != NONE {
             let case = self.employees[index as usize].first_case;
             self.assign(case, NONE);
@@ -391,9 +431,14 @@ impl State {
             let mentee = self.employees[index as usize].first_mentee;
             self.set_mentor(mentee, NONE);
         }
+        let mentor = self.employees[index as usize].mentor;
         self.set_mentor(index, NONE);
         self.count_employee(index, -1);
         self.employees[index as usize].active = false;
+        self.recount_capacity(index, time);
+        if mentor != NONE {
+            self.recount_capacity(mentor, time);
+        }
     }
 
     fn default_deadline(&self, track: u8, from: EpochNanos) -> EpochNanos {
@@ -472,7 +517,7 @@ impl State {
         }
     }
 
-    fn track_id(&self, track: &str, field: &str) -> Result<u8, Rejection> {
+    pub(super) fn track_id(&self, track: &str, field: &str) -> Result<u8, Rejection> {
         self.settings.track_index(track).ok_or_else(|| {
             let known: Vec<&str> = self
                 .settings
@@ -502,7 +547,7 @@ impl State {
         })
     }
 
-    fn check_text(&self, value: &str, field: &str) -> Result<(), Rejection> {
+    pub(super) fn check_text(&self, value: &str, field: &str) -> Result<(), Rejection> {
         if value.is_empty() || value.len() > MAX_TEXT_BYTES {
             return Err(Rejection::new(
                 RejectReason::InvalidField,
@@ -515,7 +560,11 @@ impl State {
         Ok(())
     }
 
-    fn checked_nanos(&self, at: Timestamp, field: &str) -> Result<EpochNanos, Rejection> {
+    pub(super) fn checked_nanos(
+        &self,
+        at: Timestamp,
+        field: &str,
+    ) -> Result<EpochNanos, Rejection> {
         to_nanos(at).ok_or_else(|| {
             Rejection::new(
                 RejectReason::InvalidField,

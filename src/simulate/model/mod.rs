@@ -148,6 +148,10 @@ pub(crate) enum CompactEvent {
         passed: bool,
         case: Option<u64>,
     },
+    /// `target.announced` of the scenario's announcement number `index`.
+    TargetAnnounced {
+        index: u16,
+    },
 }
 
 impl CompactEvent {
@@ -174,6 +178,7 @@ impl CompactEvent {
             CompactEvent::MentorAssigned { .. } => EventType::MentorAssigned,
             CompactEvent::MentorUnassigned { .. } => EventType::MentorUnassigned,
             CompactEvent::Audit { .. } => EventType::QualityAudit,
+            CompactEvent::TargetAnnounced { .. } => EventType::TargetAnnounced,
         }
     }
 }
@@ -492,6 +497,17 @@ impl Sim {
             }
             self.case_events(out, start, day);
             self.audits(out, start, day);
+        }
+        // Announcements at noon, after the morning's work is on record.
+        for index in 0..self.scenario.target.announcements.len() {
+            if self.scenario.target.announcements[index].day == day {
+                let index = u16::try_from(index).unwrap_or(u16::MAX);
+                self.emit(
+                    out,
+                    start + 12 * HOUR,
+                    CompactEvent::TargetAnnounced { index },
+                );
+            }
         }
 
         // Slot G: leavers.

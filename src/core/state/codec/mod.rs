@@ -6,19 +6,28 @@
 //! the configuration no longer has is refused with a message saying which.
 
 use super::links::{Links, case_links, list_push};
-use super::{Case, Class, Employee, NO_TIMER, NONE, State};
-use crate::core::aggregates::{LEAD_TIME_BUCKET_DAYS, TrackAggregates};
+use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
+use crate::core::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
 use crate::core::ids::{Dedup, DedupExport};
+use crate::core::presence::PresenceIntegral;
 use crate::core::rolling::{RollingCounter, RollingShape};
 use crate::core::settings::CoreSettings;
 
 /// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
 /// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
-/// 64-bit hashes, which load as the legacy generation of `Dedup`).
-const MAGIC: &[u8; 8] = b"BLGDSNP4";
+/// 64-bit hashes, which load as the legacy generation of `Dedup`); version 5 added, at the end, the
+/// history of announced targets and the capacity figures (employees' join times, presence and
+/// decisions per capacity class); older versions load with no history, every employee present
+/// throughout the window, and no decisions in it.
+const MAGIC: &[u8; 8] = b"BLGDSNP5";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 3] = [(b"BLGDSNP2", 2), (b"BLGDSNP3", 3), (MAGIC, 4)];
+const READ_MAGICS: [(&[u8; 8], u32); 4] = [
+    (b"BLGDSNP2", 2),
+    (b"BLGDSNP3", 3),
+    (b"BLGDSNP4", 4),
+    (MAGIC, 5),
+];
 
 /// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
 /// damaged bytes, where.
@@ -60,19 +69,26 @@ pub enum SnapshotError {
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        self.encode(false)
+        self.encode(false, 5)
+    }
+
+    /// The encoding of format version 4 (without target history and capacity), for the tests that
+    /// older snapshots still load.
+    #[cfg(test)]
+    pub(crate) fn encode_snapshot_v4(&self) -> Vec<u8> {
+        self.encode(false, 4)
     }
 
     /// The encoding with the remembered ids sorted: equal states give equal bytes (the hash sets
     /// iterate in an order that depends on their history). For tests; sorting costs O(n log n).
     #[cfg(test)]
     pub(crate) fn encode_snapshot_canonical(&self) -> Vec<u8> {
-        self.encode(true)
+        self.encode(true, 5)
     }
 
-    fn encode(&self, sort_ids: bool) -> Vec<u8> {
+    fn encode(&self, sort_ids: bool, version: u32) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
-        w.0.extend_from_slice(MAGIC);
+        w.0.extend_from_slice(if version == 5 { MAGIC } else { b"BLGDSNP4" });
         w.i64(self.now);
         let names = |list: Vec<&str>, w: &mut Writer| {
             w.u32(list.len() as u32);
@@ -188,6 +204,47 @@ impl State {
         w.i64(self.quality_shape.width);
         w.rolling(&self.audits_passed_rolling);
         w.rolling(&self.audits_rolling);
+        if version < 5 {
+            return w.0;
+        }
+        w.u32(self.target_histories.len() as u32);
+        for history in &self.target_histories {
+            w.str(&history.name);
+            w.u32(history.announcements.len() as u32);
+            for a in &history.announcements {
+                w.i64(a.time);
+                w.opt_str(
+                    a.track
+                        .map(|t| self.settings.tracks[usize::from(t)].name.as_str()),
+                );
+                w.i64(a.clear_by);
+                w.u64(a.projected_clearance.to_bits());
+                w.opt_str(a.announced_by.as_deref());
+                w.opt_str(a.note.as_deref());
+            }
+        }
+        for e in &self.employees {
+            w.i64(e.joined_at);
+        }
+        // Per role (in the order of the names above), experienced and mentoring: the class's
+        // presence and decisions.
+        for role in 0..self.settings.roles.len() as u8 {
+            for experienced in [false, true] {
+                for mentoring in [false, true] {
+                    let class = Capacity::class(role, experienced, mentoring);
+                    let (base, buckets) = self.presence[class].export();
+                    w.i64(base);
+                    w.u64(buckets.len() as u64);
+                    for (bucket, delta, moment) in buckets {
+                        w.i64(bucket);
+                        w.i64(delta);
+                        w.0.extend_from_slice(&moment.to_le_bytes());
+                    }
+                    w.rolling(&self.decisions_by_class[class]);
+                }
+            }
+        }
+        w.rolling(&self.decisions_by_new_staff);
         w.0
     }
 
@@ -436,6 +493,79 @@ impl State {
         state.audits_rolling = r
             .rolling()?
             .rebucket(stored_quality, state.quality_shape, now);
+        if r.version >= 5 {
+            let target_count = r.count("targets", MIN_STR + 4, u32::MAX as usize)?;
+            for _ in 0..target_count {
+                let name = r.str()?;
+                if state.target_histories.iter().any(|h| h.name == name) {
+                    return Err(SnapshotError::Duplicate {
+                        what: "target",
+                        name,
+                    });
+                }
+                let count = r.count("announcements", MIN_ANNOUNCEMENT, u32::MAX as usize)?;
+                let mut announcements = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let time = r.i64()?;
+                    let track = match r.opt_str()? {
+                        None => None,
+                        Some(name) => Some(state.settings.track_index(&name).ok_or(
+                            SnapshotError::UnknownName {
+                                what: "track",
+                                name,
+                            },
+                        )?),
+                    };
+                    announcements.push(Announcement {
+                        time,
+                        track,
+                        clear_by: r.i64()?,
+                        projected_clearance: f64::from_bits(r.u64()?),
+                        announced_by: r.opt_str()?,
+                        note: r.opt_str()?,
+                    });
+                }
+                state.target_histories.push(TargetHistory {
+                    name,
+                    announcements,
+                });
+            }
+            for index in 0..employee_count {
+                state.employees[index].joined_at = r.i64()?;
+            }
+            for &role in &role_map {
+                for experienced in [false, true] {
+                    for mentoring in [false, true] {
+                        let class = Capacity::class(role, experienced, mentoring);
+                        let base = r.i64()?;
+                        let buckets = r.list(32, |r| {
+                            Ok((r.i64()?, r.i64()?, i128::from_le_bytes(r.array()?)))
+                        })?;
+                        state.presence[class] = PresenceIntegral::import(base, buckets).rebucket(
+                            stored_flow,
+                            state.flow_shape,
+                            now,
+                        );
+                        state.decisions_by_class[class] =
+                            r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
+                    }
+                }
+            }
+            state.decisions_by_new_staff =
+                r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
+        }
+        // Each active employee's presence counts in their class: as stored (version 5), or, for
+        // older formats, throughout the window (the base).
+        for index in 0..employee_count as u32 {
+            let class = state.capacity_class(index);
+            state.employees[index as usize].capacity_class = class;
+            if class != NONE && r.version < 5 {
+                state.presence[class as usize] = PresenceIntegral::import(
+                    state.presence[class as usize].current() + 1,
+                    Vec::new(),
+                );
+            }
+        }
         if r.remaining() != 0 {
             return Err(SnapshotError::TrailingBytes(r.remaining()));
         }
@@ -454,6 +584,8 @@ const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
 const MIN_STR: usize = 4;
 const MIN_CASE: usize = MIN_STR + 3 * 8 + 4 + 2 + 3;
 const MIN_EMPLOYEE: usize = MIN_STR + 5 + 4;
+/// An announcement: two i64, an f64 and three optional texts (one flag byte each).
+const MIN_ANNOUNCEMENT: usize = 3 * 8 + 3;
 
 struct Writer(Vec<u8>);
 
@@ -485,6 +617,15 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.u32(s.len() as u32);
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+            None => self.u8(0),
+        }
     }
     fn rolling(&mut self, counter: &RollingCounter) {
         let (first, counts, ahead) = counter.export();
@@ -544,6 +685,12 @@ impl Reader<'_> {
         match self.u8()? {
             0 => Ok(None),
             _ => Ok(Some(self.i64()?)),
+        }
+    }
+    fn opt_str(&mut self) -> Result<Option<String>, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => Ok(Some(self.str()?)),
         }
     }
     fn positive_i64(&mut self) -> Result<i64, SnapshotError> {

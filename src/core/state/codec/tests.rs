@@ -144,6 +144,13 @@ fn valid_snapshots() -> Vec<Vec<u8>> {
             passed: true,
             case: None,
         },
+        EventKind::TargetAnnounced {
+            target: "backlog".into(),
+            track: Some("asylum".into()),
+            clear_by: "2026-07-01T00:00:00Z".parse().unwrap(),
+            announced_by: Some("minister".into()),
+            note: Some("mid 2026".into()),
+        },
     ]
     .into_iter()
     .enumerate()
@@ -178,7 +185,7 @@ mod fuzz {
 
         #[test]
         fn arbitrary_bytes_never_panic(
-            magic in prop::sample::select(vec![&b"BLGDSNP2"[..], b"BLGDSNP3", b"BLGDSNP4", b""]),
+            magic in prop::sample::select(vec![&b"BLGDSNP2"[..], b"BLGDSNP3", b"BLGDSNP4", b"BLGDSNP5", b""]),
             body in prop::collection::vec(any::<u8>(), 0..600),
         ) {
             let mut bytes = magic.to_vec();
@@ -206,4 +213,25 @@ mod fuzz {
             decode_and_use(&bytes);
         }
     }
+}
+
+/// A version 4 snapshot (the version 5 one without the target history and capacity at the end)
+/// loads, with no history, every active employee present throughout the window, and no decisions.
+#[test]
+fn a_version_4_snapshot_loads_without_target_history_or_capacity() {
+    let state = example_state();
+    let mut bytes = state.encode_snapshot_v4();
+    let restored = decode(&bytes).unwrap();
+    assert_eq!(restored.aggregates(), state.aggregates());
+    assert!(restored.target_histories().is_empty());
+    let (kept, counted) = restored.capacity_headcounts();
+    assert_eq!(kept, counted);
+    let weeks: f64 = restored.capacity().employee_weeks.iter().sum();
+    assert!(
+        (weeks - 2.0 * 4.0).abs() < 0.01,
+        "two employees, four weeks: {weeks}"
+    );
+    // The same bytes under the version 5 magic are short of the new parts.
+    bytes[..8].copy_from_slice(b"BLGDSNP5");
+    assert!(decode(&bytes).unwrap_err().contains("truncated"));
 }

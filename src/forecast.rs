@@ -1,0 +1,366 @@
+//! `backlogd forecast`: asks a running daemon for its what-if projection (`GET /v1/forecast`,
+//! docs/forecast.md), prints it as a table (or the JSON as received), and with `--svg FILE` draws
+//! the projected open and overdue cases beside the announced targets.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+pub struct ForecastOptions {
+    pub url: String,
+    pub token: Option<String>,
+    /// Query parameters as given (`weeks`, `hires`, `ramp_up`, ...).
+    pub params: Vec<(String, String)>,
+    pub json: bool,
+    pub svg: Option<PathBuf>,
+}
+
+/// Fetches the forecast and prints it; writes the SVG when asked.
+pub fn run(options: &ForecastOptions) -> anyhow::Result<()> {
+    let query: Vec<String> = options
+        .params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    let path = if query.is_empty() {
+        "/v1/forecast".to_owned()
+    } else {
+        format!("/v1/forecast?{}", query.join("&"))
+    };
+    let answer = crate::send::get_json(&options.url, &path, options.token.as_deref())?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", table(&answer));
+    }
+    if let Some(file) = &options.svg {
+        std::fs::write(file, svg(&answer))
+            .map_err(|e| anyhow::anyhow!("--svg: cannot write {}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// Percent-encodes a query component (unreserved characters and `@`, `,` stay).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'@' | b',' => {
+                out.push(byte as char)
+            }
+            other => {
+                let _ = write!(out, "%{other:02X}");
+            }
+        }
+    }
+    out
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(f64::NAN)
+}
+
+fn day(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| "never".to_owned(), |s| s.chars().take(10).collect())
+}
+
+/// The forecast as a plain-text table with a few lines of context above it.
+pub fn table(answer: &Value) -> String {
+    let mut out = String::new();
+    let p = &answer["parameters"];
+    let o = &answer["observed"];
+    let _ = writeln!(
+        out,
+        "Forecast from {} ({} open, {} overdue; staff {} experienced, {} mentoring, {} inexperienced)",
+        day(&answer["start"]),
+        number(&o["open"]),
+        number(&o["overdue"]),
+        number(&o["staff_experienced"]),
+        number(&o["staff_mentoring"]),
+        number(&o["staff_inexperienced"]),
+    );
+    let _ = writeln!(
+        out,
+        "Observed decisions per employee-week: experienced {:.2}, mentoring {:.2}, inexperienced {:.2}",
+        number(&o["decisions_per_employee_week_experienced"]),
+        number(&o["decisions_per_employee_week_mentoring"]),
+        number(&o["decisions_per_employee_week_inexperienced"]),
+    );
+    let hires: Vec<String> = p["hires"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| format!("{}@{}", number(&h["count"]), number(&h["week"])))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Parameters: hires [{}], ramp-up {} weeks, {} mentees per mentor, {} leavers and {} new cases a week",
+        hires.join(", "),
+        number(&p["ramp_up_weeks"]),
+        number(&p["mentor_ratio"]),
+        number(&p["leavers_per_week"]),
+        number(&p["inflow_per_week"]),
+    );
+    let clearance = &answer["clearance"];
+    let _ = writeln!(out, "Projected clearance: {}", day(clearance));
+    for t in answer["targets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "Target {}: {}{}",
+            t["target"].as_str().unwrap_or("?"),
+            day(&t["clear_by"]),
+            match (clearance.as_str(), t["clear_by"].as_str()) {
+                (Some(c), Some(by)) if c > by => " (missed at this projection)",
+                (None, _) => " (missed: no clearance within the horizon)",
+                _ => "",
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:>4}  {:<10}  {:>9}  {:>9}  {:>9}  {:>7}  {:>11}  {:>9}  {:>13}",
+        "week",
+        "ends",
+        "open",
+        "overdue~",
+        "decisions",
+        "inflow",
+        "experienced",
+        "mentoring",
+        "inexperienced"
+    );
+    for w in answer["weeks"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<10}  {:>9.0}  {:>9.0}  {:>9.1}  {:>7.1}  {:>11.1}  {:>9.1}  {:>13.1}",
+            number(&w["week"]),
+            day(&w["end"]),
+            number(&w["open"]),
+            number(&w["overdue_estimated"]),
+            number(&w["decisions"]),
+            number(&w["inflow"]),
+            number(&w["staff_experienced"]),
+            number(&w["staff_mentoring"]),
+            number(&w["staff_inexperienced"]),
+        );
+    }
+    out
+}
+
+fn seconds(value: &Value) -> Option<f64> {
+    value
+        .as_str()
+        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second() as f64)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained SVG: open and estimated overdue cases week by week, the projected clearance,
+/// and each announced target's date (drawn at the right edge, marked, when beyond the horizon).
+pub fn svg(answer: &Value) -> String {
+    let (width, height) = (960.0, 420.0);
+    let (left, right, top, bottom) = (70.0, 200.0, 40.0, 50.0);
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
+    let start = seconds(&answer["start"]).unwrap_or(0.0);
+    let weeks = answer["weeks"].as_array().cloned().unwrap_or_default();
+    let end = weeks
+        .last()
+        .and_then(|w| seconds(&w["end"]))
+        .unwrap_or(start + 7.0 * 86_400.0);
+    let open0 = number(&answer["observed"]["open"]);
+    let overdue0 = number(&answer["observed"]["overdue"]);
+    let max = weeks
+        .iter()
+        .map(|w| number(&w["open"]))
+        .fold(open0.max(1.0), f64::max)
+        * 1.1;
+    let x = |t: f64| left + plot_w * ((t - start) / (end - start)).clamp(0.0, 1.0);
+    let y = |v: f64| top + plot_h * (1.0 - (v / max).clamp(0.0, 1.0));
+    let line = |key: &str, first: f64| {
+        let mut points = format!("{:.1},{:.1}", x(start), y(first));
+        for w in &weeks {
+            if let Some(t) = seconds(&w["end"]) {
+                let _ = write!(points, " {:.1},{:.1}", x(t), y(number(&w[key])));
+            }
+        }
+        points
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="{width}" height="{height}" fill="white"/>"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="22" font-size="15">Projected open cases from {} ({} weeks)</text>"#,
+        escape(&day(&answer["start"])),
+        weeks.len()
+    );
+    // Axes and a few gridlines.
+    for i in 0..=4 {
+        let v = max * f64::from(i) / 4.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.0}</text>"##,
+            left + plot_w,
+            left - 6.0,
+            y(v) + 4.0,
+            y = y(v)
+        );
+    }
+    for (i, w) in weeks.iter().enumerate() {
+        if (i + 1) % 13 == 0
+            && let Some(t) = seconds(&w["end"])
+        {
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                x(t),
+                top + plot_h + 18.0,
+                escape(&day(&w["end"]))
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="black"/>"#,
+        top + plot_h,
+        left + plot_w,
+        top + plot_h,
+        top + plot_h
+    );
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#1f5fa8" stroke-width="2.5" points="{}"/>"##,
+        line("open", open0)
+    );
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4" points="{}"/>"##,
+        line("overdue_estimated", overdue0)
+    );
+    let mut legend = vec![
+        ("#1f5fa8", "open cases".to_owned()),
+        ("#c0392b", "past deadline (estimate)".to_owned()),
+    ];
+    if let Some(t) = seconds(&answer["clearance"]) {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#27ae60" stroke-width="2"/>"##,
+            top + plot_h,
+            x = x(t)
+        );
+        legend.push((
+            "#27ae60",
+            format!("projected clearance {}", day(&answer["clearance"])),
+        ));
+    } else {
+        legend.push(("#27ae60", "no clearance within the horizon".to_owned()));
+    }
+    for target in answer["targets"].as_array().into_iter().flatten() {
+        let Some(t) = seconds(&target["clear_by"]) else {
+            continue;
+        };
+        let name = target["target"].as_str().unwrap_or("target");
+        let beyond = t > end;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#8e44ad" stroke-width="2" stroke-dasharray="{}"/>"##,
+            top + plot_h,
+            if beyond { "2 3" } else { "8 3" },
+            x = x(t)
+        );
+        legend.push((
+            "#8e44ad",
+            format!(
+                "target {name}: {}{}",
+                day(&target["clear_by"]),
+                if beyond { " (beyond the horizon)" } else { "" }
+            ),
+        ));
+    }
+    for (i, (colour, text)) in legend.iter().enumerate() {
+        let ly = top + 10.0 + 20.0 * i as f64;
+        let lx = left + plot_w + 12.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{lx}" y="{:.1}" width="12" height="4" fill="{colour}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            ly - 4.0,
+            lx + 16.0,
+            ly + 1.0,
+            escape(text)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer() -> Value {
+        serde_json::json!({
+            "start": "2026-01-05T00:00:00Z",
+            "clearance": "2026-03-02T00:00:00Z",
+            "parameters": {"weeks": 2, "hires": [{"count": 5.0, "week": 1}], "ramp_up_weeks": 26.0,
+                "mentor_ratio": 4.0, "leavers_per_week": 0.0, "inflow_per_week": 10.0},
+            "observed": {"open": 100.0, "overdue": 40.0, "staff_experienced": 3.0, "staff_mentoring": 1.0,
+                "staff_inexperienced": 4.0, "decisions_per_employee_week_experienced": 2.0,
+                "decisions_per_employee_week_mentoring": 0.5, "decisions_per_employee_week_inexperienced": 0.5,
+                "net_inflow_per_week": 10.0, "decision_period_weeks": 26.0},
+            "targets": [{"target": "backlog", "track": "asylum", "clear_by": "2026-02-01T00:00:00Z"},
+                        {"target": "later", "track": null, "clear_by": "2027-01-01T00:00:00Z"}],
+            "weeks": [
+                {"week": 1, "end": "2026-01-12T00:00:00Z", "open": 90.0, "overdue_estimated": 35.0, "decisions": 20.0,
+                 "inflow": 10.0, "staff_experienced": 3.0, "staff_mentoring": 1.0, "staff_inexperienced": 4.0},
+                {"week": 2, "end": "2026-01-19T00:00:00Z", "open": 80.0, "overdue_estimated": 30.0, "decisions": 20.0,
+                 "inflow": 10.0, "staff_experienced": 3.0, "staff_mentoring": 1.0, "staff_inexperienced": 9.0}
+            ]
+        })
+    }
+
+    #[test]
+    fn the_table_has_a_row_a_week_and_says_which_target_is_missed() {
+        let text = table(&answer());
+        expect_test::expect![[r#"
+            Forecast from 2026-01-05 (100 open, 40 overdue; staff 3 experienced, 1 mentoring, 4 inexperienced)
+            Observed decisions per employee-week: experienced 2.00, mentoring 0.50, inexperienced 0.50
+            Parameters: hires [5@1], ramp-up 26 weeks, 4 mentees per mentor, 0 leavers and 10 new cases a week
+            Projected clearance: 2026-03-02
+            Target backlog: 2026-02-01 (missed at this projection)
+            Target later: 2027-01-01
+
+            week  ends             open   overdue~  decisions   inflow  experienced  mentoring  inexperienced
+               1  2026-01-12         90         35       20.0     10.0          3.0        1.0            4.0
+               2  2026-01-19         80         30       20.0     10.0          3.0        1.0            9.0
+        "#]]
+        .assert_eq(&text);
+    }
+
+    #[test]
+    fn the_svg_is_self_contained_and_marks_targets_beyond_the_horizon() {
+        let drawing = svg(&answer());
+        assert!(drawing.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(drawing.trim_end().ends_with("</svg>"));
+        assert!(!drawing.contains("<script") && !drawing.contains("href"));
+        assert!(drawing.contains("target backlog: 2026-02-01 (beyond the horizon)"));
+        assert!(drawing.contains("projected clearance 2026-03-02"));
+        assert_eq!(drawing.matches("<polyline").count(), 2);
+        assert_eq!(encode("250@2, 10@8"), "250@2%2C%2010@8".replace("%2C", ","));
+    }
+}

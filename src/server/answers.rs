@@ -1,0 +1,177 @@
+//! The planning endpoints, `GET /v1/targets` and `GET /v1/forecast` (docs/http.md): their handlers
+//! and the JSON bodies built from what the engine answers.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::{
+    App, HttpResponse, authenticate, error_response, form_pairs, json_response, shutting_down,
+};
+use crate::engine::{self, Command};
+
+/// `GET /v1/targets`: every target in effect with its announcement history (docs/http.md).
+pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpResponse {
+    if let Some(denied) = authenticate(app, &request) {
+        return denied;
+    }
+    let (reply, answer) = oneshot::channel();
+    if app
+        .engine
+        .commands
+        .send(Command::Targets { reply })
+        .await
+        .is_err()
+    {
+        return shutting_down();
+    }
+    let Ok(reports) = answer.await else {
+        return shutting_down();
+    };
+    json_response(StatusCode::OK, &targets_json(&reports))
+}
+
+/// `GET /v1/forecast`: the what-if projection (docs/forecast.md); the query gives the parameters.
+pub(super) async fn forecast(app: &App, request: Request<Incoming>) -> HttpResponse {
+    if let Some(denied) = authenticate(app, &request) {
+        return denied;
+    }
+    let pairs = form_pairs(request.uri().query().unwrap_or(""));
+    let params = match engine::ForecastParams::from_pairs(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        Ok(params) => params,
+        Err(problem) => return error_response(StatusCode::BAD_REQUEST, &problem.to_string()),
+    };
+    let (reply, answer) = oneshot::channel();
+    if app
+        .engine
+        .commands
+        .send(Command::Forecast { params, reply })
+        .await
+        .is_err()
+    {
+        return shutting_down();
+    }
+    let Ok(answer) = answer.await else {
+        return shutting_down();
+    };
+    json_response(StatusCode::OK, &forecast_json(&answer))
+}
+
+/// The body of `GET /v1/forecast`: one row a week under `weeks`.
+pub fn forecast_json(answer: &engine::ForecastAnswer) -> serde_json::Value {
+    let f = &answer.forecast;
+    let date = |nanos: i64| {
+        jiff::Timestamp::from_nanosecond(i128::from(nanos))
+            .map_or(serde_json::Value::Null, |t| json!(t.to_string()))
+    };
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let i = &f.inputs;
+    let weeks: Vec<_> = f
+        .weeks
+        .iter()
+        .map(|w| {
+            json!({
+                "week": w.week,
+                "end": date(w.end),
+                "open": round(w.open),
+                "overdue_estimated": round(w.overdue),
+                "decisions": round(w.decisions),
+                "inflow": round(w.inflow),
+                "staff_experienced": round(w.experienced),
+                "staff_mentoring": round(w.mentors),
+                "staff_inexperienced": round(w.inexperienced),
+            })
+        })
+        .collect();
+    let targets: Vec<_> = answer
+        .targets
+        .iter()
+        .map(|t| json!({"target": t.name, "track": t.track, "clear_by": t.clear_by.to_string()}))
+        .collect();
+    let hires: Vec<_> = f
+        .params
+        .hires
+        .iter()
+        .map(|h| json!({"count": h.count, "week": h.week}))
+        .collect();
+    // JSON has no NaN or infinity: such a figure is null.
+    let finite = |x: f64| {
+        if x.is_finite() {
+            json!(x)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    json!({
+        "start": date(i.start),
+        "clearance": f.clearance.map_or(serde_json::Value::Null, date),
+        "parameters": {
+            "weeks": f.params.weeks,
+            "hires": hires,
+            "ramp_up_weeks": round(f.params.ramp_up_weeks),
+            "mentor_ratio": finite(round(f.mentor_ratio)),
+            "leavers_per_week": f.params.leavers_per_week,
+            "inflow_per_week": finite(round(f.inflow_per_week)),
+        },
+        "observed": {
+            "open": i.open,
+            "overdue": i.overdue,
+            "staff_experienced": i.experienced,
+            "staff_mentoring": i.mentors,
+            "staff_inexperienced": i.inexperienced,
+            "decisions_per_employee_week_experienced": finite(i.rate_experienced),
+            "decisions_per_employee_week_mentoring": finite(i.rate_mentor),
+            "decisions_per_employee_week_inexperienced": finite(i.rate_inexperienced),
+            "net_inflow_per_week": finite(i.net_inflow_per_week),
+            "decision_period_weeks": finite(i.decision_period_weeks),
+        },
+        "targets": targets,
+        "weeks": weeks,
+    })
+}
+
+/// The body of `GET /v1/targets`.
+pub fn targets_json(reports: &[engine::TargetReport]) -> serde_json::Value {
+    let date = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string());
+    let body: Vec<_> = reports
+        .iter()
+        .map(|t| {
+            let history: Vec<_> = t
+                .announcements
+                .iter()
+                .map(|a| {
+                    let verdict = match (a.behind_projection, a.projected_clearance) {
+                        (false, _) => "on or before the projected clearance at the time".to_owned(),
+                        (true, None) => "announced while the projection said the backlog would never clear at the observed rate".to_owned(),
+                        (true, Some(projected)) => format!(
+                            "announced a date the projection already said would be missed: projected {projected}, {:.1} weeks later",
+                            (projected.as_second() - a.clear_by.as_second()) as f64 / 604_800.0
+                        ),
+                    };
+                    json!({
+                        "announced_at": a.time.to_string(),
+                        "track": a.track,
+                        "clear_by": a.clear_by.to_string(),
+                        "announced_by": a.announced_by,
+                        "note": a.note,
+                        "projected_clearance": date(a.projected_clearance),
+                        "behind_projection": a.behind_projection,
+                        "verdict": verdict,
+                    })
+                })
+                .collect();
+            json!({
+                "target": t.name,
+                "track": t.track,
+                "configured_clear_by": date(t.configured_clear_by),
+                "clear_by": t.clear_by.to_string(),
+                "projected_clearance": date(t.projected_clearance),
+                "announcements": history,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(body)
+}

@@ -1,0 +1,130 @@
+//! Announced targets (`target.announced`): the metrics, `GET /v1/targets` with each announcement's
+//! projection at the moment, and the history kept across a restart.
+
+use serde_json::Value;
+
+use crate::harness::Daemon;
+
+/// Four old cases, two decided within the forecast window (so the backlog shrinks), then three
+/// announcements of the configured target `backlog` and one of a new target `all-tracks`.
+fn events() -> String {
+    let now = jiff::Timestamp::now();
+    let at = |days_ago: i64| (now - jiff::SignedDuration::from_hours(24 * days_ago)).to_string();
+    let mut lines = vec![format!(
+        r#"{{"specversion":"1.0","id":"j1","type":"employee.joined","source":"it","time":"{}","data":{{"employee":"e1","role":"caseworker","experienced":true}}}}"#,
+        at(400)
+    )];
+    for i in 0..4 {
+        lines.push(format!(
+            r#"{{"specversion":"1.0","id":"r{i}","type":"case.registered","source":"it","time":"{}","data":{{"case":"c{i}","track":"asylum"}}}}"#,
+            at(300)
+        ));
+    }
+    // Nothing decided yet: the projection says the backlog never clears.
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"a1","type":"target.announced","source":"it","time":"{}","data":{{"target":"backlog","clear_by":"2030-01-01T00:00:00Z","announced_by":"minister","note":"by 2030"}}}}"#,
+        at(20)
+    ));
+    for i in 0..2 {
+        lines.push(format!(
+            r#"{{"specversion":"1.0","id":"d{i}","type":"case.decided","source":"it","time":"{}","data":{{"case":"c{i}","outcome":"granted","decided_by":"e1"}}}}"#,
+            at(10)
+        ));
+    }
+    // Two open, two out in the last 28 days: 28 days to clear. A date next week is behind that, a
+    // date in two years is not.
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"a2","type":"target.announced","source":"it","time":"{}","data":{{"target":"backlog","track":"asylum","clear_by":"{}"}}}}"#,
+        at(0),
+        now + jiff::SignedDuration::from_hours(24 * 7)
+    ));
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"a3","type":"target.announced","source":"it","time":"{}","data":{{"target":"all-tracks","clear_by":"{}"}}}}"#,
+        at(0),
+        now + jiff::SignedDuration::from_hours(24 * 730)
+    ));
+    lines.join("\n") + "\n"
+}
+
+fn summary(targets: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in targets.as_array().expect("a JSON array") {
+        out.push(format!(
+            "{} track={} configured={}",
+            t["target"].as_str().unwrap_or("?"),
+            t["track"],
+            t["configured_clear_by"].is_string()
+        ));
+        for a in t["announcements"].as_array().expect("announcements") {
+            out.push(format!(
+                "  by={} projected={} behind={}",
+                a["announced_by"],
+                a["projected_clearance"].is_string(),
+                a["behind_projection"]
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn announcements_set_the_target_and_keep_their_history_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let daemon = Daemon::start(&store, &[]);
+    daemon.post_ok(&events(), 10);
+    daemon.await_metric(
+        r#"backlogd_target_announcements_total{target="backlog"}"#,
+        2.0,
+    );
+    assert_eq!(
+        daemon.metric(r#"backlogd_target_announcements_total{target="all-tracks"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        daemon.metric(r#"backlogd_target_announced_behind_projection{target="backlog"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        daemon.metric(r#"backlogd_target_announced_behind_projection{target="all-tracks"}"#),
+        Some(0.0)
+    );
+    let target = daemon
+        .metric(r#"backlogd_backlog_target_timestamp_seconds{target="backlog"}"#)
+        .expect("the target gauge");
+    let week_ahead = jiff::Timestamp::now().as_second() as f64 + 7.0 * 86_400.0;
+    assert!((target - week_ahead).abs() < 120.0, "{target}");
+
+    let response = daemon.get("/v1/targets");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let before = response.json().expect("JSON");
+    assert_eq!(
+        summary(&before),
+        [
+            r#"backlog track="asylum" configured=true"#,
+            r#"  by="minister" projected=false behind=true"#,
+            r#"  by=null projected=true behind=true"#,
+            r#"all-tracks track=null configured=false"#,
+            r#"  by=null projected=true behind=false"#,
+        ],
+        "{before:#}"
+    );
+    let verdict = before[0]["announcements"][1]["verdict"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        verdict.starts_with("announced a date the projection already said would be missed"),
+        "{verdict}"
+    );
+    daemon.stop();
+
+    let daemon = Daemon::start(&store, &[]);
+    let after = daemon.get("/v1/targets").json().expect("JSON");
+    for t in 0..2 {
+        assert_eq!(
+            after[t]["announcements"], before[t]["announcements"],
+            "the history survives a restart"
+        );
+    }
+    daemon.stop();
+}
