@@ -1,0 +1,184 @@
+//! Recovery at start: the newest snapshot, then the log tail replayed (`replay.rs`), then the
+//! current configuration switched in and logged if it differs.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::core::{CoreSettings, SnapshotError, State};
+use crate::store::encode_settings;
+use crate::store::log::{self, LogPosition, ReplayError};
+use crate::store::snapshot;
+use crate::telemetry::Telemetry;
+use crate::workforce::{EdgeSettings, WorkforceBuilder};
+
+use super::replay::{self, Replayed};
+use super::{Engine, EngineHandle, StoreSettings, settings_from, switch_settings, wall_clock};
+
+impl Engine {
+    /// Recovers the state: the newest snapshot, decoded under the settings it was built with, then
+    /// the log tail replayed under the settings each event was applied with (settings records
+    /// switch them), then, if the configuration now differs, a switch to it that is itself logged.
+    pub(super) fn recover(
+        store: StoreSettings,
+        settings: Arc<CoreSettings>,
+        source: Arc<[u8]>,
+        edge: Arc<EdgeSettings>,
+        telemetry: Arc<Telemetry>,
+        handle: EngineHandle,
+    ) -> anyhow::Result<Engine> {
+        let started = Instant::now();
+        // Created durably: a first boot's directory entries survive a power loss.
+        crate::store::storage::create_dir_durably(&crate::store::storage::RealStorage, &store.dir)
+            .map_err(|e| {
+                anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
+            })?;
+        let snapshot_path = store.dir.join("snapshots.sqlite");
+        let loaded = snapshot::load_latest(&snapshot_path)?;
+        // The settings in force at the replay start: those recorded with the snapshot. Snapshots
+        // written before settings were recorded have none; the current ones are the best guess.
+        let mut in_force: Option<(CoreSettings, Arc<[u8]>)> = match loaded
+            .as_ref()
+            .and_then(|l| l.settings.as_deref())
+        {
+            Some(bytes) => match settings_from(bytes) {
+                Ok(recorded) => Some((recorded, Arc::from(bytes))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the snapshot's recorded settings cannot be used; replaying under the current configuration");
+                    None
+                }
+            },
+            None => None,
+        };
+        let initial = in_force
+            .as_ref()
+            .map_or_else(|| (*settings).clone(), |(s, _)| s.clone());
+        // The replay starts at the snapshot's log position, known before the snapshot is
+        // decoded: the log tail is read and parsed on another thread meanwhile.
+        let from = loaded
+            .as_ref()
+            .map_or(LogPosition::default(), |loaded| loaded.meta.position);
+        let decode = || -> Result<State, SnapshotError> {
+            match &loaded {
+                Some(loaded) => {
+                    let state = State::decode_snapshot(initial, &loaded.bytes)?;
+                    tracing::info!(
+                        position = ?loaded.meta.position,
+                        open_cases = state.open_cases(),
+                        "loaded snapshot"
+                    );
+                    Ok(state)
+                }
+                None => Ok(State::new(initial)),
+            }
+        };
+        let mut replayed = 0u64;
+        let mut replayed_bytes = 0u64;
+        let apply = |state: &mut State, record: Replayed| {
+            match record {
+                Replayed::Event {
+                    position,
+                    arrival,
+                    event,
+                    bytes,
+                } => {
+                    // An event in the log was applied before, under the settings in force here;
+                    // re-applying it to the same state gives the same result. A rejection means
+                    // the log and snapshot disagree: it is counted
+                    // (backlogd_replay_rejected_total) and logged with its id, never silently.
+                    if let Err(rejection) = state.apply(&event, arrival) {
+                        telemetry
+                            .replay_rejected
+                            .with_label_values(&[rejection.reason.as_str()])
+                            .inc();
+                        tracing::error!(?position, event_id = %event.id, %rejection, "logged event rejected on replay");
+                    }
+                    replayed_bytes += bytes as u64;
+                }
+                Replayed::Settings { position, source } => {
+                    let recorded = settings_from(&source).map_err(|e| {
+                        ReplayError(format!("settings record at {position:?}: {e}"))
+                    })?;
+                    switch_settings(state, recorded.clone()).map_err(|e| {
+                        ReplayError(format!("settings record at {position:?}: {e}"))
+                    })?;
+                    in_force = Some((recorded, Arc::from(source)));
+                }
+            }
+            replayed += 1;
+            handle.replayed.store(replayed, Ordering::Relaxed);
+            Ok(())
+        };
+        let (mut state, log) = replay::open_and_replay(
+            &store.dir.join("log"),
+            from,
+            store.segment_bytes,
+            decode,
+            apply,
+        )
+        .map_err(|e| match e {
+            replay::RecoveryError::Decode(e) => anyhow::anyhow!(
+                "snapshot in {} cannot be loaded: {e}",
+                snapshot_path.display()
+            ),
+            other => anyhow::Error::new(other),
+        })?;
+        let mut log = log;
+        // From now on the current configuration is in force. Unless the log already says so, that
+        // change is logged (and synced) before any event is applied under it.
+        let unchanged = in_force.as_ref().is_some_and(|(recorded, bytes)| {
+            **bytes == *source || format!("{recorded:?}") == format!("{settings:?}")
+        });
+        if !unchanged {
+            if in_force.is_some() {
+                tracing::info!(
+                    "the configuration changed since the log was written; switching to it"
+                );
+            }
+            switch_settings(&mut state, (*settings).clone()).map_err(|e| {
+                anyhow::anyhow!("the configuration cannot be applied to the stored state: {e}")
+            })?;
+            log.append(&encode_settings(wall_clock(), &source))?;
+            log.commit(log::Durability::Fsync)?;
+        }
+        let source = if unchanged {
+            in_force.map_or(source, |(_, bytes)| bytes)
+        } else {
+            source
+        };
+        state.advance(wall_clock());
+        let snapshots = snapshot::Writer::start(snapshot_path);
+        tracing::info!(
+            replayed,
+            open_cases = state.open_cases(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovery complete"
+        );
+        let mut engine = Engine {
+            state,
+            settings,
+            source,
+            edge,
+            workforce: Arc::default(),
+            workforce_builder: WorkforceBuilder::default(),
+            workforce_dirty: true,
+            workforce_built: Instant::now(),
+            workforce_cost: std::time::Duration::ZERO,
+            log,
+            store,
+            telemetry,
+            handle,
+            snapshots: Some(snapshots),
+            last_snapshot: Instant::now(),
+            snapshot_position: from,
+            // The replayed tail counts as logged since the snapshot: a long one is snapshotted
+            // soon, so that the next restart does not replay it again.
+            logged_events: replayed,
+            logged_bytes: replayed_bytes,
+        };
+        engine.publish(true);
+        engine.handle.ready.store(true, Ordering::SeqCst);
+        engine.telemetry.ready.set(1);
+        Ok(engine)
+    }
+}
