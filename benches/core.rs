@@ -101,6 +101,8 @@ fn main() {
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e6 / 86_400.0
     );
+    publish_figures(start, if full { 20_000 } else { 200 });
+
     let began = Instant::now();
     let copy = state.clone();
     println!(
@@ -124,6 +126,41 @@ fn main() {
     );
     assert_eq!(restored.open_cases(), state.open_cases());
     drop(restored);
+}
+
+/// The rolling figures the engine reads at every publish (after every commit group), with a
+/// registration every 10 minutes for 60 days on each of three locations, so that every bucket of
+/// the longest window holds a count.
+fn publish_figures(start: i64, reps: u32) {
+    let mut state = State::new(CoreSettings::example());
+    let from = start - 60 * NANOS_PER_DAY;
+    for i in 0..60 * 144 {
+        let t = from + i * 600 * 1_000_000_000;
+        state.advance(t);
+        let event = Event {
+            id: format!("p-{i}"),
+            time: from_nanos(t),
+            kind: EventKind::CaseRegistered {
+                case: format!("P-{i}"),
+                track: "asylum".into(),
+                received_at: None,
+                location: Some(["Ter Apel", "Zevenaar", "Budel"][i as usize % 3].into()),
+                deadline: None,
+            },
+        };
+        state.apply(&event, t).expect("valid registration");
+    }
+    let began = Instant::now();
+    let mut inflow = 0;
+    for _ in 0..reps {
+        inflow += std::hint::black_box(state.flows()).inflow[0][0];
+    }
+    let elapsed = began.elapsed();
+    println!(
+        "publish: rolling flows, forecast and capacity read {reps} times over full 60-day buckets: {:.1} µs each (7-day inflow {})",
+        elapsed.as_secs_f64() * 1e6 / f64::from(reps),
+        inflow / u64::from(reps)
+    );
 }
 
 /// Resident set size from /proc (Linux), as a rough memory figure without a custom allocator.

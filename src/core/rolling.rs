@@ -10,6 +10,12 @@
 //! Memory per counter is bounded by the shape, whatever the event times: the buckets cover at most
 //! `[now − kept, now]` (an event older than that can never count in any window and is dropped when
 //! it arrives), and the list of events ahead of `now` holds at most `MAX_AHEAD` entries.
+//!
+//! Reading is O(1) per window: each counter keeps a running sum for every window of its shape,
+//! raised when an event lands in a bucket inside that window and lowered when the window's lower
+//! edge passes a bucket (`RollingCounter::expire`). A publish then costs O(series × windows), not
+//! O(buckets); the bucket walk remains only for a window the shape does not know, and for a
+//! reading at a `now` earlier than the counter's own.
 
 use std::collections::VecDeque;
 
@@ -20,8 +26,12 @@ use super::time::{EpochNanos, NANOS_PER_SECOND};
 /// normal; past this many, the two closest entries merge (see `RollingCounter::add_ahead`).
 pub const MAX_AHEAD: usize = 256;
 
+/// Windows per shape with a running sum: the rolling windows (at most 8, `config`) and the
+/// forecast window.
+pub const MAX_SUMS: usize = 9;
+
 /// Counts per bucket for one series; the oldest bucket first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RollingCounter {
     /// Bucket index (t / width) of `buckets[0]`.
     first: i64,
@@ -33,6 +43,41 @@ pub struct RollingCounter {
     /// by their exact time, so an event ahead of `now` never counts early, not even within the
     /// current bucket.
     ahead: Vec<(EpochNanos, u64)>,
+    /// The running sums, one per window of the shape (empty until the first `add` or `expire`
+    /// builds them from the buckets).
+    sums: Vec<WindowSum>,
+    /// The latest `now` the sums were brought to.
+    seen: EpochNanos,
+    /// The earliest `now` at which some window's lower edge passes a bucket: until then `expire`
+    /// has no sum to lower.
+    next_edge: EpochNanos,
+}
+
+/// The sum of the buckets from `from` on (every bucket up to `now` is inside the window: events
+/// ahead of `now` wait outside the buckets).
+#[derive(Debug, Clone, Copy, Default)]
+struct WindowSum {
+    window: EpochNanos,
+    /// Oldest bucket index inside the window at `seen`.
+    from: i64,
+    total: u64,
+}
+
+/// Equal counts are equal counters, whatever the running sums' progress.
+impl PartialEq for RollingCounter {
+    fn eq(&self, other: &Self) -> bool {
+        self.first == other.first && self.buckets == other.buckets && self.ahead == other.ahead
+    }
+}
+
+impl Eq for RollingCounter {}
+
+/// The oldest bucket inside a window of length `window` ending at `now`: the lower edge at bucket
+/// resolution is the start of the bucket after the one holding `now − window`.
+fn oldest_in_window(width: EpochNanos, now: EpochNanos, window: EpochNanos) -> i64 {
+    now.saturating_sub(window)
+        .div_euclid(width)
+        .saturating_add(1)
 }
 
 /// The shape shared by every counter of one family: bucket width and how much history is kept.
@@ -41,6 +86,9 @@ pub struct RollingShape {
     pub width: EpochNanos,
     /// Buckets kept, counted back from the bucket of `now`: enough for the longest window.
     pub kept: i64,
+    /// The windows read with a running sum (the first `window_count`; distinct).
+    windows: [EpochNanos; MAX_SUMS],
+    window_count: u8,
 }
 
 impl RollingShape {
@@ -55,10 +103,36 @@ impl RollingShape {
             .unwrap_or(NANOS_PER_SECOND * 1000);
         let longest = windows.iter().copied().max().unwrap_or(0).max(0);
         let width = (shortest / 1000).max(NANOS_PER_SECOND);
-        RollingShape {
+        let mut shape = RollingShape {
             width,
             kept: (longest / width).saturating_add(2),
+            windows: [0; MAX_SUMS],
+            window_count: 0,
+        };
+        for &window in windows {
+            let known = &shape.windows[..usize::from(shape.window_count)];
+            if usize::from(shape.window_count) < MAX_SUMS && window > 0 && !known.contains(&window)
+            {
+                shape.windows[usize::from(shape.window_count)] = window;
+                shape.window_count += 1;
+            }
         }
+        shape
+    }
+
+    /// A shape as stored in a snapshot: only the bucket width matters (the counter is rebucketed
+    /// to the current shape at once); no history limit and no running sums.
+    pub fn stored(width: EpochNanos) -> RollingShape {
+        RollingShape {
+            width,
+            kept: i64::MAX,
+            windows: [0; MAX_SUMS],
+            window_count: 0,
+        }
+    }
+
+    fn windows(&self) -> &[EpochNanos] {
+        &self.windows[..usize::from(self.window_count)]
     }
 
     /// The oldest bucket index still kept at `now`.
@@ -84,11 +158,7 @@ impl RollingCounter {
 
     /// Sum over events with `now − window < t ≤ now` (the lower edge at bucket resolution).
     pub fn sum(&self, shape: RollingShape, now: EpochNanos, window: EpochNanos) -> u64 {
-        let newest = now.div_euclid(shape.width);
-        let oldest = now
-            .saturating_sub(window)
-            .div_euclid(shape.width)
-            .saturating_add(1);
+        let oldest = oldest_in_window(shape.width, now, window);
         let ahead = self
             .ahead
             .iter()
@@ -98,20 +168,85 @@ impl RollingCounter {
         if self.buckets.is_empty() {
             return ahead;
         }
+        if now >= self.seen
+            && let Some(running) = self.sums.iter().find(|s| s.window == window)
+            && running.from <= oldest
+        {
+            // Every bucket is at or before `seen ≤ now`: the running sum covers `[from, now]`;
+            // what the edge passed since `seen` comes off (usually nothing: `seen` is this tick).
+            let passed = self.range_total(running.from, oldest.saturating_sub(1));
+            return running.total.saturating_sub(passed).saturating_add(ahead);
+        }
+        let newest = now.div_euclid(shape.width);
+        ahead.saturating_add(self.range_total(oldest, newest))
+    }
+
+    /// Σ of the buckets with index in `[from, to]`.
+    fn range_total(&self, from: i64, to: i64) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
         let last = self.buckets.len() as i64 - 1;
-        let from = oldest.saturating_sub(self.first).max(0);
-        let to = newest.saturating_sub(self.first).min(last);
+        let from = from.saturating_sub(self.first).max(0);
+        let to = to.saturating_sub(self.first).min(last);
         if to < from {
-            return ahead;
+            return 0;
         }
         self.buckets
             .range(from as usize..=to as usize)
-            .fold(ahead, |total, &n| total.saturating_add(n))
+            .fold(0u64, |total, &n| total.saturating_add(n))
+    }
+
+    /// Brings the running sums to `now`: built from the buckets when the shape's windows changed
+    /// (a new, imported or rebucketed counter), else each lower edge moved past the buckets it
+    /// left. O(1) unless an edge passed a bucket; O(buckets passed) then, which amortises to O(1)
+    /// per bucket and window.
+    fn advance_sums(&mut self, shape: RollingShape, now: EpochNanos) {
+        let windows = shape.windows();
+        let stale = self.sums.len() != windows.len()
+            || self.sums.iter().zip(windows).any(|(s, &w)| s.window != w);
+        if stale {
+            self.sums = windows
+                .iter()
+                .map(|&window| {
+                    let from = oldest_in_window(shape.width, now, window);
+                    WindowSum {
+                        window,
+                        from,
+                        total: self.range_total(from, i64::MAX),
+                    }
+                })
+                .collect();
+        } else if now >= self.next_edge {
+            for i in 0..self.sums.len() {
+                let running = self.sums[i];
+                let oldest = oldest_in_window(shape.width, now, running.window);
+                if oldest > running.from {
+                    let passed = self.range_total(running.from, oldest - 1);
+                    self.sums[i] = WindowSum {
+                        from: oldest,
+                        total: running.total.saturating_sub(passed),
+                        ..running
+                    };
+                }
+            }
+        }
+        self.seen = if stale { now } else { self.seen.max(now) };
+        // The next instant an edge moves: bucket `from` leaves window W when `oldest_in_window`
+        // exceeds `from`, that is when `now − W ≥ from × width`.
+        self.next_edge = self
+            .sums
+            .iter()
+            .map(|s| s.from.saturating_mul(shape.width).saturating_add(s.window))
+            .min()
+            .unwrap_or(EpochNanos::MAX);
     }
 
     /// Drops history that every window has left behind at `now`, and moves the events ahead of the
     /// previous `now` that `now` has reached into their buckets.
     pub fn expire(&mut self, shape: RollingShape, now: EpochNanos) {
+        // Before any bucket goes: the sums subtract what their windows left.
+        self.advance_sums(shape, now);
         let oldest_kept = shape.oldest_kept(now);
         if !self.buckets.is_empty() && self.first < oldest_kept {
             let stale = oldest_kept.saturating_sub(self.first);
@@ -184,6 +319,7 @@ impl RollingCounter {
             first,
             buckets: counts.into(),
             ahead,
+            ..RollingCounter::default()
         }
     }
 
@@ -204,6 +340,11 @@ impl RollingCounter {
         let newest = now.div_euclid(shape.width);
         if bucket < shape.oldest_kept(now) || bucket > newest {
             return;
+        }
+        for running in &mut self.sums {
+            if bucket >= running.from {
+                running.total = running.total.saturating_add(n);
+            }
         }
         if self.buckets.is_empty() {
             self.first = bucket;
@@ -320,6 +461,29 @@ mod tests {
         assert_eq!(counter.sum(shape, now + NANOS_PER_SECOND, 7 * DAY), 1);
     }
 
+    #[test]
+    fn an_event_in_a_windows_oldest_bucket_counts_until_the_edge_passes_it() {
+        let shape = RollingShape::for_windows(&[7 * DAY, 28 * DAY]);
+        let mut counter = RollingCounter::default();
+        let now = 100 * DAY;
+        counter.add(shape, now, now, 1);
+        // The oldest bucket inside the 7-day window, at its first and last instant.
+        let oldest = oldest_in_window(shape.width, now, 7 * DAY);
+        counter.add(shape, now, oldest * shape.width, 2);
+        counter.add(shape, now, (oldest + 1) * shape.width - 1, 4);
+        // And the bucket just before it: in the 28-day window only.
+        counter.add(shape, now, oldest * shape.width - 1, 8);
+        assert_eq!(counter.sum(shape, now, 7 * DAY), 7);
+        assert_eq!(counter.sum(shape, now, 28 * DAY), 15);
+        // One bucket on, the edge has passed the oldest bucket: read before and after the
+        // counter itself moves there.
+        let next = now + shape.width;
+        assert_eq!(counter.sum(shape, next, 7 * DAY), 1);
+        counter.expire(shape, next);
+        assert_eq!(counter.sum(shape, next, 7 * DAY), 1);
+        assert_eq!(counter.sum(shape, next, 28 * DAY), 15);
+    }
+
     /// A small deterministic generator (xorshift64*), so the test needs no dependency.
     struct Rng(u64);
 
@@ -355,7 +519,17 @@ mod tests {
                 if rng.below(50) == 0 {
                     counter.expire(shape, now);
                 }
-                for &window in &windows {
+                // A reading a little later than the counter's own `now` (a publish after a tick
+                // that did not touch this counter), and one at a window the shape does not know.
+                let later = now + rng.below(2 * DAY as u64) as i64;
+                for &(at, window) in windows
+                    .iter()
+                    .map(|w| (now, *w))
+                    .chain([(later, 7 * DAY), (later, 28 * DAY), (now, 5 * DAY)])
+                    .collect::<Vec<_>>()
+                    .iter()
+                {
+                    let (now, window) = (at, window);
                     // At bucket resolution the lower edge is the start of the bucket after the one
                     // holding `now − window`; the upper edge is exact.
                     let oldest = (now - window).div_euclid(shape.width) + 1;
@@ -365,6 +539,10 @@ mod tests {
                         .map(|&(_, n)| n)
                         .sum();
                     assert_eq!(counter.sum(shape, now, window), expected, "seed {seed}");
+                    // The same counts imported (no running sums yet) read the same.
+                    let (first, counts, ahead) = counter.export();
+                    let imported = RollingCounter::import(first, counts, ahead);
+                    assert_eq!(imported.sum(shape, now, window), expected, "seed {seed}");
                 }
                 assert!(counter.buckets.len() as i64 <= shape.kept);
             }

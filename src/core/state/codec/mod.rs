@@ -470,10 +470,7 @@ impl State {
             let previous = r.list(8, Reader::u64)?;
             Dedup::import_legacy(dedup_window, started, &current, &previous)
         };
-        let stored_flow = RollingShape {
-            width: r.positive_i64()?,
-            kept: i64::MAX,
-        };
+        let stored_flow = RollingShape::stored(r.positive_i64()?);
         let mut flows = Vec::with_capacity(2 * track_map.len());
         for _ in 0..2 * track_map.len() {
             flows.push(r.rolling()?.rebucket(stored_flow, state.flow_shape, now));
@@ -483,10 +480,7 @@ impl State {
             state.inflow[usize::from(track)] = inflow[t].clone();
             state.outflow[usize::from(track)] = outflow[t].clone();
         }
-        let stored_quality = RollingShape {
-            width: r.positive_i64()?,
-            kept: i64::MAX,
-        };
+        let stored_quality = RollingShape::stored(r.positive_i64()?);
         state.audits_passed_rolling =
             r.rolling()?
                 .rebucket(stored_quality, state.quality_shape, now);
