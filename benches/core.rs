@@ -10,8 +10,15 @@ use backlogd::core::time::{NANOS_PER_DAY, from_nanos, to_nanos};
 use backlogd::core::{CoreSettings, State};
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let cases: usize = if full { 1_000_000 } else { 10_000 };
+    let argv: Vec<String> = std::env::args().collect();
+    let full = argv.iter().any(|a| a == "--bench");
+    // `--cases N` for the national-scale figures (10,000,000).
+    let cases: usize = argv
+        .iter()
+        .position(|a| a == "--cases")
+        .and_then(|i| argv.get(i + 1))
+        .map(|v| v.parse().expect("--cases takes a number"))
+        .unwrap_or(if full { 1_000_000 } else { 10_000 });
     let start = to_nanos("2026-01-01T00:00:00Z".parse().unwrap()).unwrap();
     let mut settings = CoreSettings::example();
     settings.dedup_window = jiff::SignedDuration::from_hours(24 * 30);
@@ -89,6 +96,43 @@ fn main() {
         decisions.len() as f64 / elapsed.as_secs_f64()
     );
 
+    // Remembered ids alone: reassignments add an id each and change no allocation of the state.
+    let other = Event {
+        id: "join-2".into(),
+        time: from_nanos(start),
+        kind: EventKind::EmployeeJoined {
+            employee: "e2".into(),
+            role: "caseworker".into(),
+            experienced: true,
+            contract: backlogd::core::event::Contract::Permanent,
+            location: None,
+        },
+    };
+    state.apply(&other, start).unwrap();
+    let reassignments: Vec<Event> = (cases / 2..cases)
+        .map(|i| Event {
+            id: format!("asg-{i:09}"),
+            time: from_nanos(start),
+            kind: EventKind::CaseAssigned {
+                case: format!("Z-2026-{i:09}"),
+                employee: "e2".into(),
+            },
+        })
+        .collect();
+    let rss_before = allocated_estimate();
+    for event in &reassignments {
+        state.apply(event, start).expect("valid assignment");
+    }
+    if let (Some(before), Some(after)) = (rss_before, allocated_estimate()) {
+        println!(
+            "memory: {} reassignments grew the resident set by {:.1} MiB = {:.1} bytes per remembered event id",
+            reassignments.len(),
+            (after - before) as f64 / (1 << 20) as f64,
+            (after - before) as f64 / reassignments.len() as f64
+        );
+    }
+    drop(reassignments);
+
     // One tick a second for a simulated day: only cases whose class changes are touched.
     let began = Instant::now();
     let mut touched = 0;
@@ -102,6 +146,7 @@ fn main() {
         elapsed.as_secs_f64() * 1e6 / 86_400.0
     );
     publish_figures(start, if full { 20_000 } else { 200 });
+    deadline_crossing(start, cases);
 
     let began = Instant::now();
     let copy = state.clone();
@@ -160,6 +205,46 @@ fn publish_figures(start: i64, reps: u32) {
         "publish: rolling flows, forecast and capacity read {reps} times over full 60-day buckets: {:.1} µs each (7-day inflow {})",
         elapsed.as_secs_f64() * 1e6 / f64::from(reps),
         inflow / u64::from(reps)
+    );
+}
+
+/// `cases` open cases whose deadlines all pass at the same instant, and the one tick that sees it;
+/// then idle ticks (nothing due).
+fn deadline_crossing(start: i64, cases: usize) {
+    let mut state = State::new(CoreSettings::example());
+    state.advance(start);
+    let deadline = start + NANOS_PER_DAY;
+    for i in 0..cases {
+        let event = Event {
+            id: format!("d-{i:09}"),
+            time: from_nanos(start),
+            kind: EventKind::CaseRegistered {
+                case: format!("D-{i:09}"),
+                track: "asylum".into(),
+                received_at: None,
+                location: None,
+                deadline: Some(from_nanos(deadline)),
+            },
+        };
+        state.apply(&event, start).expect("valid registration");
+    }
+    let before = state.advance(deadline - 1_000_000_000);
+    let began = Instant::now();
+    let crossed = state.advance(deadline + 1_000_000_000);
+    let elapsed = began.elapsed();
+    println!(
+        "advance: {crossed} deadlines crossing in one tick in {:.1} ms ({before} changed the tick before)",
+        elapsed.as_secs_f64() * 1e3
+    );
+    let ticks = 100_000;
+    let began = Instant::now();
+    let mut idle = 0;
+    for second in 2..2 + ticks {
+        idle += state.advance(deadline + second * 1_000_000_000);
+    }
+    println!(
+        "advance: idle tick {:.2} µs ({ticks} one-second ticks changing {idle} cases)",
+        began.elapsed().as_secs_f64() * 1e6 / ticks as f64
     );
 }
 

@@ -31,7 +31,22 @@ pub fn render(view: Option<&View>, telemetry: &Telemetry) -> String {
     if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
         tracing::error!(error = %e, "encoding /metrics failed");
     }
-    String::from_utf8(out).unwrap_or_default()
+    let text = String::from_utf8(out).unwrap_or_default();
+    // The text encoder writes a value with Rust's `Display`, which spells infinity `inf`; the
+    // exposition format spells it `+Inf` (Prometheus reads both, stricter parsers do not). Only
+    // gauges can be infinite here (a clearance time while the backlog is not shrinking), so the
+    // text is rewritten only when one is: the common scrape pays one pass over the samples.
+    if families.iter().any(|family| {
+        family
+            .get_metric()
+            .iter()
+            .any(|metric| metric.get_gauge().value().is_infinite())
+    }) {
+        return text
+            .replace(" inf\n", " +Inf\n")
+            .replace(" -inf\n", " -Inf\n");
+    }
+    text
 }
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -734,6 +749,36 @@ mod tests {
             output.status.success() && complaints.trim().is_empty(),
             "promtool: {complaints}"
         );
+    }
+
+    /// A backlog that is not shrinking has an infinite clearance time, written as the exposition
+    /// format spells it (the encoder alone wrote `inf`).
+    #[test]
+    fn an_infinite_clearance_is_written_plus_inf() {
+        let config = crate::config::load_from_str(include_str!("../config/backlogd.toml"))
+            .expect("the shipped configuration is valid");
+        let settings = crate::config::core_settings(&config);
+        let edge = EdgeSettings::from_config(&config).expect("no key file needed");
+        let mut state = State::new(settings.clone());
+        let now = crate::core::time::to_nanos("2026-10-10T00:00:00Z".parse().unwrap()).unwrap();
+        let line = r#"{"specversion":"1.0","id":"r1","source":"test","type":"case.registered","time":"2026-10-09T00:00:00Z","data":{"case":"A-1","track":"asylum"}}"#;
+        state
+            .apply(&crate::wire::parse_event(line).unwrap(), now)
+            .unwrap();
+        let (workforce, _) = WorkforceBuilder::default().build(&state, &edge);
+        let view = crate::engine::view_of(
+            &state,
+            Arc::new(settings),
+            Arc::new(workforce),
+            Arc::new(edge),
+        );
+        let text = render(Some(&view), &Telemetry::new().unwrap());
+        let clearance = text
+            .lines()
+            .find(|l| l.starts_with("backlogd_backlog_clearance_seconds{track=\"asylum\"}"))
+            .expect("the clearance gauge");
+        assert!(clearance.ends_with(" +Inf"), "{clearance}");
+        assert!(!text.contains(" inf\n"), "no `inf` left");
     }
 
     /// Every family in /metrics has a row `| `name` | type | help |` in docs/metrics.md.
