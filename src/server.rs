@@ -312,11 +312,12 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
         }
         (&Method::GET, "/v1/cases/overdue") => overdue(app, request).await,
         (&Method::GET, "/v1/targets") => targets(app, request).await,
+        (&Method::GET, "/v1/history") => answers::history(app, request).await,
         (&Method::GET, "/v1/forecast") => forecast(app, request).await,
         (
             _,
             "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue"
-            | "/v1/targets" | "/v1/forecast" | "/-/reload",
+            | "/v1/targets" | "/v1/forecast" | "/v1/history" | "/-/reload",
         ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error_response(StatusCode::NOT_FOUND, "no such endpoint"),
     }

@@ -116,7 +116,7 @@ impl Aggregates {
 }
 
 /// The time-window figures at one `now`: rolling inflow and outflow, the clearance forecast and the
-/// quality pass ratio. Computed on demand from the rolling counters (O(tracks × windows × buckets)).
+/// quality pass ratio. Computed on demand from the rolling counters' running sums (O(tracks × windows)).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Flows {
     /// Per track, per rolling window: registrations + reopenings with event time in the window.

@@ -8,6 +8,7 @@
 pub mod aggregates;
 pub mod event;
 pub mod forecast;
+pub mod history;
 pub mod ids;
 pub mod presence;
 pub mod rolling;

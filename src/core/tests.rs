@@ -1340,5 +1340,6 @@ fn a_version_2_snapshot_still_loads() {
     }
 }
 
+mod history;
 /// Announced targets and observed capacity.
 mod planning;

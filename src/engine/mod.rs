@@ -29,6 +29,18 @@ use crate::config::{Config, ConfigError, Durability};
 pub use crate::core::TargetReport;
 pub use crate::core::forecast::{Forecast, ForecastParams, ParamError};
 
+/// The answer to `Command::History`: the rows with the names their columns refer to.
+#[derive(Debug, Clone)]
+pub struct HistoryAnswer {
+    /// Track names, in the order of each row's tracks.
+    pub tracks: Vec<String>,
+    /// Due-soon window labels, in the order of each track's `due_soon`.
+    pub due_soon_windows: Vec<String>,
+    pub rows: Vec<DailyRow>,
+}
+
+pub use crate::core::history::DailyRow;
+
 /// The answer to `Command::Forecast`: the projection and the targets it is drawn against.
 #[derive(Debug, Clone)]
 pub struct ForecastAnswer {
@@ -60,6 +72,12 @@ pub enum Command {
         location: Option<String>,
         limit: usize,
         reply: oneshot::Sender<Vec<OverdueCase>>,
+    },
+    /// The daily history rows with `from ≤ day ≤ to` (`GET /v1/history`; days as `YYYY-MM-DD`).
+    History {
+        from: Option<String>,
+        to: Option<String>,
+        reply: oneshot::Sender<HistoryAnswer>,
     },
     /// Every target in effect with its announcement history (`GET /v1/targets`).
     Targets {
@@ -355,6 +373,26 @@ impl Engine {
                 }
                 Command::Targets { reply } => {
                     let _ = reply.send(self.state.target_reports());
+                }
+                Command::History { from, to, reply } => {
+                    let settings = self.state.settings();
+                    // `YYYY-MM-DD` compares as text in date order.
+                    let rows = self
+                        .state
+                        .daily_history()
+                        .filter(|row| from.as_deref().is_none_or(|from| row.day.as_str() >= from))
+                        .filter(|row| to.as_deref().is_none_or(|to| row.day.as_str() <= to))
+                        .cloned()
+                        .collect();
+                    let _ = reply.send(HistoryAnswer {
+                        tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
+                        due_soon_windows: settings
+                            .due_soon_windows
+                            .iter()
+                            .map(|w| w.label.clone())
+                            .collect(),
+                        rows,
+                    });
                 }
                 Command::Forecast { params, reply } => {
                     let forecast =

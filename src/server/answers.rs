@@ -32,6 +32,103 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
     json_response(StatusCode::OK, &targets_json(&reports))
 }
 
+/// `GET /v1/history?from=YYYY-MM-DD&to=YYYY-MM-DD`: the daily history rows (docs/http.md).
+pub(super) async fn history(app: &App, request: Request<Incoming>) -> HttpResponse {
+    if let Some(denied) = authenticate(app, &request) {
+        return denied;
+    }
+    let mut from = None;
+    let mut to = None;
+    for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
+        let slot = match key.as_str() {
+            "from" => &mut from,
+            "to" => &mut to,
+            other => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("query parameter `{other}`: unknown; expected `from` or `to`"),
+                );
+            }
+        };
+        if value.parse::<jiff::civil::Date>().is_err() {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("query parameter `{key}`: {value:?} is not a date (YYYY-MM-DD)"),
+            );
+        }
+        *slot = Some(value);
+    }
+    let (reply, answer) = oneshot::channel();
+    if app
+        .engine
+        .commands
+        .send(Command::History { from, to, reply })
+        .await
+        .is_err()
+    {
+        return shutting_down();
+    }
+    let Ok(answer) = answer.await else {
+        return shutting_down();
+    };
+    json_response(StatusCode::OK, &history_json(&answer))
+}
+
+/// The body of `GET /v1/history`.
+pub fn history_json(answer: &engine::HistoryAnswer) -> serde_json::Value {
+    // JSON has no infinity: a clearance time that is not finite is null.
+    let seconds = |s: f64| s.is_finite().then_some(s);
+    let rows: Vec<_> = answer
+        .rows
+        .iter()
+        .map(|row| {
+            let tracks: serde_json::Map<String, serde_json::Value> = answer
+                .tracks
+                .iter()
+                .zip(&row.tracks)
+                .map(|(name, t)| {
+                    let due_soon: serde_json::Map<String, serde_json::Value> = answer
+                        .due_soon_windows
+                        .iter()
+                        .zip(&t.due_soon)
+                        .map(|(w, &n)| (w.clone(), json!(n)))
+                        .collect();
+                    (
+                        name.clone(),
+                        json!({
+                            "open": t.open,
+                            "overdue": t.overdue,
+                            "due_soon": due_soon,
+                            "inflow_total": t.inflow_total,
+                            "outflow_total": t.outflow_total,
+                            "penalty_exposure_euros": t.penalty_exposure_cents as f64 / 100.0,
+                            "penalty_incurred_euros": t.penalty_incurred_cents as f64 / 100.0,
+                            "clearance_seconds": seconds(t.clearance_seconds),
+                        }),
+                    )
+                })
+                .collect();
+            let mentor_ratio = (row.mentors > 0).then(|| row.mentees as f64 / row.mentors as f64);
+            json!({
+                "day": row.day,
+                "at": jiff::Timestamp::from_nanosecond(i128::from(row.at))
+                    .map_or_else(|_| row.at.to_string(), |t| t.to_string()),
+                "tracks": tracks,
+                "employees": {
+                    "experienced": row.employees_experienced,
+                    "inexperienced": row.employees_inexperienced,
+                    "mentors": row.mentors,
+                    "mentees": row.mentees,
+                    "unmentored": row.unmentored,
+                    "mentees_per_mentor": mentor_ratio,
+                },
+                "audits": {"passed_total": row.audits_passed, "failed_total": row.audits_failed},
+            })
+        })
+        .collect();
+    json!({ "days": rows })
+}
+
 /// `GET /v1/forecast`: the what-if projection (docs/forecast.md); the query gives the parameters.
 pub(super) async fn forecast(app: &App, request: Request<Incoming>) -> HttpResponse {
     if let Some(denied) = authenticate(app, &request) {

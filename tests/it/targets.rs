@@ -128,3 +128,31 @@ fn announcements_set_the_target_and_keep_their_history_across_a_restart() {
     }
     daemon.stop();
 }
+
+/// `GET /v1/history`: a fresh daemon has no day behind it yet; a bad range is refused by name.
+/// (The rows themselves are taken at midnight, which the core's tests cover with a fake clock.)
+#[test]
+fn history_answers_the_days_and_refuses_a_bad_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let response = daemon.get("/v1/history?from=2025-01-01&to=2025-12-31");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.json().expect("JSON"),
+        serde_json::json!({"days": []})
+    );
+    for (query, names) in [
+        ("from=2025-13-01", "`from`"),
+        ("to=yesterday", "`to`"),
+        ("since=2025-01-01", "`since`"),
+    ] {
+        let response = daemon.get(&format!("/v1/history?{query}"));
+        assert_eq!(response.status, 400, "{query}");
+        let error = response.json().expect("JSON")["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(error.contains(names), "{query}: {error}");
+    }
+    daemon.stop();
+}

@@ -23,11 +23,12 @@ use jiff::Timestamp;
 
 use super::aggregates::{Aggregates, Flows, TrackAggregates, clearance_seconds};
 use super::event::{Contract, Event, RejectReason, Rejection};
+use super::history::{DailyHistory, DailyRow, DayTrack, MAX_DAYS, day_ending_at, midnight_after};
 use super::ids::{Dedup, IdArena};
 use super::presence::PresenceIntegral;
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
-use super::time::{EpochNanos, duration_nanos, from_nanos, to_nanos};
+use super::time::{EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos, to_nanos};
 use links::Links;
 
 pub use codec::SnapshotError;
@@ -173,6 +174,8 @@ pub struct State {
     presence: Vec<PresenceIntegral>,
     decisions_by_class: Vec<RollingCounter>,
     decisions_by_new_staff: RollingCounter,
+    /// One row a day at midnight (`super::history`).
+    history: DailyHistory,
 }
 
 impl State {
@@ -199,6 +202,7 @@ impl State {
             presence: vec![PresenceIntegral::default(); settings.roles.len() * 4],
             decisions_by_class: vec![RollingCounter::default(); settings.roles.len() * 4],
             decisions_by_new_staff: RollingCounter::default(),
+            history: DailyHistory::default(),
             settings,
         };
         state.aggregates.tracks = (0..track_count)
@@ -315,6 +319,8 @@ impl State {
         }
         self.dedup
             .set_window(duration_nanos(self.settings.dedup_window));
+        // The next midnight again, in the (possibly new) time zone.
+        self.history.next = None;
         self.rebuild_derived();
         Ok(())
     }
@@ -388,8 +394,101 @@ impl State {
     }
 
     /// Moves the clock to `now` (never backwards) and reclassifies the cases whose due-soon, overdue
-    /// or penalty-day status changes on the way. Returns how many cases were reclassified.
+    /// or penalty-day status changes on the way. Returns how many cases were reclassified. At each
+    /// midnight on the way the clock stops and the day's history row is taken.
     pub fn advance(&mut self, now: EpochNanos) -> usize {
+        if now <= self.now {
+            return 0;
+        }
+        let mut next = match self.history.next {
+            Some(next) => next,
+            // The first move of the clock (no day has begun yet), or the first after a load or a
+            // change of time zone (the day the state was in has).
+            None if self.now == EpochNanos::MIN => midnight_after(&self.settings.timezone, now),
+            None => midnight_after(&self.settings.timezone, self.now),
+        };
+        let mut changed = 0;
+        // `EpochNanos::MAX` stands for "no representable midnight" (past the year 2262).
+        if next <= now && next != EpochNanos::MAX {
+            let tz = self.settings.timezone.clone();
+            // After a long silence only the last `MAX_DAYS` midnights can be kept: start there.
+            let keep_from = now.saturating_sub(MAX_DAYS as i64 * NANOS_PER_DAY + NANOS_PER_DAY);
+            if next < keep_from {
+                next = midnight_after(&tz, keep_from);
+            }
+            while next <= now && next != EpochNanos::MAX {
+                changed += self.advance_clock(next);
+                let row = self.daily_row(next);
+                self.history.push(row);
+                next = midnight_after(&tz, next);
+            }
+        }
+        self.history.next = Some(next);
+        changed + self.advance_clock(now)
+    }
+
+    /// The day's history rows, oldest first.
+    pub fn daily_history(&self) -> impl ExactSizeIterator<Item = &DailyRow> {
+        self.history.rows.iter()
+    }
+
+    /// The history row of the state as it is at `at` (a midnight).
+    fn daily_row(&self, at: EpochNanos) -> DailyRow {
+        let flows = self.flows();
+        let tracks = self
+            .aggregates
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(t, a)| DayTrack {
+                open: a.open(),
+                overdue: a.overdue(),
+                due_soon: a.due_soon_by_window.clone(),
+                inflow_total: a.registered.saturating_add(a.reopened),
+                outflow_total: a
+                    .decided_by_outcome
+                    .iter()
+                    .chain(&a.closed_by_reason)
+                    .fold(0u64, |sum, &n| sum.saturating_add(n)),
+                penalty_exposure_cents: a.penalty_exposure_cents,
+                penalty_incurred_cents: a.penalty_incurred_cents,
+                clearance_seconds: flows.clearance_seconds.get(t).copied().unwrap_or(f64::NAN),
+            })
+            .collect();
+        let mut row = DailyRow {
+            day: day_ending_at(&self.settings.timezone, at),
+            at,
+            tracks,
+            audits_passed: self.aggregates.audits_passed,
+            audits_failed: self.aggregates.audits_failed,
+            ..DailyRow::default()
+        };
+        for (slot, &count) in self.aggregates.employees.iter().enumerate() {
+            // Slots alternate inexperienced, experienced (`Aggregates::employee_slot`).
+            if slot % 2 == 1 {
+                row.employees_experienced += count;
+            } else {
+                row.employees_inexperienced += count;
+            }
+        }
+        // Once a day, O(employees).
+        for e in self.employees.iter().filter(|e| e.active) {
+            if e.mentee_count > 0 {
+                row.mentors += 1;
+            }
+            if !e.experienced {
+                if e.mentor != NONE {
+                    row.mentees += 1;
+                } else {
+                    row.unmentored += 1;
+                }
+            }
+        }
+        row
+    }
+
+    /// The clock part of `advance`: to `now`, without history rows.
+    fn advance_clock(&mut self, now: EpochNanos) -> usize {
         if now <= self.now {
             return 0;
         }

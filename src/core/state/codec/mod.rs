@@ -9,6 +9,7 @@ use super::links::{Links, case_links, list_push};
 use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
 use crate::core::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
+use crate::core::history::{DailyRow, DayTrack};
 use crate::core::ids::{Dedup, DedupExport};
 use crate::core::presence::PresenceIntegral;
 use crate::core::rolling::{RollingCounter, RollingShape};
@@ -19,15 +20,19 @@ use crate::core::settings::CoreSettings;
 /// 64-bit hashes, which load as the legacy generation of `Dedup`); version 5 added, at the end, the
 /// history of announced targets and the capacity figures (employees' join times, presence and
 /// decisions per capacity class); older versions load with no history, every employee present
-/// throughout the window, and no decisions in it.
-const MAGIC: &[u8; 8] = b"BLGDSNP5";
+/// throughout the window, and no decisions in it; version 6 added, at the end, the daily history
+/// (older versions load without one).
+const MAGIC: &[u8; 8] = b"BLGDSNP6";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 4] = [
+const READ_MAGICS: [(&[u8; 8], u32); 5] = [
     (b"BLGDSNP2", 2),
     (b"BLGDSNP3", 3),
     (b"BLGDSNP4", 4),
-    (MAGIC, 5),
+    (b"BLGDSNP5", 5),
+    (MAGIC, 6),
 ];
+/// The version `MAGIC` stands for.
+const VERSION: u32 = 6;
 
 /// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
 /// damaged bytes, where.
@@ -69,7 +74,7 @@ pub enum SnapshotError {
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        self.encode(false, 5)
+        self.encode(false, VERSION)
     }
 
     /// The encoding of format version 4 (without target history and capacity), for the tests that
@@ -83,12 +88,16 @@ impl State {
     /// iterate in an order that depends on their history). For tests; sorting costs O(n log n).
     #[cfg(test)]
     pub(crate) fn encode_snapshot_canonical(&self) -> Vec<u8> {
-        self.encode(true, 5)
+        self.encode(true, VERSION)
     }
 
     fn encode(&self, sort_ids: bool, version: u32) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
-        w.0.extend_from_slice(if version == 5 { MAGIC } else { b"BLGDSNP4" });
+        let magic = READ_MAGICS
+            .iter()
+            .find(|&&(_, v)| v == version)
+            .map_or(MAGIC, |&(magic, _)| magic);
+        w.0.extend_from_slice(magic);
         w.i64(self.now);
         let names = |list: Vec<&str>, w: &mut Writer| {
             w.u32(list.len() as u32);
@@ -245,6 +254,40 @@ impl State {
             }
         }
         w.rolling(&self.decisions_by_new_staff);
+        if version < 6 {
+            return w.0;
+        }
+        w.u32(self.history.rows.len() as u32);
+        for row in &self.history.rows {
+            w.str(&row.day);
+            w.i64(row.at);
+            for v in [
+                row.employees_experienced,
+                row.employees_inexperienced,
+                row.mentors,
+                row.mentees,
+                row.unmentored,
+            ] {
+                w.i64(v);
+            }
+            w.u64(row.audits_passed);
+            w.u64(row.audits_failed);
+            // In the order of the track names at the start.
+            w.u32(row.tracks.len() as u32);
+            for t in &row.tracks {
+                w.i64(t.open);
+                w.i64(t.overdue);
+                w.u32(t.due_soon.len() as u32);
+                for &d in &t.due_soon {
+                    w.i64(d);
+                }
+                w.u64(t.inflow_total);
+                w.u64(t.outflow_total);
+                w.i64(t.penalty_exposure_cents);
+                w.i64(t.penalty_incurred_cents);
+                w.u64(t.clearance_seconds.to_bits());
+            }
+        }
         w.0
     }
 
@@ -548,6 +591,48 @@ impl State {
             state.decisions_by_new_staff =
                 r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
         }
+        if r.version >= 6 {
+            let rows = r.count("history rows", MIN_DAY_ROW, crate::core::history::MAX_DAYS)?;
+            for _ in 0..rows {
+                let mut row = DailyRow {
+                    day: r.str()?,
+                    at: r.i64()?,
+                    employees_experienced: r.i64()?,
+                    employees_inexperienced: r.i64()?,
+                    mentors: r.i64()?,
+                    mentees: r.i64()?,
+                    unmentored: r.i64()?,
+                    audits_passed: r.u64()?,
+                    audits_failed: r.u64()?,
+                    tracks: vec![DayTrack::default(); state.settings.tracks.len()],
+                };
+                let stored = r.count("history tracks", MIN_DAY_TRACK, track_map.len())?;
+                if stored != track_map.len() {
+                    return Err(SnapshotError::BadCount {
+                        count: stored,
+                        what: "history tracks",
+                        at: r.at,
+                    });
+                }
+                for &track in &track_map {
+                    let open = r.i64()?;
+                    let overdue = r.i64()?;
+                    let windows = r.count("due-soon windows", 8, 256)?;
+                    let due_soon = (0..windows).map(|_| r.i64()).collect::<Result<_, _>>()?;
+                    row.tracks[usize::from(track)] = DayTrack {
+                        open,
+                        overdue,
+                        due_soon,
+                        inflow_total: r.u64()?,
+                        outflow_total: r.u64()?,
+                        penalty_exposure_cents: r.i64()?,
+                        penalty_incurred_cents: r.i64()?,
+                        clearance_seconds: f64::from_bits(r.u64()?),
+                    };
+                }
+                state.history.push(row);
+            }
+        }
         // Each active employee's presence counts in their class: as stored (version 5), or, for
         // older formats, throughout the window (the base).
         for index in 0..employee_count as u32 {
@@ -578,6 +663,10 @@ const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
 const MIN_STR: usize = 4;
 const MIN_CASE: usize = MIN_STR + 3 * 8 + 4 + 2 + 3;
 const MIN_EMPLOYEE: usize = MIN_STR + 5 + 4;
+/// A history row: its day, eight i64/u64 and a track count; a track in it: seven i64/u64 and a
+/// window count.
+const MIN_DAY_ROW: usize = MIN_STR + 8 * 8 + 4;
+const MIN_DAY_TRACK: usize = 7 * 8 + 4;
 /// An announcement: two i64, an f64 and three optional texts (one flag byte each).
 const MIN_ANNOUNCEMENT: usize = 3 * 8 + 3;
 
