@@ -14,6 +14,7 @@ pub mod metrics_auth;
 pub mod send;
 pub mod server;
 pub mod simulate;
+pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -40,9 +40,10 @@ use crate::core::event::Event;
 use crate::core::{
     Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, SnapshotError, State,
 };
+pub use crate::store::SourcePosition;
 use crate::store::log::{self, EventLog, LogPosition};
 use crate::store::snapshot::{self, SnapshotMeta};
-use crate::store::{encode_record, encode_settings};
+use crate::store::{encode_position, encode_record, encode_settings};
 use crate::telemetry::Telemetry;
 use crate::wire::{self, ItemRejection};
 use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
@@ -78,6 +79,11 @@ pub enum Command {
         edge: Box<EdgeSettings>,
         reply: oneshot::Sender<Result<(), ReloadError>>,
     },
+    /// The stream source's last committed position (recovered from the store, then kept), so
+    /// that the source resumes right after it.
+    SourcePosition {
+        reply: oneshot::Sender<Option<SourcePosition>>,
+    },
     /// Stop after answering everything queued before this command.
     Shutdown,
 }
@@ -88,6 +94,10 @@ pub struct IngestBatch {
     pub body: Bytes,
     pub items: Vec<(std::ops::Range<usize>, Result<Event, ItemRejection>)>,
     pub source: &'static str,
+    /// For a message of a stream source: its position, logged after its events in the same
+    /// commit group. A batch at or below the committed position of its stream is not applied
+    /// (every event counts as a duplicate): a message is never applied after a later one.
+    pub position: Option<SourcePosition>,
     pub reply: oneshot::Sender<IngestOutcome>,
 }
 
@@ -276,6 +286,8 @@ struct Engine {
     /// not only by time.
     logged_events: u64,
     logged_bytes: u64,
+    /// The stream source's last position in the log (applied; committed once the group is).
+    source_position: Option<SourcePosition>,
 }
 
 impl Engine {
@@ -383,6 +395,9 @@ impl Engine {
                     reloaded |= result.is_ok();
                     let _ = reply.send(result);
                 }
+                Command::SourcePosition { reply } => {
+                    let _ = reply.send(self.source_position.clone());
+                }
                 Command::Shutdown => stop = true,
             }
         }
@@ -482,7 +497,13 @@ impl Engine {
             taken_at: wall_clock(),
         };
         self.snapshot_position = meta.position;
-        writer.submit(bytes, meta, self.state.open_cases(), self.source.clone());
+        writer.submit(
+            bytes,
+            meta,
+            self.state.open_cases(),
+            self.source.clone(),
+            self.source_position.clone(),
+        );
     }
 
     /// Applies one batch and appends its applied events to the log (not yet committed). An append
@@ -494,6 +515,13 @@ impl Engine {
     ) -> Result<(IngestSummary, bool), log::LogError> {
         let mut summary = IngestSummary::default();
         let mut appended = false;
+        if let (Some(position), Some(committed)) = (&batch.position, &self.source_position)
+            && position.stream == committed.stream
+            && position.sequence <= committed.sequence
+        {
+            summary.duplicates = batch.items.len();
+            return Ok((summary, false));
+        }
         let telemetry = &self.telemetry;
         telemetry
             .events_received
@@ -549,6 +577,14 @@ impl Engine {
                         .push((index, Some(event.id.clone()), rejection));
                 }
             }
+        }
+        if let Some(position) = &batch.position {
+            // Logged even when nothing of the message applied: its rejections are answered once.
+            let record = encode_position(now, position);
+            self.log.append(&record)?;
+            self.logged_bytes += record.len() as u64;
+            self.source_position = Some(position.clone());
+            appended = true;
         }
         Ok((summary, appended))
     }
@@ -704,6 +740,32 @@ pub fn batch_from_body(
         body,
         items,
         source,
+        position: None,
         reply,
     })
+}
+
+/// A batch for a body that cannot be split into events at all (a stream message is not an HTTP
+/// request that can be answered 400): one rejected item spanning the whole body, so that it is
+/// counted, answered and, for a stream source, its position still logged.
+pub fn batch_of_refused_body(
+    body: Bytes,
+    error: &wire::BodyError,
+    source: &'static str,
+    reply: oneshot::Sender<IngestOutcome>,
+) -> IngestBatch {
+    let rejection = Rejection::new(crate::core::RejectReason::InvalidJson, error.to_string());
+    IngestBatch {
+        items: vec![(
+            0..body.len(),
+            Err(ItemRejection {
+                id: None,
+                rejection,
+            }),
+        )],
+        body,
+        source,
+        position: None,
+        reply,
+    }
 }
