@@ -11,6 +11,7 @@ pub mod engine;
 pub mod forecast;
 pub mod metrics;
 pub mod metrics_auth;
+pub mod publish;
 pub mod send;
 pub mod server;
 pub mod simulate;

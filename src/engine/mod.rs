@@ -288,6 +288,8 @@ struct Engine {
     logged_bytes: u64,
     /// The stream source's last position in the log (applied; committed once the group is).
     source_position: Option<SourcePosition>,
+    /// Whether this group moved `source_position`, so that it is logged before the commit.
+    position_to_log: bool,
 }
 
 impl Engine {
@@ -399,6 +401,17 @@ impl Engine {
                     let _ = reply.send(self.source_position.clone());
                 }
                 Command::Shutdown => stop = true,
+            }
+        }
+        if self.position_to_log && store_error.is_none() {
+            // Only the group's last position matters: one record after all the group's events.
+            self.position_to_log = false;
+            if let Some(position) = &self.source_position {
+                let record = encode_position(now, position);
+                self.logged_bytes += record.len() as u64;
+                if let Err(e) = self.log.append(&record) {
+                    store_error = Some(e.to_string());
+                }
             }
         }
         if appended && store_error.is_none() {
@@ -579,11 +592,10 @@ impl Engine {
             }
         }
         if let Some(position) = &batch.position {
-            // Logged even when nothing of the message applied: its rejections are answered once.
-            let record = encode_position(now, position);
-            self.log.append(&record)?;
-            self.logged_bytes += record.len() as u64;
+            // Logged once per group, after all its events (`process`), even when nothing of the
+            // message applied: its rejections are answered once.
             self.source_position = Some(position.clone());
+            self.position_to_log = true;
             appended = true;
         }
         Ok((summary, appended))

@@ -181,6 +181,7 @@ impl Engine {
             logged_events: replayed,
             logged_bytes: replayed_bytes,
             source_position,
+            position_to_log: false,
         };
         engine.publish(true);
         engine.handle.ready.store(true, Ordering::SeqCst);

@@ -11,8 +11,8 @@
 //! configuration source (`config::ConfigSource` as JSON). Replay switches to those settings at that
 //! point, so the log tail is replayed under the settings it was applied with.
 //!
-//! A source position record follows the events of one message of a stream source (NATS
-//! JetStream) in the same commit group: its time, a 0x01 byte, the stream sequence (u64
+//! A source position record follows the events of a stream source's messages (NATS JetStream) in
+//! the same commit group, once per group for the group's last message: its time, a 0x01 byte, the stream sequence (u64
 //! little-endian) and the stream name. Recovery keeps the last one, and the source resumes after
 //! it, so a message is never applied after a later one. Logs written before it existed simply
 //! have none.
