@@ -107,24 +107,26 @@ fn nats_env<'a>(
     env
 }
 
-/// A deterministic history of a few thousand events (the `steady` scenario, scaled down).
+/// The arguments of `backlogd simulate` for a deterministic history of a few thousand events
+/// (the `steady` scenario, scaled down).
+const SIMULATE: &[&str] = &[
+    "simulate",
+    "--scenario",
+    "steady",
+    "--seed",
+    "7",
+    "--from",
+    "2026-08-01",
+    "--to",
+    "2026-11-01",
+    "--scale",
+    "0.2",
+];
+
+/// The `SIMULATE` history as a file, and its number of events.
 fn events(dir: &Path) -> (PathBuf, usize) {
     let path = dir.join("events.ndjson");
-    let out = harness::backlogd(&[
-        "simulate",
-        "--scenario",
-        "steady",
-        "--seed",
-        "7",
-        "--from",
-        "2026-08-01",
-        "--to",
-        "2026-11-01",
-        "--scale",
-        "0.2",
-        "--out",
-        path.to_str().unwrap(),
-    ]);
+    let out = harness::backlogd(&[SIMULATE, &["--out", path.to_str().unwrap()]].concat());
     assert!(
         out.status.success(),
         "{}",
@@ -288,7 +290,8 @@ fn published_while_down_then_killed_mid_stream_loses_and_doubles_nothing() {
 }
 
 /// An HA pair: two daemons with their own durables on one stream show identical state; with one
-/// killed, the other still serves it and keeps consuming.
+/// killed, the other still serves it and keeps consuming. (Published with `simulate --nats`; a
+/// second publication of the same file is dropped by JetStream as duplicates by `Nats-Msg-Id`.)
 #[test]
 fn an_ha_pair_shows_identical_state_and_survives_losing_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -299,7 +302,16 @@ fn an_ha_pair_shows_identical_state_and_survives_losing_one() {
     let b = Daemon::start(&dir.path().join("b"), &nats_env(&url, "backlogd-b", &[]));
     a.await_metric("backlogd_source_connected", 1.0);
     b.await_metric("backlogd_source_connected", 1.0);
-    publish(&server, &file, count);
+    // Published by the simulator itself this time: the same events as the file.
+    let url_arg = server.url();
+    let out =
+        harness::backlogd(&[SIMULATE, &["--nats", &url_arg, "--subject", "cases.sim"]].concat());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("published {count}, duplicates 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let http = reference(dir.path(), &file, count);
     await_same_state(&a, &http, "instance a");
     await_same_state(&b, &http, "instance b");
@@ -308,6 +320,18 @@ fn an_ha_pair_shows_identical_state_and_survives_losing_one() {
         Vec::<String>::new()
     );
 
+    let again = harness::backlogd(&[
+        "send",
+        "--nats",
+        &url_arg,
+        "--subject",
+        "cases.test",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        format!("published 0, duplicates {count}")
+    );
     a.kill();
     await_same_state(&b, &http, "b after a was killed");
     // Still consuming: a new event reaches the survivor (and the reference over HTTP).
@@ -418,4 +442,118 @@ fn an_unreachable_server_is_retried_while_http_keeps_working() {
     publish(&server, &file, 1);
     daemon.await_metric(r#"backlogd_events_received_total{source="nats"}"#, 1.0);
     daemon.await_metric(r#"backlogd_events_received_total{source="http"}"#, 1.0);
+}
+
+/// The families that add up over partitioned instances (`sum without (instance)`, docs/scaling.md).
+const ADDITIVE: &[&str] = &[
+    "backlogd_cases_",
+    "backlogd_case_transfers_total",
+    "backlogd_case_lead_time_seconds",
+    "backlogd_deadline_extensions_total",
+    "backlogd_decisions_benefit_of_doubt_total",
+    "backlogd_decisions_by_inexperienced_total",
+    "backlogd_decisions_overdue_total",
+    "backlogd_decisions_without_investigation_total",
+    "backlogd_hearings_total",
+    "backlogd_inflow_rolling",
+    "backlogd_outflow_rolling",
+    "backlogd_penalty_exposure_euros",
+    "backlogd_penalty_incurred_euros_total",
+    "backlogd_quality_audits_total",
+    "backlogd_employee_open_cases",
+    "backlogd_employees_assigned_open_cases",
+];
+
+/// The additive series of an exposition, summed per series over `texts`.
+fn additive_sums(texts: &[String]) -> std::collections::BTreeMap<SeriesKey, f64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for text in texts {
+        for ((name, labels), value) in samples(text) {
+            if ADDITIVE.iter().any(|prefix| name.starts_with(prefix)) {
+                *sums.entry((name, labels)).or_insert(0.0) += harness::parse_value(&value);
+            }
+        }
+    }
+    sums
+}
+
+/// Two instances owning partition 0 and 1 of 2 on one stream: their additive families summed equal
+/// those of one instance that owns everything, and the employees every instance reads are the same.
+#[test]
+fn two_partitioned_instances_sum_to_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start();
+    let url = server.url();
+    let (file, count) = events(dir.path());
+    let whole = Daemon::start(&dir.path().join("whole"), &nats_env(&url, "whole", &[]));
+    let partitioned = |owned: &'static str| {
+        let env = nats_env(
+            &url,
+            if owned == "0" { "part-0" } else { "part-1" },
+            &[
+                ("BACKLOGD__SOURCES__NATS__PARTITIONS", "2"),
+                ("BACKLOGD__SOURCES__NATS__OWNED_PARTITIONS", owned),
+            ],
+        );
+        Daemon::start(&dir.path().join(format!("part-{owned}")), &env)
+    };
+    let p0 = partitioned("0");
+    let p1 = partitioned("1");
+    for daemon in [&whole, &p0, &p1] {
+        daemon.await_metric("backlogd_source_connected", 1.0);
+    }
+    publish(&server, &file, count);
+    let http = reference(dir.path(), &file, count);
+    await_same_state(&whole, &http, "the whole instance");
+    let started = Instant::now();
+    loop {
+        let expected = additive_sums(&[whole.metrics()]);
+        let summed = additive_sums(&[p0.metrics(), p1.metrics()]);
+        let mismatched: Vec<String> = expected
+            .iter()
+            .filter(|(key, value)| {
+                summed
+                    .get(*key)
+                    .is_none_or(|sum| (sum - *value).abs() > 1e-6 * value.abs().max(1.0))
+            })
+            .map(|(key, value)| format!("  {key:?}: one {value}, summed {:?}", summed.get(key)))
+            .collect();
+        if mismatched.is_empty() {
+            assert!(expected.len() > 50, "{} additive series", expected.len());
+            // Each partition holds a real share of the cases, not all or nothing.
+            let open = |d: &Daemon| {
+                samples(&d.metrics())
+                    .into_iter()
+                    .filter(|((name, _), _)| name == "backlogd_cases_known")
+                    .map(|(_, value)| harness::parse_value(&value))
+                    .sum::<f64>()
+            };
+            let (a, b) = (open(&p0), open(&p1));
+            assert!(a > 0.0 && b > 0.0, "cases known: {a} and {b}");
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "partitioned sums differ from one instance ({}):\n{}",
+            mismatched.len(),
+            mismatched
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Employees are read by every instance: the same on each.
+    for name in ["backlogd_employees", "backlogd_threshold"] {
+        let series = |d: &Daemon| {
+            samples(&d.metrics())
+                .into_iter()
+                .filter(|((n, _), _)| n == name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(series(&p0), series(&whole), "{name}");
+        assert_eq!(series(&p1), series(&whole), "{name}");
+    }
 }

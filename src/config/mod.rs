@@ -18,6 +18,7 @@
 //! module, `crate::config`.
 
 mod raw;
+mod sources;
 mod validate;
 mod values;
 
@@ -198,6 +199,11 @@ pub struct NatsConfig {
     /// At least 1.
     pub max_in_flight: usize,
     pub dead_letter_subject: Option<String>,
+    /// The number of case partitions P (at least 1; 1: no partitioning).
+    pub partitions: u32,
+    /// The partitions this instance applies the case events of: sorted, unique, each below
+    /// `partitions`; all of them by default.
+    pub owned_partitions: Vec<u32>,
 }
 
 impl Config {

@@ -61,6 +61,19 @@ pub(super) struct RawNats {
     pub(super) tls_ca_file: Option<String>,
     pub(super) max_in_flight: Option<Integer>,
     pub(super) dead_letter_subject: Option<String>,
+    pub(super) partitions: Option<Integer>,
+    pub(super) owned_partitions: Option<IntegerList>,
+}
+
+/// A list of whole numbers, or (from the environment) one string of comma-separated ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of integers, or one string of comma-separated integers"
+)]
+pub(super) enum IntegerList {
+    List(Vec<Integer>),
+    Text(String),
 }
 
 /// A list of strings, or (from the environment, where every value is a string) one string of

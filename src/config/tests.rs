@@ -777,6 +777,8 @@ fn nats_source_is_validated_and_overridable() {
             tls_ca_file: None,
             max_in_flight: 10_000,
             dead_letter_subject: None,
+            partitions: 1,
+            owned_partitions: vec![0],
         })
     );
     assert_eq!(load_from_str(MINIMAL).unwrap().nats, None);
@@ -793,6 +795,8 @@ fn nats_source_is_validated_and_overridable() {
         ("BACKLOGD__SOURCES__NATS__MAX_IN_FLIGHT", "64"),
         ("BACKLOGD__SOURCES__NATS__CREATE_STREAM", "true"),
         ("BACKLOGD__SOURCES__NATS__DEAD_LETTER_SUBJECT", "dead.cases"),
+        ("BACKLOGD__SOURCES__NATS__PARTITIONS", "4"),
+        ("BACKLOGD__SOURCES__NATS__OWNED_PARTITIONS", "3, 1"),
     ])
     .unwrap()
     .nats
@@ -807,7 +811,7 @@ fn nats_source_is_validated_and_overridable() {
     let env_error = |name: &str, value: &str| with_env(&[(name, value)]).unwrap_err().to_string();
     expect!["sources.nats.max_in_flight: 0 is too small; the minimum is 1"]
         .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__MAX_IN_FLIGHT", "0"));
-    expect!["sources.nats.sbjects: unknown key; expected one of `url`, `stream`, `subjects`, `durable`, `create_stream`, `credentials_file`, `tls_ca_file`, `max_in_flight`, `dead_letter_subject`"]
+    expect!["sources.nats.sbjects: unknown key; expected one of `url`, `stream`, `subjects`, `durable`, `create_stream`, `credentials_file`, `tls_ca_file`, `max_in_flight`, `dead_letter_subject`, `partitions`, `owned_partitions`"]
         .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__SBJECTS", "x"));
     check_errs(vec![
         (
@@ -843,6 +847,20 @@ fn nats_source_is_validated_and_overridable() {
             expect![[
                 r#"sources.nats.dead_letter_subject: "cases.dead" is one of the consumed subjects; rejected events would be consumed again"#
             ]],
+        ),
+        (
+            minimal_and(&format!(
+                "{nats}partitions = 2\nowned_partitions = [0, 2]\n"
+            )),
+            expect![
+                "sources.nats.owned_partitions[1]: 2 is not a partition; sources.nats.partitions = 2 numbers them 0 to 1"
+            ],
+        ),
+        (
+            minimal_and(&format!(
+                "{nats}partitions = 2\nowned_partitions = [1, 1]\n"
+            )),
+            expect!["sources.nats.owned_partitions: lists a partition twice"],
         ),
         (
             minimal_and(&format!("{nats}max_in_flight = 2.5\n")),

@@ -9,8 +9,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::raw::{
-    Integer, RawConfig, RawLog, RawNats, RawPenaltyTier, RawQuality, RawServer, RawStore,
-    RawTarget, RawTime, RawTrack, RawWorkforce,
+    Integer, RawConfig, RawLog, RawPenaltyTier, RawQuality, RawServer, RawStore, RawTarget,
+    RawTime, RawTrack, RawWorkforce,
 };
 use super::values::{
     calendar_span, fixed_duration, integer_in, integer_u32, non_negative_duration, optional_path,
@@ -18,9 +18,9 @@ use super::values::{
 };
 use super::{
     Config, ConfigError, Durability, EmployeeLabel, ForecastConfig, IngestConfig, LimitsConfig,
-    LogConfig, LogFormat, MAX_WINDOW_RATIO, MentoringConfig, NatsConfig, PenaltyTier,
-    QualityConfig, ServerConfig, ServerLimits, StoreConfig, TargetConfig, TimeConfig, TlsFiles,
-    TrackConfig, Window, WindowsConfig, WorkforceConfig, invalid,
+    LogConfig, LogFormat, MAX_WINDOW_RATIO, MentoringConfig, PenaltyTier, QualityConfig,
+    ServerConfig, ServerLimits, StoreConfig, TargetConfig, TimeConfig, TlsFiles, TrackConfig,
+    Window, WindowsConfig, WorkforceConfig, invalid,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
     ("min_pass_ratio", "quality.min_pass_ratio"),
     ("max_audit_gap_seconds", "quality.max_audit_gap"),
 ];
-const MAX_NAME_BYTES: usize = 64;
+pub(super) const MAX_NAME_BYTES: usize = 64;
 const MAX_WINDOWS: usize = 8;
 /// The longest `ingest.max_future_skew`: clocks that are off by more than a day need fixing, not
 /// tolerance.
@@ -137,7 +137,11 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             )?,
         },
         log: validate_log(raw.log)?,
-        nats: raw.sources.nats.map(validate_nats).transpose()?,
+        nats: raw
+            .sources
+            .nats
+            .map(super::sources::validate_nats)
+            .transpose()?,
     })
 }
 
@@ -709,140 +713,4 @@ fn at_most_days(
         ));
     }
     Ok(duration)
-}
-
-/// The most messages `sources.nats.max_in_flight` may allow (each holds its body until committed).
-const MAX_IN_FLIGHT: i64 = 1_000_000;
-
-fn validate_nats(raw: RawNats) -> Result<NatsConfig, ConfigError> {
-    let required = |key: &str, value: Option<String>| -> Result<String, ConfigError> {
-        match value.map(|value| value.trim().to_owned()) {
-            Some(value) if !value.is_empty() => Ok(value),
-            _ => Err(invalid("missing", format!("sources.nats.{key}"))),
-        }
-    };
-    let url = required("url", raw.url)?;
-    if !["nats://", "tls://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
-        || url.contains(char::is_whitespace)
-    {
-        return Err(invalid(
-            format!("{url:?} is not a NATS URL; write nats://HOST:PORT or tls://HOST:PORT"),
-            "sources.nats.url",
-        ));
-    }
-    let stream = required("stream", raw.stream)?;
-    // JetStream stream and consumer names may not contain these (they become subject tokens).
-    let name = |key: &str, value: &str| -> Result<(), ConfigError> {
-        if value.len() > MAX_NAME_BYTES
-            || value.chars().any(|c| {
-                c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
-            })
-        {
-            return Err(invalid(
-                format!(
-                    "{value:?} is not a JetStream name: at most {MAX_NAME_BYTES} bytes, no \
-                     whitespace and none of . * > / \\"
-                ),
-                format!("sources.nats.{key}"),
-            ));
-        }
-        Ok(())
-    };
-    name("stream", &stream)?;
-    let durable = required("durable", raw.durable)?;
-    name("durable", &durable)?;
-    let subjects = raw
-        .subjects
-        .map(|list| list.into_items())
-        .unwrap_or_default();
-    if subjects.is_empty() {
-        return Err(invalid(
-            "missing; list the subjects to consume, e.g. [\"cases.>\"]",
-            "sources.nats.subjects",
-        ));
-    }
-    for (index, subject) in subjects.iter().enumerate() {
-        subject_valid(&format!("sources.nats.subjects[{index}]"), subject, true)?;
-    }
-    let dead_letter_subject = raw
-        .dead_letter_subject
-        .map(|subject| subject.trim().to_owned())
-        .filter(|subject| !subject.is_empty());
-    if let Some(subject) = &dead_letter_subject {
-        subject_valid("sources.nats.dead_letter_subject", subject, false)?;
-        // A dead letter republished into the consumed subjects would come back forever.
-        if subjects
-            .iter()
-            .any(|pattern| subject_matches(pattern, subject))
-        {
-            return Err(invalid(
-                format!(
-                    "{subject:?} is one of the consumed subjects; rejected events would be consumed again"
-                ),
-                "sources.nats.dead_letter_subject",
-            ));
-        }
-    }
-    let max_in_flight = integer_in(
-        "sources.nats.max_in_flight",
-        raw.max_in_flight,
-        10_000,
-        1,
-        MAX_IN_FLIGHT,
-    )?;
-    Ok(NatsConfig {
-        url,
-        stream,
-        subjects,
-        durable,
-        create_stream: raw.create_stream.unwrap_or(false),
-        credentials_file: optional_path(raw.credentials_file),
-        tls_ca_file: optional_path(raw.tls_ca_file),
-        max_in_flight: usize::try_from(max_in_flight).unwrap_or(10_000),
-        dead_letter_subject,
-    })
-}
-
-/// A NATS subject: dot-separated non-empty tokens without whitespace; `*` and a final `>` only
-/// where `wildcards` are allowed.
-fn subject_valid(key: &str, subject: &str, wildcards: bool) -> Result<(), ConfigError> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let bad = subject.is_empty()
-        || subject.contains(char::is_whitespace)
-        || tokens.iter().enumerate().any(|(index, token)| {
-            token.is_empty()
-                || (token.contains(['*', '>'])
-                    && !(wildcards
-                        && (*token == "*" || (*token == ">" && index + 1 == tokens.len()))))
-        });
-    if bad {
-        return Err(invalid(
-            format!(
-                "{subject:?} is not a NATS subject{}",
-                if wildcards {
-                    " (dot-separated tokens; `*` for one token, `>` only last)"
-                } else {
-                    " without wildcards"
-                }
-            ),
-            key,
-        ));
-    }
-    Ok(())
-}
-
-/// Whether the wildcard subject `pattern` matches the literal `subject`.
-fn subject_matches(pattern: &str, subject: &str) -> bool {
-    let mut subject_tokens = subject.split('.');
-    for token in pattern.split('.') {
-        match (token, subject_tokens.next()) {
-            (">", Some(_)) => return true,
-            ("*", Some(_)) => {}
-            (token, Some(literal)) if token == literal => {}
-            _ => return false,
-        }
-    }
-    subject_tokens.next().is_none()
 }

@@ -3,3 +3,4 @@
 //! state of their own beyond what is in flight; the engine (and its log) owns the position.
 
 pub mod nats;
+pub mod partition;

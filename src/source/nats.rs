@@ -31,6 +31,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
+use super::partition;
 use crate::config::NatsConfig;
 use crate::engine::{self, Command, EngineHandle, IngestOutcome, SourcePosition};
 use crate::telemetry::SourceMetrics;
@@ -286,7 +287,7 @@ async fn hand_over(
         .and_then(|value| BodyFormat::from_content_type(value.as_str()))
         .unwrap_or(BodyFormat::Ndjson);
     let (reply, answer) = oneshot::channel();
-    let (batch, answer) =
+    let (mut batch, answer) =
         match engine::batch_from_body(body.clone(), format, "nats", reply, max_events) {
             Ok(batch) => (batch, answer),
             Err(error) => {
@@ -296,6 +297,15 @@ async fn hand_over(
                 (batch, answer)
             }
         };
+    if config.owned_partitions.len() < config.partitions as usize {
+        // Only the owned partitions' events; the message's position is logged all the same.
+        batch.items.retain(|(_, parsed)| {
+            match partition::owner(parsed.as_ref().ok(), config.partitions) {
+                partition::Owner::All => true,
+                partition::Owner::Partition(p) => config.owned_partitions.binary_search(&p).is_ok(),
+            }
+        });
+    }
     send(config, engine, batch, answer, message, sequence, body).await
 }
 
