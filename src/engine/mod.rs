@@ -50,6 +50,8 @@ use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
 
 mod recover;
 mod replay;
+#[cfg(test)]
+mod tests;
 
 /// Commands to the engine thread.
 pub enum Command {
