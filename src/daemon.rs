@@ -107,6 +107,14 @@ async fn run_async(
     };
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
+    let source_metrics = match &config.nats {
+        Some(_) => Some(
+            telemetry
+                .source_metrics()
+                .context("registering the source metrics")?,
+        ),
+        None => None,
+    };
     let listener = server::bind(config.server.listen).await?;
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -189,6 +197,17 @@ async fn run_async(
     }
 
     let ticker = tokio::spawn(tick(handle.clone(), config.time.tick));
+    // The stream source starts once the state is recovered: it resumes from the position the
+    // recovered log holds.
+    let source = match (&config.nats, source_metrics) {
+        (Some(nats), Some(metrics)) => Some(tokio::spawn(crate::source::nats::run(
+            nats.clone(),
+            handle.clone(),
+            metrics,
+            config.server.limits.max_events_per_request,
+        ))),
+        _ => None,
+    };
     let reloader = tokio::spawn(reloads(
         config_path,
         config,
@@ -222,6 +241,10 @@ async fn run_async(
         watchdog.abort();
     }
     reloader.abort();
+    // Messages in flight and unacked are redelivered and skipped or applied after a restart.
+    if let Some(source) = source {
+        source.abort();
+    }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(());
     let _ = server_task.await;

@@ -51,6 +51,13 @@ enum Command {
         /// Attempts per batch while the daemon is unavailable (503 or no connection).
         #[arg(long, default_value_t = 20)]
         max_attempts: u32,
+        /// Publish to this NATS server (nats://HOST:PORT) instead of posting: one message per
+        /// event with Nats-Msg-Id = the event id, every JetStream acknowledgement awaited.
+        #[arg(long, requires = "subject")]
+        nats: Option<String>,
+        /// The subject to publish to with --nats (it must belong to a JetStream stream).
+        #[arg(long, requires = "nats")]
+        subject: Option<String>,
     },
     /// Asks a running daemon to reload its configuration and waits for the result: exit 0 when it
     /// took effect, 1 with the reason when it did not (the daemon keeps running on the old one).
@@ -316,7 +323,12 @@ fn main() -> ExitCode {
             token_file,
             batch,
             max_attempts,
+            nats,
+            subject,
         } => {
+            if let (Some(nats), Some(subject)) = (nats, subject) {
+                return send_to_nats(&nats, &subject, &files);
+            }
             let token = match first_token(token_file.as_deref()) {
                 Ok(token) => token,
                 Err(e) => {
@@ -630,4 +642,31 @@ fn label_filter(text: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("{text:?}: expected NAME=VALUE, e.g. source=data"))
+}
+
+/// `backlogd send --nats`: every non-blank line of the files, one message each.
+fn send_to_nats(url: &str, subject: &str, files: &[PathBuf]) -> ExitCode {
+    let mut lines = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => lines.extend(text.lines().map(str::to_owned)),
+            Err(e) => {
+                eprintln!("backlogd send: cannot read {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match backlogd::publish::publish_lines(url, subject, lines.into_iter()) {
+        Ok(published) => {
+            println!(
+                "published {}, duplicates {}",
+                published.stored, published.duplicates
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("backlogd send: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -21,6 +21,18 @@ fn register<M: prometheus::core::Collector + Clone + 'static>(
     Ok(metric)
 }
 
+/// `backlogd_source_lag_messages`.
+pub const SOURCE_LAG: &str = "backlogd_source_lag_messages";
+/// `backlogd_source_connected`.
+pub const SOURCE_CONNECTED: &str = "backlogd_source_connected";
+
+/// The stream source's own gauges (registered by `Telemetry::source_metrics`).
+#[derive(Clone)]
+pub struct SourceMetrics {
+    pub lag: IntGauge,
+    pub connected: IntGauge,
+}
+
 pub struct Telemetry {
     pub registry: Registry,
     pub events_received: IntCounterVec,
@@ -67,7 +79,7 @@ impl Telemetry {
         let mut telemetry = Telemetry {
             events_received: counters(
                 "backlogd_events_received_total",
-                "Events received by this process, per source (http), whether applied or not.",
+                "Events received by this process, per source (http, nats), whether applied or not.",
                 "source",
             )?,
             events_applied: counters(
@@ -197,6 +209,28 @@ impl Telemetry {
         Ok(telemetry)
     }
 
+    /// Registers the stream source's gauges (only when a source is configured, so a daemon
+    /// without one exports neither) and starts the `nats` series of `events_received` at zero.
+    pub fn source_metrics(&self) -> prometheus::Result<SourceMetrics> {
+        self.events_received.with_label_values(&["nats"]);
+        Ok(SourceMetrics {
+            lag: register(
+                &self.registry,
+                IntGauge::new(
+                    SOURCE_LAG,
+                    "Messages of the stream source's consumer not yet delivered to this process (the consumer's pending count).",
+                )?,
+            )?,
+            connected: register(
+                &self.registry,
+                IntGauge::new(
+                    SOURCE_CONNECTED,
+                    "1 while the stream source is connected and consuming; 0 while it is not (it retries with backoff).",
+                )?,
+            )?,
+        })
+    }
+
     pub fn reject(&self, reason: RejectReason) {
         // `ALL` lists the variants in declaration order, so the discriminant is the index.
         self.rejected_by_reason[reason as usize].inc();
@@ -211,6 +245,39 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The source's families are documented in docs/metrics.md like those of the golden /metrics
+    /// (which is a daemon without a source, so the check there does not see them).
+    #[test]
+    fn source_families_are_documented() {
+        let telemetry = Telemetry::new().expect("instruments register");
+        let _source = telemetry.source_metrics().expect("source gauges register");
+        let doc = include_str!("../docs/metrics.md");
+        let mut text = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&telemetry.registry.gather(), &mut text)
+            .expect("encodes");
+        let mut missing = Vec::new();
+        let mut help = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                help = rest.split_once(' ').map_or("", |(_, h)| h);
+            } else if let Some(rest) = line.strip_prefix("# TYPE ")
+                && let Some((name, kind)) = rest.split_once(' ')
+                && name.starts_with("backlogd_source_")
+            {
+                let row = format!("| `{name}` | {kind} | {help} |");
+                if !doc.contains(&row) {
+                    missing.push(row);
+                }
+            }
+        }
+        assert!(text.contains("source=\"nats\""), "{text}");
+        assert!(
+            missing.is_empty(),
+            "docs/metrics.md lacks rows {missing:#?}"
+        );
+    }
 
     /// `applied` and `reject` index by discriminant: each must land on the series of its own name.
     #[test]

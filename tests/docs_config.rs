@@ -57,6 +57,15 @@ fn every_key_the_parser_accepts_is_documented_in_its_section() {
                 "[[targets]]",
                 expected_keys(&format!("{TRACK}[[targets]]\nbogus = 1\n")),
             ),
+            // A table of sources, each a table of its own keys.
+            "sources" => {
+                for source in expected_keys(&format!("[sources]\nbogus = 1\n{TRACK}")) {
+                    check(
+                        &format!("`[sources.{source}]`"),
+                        expected_keys(&format!("[sources.{source}]\nbogus = 1\n{TRACK}")),
+                    );
+                }
+            }
             // A free table of name = number pairs: documented as a whole.
             "thresholds" => {
                 section("[thresholds]");

@@ -189,7 +189,8 @@ fn repair_reports_and_cuts_a_garbage_tail_of_the_newest_segment() {
         },
         taken_at: 0,
     };
-    backlogd::store::snapshot::save(&snapshots, b"state", beyond, 0, b"").expect("snapshot saved");
+    backlogd::store::snapshot::save(&snapshots, b"state", beyond, 0, b"", None)
+        .expect("snapshot saved");
     let out = repair(&["--store", store_arg, "--truncate-at", &spec]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -18,6 +18,7 @@
 //! module, `crate::config`.
 
 mod raw;
+mod sources;
 mod validate;
 mod values;
 
@@ -180,6 +181,29 @@ pub struct Config {
     pub thresholds: Vec<(String, f64)>,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    /// `[sources.nats]`, when present.
+    pub nats: Option<NatsConfig>,
+}
+
+/// `[sources.nats]`: events consumed from a NATS JetStream stream (docs/scaling.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    pub url: String,
+    pub stream: String,
+    /// Never empty.
+    pub subjects: Vec<String>,
+    pub durable: String,
+    pub create_stream: bool,
+    pub credentials_file: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
+    /// At least 1.
+    pub max_in_flight: usize,
+    pub dead_letter_subject: Option<String>,
+    /// The number of case partitions P (at least 1; 1: no partitioning).
+    pub partitions: u32,
+    /// The partitions this instance applies the case events of: sorted, unique, each below
+    /// `partitions`; all of them by default.
+    pub owned_partitions: Vec<u32>,
 }
 
 impl Config {

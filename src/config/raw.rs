@@ -39,6 +39,62 @@ pub(super) struct RawConfig {
     pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) sources: RawSources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawSources {
+    pub(super) nats: Option<RawNats>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawNats {
+    pub(super) url: Option<String>,
+    pub(super) stream: Option<String>,
+    pub(super) subjects: Option<StringList>,
+    pub(super) durable: Option<String>,
+    pub(super) create_stream: Option<bool>,
+    pub(super) credentials_file: Option<String>,
+    pub(super) tls_ca_file: Option<String>,
+    pub(super) max_in_flight: Option<Integer>,
+    pub(super) dead_letter_subject: Option<String>,
+    pub(super) partitions: Option<Integer>,
+    pub(super) owned_partitions: Option<IntegerList>,
+}
+
+/// A list of whole numbers, or (from the environment) one string of comma-separated ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of integers, or one string of comma-separated integers"
+)]
+pub(super) enum IntegerList {
+    List(Vec<Integer>),
+    Text(String),
+}
+
+/// A list of strings, or (from the environment, where every value is a string) one string of
+/// comma-separated items.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of strings, or one string of comma-separated items"
+)]
+pub(super) enum StringList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl StringList {
+    pub(super) fn into_items(self) -> Vec<String> {
+        match self {
+            StringList::List(items) => items,
+            StringList::Text(text) => text.split(',').map(|item| item.trim().to_owned()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

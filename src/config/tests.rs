@@ -183,6 +183,7 @@ fn shipped_configuration_as_parsed() {
             ],
             limits: LimitsConfig { max_locations: 64, max_employee_series: 20000 },
             log: LogConfig { format: Text, level: "info" },
+            nats: None,
         }"#]].assert_eq(&compact_debug(&config));
 }
 
@@ -241,7 +242,7 @@ fn unknown_keys_are_errors_naming_the_key() {
         (
             format!("colour = \"blue\"\n{MINIMAL}"),
             expect![
-                "colour: unknown key; expected one of `phases`, `server`, `store`, `time`, `ingest`, `tracks`, `windows`, `forecast`, `targets`, `workforce`, `mentoring`, `quality`, `thresholds`, `limits`, `log`"
+                "colour: unknown key; expected one of `phases`, `server`, `store`, `time`, `ingest`, `tracks`, `windows`, `forecast`, `targets`, `workforce`, `mentoring`, `quality`, `thresholds`, `limits`, `log`, `sources`"
             ],
         ),
         (
@@ -755,4 +756,117 @@ fn environment_overrides_the_file() {
     };
     expect!["server.lisen: unknown key; expected one of `listen`, `max_body_bytes`, `ingest_tokens_file`, `allow_unauthenticated`, `tls_cert_file`, `tls_key_file`, `metrics_users_file`, `max_events_per_request`, `max_rejections_reported`, `header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`, `max_inflight_bytes`"].assert_eq(&private("BACKLOGD__SERVER__LISEN", "127.0.0.1:0"));
     expect![[r#"server.allow_unauthenticated: invalid type: string "maybe", expected a boolean (set in the environment)"#]].assert_eq(&private("BACKLOGD__SERVER__ALLOW_UNAUTHENTICATED", "maybe"));
+}
+
+/// `[sources.nats]`: typed, with defaults, overridable from the environment (a list from a
+/// comma-separated string), and every problem names its key.
+#[test]
+fn nats_source_is_validated_and_overridable() {
+    let nats = "[sources.nats]\nurl = \"nats://127.0.0.1:4222\"\nstream = \"CASES\"\n\
+                subjects = [\"cases.>\"]\ndurable = \"backlogd\"\n";
+    let config = load_from_str(&minimal_and(nats)).unwrap();
+    assert_eq!(
+        config.nats,
+        Some(NatsConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream: "CASES".to_owned(),
+            subjects: vec!["cases.>".to_owned()],
+            durable: "backlogd".to_owned(),
+            create_stream: false,
+            credentials_file: None,
+            tls_ca_file: None,
+            max_in_flight: 10_000,
+            dead_letter_subject: None,
+            partitions: 1,
+            owned_partitions: vec![0],
+        })
+    );
+    assert_eq!(load_from_str(MINIMAL).unwrap().nats, None);
+    let with_env = |pairs: &[(&str, &str)]| {
+        let mut source = ConfigSource::inline(&minimal_and(nats));
+        source.environment = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        source.load()
+    };
+    let overridden = with_env(&[
+        ("BACKLOGD__SOURCES__NATS__SUBJECTS", "cases.a.>, workforce"),
+        ("BACKLOGD__SOURCES__NATS__MAX_IN_FLIGHT", "64"),
+        ("BACKLOGD__SOURCES__NATS__CREATE_STREAM", "true"),
+        ("BACKLOGD__SOURCES__NATS__DEAD_LETTER_SUBJECT", "dead.cases"),
+        ("BACKLOGD__SOURCES__NATS__PARTITIONS", "4"),
+        ("BACKLOGD__SOURCES__NATS__OWNED_PARTITIONS", "3, 1"),
+    ])
+    .unwrap()
+    .nats
+    .unwrap();
+    assert_eq!(overridden.subjects, ["cases.a.>", "workforce"]);
+    assert_eq!(overridden.max_in_flight, 64);
+    assert!(overridden.create_stream);
+    assert_eq!(
+        overridden.dead_letter_subject.as_deref(),
+        Some("dead.cases")
+    );
+    let env_error = |name: &str, value: &str| with_env(&[(name, value)]).unwrap_err().to_string();
+    expect!["sources.nats.max_in_flight: 0 is too small; the minimum is 1"]
+        .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__MAX_IN_FLIGHT", "0"));
+    expect!["sources.nats.sbjects: unknown key; expected one of `url`, `stream`, `subjects`, `durable`, `create_stream`, `credentials_file`, `tls_ca_file`, `max_in_flight`, `dead_letter_subject`, `partitions`, `owned_partitions`"]
+        .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__SBJECTS", "x"));
+    check_errs(vec![
+        (
+            minimal_and("[sources.nats]\nstream = \"S\"\n"),
+            expect!["sources.nats.url: missing"],
+        ),
+        (
+            minimal_and(&nats.replace("nats://127.0.0.1:4222", "http://x")),
+            expect![[
+                r#"sources.nats.url: "http://x" is not a NATS URL; write nats://HOST:PORT or tls://HOST:PORT"#
+            ]],
+        ),
+        (
+            minimal_and(&nats.replace("\"CASES\"", "\"CA.SES\"")),
+            expect![[
+                r#"sources.nats.stream: "CA.SES" is not a JetStream name: at most 64 bytes, no whitespace and none of . * > / \"#
+            ]],
+        ),
+        (
+            minimal_and(&nats.replace("[\"cases.>\"]", "[]")),
+            expect![[
+                r#"sources.nats.subjects: missing; list the subjects to consume, e.g. ["cases.>"]"#
+            ]],
+        ),
+        (
+            minimal_and(&nats.replace("[\"cases.>\"]", "[\"cases.>.x\"]")),
+            expect![[
+                r#"sources.nats.subjects[0]: "cases.>.x" is not a NATS subject (dot-separated tokens; `*` for one token, `>` only last)"#
+            ]],
+        ),
+        (
+            minimal_and(&format!("{nats}dead_letter_subject = \"cases.dead\"\n")),
+            expect![[
+                r#"sources.nats.dead_letter_subject: "cases.dead" is one of the consumed subjects; rejected events would be consumed again"#
+            ]],
+        ),
+        (
+            minimal_and(&format!(
+                "{nats}partitions = 2\nowned_partitions = [0, 2]\n"
+            )),
+            expect![
+                "sources.nats.owned_partitions[1]: 2 is not a partition; sources.nats.partitions = 2 numbers them 0 to 1"
+            ],
+        ),
+        (
+            minimal_and(&format!(
+                "{nats}partitions = 2\nowned_partitions = [1, 1]\n"
+            )),
+            expect!["sources.nats.owned_partitions: lists a partition twice"],
+        ),
+        (
+            minimal_and(&format!("{nats}max_in_flight = 2.5\n")),
+            expect![
+                "sources.nats.max_in_flight: invalid type: floating point `2.5`, expected an integer"
+            ],
+        ),
+    ]);
 }

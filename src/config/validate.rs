@@ -38,7 +38,7 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
     ("min_pass_ratio", "quality.min_pass_ratio"),
     ("max_audit_gap_seconds", "quality.max_audit_gap"),
 ];
-const MAX_NAME_BYTES: usize = 64;
+pub(super) const MAX_NAME_BYTES: usize = 64;
 const MAX_WINDOWS: usize = 8;
 /// The longest `ingest.max_future_skew`: clocks that are off by more than a day need fixing, not
 /// tolerance.
@@ -137,6 +137,11 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             )?,
         },
         log: validate_log(raw.log)?,
+        nats: raw
+            .sources
+            .nats
+            .map(super::sources::validate_nats)
+            .transpose()?,
     })
 }
 

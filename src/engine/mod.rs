@@ -52,15 +52,18 @@ use crate::core::event::Event;
 use crate::core::{
     Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, SnapshotError, State,
 };
+pub use crate::store::SourcePosition;
 use crate::store::log::{self, EventLog, LogPosition};
 use crate::store::snapshot::{self, SnapshotMeta};
-use crate::store::{encode_record, encode_settings};
+use crate::store::{encode_position, encode_record, encode_settings};
 use crate::telemetry::Telemetry;
 use crate::wire::{self, ItemRejection};
 use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
 
 mod recover;
 mod replay;
+#[cfg(test)]
+mod tests;
 
 /// Commands to the engine thread.
 pub enum Command {
@@ -96,6 +99,11 @@ pub enum Command {
         edge: Box<EdgeSettings>,
         reply: oneshot::Sender<Result<(), ReloadError>>,
     },
+    /// The stream source's last committed position (recovered from the store, then kept), so
+    /// that the source resumes right after it.
+    SourcePosition {
+        reply: oneshot::Sender<Option<SourcePosition>>,
+    },
     /// Stop after answering everything queued before this command.
     Shutdown,
 }
@@ -106,6 +114,10 @@ pub struct IngestBatch {
     pub body: Bytes,
     pub items: Vec<(std::ops::Range<usize>, Result<Event, ItemRejection>)>,
     pub source: &'static str,
+    /// For a message of a stream source: its position, logged after its events in the same
+    /// commit group. A batch at or below the committed position of its stream is not applied
+    /// (every event counts as a duplicate): a message is never applied after a later one.
+    pub position: Option<SourcePosition>,
     pub reply: oneshot::Sender<IngestOutcome>,
 }
 
@@ -294,6 +306,10 @@ struct Engine {
     /// not only by time.
     logged_events: u64,
     logged_bytes: u64,
+    /// The stream source's last position in the log (applied; committed once the group is).
+    source_position: Option<SourcePosition>,
+    /// Whether this group moved `source_position`, so that it is logged before the commit.
+    position_to_log: bool,
 }
 
 impl Engine {
@@ -421,7 +437,21 @@ impl Engine {
                     reloaded |= result.is_ok();
                     let _ = reply.send(result);
                 }
+                Command::SourcePosition { reply } => {
+                    let _ = reply.send(self.source_position.clone());
+                }
                 Command::Shutdown => stop = true,
+            }
+        }
+        if self.position_to_log && store_error.is_none() {
+            // Only the group's last position matters: one record after all the group's events.
+            self.position_to_log = false;
+            if let Some(position) = &self.source_position {
+                let record = encode_position(now, position);
+                self.logged_bytes += record.len() as u64;
+                if let Err(e) = self.log.append(&record) {
+                    store_error = Some(e.to_string());
+                }
             }
         }
         if appended && store_error.is_none() {
@@ -520,7 +550,13 @@ impl Engine {
             taken_at: wall_clock(),
         };
         self.snapshot_position = meta.position;
-        writer.submit(bytes, meta, self.state.open_cases(), self.source.clone());
+        writer.submit(
+            bytes,
+            meta,
+            self.state.open_cases(),
+            self.source.clone(),
+            self.source_position.clone(),
+        );
     }
 
     /// Applies one batch and appends its applied events to the log (not yet committed). An append
@@ -532,6 +568,13 @@ impl Engine {
     ) -> Result<(IngestSummary, bool), log::LogError> {
         let mut summary = IngestSummary::default();
         let mut appended = false;
+        if let (Some(position), Some(committed)) = (&batch.position, &self.source_position)
+            && position.stream == committed.stream
+            && position.sequence <= committed.sequence
+        {
+            summary.duplicates = batch.items.len();
+            return Ok((summary, false));
+        }
         let telemetry = &self.telemetry;
         telemetry
             .events_received
@@ -587,6 +630,13 @@ impl Engine {
                         .push((index, Some(event.id.clone()), rejection));
                 }
             }
+        }
+        if let Some(position) = &batch.position {
+            // Logged once per group, after all its events (`process`), even when nothing of the
+            // message applied: its rejections are answered once.
+            self.source_position = Some(position.clone());
+            self.position_to_log = true;
+            appended = true;
         }
         Ok((summary, appended))
     }
@@ -742,6 +792,32 @@ pub fn batch_from_body(
         body,
         items,
         source,
+        position: None,
         reply,
     })
+}
+
+/// A batch for a body that cannot be split into events at all (a stream message is not an HTTP
+/// request that can be answered 400): one rejected item spanning the whole body, so that it is
+/// counted, answered and, for a stream source, its position still logged.
+pub fn batch_of_refused_body(
+    body: Bytes,
+    error: &wire::BodyError,
+    source: &'static str,
+    reply: oneshot::Sender<IngestOutcome>,
+) -> IngestBatch {
+    let rejection = Rejection::new(crate::core::RejectReason::InvalidJson, error.to_string());
+    IngestBatch {
+        items: vec![(
+            0..body.len(),
+            Err(ItemRejection {
+                id: None,
+                rejection,
+            }),
+        )],
+        body,
+        source,
+        position: None,
+        reply,
+    }
 }

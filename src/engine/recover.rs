@@ -72,6 +72,9 @@ impl Engine {
                 None => Ok(State::new(initial)),
             }
         };
+        let mut source_position = loaded
+            .as_ref()
+            .and_then(|loaded| loaded.source_position.clone());
         let mut replayed = 0u64;
         let mut replayed_bytes = 0u64;
         let apply = |state: &mut State, record: Replayed| {
@@ -104,6 +107,7 @@ impl Engine {
                     })?;
                     in_force = Some((recorded, Arc::from(source)));
                 }
+                Replayed::SourcePosition(position) => source_position = Some(position),
             }
             replayed += 1;
             handle.replayed.store(replayed, Ordering::Relaxed);
@@ -150,6 +154,7 @@ impl Engine {
         let snapshots = snapshot::Writer::start(snapshot_path);
         tracing::info!(
             replayed,
+            source_position = ?source_position,
             open_cases = state.open_cases(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recovery complete"
@@ -175,6 +180,8 @@ impl Engine {
             // soon, so that the next restart does not replay it again.
             logged_events: replayed,
             logged_bytes: replayed_bytes,
+            source_position,
+            position_to_log: false,
         };
         engine.publish(true);
         engine.handle.ready.store(true, Ordering::SeqCst);

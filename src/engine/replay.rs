@@ -28,6 +28,8 @@ pub(super) enum Replayed {
         position: LogPosition,
         source: Box<[u8]>,
     },
+    /// The stream source committed up to here.
+    SourcePosition(crate::store::SourcePosition),
 }
 
 /// Why recovery failed.
@@ -105,6 +107,7 @@ fn parse(position: LogPosition, payload: &[u8]) -> Result<Replayed, ReplayError>
             position,
             source: source.into(),
         }),
+        Some(Record::Position(source_position)) => Ok(Replayed::SourcePosition(source_position)),
         None => Err(ReplayError(format!(
             "record at {position:?} is not a backlogd log record"
         ))),

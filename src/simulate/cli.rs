@@ -37,6 +37,13 @@ pub struct SimulateArgs {
     /// Post the events to the daemon at this base URL (e.g. http://127.0.0.1:9723).
     #[arg(long)]
     pub url: Option<String>,
+    /// Publish the events to this NATS server (nats://HOST:PORT) instead: one message per event,
+    /// Nats-Msg-Id = the event id, every JetStream acknowledgement awaited (docs/scaling.md).
+    #[arg(long, conflicts_with_all = ["url", "out"], requires = "subject")]
+    pub nats: Option<String>,
+    /// The subject to publish to with --nats (it must belong to a JetStream stream).
+    #[arg(long, requires = "nats")]
+    pub subject: Option<String>,
     /// File whose first non-comment line is the ingest bearer token (with --url).
     #[arg(long, requires = "url")]
     pub token_file: Option<PathBuf>,
@@ -90,7 +97,19 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     let (_, to) = options.span(&scenario)?;
     let mut generator = generate(&scenario, &options)?;
-    let code = if let Some(url) = &args.url {
+    let code = if let (Some(nats), Some(subject)) = (&args.nats, &args.subject) {
+        let mut pacer = Pacer::new(args.rate);
+        let lines = generator.by_ref().map(|event| {
+            pacer.wait(1);
+            event.line
+        });
+        let published = crate::publish::publish_lines(nats, subject, lines)?;
+        println!(
+            "published {}, duplicates {}",
+            published.stored, published.duplicates
+        );
+        ExitCode::SUCCESS
+    } else if let Some(url) = &args.url {
         if to > jiff::Timestamp::now().as_second() + 300 {
             eprintln!(
                 "backlogd simulate: warning: --to {} is in the future; the daemon rejects events more than ingest.max_future_skew ahead of its clock",

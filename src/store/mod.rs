@@ -10,6 +10,12 @@
 //! edited file): its time, a NUL byte (an event's JSON never starts with one), then the
 //! configuration source (`config::ConfigSource` as JSON). Replay switches to those settings at that
 //! point, so the log tail is replayed under the settings it was applied with.
+//!
+//! A source position record follows the events of a stream source's messages (NATS JetStream) in
+//! the same commit group, once per group for the group's last message: its time, a 0x01 byte, the stream sequence (u64
+//! little-endian) and the stream name. Recovery keeps the last one, and the source resumes after
+//! it, so a message is never applied after a later one. Logs written before it existed simply
+//! have none.
 
 #[cfg(test)]
 mod faulty;
@@ -37,6 +43,45 @@ pub fn encode_settings(at: EpochNanos, source: &[u8]) -> Vec<u8> {
 }
 
 const SETTINGS_TAG: u8 = 0;
+const POSITION_TAG: u8 = 1;
+
+/// How far a stream source is committed: the stream and the sequence of its last message whose
+/// events are in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub stream: String,
+    pub sequence: u64,
+}
+
+impl SourcePosition {
+    /// The position's bytes (sequence little-endian, then the stream name), as stored in a
+    /// position record and in a snapshot.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(8 + self.stream.len());
+        bytes.extend_from_slice(&self.sequence.to_le_bytes());
+        bytes.extend_from_slice(self.stream.as_bytes());
+        bytes
+    }
+
+    /// The inverse of `to_bytes`; `None` for bytes that are not a position.
+    pub fn from_bytes(bytes: &[u8]) -> Option<SourcePosition> {
+        let (sequence, stream) = bytes.split_first_chunk::<8>()?;
+        Some(SourcePosition {
+            stream: std::str::from_utf8(stream).ok()?.to_owned(),
+            sequence: u64::from_le_bytes(*sequence),
+        })
+    }
+}
+
+/// Encodes a source position record: the events logged before it include every event of the
+/// stream up to `position.sequence`.
+pub fn encode_position(at: EpochNanos, position: &SourcePosition) -> Vec<u8> {
+    let mut record = Vec::with_capacity(17 + position.stream.len());
+    record.extend_from_slice(&at.to_le_bytes());
+    record.push(POSITION_TAG);
+    record.extend_from_slice(&position.to_bytes());
+    record
+}
 
 /// One decoded log record.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +90,8 @@ pub enum Record<'a> {
     Event { arrival: EpochNanos, raw: &'a str },
     /// The configuration in force from here on (a `config::ConfigSource` as JSON).
     Settings { source: &'a [u8] },
+    /// A stream source committed up to here.
+    Position(SourcePosition),
 }
 
 /// Decodes a log record, or `None` if it is not one.
@@ -52,6 +99,9 @@ pub fn decode_record(record: &[u8]) -> Option<Record<'_>> {
     let (time, rest) = record.split_first_chunk::<8>()?;
     match rest.split_first() {
         Some((&SETTINGS_TAG, source)) => Some(Record::Settings { source }),
+        Some((&POSITION_TAG, position)) => {
+            SourcePosition::from_bytes(position).map(Record::Position)
+        }
         _ => Some(Record::Event {
             arrival: i64::from_le_bytes(*time),
             raw: std::str::from_utf8(rest).ok()?,
@@ -81,5 +131,15 @@ mod tests {
                 source: b"{\"text\":\"\"}"
             })
         );
+        let position = super::SourcePosition {
+            stream: "CASES".to_owned(),
+            sequence: u64::MAX - 1,
+        };
+        assert_eq!(
+            super::decode_record(&super::encode_position(3, &position)),
+            Some(Record::Position(position))
+        );
+        // A position record cut short is not a record, never a wrong position.
+        assert_eq!(super::decode_record(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 7]), None);
     }
 }

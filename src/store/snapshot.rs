@@ -11,12 +11,16 @@
 //! `store::encode_settings`) the state was built under: the log tail after the snapshot is replayed
 //! under it, not under whatever the configuration file says at the next start. It is NULL in
 //! snapshots written before it existed (the column is added to older databases on open).
+//! `source_position` (added the same way, NULL before it existed and without a stream source) is
+//! the last committed position of the stream source (`store::SourcePosition::to_bytes`) as of the
+//! snapshot's log position.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::SourcePosition;
 use super::log::LogPosition;
 use crate::core::EpochNanos;
 
@@ -57,6 +61,12 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     if !has_settings {
         connection.execute_batch("ALTER TABLE snapshots ADD COLUMN settings BLOB")?;
     }
+    let has_position = connection
+        .prepare("SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'source_position'")?
+        .exists([])?;
+    if !has_position {
+        connection.execute_batch("ALTER TABLE snapshots ADD COLUMN source_position BLOB")?;
+    }
     Ok(connection)
 }
 
@@ -67,19 +77,22 @@ pub fn save(
     meta: SnapshotMeta,
     open_cases: i64,
     settings: &[u8],
+    source_position: Option<&SourcePosition>,
 ) -> rusqlite::Result<()> {
     let mut connection = open(path)?;
     let tx = connection.transaction()?;
     tx.execute(
-        "INSERT INTO snapshots (taken_at_ns, log_segment, log_offset, bytes, open_cases, settings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO snapshots (taken_at_ns, log_segment, log_offset, bytes, open_cases, settings,
+             source_position)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             meta.taken_at,
             meta.position.segment as i64,
             meta.position.offset as i64,
             bytes.len() as i64,
             open_cases,
-            settings
+            settings,
+            source_position.map(SourcePosition::to_bytes)
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -158,6 +171,8 @@ pub struct Loaded {
     pub bytes: Vec<u8>,
     pub meta: SnapshotMeta,
     pub settings: Option<Vec<u8>>,
+    /// The stream source's committed position, if the snapshot records one.
+    pub source_position: Option<SourcePosition>,
 }
 
 /// The newest snapshot, or `None` when there is none.
@@ -169,8 +184,8 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
         .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
     let newest = connection
         .query_row(
-            "SELECT id, taken_at_ns, log_segment, log_offset, bytes, settings FROM snapshots
-             ORDER BY id DESC LIMIT 1",
+            "SELECT id, taken_at_ns, log_segment, log_offset, bytes, settings, source_position
+             FROM snapshots ORDER BY id DESC LIMIT 1",
             [],
             |row| {
                 Ok((
@@ -180,12 +195,22 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
                     row.get::<_, i64>(3)?,
                     row.get::<_, i64>(4)?,
                     row.get::<_, Option<Vec<u8>>>(5)?,
+                    row.get::<_, Option<Vec<u8>>>(6)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, taken_at, segment, offset, length, settings)) = newest else {
+    let Some((id, taken_at, segment, offset, length, settings, source_position)) = newest else {
         return Ok(None);
+    };
+    let source_position = match source_position {
+        None => None,
+        Some(bytes) => Some(SourcePosition::from_bytes(&bytes).ok_or_else(|| {
+            anyhow::anyhow!(
+                "snapshot {id} in {} has an invalid source position",
+                path.display()
+            )
+        })?),
     };
     let position = position_from_columns(path, segment, offset)?;
     // The length column is not trusted for an allocation: it must equal what the chunks hold.
@@ -237,6 +262,7 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
         bytes,
         meta: SnapshotMeta { position, taken_at },
         settings,
+        source_position,
     }))
 }
 
@@ -247,8 +273,15 @@ pub struct Writer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A snapshot to write: state bytes, what they cover, open cases, settings source.
-type Job = (Vec<u8>, SnapshotMeta, i64, Arc<[u8]>);
+/// A snapshot to write: state bytes, what they cover, open cases, settings source, stream source
+/// position.
+type Job = (
+    Vec<u8>,
+    SnapshotMeta,
+    i64,
+    Arc<[u8]>,
+    Option<SourcePosition>,
+);
 
 #[derive(Default)]
 struct WriterState {
@@ -280,9 +313,16 @@ impl Writer {
                             None => return,
                         }
                     };
-                    let (bytes, meta, open_cases, settings) = job;
+                    let (bytes, meta, open_cases, settings, source_position) = job;
                     let started = std::time::Instant::now();
-                    let result = save(&path, &bytes, meta, open_cases, &settings);
+                    let result = save(
+                        &path,
+                        &bytes,
+                        meta,
+                        open_cases,
+                        &settings,
+                        source_position.as_ref(),
+                    );
                     let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
                     state.busy = false;
                     match result {
@@ -308,10 +348,17 @@ impl Writer {
     }
 
     /// Queues a snapshot; replaces one that is queued but not yet started.
-    pub fn submit(&self, bytes: Vec<u8>, meta: SnapshotMeta, open_cases: i64, settings: Arc<[u8]>) {
+    pub fn submit(
+        &self,
+        bytes: Vec<u8>,
+        meta: SnapshotMeta,
+        open_cases: i64,
+        settings: Arc<[u8]>,
+        source_position: Option<SourcePosition>,
+    ) {
         let (lock, signal) = &*self.pending;
         let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
-        state.next = Some((bytes, meta, open_cases, settings));
+        state.next = Some((bytes, meta, open_cases, settings, source_position));
         signal.notify_all();
     }
 
@@ -352,13 +399,64 @@ mod tests {
         let path = tmp.path().join("snapshots.sqlite");
         assert_eq!(latest_meta(&path).unwrap(), None);
         assert!(load_latest(&path).unwrap().is_none());
-        save(&path, b"first", meta(1, 8), 1, b"").unwrap();
-        save(&path, &[7u8; 100], meta(3, 4711), 2, b"settings").unwrap();
+        save(&path, b"first", meta(1, 8), 1, b"", None).unwrap();
+        assert_eq!(load_latest(&path).unwrap().unwrap().source_position, None);
+        let position = SourcePosition {
+            stream: "CASES".to_owned(),
+            sequence: 41,
+        };
+        save(
+            &path,
+            &[7u8; 100],
+            meta(3, 4711),
+            2,
+            b"settings",
+            Some(&position),
+        )
+        .unwrap();
         assert_eq!(latest_meta(&path).unwrap(), Some(meta(3, 4711)));
         let loaded = load_latest(&path).unwrap().unwrap();
         assert_eq!(
-            (loaded.bytes, loaded.meta, loaded.settings),
-            (vec![7u8; 100], meta(3, 4711), Some(b"settings".to_vec()))
+            (
+                loaded.bytes,
+                loaded.meta,
+                loaded.settings,
+                loaded.source_position
+            ),
+            (
+                vec![7u8; 100],
+                meta(3, 4711),
+                Some(b"settings".to_vec()),
+                Some(position)
+            )
+        );
+    }
+
+    /// A database written before source positions existed (no such column) still loads, with no
+    /// position, and takes new snapshots with one.
+    #[test]
+    fn older_databases_without_the_position_column_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("snapshots.sqlite");
+        save(&path, b"old", meta(1, 8), 1, b"s", None).unwrap();
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch("ALTER TABLE snapshots DROP COLUMN source_position")
+            .unwrap();
+        drop(connection);
+        let loaded = load_latest(&path).unwrap().unwrap();
+        assert_eq!(
+            (loaded.bytes, loaded.source_position),
+            (b"old".to_vec(), None)
+        );
+        let position = SourcePosition {
+            stream: "S".to_owned(),
+            sequence: 7,
+        };
+        save(&path, b"new", meta(2, 8), 1, b"s", Some(&position)).unwrap();
+        assert_eq!(
+            load_latest(&path).unwrap().unwrap().source_position,
+            Some(position)
         );
     }
 
@@ -367,7 +465,7 @@ mod tests {
     fn damaged_length_or_position_columns_are_clean_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("snapshots.sqlite");
-        save(&path, b"state bytes", meta(2, 100), 1, b"").unwrap();
+        save(&path, b"state bytes", meta(2, 100), 1, b"", None).unwrap();
         for (column, value, expected) in [
             ("bytes", -1i64, "records -1 bytes"),
             ("bytes", i64::MAX, "but its chunks hold 11"),
