@@ -16,8 +16,8 @@
 //! failed tail, the engine marks the store unhealthy and tells the daemon, which exits non-zero so
 //! that the service manager restarts it: recovery then reads exactly what the disk holds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -47,10 +47,9 @@ pub struct ForecastAnswer {
     pub forecast: Forecast,
     pub targets: Vec<TargetReport>,
 }
-use crate::core::aggregates::Flows;
 use crate::core::event::Event;
 use crate::core::{
-    Aggregates, Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, SnapshotError, State,
+    Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, SnapshotError, State,
 };
 pub use crate::store::SourcePosition;
 use crate::store::log::{self, EventLog, LogPosition};
@@ -62,6 +61,9 @@ use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
 
 mod recover;
 mod replay;
+mod view;
+
+pub use view::{View, ViewCell, view_of};
 #[cfg(test)]
 mod tests;
 
@@ -135,39 +137,6 @@ pub struct IngestSummary {
     pub duplicates: usize,
     /// (index in the body, event id if known, rejection).
     pub rejected: Vec<(usize, Option<String>, Rejection)>,
-}
-
-/// The aggregates as of one moment, published after every commit group and tick. Scrapes read the
-/// latest one and never touch the live state.
-#[derive(Debug, Clone)]
-pub struct View {
-    pub now: EpochNanos,
-    pub settings: Arc<CoreSettings>,
-    pub aggregates: Aggregates,
-    pub max_overdue_nanos: Vec<EpochNanos>,
-    pub flows: Flows,
-    pub workforce: Arc<Workforce>,
-    pub edge: Arc<EdgeSettings>,
-    pub known_cases: u64,
-    pub remembered_event_ids: u64,
-}
-
-/// The latest view, swapped atomically. The lock is held only to clone or replace an `Arc`. It
-/// is empty until recovery is complete: nothing can serve a state that is not the recovered one.
-#[derive(Debug, Default)]
-pub struct ViewCell(RwLock<Option<Arc<View>>>);
-
-impl ViewCell {
-    /// The latest view, or `None` while the state is being recovered.
-    pub fn latest(&self) -> Option<Arc<View>> {
-        // A poisoned lock means a thread panicked while swapping an Arc, which cannot leave it
-        // half-written; the Arc inside is still whole.
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn publish(&self, view: View) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(view));
-    }
 }
 
 /// Handle to a running engine.
@@ -748,26 +717,6 @@ fn switch_settings(state: &mut State, settings: CoreSettings) -> Result<(), Snap
     let bytes = state.encode_snapshot();
     *state = State::decode_snapshot(settings, &bytes)?;
     Ok(())
-}
-
-/// The view of `state` as the engine publishes it.
-pub fn view_of(
-    state: &State,
-    settings: Arc<CoreSettings>,
-    workforce: Arc<Workforce>,
-    edge: Arc<EdgeSettings>,
-) -> View {
-    View {
-        flows: state.flows(),
-        workforce,
-        edge,
-        now: state.now(),
-        settings,
-        aggregates: state.aggregates().clone(),
-        max_overdue_nanos: state.max_overdue_nanos(),
-        known_cases: state.known_cases(),
-        remembered_event_ids: state.remembered_event_ids(),
-    }
 }
 
 /// Parses a body into a batch for the engine, keeping each event's byte range in the body (the log

@@ -9,7 +9,6 @@ use super::links::{Links, case_links, list_push};
 use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
 use crate::core::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::core::event::{CloseReason, Contract, Outcome};
-use crate::core::history::{DailyRow, DayTrack};
 use crate::core::ids::{Dedup, DedupExport};
 use crate::core::presence::PresenceIntegral;
 use crate::core::rolling::{RollingCounter, RollingShape};
@@ -257,37 +256,7 @@ impl State {
         if version < 6 {
             return w.0;
         }
-        w.u32(self.history.rows.len() as u32);
-        for row in &self.history.rows {
-            w.str(&row.day);
-            w.i64(row.at);
-            for v in [
-                row.employees_experienced,
-                row.employees_inexperienced,
-                row.mentors,
-                row.mentees,
-                row.unmentored,
-            ] {
-                w.i64(v);
-            }
-            w.u64(row.audits_passed);
-            w.u64(row.audits_failed);
-            // In the order of the track names at the start.
-            w.u32(row.tracks.len() as u32);
-            for t in &row.tracks {
-                w.i64(t.open);
-                w.i64(t.overdue);
-                w.u32(t.due_soon.len() as u32);
-                for &d in &t.due_soon {
-                    w.i64(d);
-                }
-                w.u64(t.inflow_total);
-                w.u64(t.outflow_total);
-                w.i64(t.penalty_exposure_cents);
-                w.i64(t.penalty_incurred_cents);
-                w.u64(t.clearance_seconds.to_bits());
-            }
-        }
+        history::write(&mut w, &self.history.rows);
         w.0
     }
 
@@ -592,46 +561,7 @@ impl State {
                 r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
         }
         if r.version >= 6 {
-            let rows = r.count("history rows", MIN_DAY_ROW, crate::core::history::MAX_DAYS)?;
-            for _ in 0..rows {
-                let mut row = DailyRow {
-                    day: r.str()?,
-                    at: r.i64()?,
-                    employees_experienced: r.i64()?,
-                    employees_inexperienced: r.i64()?,
-                    mentors: r.i64()?,
-                    mentees: r.i64()?,
-                    unmentored: r.i64()?,
-                    audits_passed: r.u64()?,
-                    audits_failed: r.u64()?,
-                    tracks: vec![DayTrack::default(); state.settings.tracks.len()],
-                };
-                let stored = r.count("history tracks", MIN_DAY_TRACK, track_map.len())?;
-                if stored != track_map.len() {
-                    return Err(SnapshotError::BadCount {
-                        count: stored,
-                        what: "history tracks",
-                        at: r.at,
-                    });
-                }
-                for &track in &track_map {
-                    let open = r.i64()?;
-                    let overdue = r.i64()?;
-                    let windows = r.count("due-soon windows", 8, 256)?;
-                    let due_soon = (0..windows).map(|_| r.i64()).collect::<Result<_, _>>()?;
-                    row.tracks[usize::from(track)] = DayTrack {
-                        open,
-                        overdue,
-                        due_soon,
-                        inflow_total: r.u64()?,
-                        outflow_total: r.u64()?,
-                        penalty_exposure_cents: r.i64()?,
-                        penalty_incurred_cents: r.i64()?,
-                        clearance_seconds: f64::from_bits(r.u64()?),
-                    };
-                }
-                state.history.push(row);
-            }
+            history::read(&mut r, &mut state, &track_map)?;
         }
         // Each active employee's presence counts in their class: as stored (version 5), or, for
         // older formats, throughout the window (the base).
@@ -663,10 +593,6 @@ const _: () = assert!(LEAD_TIME_BUCKET_DAYS.len() == 9);
 const MIN_STR: usize = 4;
 const MIN_CASE: usize = MIN_STR + 3 * 8 + 4 + 2 + 3;
 const MIN_EMPLOYEE: usize = MIN_STR + 5 + 4;
-/// A history row: its day, eight i64/u64 and a track count; a track in it: seven i64/u64 and a
-/// window count.
-const MIN_DAY_ROW: usize = MIN_STR + 8 * 8 + 4;
-const MIN_DAY_TRACK: usize = 7 * 8 + 4;
 /// An announcement: two i64, an f64 and three optional texts (one flag byte each).
 const MIN_ANNOUNCEMENT: usize = 3 * 8 + 3;
 
@@ -849,5 +775,6 @@ impl Reader<'_> {
     }
 }
 
+mod history;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,92 @@
+//! The daily history in a snapshot (format 6): each row's figures, its tracks in the order of the
+//! snapshot's track names (mapped to the current tracks on load).
+
+use super::{MIN_STR, Reader, SnapshotError, State, Writer};
+use crate::core::history::{DailyRow, DayTrack, MAX_DAYS};
+
+/// A history row: its day, eight i64/u64 and a track count; a track in it: seven i64/u64 and a
+/// window count.
+const MIN_DAY_ROW: usize = MIN_STR + 8 * 8 + 4;
+const MIN_DAY_TRACK: usize = 7 * 8 + 4;
+
+pub(super) fn write(w: &mut Writer, rows: &std::collections::VecDeque<DailyRow>) {
+    w.u32(rows.len() as u32);
+    for row in rows {
+        w.str(&row.day);
+        w.i64(row.at);
+        for v in [
+            row.employees_experienced,
+            row.employees_inexperienced,
+            row.mentors,
+            row.mentees,
+            row.unmentored,
+        ] {
+            w.i64(v);
+        }
+        w.u64(row.audits_passed);
+        w.u64(row.audits_failed);
+        // In the order of the track names at the start.
+        w.u32(row.tracks.len() as u32);
+        for t in &row.tracks {
+            w.i64(t.open);
+            w.i64(t.overdue);
+            w.u32(t.due_soon.len() as u32);
+            for &d in &t.due_soon {
+                w.i64(d);
+            }
+            w.u64(t.inflow_total);
+            w.u64(t.outflow_total);
+            w.i64(t.penalty_exposure_cents);
+            w.i64(t.penalty_incurred_cents);
+            w.u64(t.clearance_seconds.to_bits());
+        }
+    }
+}
+
+pub(super) fn read(
+    r: &mut Reader<'_>,
+    state: &mut State,
+    track_map: &[u8],
+) -> Result<(), SnapshotError> {
+    let rows = r.count("history rows", MIN_DAY_ROW, MAX_DAYS)?;
+    for _ in 0..rows {
+        let mut row = DailyRow {
+            day: r.str()?,
+            at: r.i64()?,
+            employees_experienced: r.i64()?,
+            employees_inexperienced: r.i64()?,
+            mentors: r.i64()?,
+            mentees: r.i64()?,
+            unmentored: r.i64()?,
+            audits_passed: r.u64()?,
+            audits_failed: r.u64()?,
+            tracks: vec![DayTrack::default(); state.settings.tracks.len()],
+        };
+        let stored = r.count("history tracks", MIN_DAY_TRACK, track_map.len())?;
+        if stored != track_map.len() {
+            return Err(SnapshotError::BadCount {
+                count: stored,
+                what: "history tracks",
+                at: r.at,
+            });
+        }
+        for &track in track_map {
+            let open = r.i64()?;
+            let overdue = r.i64()?;
+            let windows = r.count("due-soon windows", 8, 256)?;
+            let due_soon = (0..windows).map(|_| r.i64()).collect::<Result<_, _>>()?;
+            row.tracks[usize::from(track)] = DayTrack {
+                open,
+                overdue,
+                due_soon,
+                inflow_total: r.u64()?,
+                outflow_total: r.u64()?,
+                penalty_exposure_cents: r.i64()?,
+                penalty_incurred_cents: r.i64()?,
+                clearance_seconds: f64::from_bits(r.u64()?),
+            };
+        }
+        state.history.push(row);
+    }
+    Ok(())
+}
