@@ -635,7 +635,9 @@ const DAY: i64 = 86_400;
 /// alert within a stated delay of its turn, and RenewedBacklog is silent while the backlog shrinks.
 /// Turns, from the scenario's parameters (days from its start) and the metric values:
 /// - the task force starts joining (staff "task force", join_day 14): MentorOverloaded within 14
-///   days (newcomers join about one a day; one mentor at this scale). NewStaffUnmentored: see below;
+///   days (newcomers join about one a day; one mentor at this scale);
+/// - the first newcomer who finds every mentor full (`max_mentees = 10`) and stays unmentored a
+///   whole day (from Prometheus): NewStaffUnmentored within 2 days of the start of that day;
 /// - audits run from day 0 and fail under pressure (pass share 0.55, norm 0.8): QualityBelowNorm
 ///   within 7 days (min_quality_audits = 10 of 25 a week must be in the window);
 /// - the last audit (until_day 100): QualityMeasurementStopped within max_audit_gap (14 days) + 2;
@@ -745,15 +747,42 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
         first
     };
     within("MentorOverloaded", 14, 14);
-    // Finding, not a pass: the simulator assigns every newcomer to the least-loaded mentor however
-    // overloaded, so no newcomer is ever without a mentor for a day and NewStaffUnmentored (which
-    // needs one unmentored for a whole day) rightly stays silent in this story. Asserted so that a
-    // scenario that starts exhibiting it updates this test and docs/story.md.
+    // Unmentored newcomers: each mentor takes ten at most (`max_mentees`), so from the eleventh
+    // hire on newcomers wait for a mentor. The turn is the first hour with one unmentored, from
+    // Prometheus; the alert needs a whole day of it (min_over_time 1d) plus its `for`.
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+    let path = format!(
+        "/api/v1/query_range?query=sum%28backlogd_mentees_unmentored%29&start={}&end={}&step=3600",
+        start + DAY,
+        start + 120 * DAY
+    );
+    let response = harness::request(addr, "GET", &path, &[], b"").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    // A joiner is unmentored for the hours until their mentor.assigned the same day; the turn is
+    // the first hour from which one stays unmentored for a whole day.
+    let hourly: Vec<(i64, bool)> = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_f64().unwrap() as i64,
+                p[1].as_str().unwrap_or("0") != "0",
+            )
+        })
+        .collect();
+    let first_unmentored = hourly
+        .windows(24)
+        .find(|day| day.iter().all(|&(_, unmentored)| unmentored))
+        .map(|day| day[0].0)
+        .unwrap_or_else(|| panic!("no newcomer was ever unmentored for a day: {body}"));
+    let alert = fired("NewStaffUnmentored", first_unmentored).unwrap_or_else(|| {
+        panic!("NewStaffUnmentored never fired after {first_unmentored}: {json:#}")
+    });
     assert!(
-        !firings
-            .iter()
-            .any(|(name, _, _)| name == "NewStaffUnmentored"),
-        "NewStaffUnmentored now fires: assert its delay instead"
+        alert - first_unmentored <= 2 * DAY,
+        "NewStaffUnmentored fired {:.1} days after a newcomer began a day unmentored",
+        (alert - first_unmentored) as f64 / DAY as f64
     );
     within("QualityBelowNorm", 0, 7);
     within("QualityMeasurementStopped", 100, 16);

@@ -262,6 +262,10 @@ impl Default for Pressure {
 pub struct Mentoring {
     pub assign_mentors: bool,
     pub rebalance: bool,
+    /// Mentees a mentor takes on at most (0: no limit). A newcomer who finds every mentor full
+    /// waits unmentored until one has room (a mentee becomes experienced or leaves, or new mentors
+    /// arrive).
+    pub max_mentees: u32,
 }
 
 impl Default for Mentoring {
@@ -269,6 +273,7 @@ impl Default for Mentoring {
         Mentoring {
             assign_mentors: true,
             rebalance: true,
+            max_mentees: 0,
         }
     }
 }

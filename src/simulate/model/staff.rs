@@ -219,10 +219,13 @@ impl Sim {
             .clamp(0.0, 1.0);
     }
 
+    /// The mentor with the fewest mentees among those with room (`mentoring.max_mentees`).
     fn least_loaded_mentor(&self) -> Option<u32> {
+        let max = self.scenario.mentoring.max_mentees as usize;
         self.by_role[Role::Mentor as usize]
             .iter()
             .copied()
+            .filter(|&m| max == 0 || self.employees[m as usize].mentees.len() < max)
             .min_by_key(|&m| (self.employees[m as usize].mentees.len(), m))
     }
 
@@ -260,6 +263,9 @@ impl Sim {
                 self.set_mentor(mentee, mentor);
                 let time = cursor.next(1);
                 self.emit(out, time, CompactEvent::MentorAssigned { mentor, mentee });
+            } else {
+                // Every mentor is full: the newcomer keeps waiting.
+                self.unmentored.push(mentee);
             }
         }
         if !(mentors_added && self.scenario.mentoring.rebalance) {
