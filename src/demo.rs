@@ -46,6 +46,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
     println!("  metrics:     {url}/metrics");
     println!("  overdue:     {url}/v1/cases/overdue?limit=10");
     println!("  readiness:   {url}/readyz");
+    println!("  report:      {url}/report  (the daily history; its first row comes at midnight)");
     println!(
         "  Prometheus:  scrape {} with config/prometheus/backlogd-rules.yml; dashboards in dashboards/",
         args.listen

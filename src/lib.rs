@@ -12,6 +12,7 @@ pub mod forecast;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod publish;
+pub mod report;
 pub mod send;
 pub mod server;
 pub mod simulate;

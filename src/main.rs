@@ -197,6 +197,28 @@ enum Command {
     /// Runs the daemon with a temporary store, replays the taskforce scenario's history into it,
     /// then keeps emitting live events, and prints the URLs to look at.
     Demo(backlogd::demo::DemoArgs),
+    /// Writes the report of a running daemon (its daily history and announced targets) as one
+    /// self-contained HTML file; the daemon also serves it as GET /report
+    Report {
+        /// Base URL of the daemon.
+        #[arg(long, default_value = "http://127.0.0.1:9723")]
+        url: String,
+        /// File whose first non-comment line is the bearer token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// First day (YYYY-MM-DD, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD, inclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// Language of the texts: en or nl.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 const EMBEDDED_DEFAULT: &str = include_str!("../config/backlogd.toml");
@@ -348,6 +370,37 @@ fn main() -> ExitCode {
                 Ok(_) => ExitCode::from(2),
                 Err(e) => {
                     eprintln!("backlogd send: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Report {
+            url,
+            token_file,
+            from,
+            to,
+            lang,
+            out,
+        } => {
+            let result = (|| -> anyhow::Result<()> {
+                let lang = backlogd::report::Lang::parse(&lang)
+                    .ok_or_else(|| anyhow::anyhow!("--lang {lang}: expected en or nl"))?;
+                let token = first_token(token_file.as_deref())?;
+                let page = backlogd::report::fetch(
+                    &url,
+                    token.as_deref(),
+                    from.as_deref(),
+                    to.as_deref(),
+                    lang,
+                )?;
+                std::fs::write(&out, page)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("backlogd report: {e:#}");
                     ExitCode::FAILURE
                 }
             }

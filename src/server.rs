@@ -7,7 +7,7 @@
 mod answers;
 
 use answers::{forecast, targets};
-pub use answers::{forecast_json, targets_json};
+pub use answers::{forecast_json, history_json, targets_json};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -313,11 +313,12 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
         (&Method::GET, "/v1/cases/overdue") => overdue(app, request).await,
         (&Method::GET, "/v1/targets") => targets(app, request).await,
         (&Method::GET, "/v1/history") => answers::history(app, request).await,
+        (&Method::GET, "/report") => answers::report(app, request).await,
         (&Method::GET, "/v1/forecast") => forecast(app, request).await,
         (
             _,
             "/v1/events" | "/metrics" | "/healthz" | "/readyz" | "/v1/cases/overdue"
-            | "/v1/targets" | "/v1/forecast" | "/v1/history" | "/-/reload",
+            | "/v1/targets" | "/v1/forecast" | "/v1/history" | "/report" | "/-/reload",
         ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error_response(StatusCode::NOT_FOUND, "no such endpoint"),
     }
@@ -707,6 +708,19 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
         .status(status)
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
+/// A self-contained HTML page (`GET /report`): no scripts, nothing loaded from elsewhere.
+fn html_response(page: String) -> HttpResponse {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+        )
+        .body(Full::new(Bytes::from(page)))
         .unwrap_or_default()
 }
 

@@ -32,46 +32,105 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
     json_response(StatusCode::OK, &targets_json(&reports))
 }
 
+/// The `from`, `to` and (for the report) `lang` of a history query, or the 400 naming the problem.
+fn history_query(
+    request: &Request<Incoming>,
+    with_lang: bool,
+) -> Result<(Option<String>, Option<String>, crate::report::Lang), HttpResponse> {
+    let (mut from, mut to, mut lang) = (None, None, crate::report::Lang::En);
+    for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
+        let slot = match key.as_str() {
+            "from" => &mut from,
+            "to" => &mut to,
+            "lang" if with_lang => {
+                lang = crate::report::Lang::parse(&value).ok_or_else(|| {
+                    error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("query parameter `lang`: {value:?}; expected `en` or `nl`"),
+                    )
+                })?;
+                continue;
+            }
+            other => {
+                let expected = if with_lang {
+                    "`from`, `to` or `lang`"
+                } else {
+                    "`from` or `to`"
+                };
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("query parameter `{other}`: unknown; expected {expected}"),
+                ));
+            }
+        };
+        if value.parse::<jiff::civil::Date>().is_err() {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("query parameter `{key}`: {value:?} is not a date (YYYY-MM-DD)"),
+            ));
+        }
+        *slot = Some(value);
+    }
+    Ok((from, to, lang))
+}
+
+/// Asks the engine for the history rows in a range.
+async fn ask_history(
+    app: &App,
+    from: Option<String>,
+    to: Option<String>,
+) -> Option<engine::HistoryAnswer> {
+    let (reply, answer) = oneshot::channel();
+    app.engine
+        .commands
+        .send(Command::History { from, to, reply })
+        .await
+        .ok()?;
+    answer.await.ok()
+}
+
 /// `GET /v1/history?from=YYYY-MM-DD&to=YYYY-MM-DD`: the daily history rows (docs/http.md).
 pub(super) async fn history(app: &App, request: Request<Incoming>) -> HttpResponse {
     if let Some(denied) = authenticate(app, &request) {
         return denied;
     }
-    let mut from = None;
-    let mut to = None;
-    for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
-        let slot = match key.as_str() {
-            "from" => &mut from,
-            "to" => &mut to,
-            other => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("query parameter `{other}`: unknown; expected `from` or `to`"),
-                );
-            }
-        };
-        if value.parse::<jiff::civil::Date>().is_err() {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("query parameter `{key}`: {value:?} is not a date (YYYY-MM-DD)"),
-            );
-        }
-        *slot = Some(value);
+    let (from, to, _) = match history_query(&request, false) {
+        Ok(query) => query,
+        Err(refused) => return refused,
+    };
+    match ask_history(app, from, to).await {
+        Some(answer) => json_response(StatusCode::OK, &history_json(&answer)),
+        None => shutting_down(),
     }
+}
+
+/// `GET /report?from=&to=&lang=`: the HTML report of the history and the targets (`crate::report`).
+pub(super) async fn report(app: &App, request: Request<Incoming>) -> HttpResponse {
+    if let Some(denied) = authenticate(app, &request) {
+        return denied;
+    }
+    let (from, to, lang) = match history_query(&request, true) {
+        Ok(query) => query,
+        Err(refused) => return refused,
+    };
+    let Some(history) = ask_history(app, from, to).await else {
+        return shutting_down();
+    };
     let (reply, answer) = oneshot::channel();
     if app
         .engine
         .commands
-        .send(Command::History { from, to, reply })
+        .send(Command::Targets { reply })
         .await
         .is_err()
     {
         return shutting_down();
     }
-    let Ok(answer) = answer.await else {
+    let Ok(reports) = answer.await else {
         return shutting_down();
     };
-    json_response(StatusCode::OK, &history_json(&answer))
+    let page = crate::report::render(lang, &history_json(&history), &targets_json(&reports));
+    super::html_response(page)
 }
 
 /// The body of `GET /v1/history`.

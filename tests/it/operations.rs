@@ -573,6 +573,7 @@ fn ingest_and_drill_down_need_a_bearer_token_when_tokens_are_configured() {
             ("GET", "/v1/targets"),
             ("GET", "/v1/forecast"),
             ("GET", "/v1/history"),
+            ("GET", "/report"),
         ] {
             let response = daemon.request(method, path, headers, body.as_bytes());
             assert_eq!(

@@ -156,3 +156,53 @@ fn history_answers_the_days_and_refuses_a_bad_range() {
     }
     daemon.stop();
 }
+
+/// `GET /report` and `backlogd report`: the same self-contained page, in either language; a fresh
+/// daemon's says that no day has ended yet. (The charts against the history: src/report/tests.rs.)
+#[test]
+fn the_report_is_served_and_written_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let response = daemon.get("/report?lang=nl");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        response
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.starts_with("default-src 'none'")),
+        "nothing may load from elsewhere"
+    );
+    let page = response.text();
+    assert!(page.contains("<html lang=\"nl\">"), "{page}");
+    assert!(page.contains("Er is nog geen dag voorbij"), "{page}");
+    let response = daemon.get("/report?lang=fr");
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("`lang`"), "{}", response.text());
+
+    let out = dir.path().join("report.html");
+    let output = crate::harness::backlogd(&[
+        "report",
+        "--url",
+        &daemon.url(),
+        "--lang",
+        "en",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.contains("No day has ended"), "{written}");
+    assert_eq!(
+        written,
+        daemon.get("/report").text(),
+        "the CLI writes the served page"
+    );
+    daemon.stop();
+}

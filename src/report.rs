@@ -1,0 +1,459 @@
+//! `backlogd report` and `GET /report`: one self-contained HTML page for people who do not read
+//! PromQL, drawn from the daily history (`GET /v1/history`) and the targets (`GET /v1/targets`):
+//! headline numbers with their change since the previous day of the range, charts as inline SVG
+//! (no scripts, fonts or assets from outside; printable), the targets against the projection, and
+//! the facts that ask for a decision. English or Dutch.
+//!
+//! It reads the two JSON documents of the HTTP API, so the page the daemon serves and the page the
+//! CLI writes from a remote daemon are the same function of the same data. Every chart carries its
+//! values in `data-values`, which the tests compare with the history.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+/// The page's language (`--lang`, `?lang=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Nl,
+}
+
+impl Lang {
+    pub fn parse(text: &str) -> Option<Lang> {
+        match text {
+            "en" => Some(Lang::En),
+            "nl" => Some(Lang::Nl),
+            _ => None,
+        }
+    }
+
+    /// The text for `key` in this language.
+    fn t(self, key: &str) -> &'static str {
+        let (en, nl) = match key {
+            "title" => ("Backlog report", "Rapportage werkvoorraad"),
+            "period" => ("Days", "Dagen"),
+            "open" => ("Open cases", "Openstaande zaken"),
+            "overdue" => ("Past the deadline", "Over de beslistermijn"),
+            "due_soon" => ("Due soon", "Binnenkort over de termijn"),
+            "inflow" => ("New cases per day", "Nieuwe zaken per dag"),
+            "outflow" => ("Decided per day", "Afgehandeld per dag"),
+            "experienced" => ("Experienced staff", "Ervaren medewerkers"),
+            "inexperienced" => ("Inexperienced staff", "Onervaren medewerkers"),
+            "per_mentor" => ("Newcomers per mentor", "Nieuwkomers per mentor"),
+            "unmentored" => ("Newcomers without a mentor", "Nieuwkomers zonder mentor"),
+            "audits_passed" => ("Audits passed per day", "Goedgekeurde toetsen per dag"),
+            "audits_failed" => ("Audits failed per day", "Afgekeurde toetsen per dag"),
+            "exposure" => ("Penalty exposure (EUR)", "Dwangsomrisico (EUR)"),
+            "incurred" => ("Penalties incurred (EUR)", "Betaalde dwangsommen (EUR)"),
+            "headline" => ("Where we stand", "Waar we staan"),
+            "change" => ("change since", "verandering sinds"),
+            "charts" => ("Over time", "In de tijd"),
+            "targets" => ("Announced dates", "Aangekondigde data"),
+            "dilemmas" => ("What needs a decision", "Wat om een besluit vraagt"),
+            "no_days" => (
+                "No day has ended since the history began: nothing to show yet.",
+                "Er is nog geen dag voorbij sinds de geschiedenis begon: nog niets te tonen.",
+            ),
+            "nothing" => (
+                "Nothing in these figures calls for a decision today.",
+                "Niets in deze cijfers vraagt vandaag om een besluit.",
+            ),
+            _ => ("", ""),
+        };
+        match self {
+            Lang::En => en,
+            Lang::Nl => nl,
+        }
+    }
+}
+
+/// One day's figure, summed over the tracks when it is per track.
+fn figure(day: &Value, path: &[&str]) -> f64 {
+    let mut at = day;
+    for key in path {
+        at = &at[*key];
+    }
+    at.as_f64().unwrap_or(0.0)
+}
+
+fn tracks_sum(day: &Value, field: &str) -> f64 {
+    day["tracks"].as_object().map_or(0.0, |tracks| {
+        tracks
+            .values()
+            .map(|t| {
+                if field == "due_soon" {
+                    // The first (shortest) due-soon window.
+                    t["due_soon"]
+                        .as_object()
+                        .and_then(|w| w.values().next())
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0)
+                } else {
+                    t[field].as_f64().unwrap_or(0.0)
+                }
+            })
+            .sum()
+    })
+}
+
+/// A series over the days: the level each day, or for cumulative totals the difference from the
+/// previous day (the first day has no previous and is left out of a difference series).
+fn series(days: &[Value], value: impl Fn(&Value) -> f64, per_day: bool) -> Vec<f64> {
+    let levels: Vec<f64> = days.iter().map(value).collect();
+    if per_day {
+        levels.windows(2).map(|w| w[1] - w[0]).collect()
+    } else {
+        levels
+    }
+}
+
+/// One line of a chart: its text key and its values, one a day.
+pub type Line = (&'static str, Vec<f64>);
+
+/// A chart: its title key and its lines.
+pub type Chart = (&'static str, Vec<Line>);
+
+/// A headline figure: its text key and how to read it from a day.
+type Headline = (&'static str, fn(&Value) -> f64);
+
+/// The named series of every chart, in page order.
+pub fn charts(history: &Value) -> Vec<Chart> {
+    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+    vec![
+        (
+            "open",
+            vec![
+                ("open", series(days, |d| tracks_sum(d, "open"), false)),
+                ("overdue", series(days, |d| tracks_sum(d, "overdue"), false)),
+                (
+                    "due_soon",
+                    series(days, |d| tracks_sum(d, "due_soon"), false),
+                ),
+            ],
+        ),
+        (
+            "inflow",
+            vec![
+                (
+                    "inflow",
+                    series(days, |d| tracks_sum(d, "inflow_total"), true),
+                ),
+                (
+                    "outflow",
+                    series(days, |d| tracks_sum(d, "outflow_total"), true),
+                ),
+            ],
+        ),
+        (
+            "experienced",
+            vec![
+                (
+                    "experienced",
+                    series(days, |d| figure(d, &["employees", "experienced"]), false),
+                ),
+                (
+                    "inexperienced",
+                    series(days, |d| figure(d, &["employees", "inexperienced"]), false),
+                ),
+                (
+                    "per_mentor",
+                    series(
+                        days,
+                        |d| figure(d, &["employees", "mentees_per_mentor"]),
+                        false,
+                    ),
+                ),
+            ],
+        ),
+        (
+            "audits_passed",
+            vec![
+                (
+                    "audits_passed",
+                    series(days, |d| figure(d, &["audits", "passed_total"]), true),
+                ),
+                (
+                    "audits_failed",
+                    series(days, |d| figure(d, &["audits", "failed_total"]), true),
+                ),
+            ],
+        ),
+        (
+            "exposure",
+            vec![
+                (
+                    "exposure",
+                    series(days, |d| tracks_sum(d, "penalty_exposure_euros"), false),
+                ),
+                (
+                    "incurred",
+                    series(days, |d| tracks_sum(d, "penalty_incurred_euros"), false),
+                ),
+            ],
+        ),
+    ]
+}
+
+const COLOURS: [&str; 3] = ["#1f4e79", "#c0392b", "#d68910"];
+
+/// An inline SVG line chart of the series (each scaled to the largest value of the chart).
+fn svg(lang: Lang, series: &[Line]) -> String {
+    let (width, height, pad) = (640.0, 200.0, 30.0);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1.0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">\
+         <line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\
+         <text x=\"2\" y=\"14\" font-size=\"11\">{}</text>",
+        height - pad,
+        width - 5.0,
+        height - pad,
+        format_number(max)
+    );
+    for (i, (key, values)) in series.iter().enumerate() {
+        let step = if values.len() > 1 {
+            (width - pad - 10.0) / (values.len() - 1) as f64
+        } else {
+            0.0
+        };
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(x, v)| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + x as f64 * step,
+                    height - pad - v / max * (height - 2.0 * pad)
+                )
+            })
+            .collect();
+        let data: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+        let colour = COLOURS[i % COLOURS.len()];
+        let _ = write!(
+            out,
+            "<polyline data-series=\"{key}\" data-values=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
+            data.join(","),
+            points.join(" "),
+            pad + 150.0 * i as f64,
+            height - 8.0,
+            escape(lang.t(key))
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The facts that ask for a decision, in plain sentences.
+fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
+    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+    let mut out = Vec::new();
+    if let Some(last) = days.last() {
+        let audits = |d: &Value| {
+            figure(d, &["audits", "passed_total"]) + figure(d, &["audits", "failed_total"])
+        };
+        // The last day the audit count moved.
+        let last_audit = days
+            .windows(2)
+            .rev()
+            .find(|w| audits(&w[1]) > audits(&w[0]))
+            .and_then(|w| w[1]["day"].as_str());
+        let quiet_since = match last_audit {
+            Some(day) if day != last["day"].as_str().unwrap_or("") => Some(day),
+            None if days.len() > 1 => days[0]["day"].as_str(),
+            _ => None,
+        };
+        if let Some(day) = quiet_since {
+            out.push(match lang {
+                Lang::En => format!("Quality has not been measured since {day}."),
+                Lang::Nl => format!("De kwaliteit is sinds {day} niet gemeten."),
+            });
+        }
+        let unmentored = figure(last, &["employees", "unmentored"]);
+        if unmentored > 0.0 {
+            out.push(match lang {
+                Lang::En => format!("{unmentored:.0} newcomers work without a mentor."),
+                Lang::Nl => format!("{unmentored:.0} nieuwkomers werken zonder mentor."),
+            });
+        }
+    }
+    for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
+        let name = target["target"].as_str().unwrap_or("?");
+        let clear_by = target["clear_by"].as_str().unwrap_or("?");
+        let (Ok(promised), projected) = (
+            clear_by.parse::<jiff::Timestamp>(),
+            target["projected_clearance"]
+                .as_str()
+                .and_then(|p| p.parse::<jiff::Timestamp>().ok()),
+        ) else {
+            continue;
+        };
+        match projected {
+            None => out.push(match lang {
+                Lang::En => format!(
+                    "At the observed rate the backlog does not shrink: the announced date of {clear_by} for \"{name}\" will not be met."
+                ),
+                Lang::Nl => format!(
+                    "In het huidige tempo krimpt de voorraad niet: de aangekondigde datum {clear_by} voor \"{name}\" wordt niet gehaald."
+                ),
+            }),
+            Some(projected) if projected > promised => {
+                let weeks = (projected.as_second() - promised.as_second()) as f64 / 604_800.0;
+                out.push(match lang {
+                    Lang::En => format!(
+                        "At the observed rate the announced date of {clear_by} for \"{name}\" will be missed by {weeks:.0} weeks."
+                    ),
+                    Lang::Nl => format!(
+                        "In het huidige tempo wordt de aangekondigde datum {clear_by} voor \"{name}\" {weeks:.0} weken gemist."
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// The whole page.
+pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
+    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+    let mut html = String::new();
+    let lang_code = match lang {
+        Lang::En => "en",
+        Lang::Nl => "nl",
+    };
+    let _ = write!(
+        html,
+        "<!DOCTYPE html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>body{{font-family:sans-serif;max-width:720px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}\
+         td.n{{text-align:right}}h2{{margin-top:1.6em}}@media print{{h2{{break-after:avoid}}svg{{break-inside:avoid}}}}</style>\
+         </head><body><h1>{}</h1>",
+        escape(lang.t("title")),
+        escape(lang.t("title"))
+    );
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        let _ = write!(html, "<p>{}</p></body></html>", escape(lang.t("no_days")));
+        return html;
+    };
+    let day = |d: &Value| d["day"].as_str().unwrap_or("").to_owned();
+    let _ = write!(
+        html,
+        "<p>{}: {} – {}</p><h2>{}</h2><table>",
+        escape(lang.t("period")),
+        escape(&day(first)),
+        escape(&day(last)),
+        escape(lang.t("headline"))
+    );
+    let previous = days.len().checked_sub(2).map(|i| &days[i]);
+    let headline: [Headline; 6] = [
+        ("open", |d| tracks_sum(d, "open")),
+        ("overdue", |d| tracks_sum(d, "overdue")),
+        ("due_soon", |d| tracks_sum(d, "due_soon")),
+        ("experienced", |d| figure(d, &["employees", "experienced"])),
+        ("inexperienced", |d| {
+            figure(d, &["employees", "inexperienced"])
+        }),
+        ("exposure", |d| tracks_sum(d, "penalty_exposure_euros")),
+    ];
+    for (key, value) in headline {
+        let now = value(last);
+        let change = previous.map_or(String::new(), |p| {
+            let delta = now - value(p);
+            format!(
+                "{}{} ({} {})",
+                if delta > 0.0 { "+" } else { "" },
+                format_number(delta),
+                lang.t("change"),
+                day(p)
+            )
+        });
+        let _ = write!(
+            html,
+            "<tr><th>{}</th><td class=\"n\">{}</td><td>{}</td></tr>",
+            escape(lang.t(key)),
+            format_number(now),
+            escape(&change)
+        );
+    }
+    let _ = write!(html, "</table><h2>{}</h2>", escape(lang.t("charts")));
+    for (title, lines) in charts(history) {
+        let _ = write!(
+            html,
+            "<h3>{}</h3>{}",
+            escape(lang.t(title)),
+            svg(lang, &lines)
+        );
+    }
+    let _ = write!(html, "<h2>{}</h2><table>", escape(lang.t("targets")));
+    for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
+        for a in target["announcements"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(target["target"].as_str().unwrap_or("")),
+                escape(a["announced_at"].as_str().unwrap_or("")),
+                escape(a["clear_by"].as_str().unwrap_or("")),
+                escape(a["verdict"].as_str().unwrap_or(""))
+            );
+        }
+    }
+    let _ = write!(html, "</table><h2>{}</h2><ul>", escape(lang.t("dilemmas")));
+    let facts = dilemmas(lang, history, targets);
+    if facts.is_empty() {
+        let _ = write!(html, "<li>{}</li>", escape(lang.t("nothing")));
+    }
+    for fact in facts {
+        let _ = write!(html, "<li>{}</li>", escape(&fact));
+    }
+    html.push_str("</ul></body></html>");
+    html
+}
+
+/// `backlogd report`: the page of a running daemon's history and targets, fetched over its API.
+pub fn fetch(
+    url: &str,
+    token: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    lang: Lang,
+) -> anyhow::Result<String> {
+    let mut query = Vec::new();
+    for (key, value) in [("from", from), ("to", to)] {
+        if let Some(value) = value {
+            value
+                .parse::<jiff::civil::Date>()
+                .map_err(|e| anyhow::anyhow!("--{key} {value}: not a date (YYYY-MM-DD): {e}"))?;
+            query.push(format!("{key}={value}"));
+        }
+    }
+    let history = crate::send::get_json(url, &format!("/v1/history?{}", query.join("&")), token)?;
+    let targets = crate::send::get_json(url, "/v1/targets", token)?;
+    Ok(render(lang, &history, &targets))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! The report drawn from a state that lived through several midnights: its charts carry exactly
+//! the history's values, and its facts are stated in both languages.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{Lang, charts, render};
+use crate::core::State;
+use crate::engine::HistoryAnswer;
+
+/// The `GET /v1/history` body of the shipped configuration's state after `lines`, each applied at
+/// its own event time (as `backlogd backfill` does), then the clock moved to `until`.
+fn history_after(lines: &[String], until: &str) -> Value {
+    let config = crate::config::load_from_str(include_str!("../../config/backlogd.toml"))
+        .expect("the shipped configuration is valid");
+    let settings = crate::config::core_settings(&config);
+    let mut state = State::new(settings.clone());
+    for line in lines {
+        let event = crate::wire::parse_event(line).expect("test events parse");
+        let at = crate::core::time::to_nanos(event.time).unwrap();
+        state.apply(&event, at).expect("test events apply");
+    }
+    state.advance(crate::core::time::to_nanos(until.parse().unwrap()).unwrap());
+    let settings = Arc::new(settings);
+    crate::server::history_json(&HistoryAnswer {
+        tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
+        due_soon_windows: settings
+            .due_soon_windows
+            .iter()
+            .map(|w| w.label.clone())
+            .collect(),
+        rows: state.daily_history().cloned().collect(),
+    })
+}
+
+fn event(id: &str, time: &str, kind: &str, data: Value) -> String {
+    json!({"specversion": "1.0", "id": id, "source": "test", "type": kind, "time": time, "data": data})
+        .to_string()
+}
+
+fn story() -> Vec<String> {
+    let mut lines = vec![event(
+        "j1",
+        "2026-03-01T08:00:00Z",
+        "employee.joined",
+        json!({"employee": "e1", "role": "caseworker", "experienced": true}),
+    )];
+    for day in 1..=6 {
+        for n in 0..day {
+            lines.push(event(
+                &format!("r{day}-{n}"),
+                &format!("2026-03-0{day}T10:00:00Z"),
+                "case.registered",
+                json!({"case": format!("C{day}-{n}"), "track": "asylum"}),
+            ));
+        }
+    }
+    lines.push(event(
+        "d1",
+        "2026-03-04T12:00:00Z",
+        "case.decided",
+        json!({"case": "C1-0", "outcome": "granted", "decided_by": "e1"}),
+    ));
+    lines.push(event(
+        "a1",
+        "2026-03-02T12:00:00Z",
+        "quality.audit",
+        json!({"case": "C1-0", "passed": false}),
+    ));
+    // In time order, as they would arrive.
+    lines.sort_by_key(|line| serde_json::from_str::<Value>(line).unwrap()["time"].to_string());
+    lines
+}
+
+#[test]
+fn the_charts_carry_the_history_and_the_facts_are_stated() {
+    let history = history_after(&story(), "2026-03-07T12:00:00Z");
+    let days = history["days"].as_array().unwrap();
+    assert_eq!(days.len(), 6, "{history:#}");
+    let open: Vec<f64> = days
+        .iter()
+        .map(|d| d["tracks"]["asylum"]["open"].as_f64().unwrap())
+        .collect();
+    // 1, 1+2, 1+2+3, … registered; one decided on day 4.
+    assert_eq!(open, [1.0, 3.0, 6.0, 9.0, 14.0, 20.0]);
+    let page = render(Lang::En, &history, &json!([]));
+    // Each chart's values, as drawn, are the history's.
+    for (_, lines) in charts(&history) {
+        for (key, values) in lines {
+            let written: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+            let attribute = format!(
+                "data-series=\"{key}\" data-values=\"{}\"",
+                written.join(",")
+            );
+            assert!(page.contains(&attribute), "{attribute} missing");
+        }
+    }
+    assert!(page.contains("data-series=\"open\" data-values=\"1,3,6,9,14,20\""));
+    assert!(page.contains("data-series=\"inflow\" data-values=\"2,3,4,5,6\""));
+    assert!(page.contains("data-series=\"outflow\" data-values=\"0,0,1,0,0\""));
+    // Self-contained: no scripts, nothing fetched.
+    for outside in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!page.contains(outside), "{outside} in the page");
+    }
+    assert!(
+        page.contains("Quality has not been measured since 2026-03-02."),
+        "{page}"
+    );
+    let dutch = render(Lang::Nl, &history, &json!([]));
+    assert!(dutch.contains("<html lang=\"nl\">"));
+    assert!(dutch.contains("De kwaliteit is sinds 2026-03-02 niet gemeten."));
+}
+
+#[test]
+fn a_date_the_projection_misses_is_said_plainly() {
+    let history = history_after(&story(), "2026-03-03T12:00:00Z");
+    let targets = json!([{
+        "target": "backlog",
+        "clear_by": "2026-06-01T00:00:00Z",
+        "projected_clearance": "2026-08-10T00:00:00Z",
+        "announcements": [],
+    }, {
+        "target": "never",
+        "clear_by": "2026-06-01T00:00:00Z",
+        "projected_clearance": null,
+        "announcements": [],
+    }]);
+    let page = render(Lang::En, &history, &targets);
+    assert!(
+        page.contains(
+            "At the observed rate the announced date of 2026-06-01T00:00:00Z for &quot;backlog&quot; will be missed by 10 weeks."
+        ),
+        "{page}"
+    );
+    assert!(page.contains("does not shrink"), "{page}");
+}
+
+#[test]
+fn a_history_without_days_says_so() {
+    let page = render(Lang::En, &json!({"days": []}), &json!([]));
+    assert!(page.contains("No day has ended"));
+}
