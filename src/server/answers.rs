@@ -36,7 +36,7 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
 fn history_query(
     request: &Request<Incoming>,
     with_lang: bool,
-) -> Result<(Option<String>, Option<String>, crate::report::Lang), HttpResponse> {
+) -> Result<(Option<String>, Option<String>, crate::report::Lang), Box<HttpResponse>> {
     let (mut from, mut to, mut lang) = (None, None, crate::report::Lang::En);
     for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
         let slot = match key.as_str() {
@@ -44,10 +44,10 @@ fn history_query(
             "to" => &mut to,
             "lang" if with_lang => {
                 lang = crate::report::Lang::parse(&value).ok_or_else(|| {
-                    error_response(
+                    Box::new(error_response(
                         StatusCode::BAD_REQUEST,
                         &format!("query parameter `lang`: {value:?}; expected `en` or `nl`"),
-                    )
+                    ))
                 })?;
                 continue;
             }
@@ -57,17 +57,17 @@ fn history_query(
                 } else {
                     "`from` or `to`"
                 };
-                return Err(error_response(
+                return Err(Box::new(error_response(
                     StatusCode::BAD_REQUEST,
                     &format!("query parameter `{other}`: unknown; expected {expected}"),
-                ));
+                )));
             }
         };
         if value.parse::<jiff::civil::Date>().is_err() {
-            return Err(error_response(
+            return Err(Box::new(error_response(
                 StatusCode::BAD_REQUEST,
                 &format!("query parameter `{key}`: {value:?} is not a date (YYYY-MM-DD)"),
-            ));
+            )));
         }
         *slot = Some(value);
     }
@@ -96,7 +96,7 @@ pub(super) async fn history(app: &App, request: Request<Incoming>) -> HttpRespon
     }
     let (from, to, _) = match history_query(&request, false) {
         Ok(query) => query,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match ask_history(app, from, to).await {
         Some(answer) => json_response(StatusCode::OK, &history_json(&answer)),
@@ -111,7 +111,7 @@ pub(super) async fn report(app: &App, request: Request<Incoming>) -> HttpRespons
     }
     let (from, to, lang) = match history_query(&request, true) {
         Ok(query) => query,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(history) = ask_history(app, from, to).await else {
         return shutting_down();
