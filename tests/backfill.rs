@@ -629,6 +629,25 @@ fn epoch(text: &str) -> i64 {
 
 const DAY: i64 = 86_400;
 
+/// `query_range` of a (URL-encoded) single-series query on the Prometheus at `url`: (time, value).
+fn query_range(url: &str, query: &str, start: i64, end: i64, step: i64) -> Vec<(i64, f64)> {
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+    let path = format!("/api/v1/query_range?query={query}&start={start}&end={end}&step={step}");
+    let response = harness::request(addr, "GET", &path, &[], b"").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{query}: {body}"))
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_f64().unwrap() as i64,
+                p[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The seed story, shortened (docs/story.md, scripts/story): the `taskforce` story compressed into
 /// one year (config/scenarios/taskforce-year.toml) at scale 0.1, backfilled, built into blocks,
 /// served by Prometheus and replayed with the shipped rules. Each of the story's problems raises its
@@ -750,32 +769,23 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     // Unmentored newcomers: each mentor takes ten at most (`max_mentees`), so from the eleventh
     // hire on newcomers wait for a mentor. The turn is the first hour with one unmentored, from
     // Prometheus; the alert needs a whole day of it (min_over_time 1d) plus its `for`.
-    let addr = url.trim_start_matches("http://").parse().unwrap();
-    let path = format!(
-        "/api/v1/query_range?query=sum%28backlogd_mentees_unmentored%29&start={}&end={}&step=3600",
-        start + DAY,
-        start + 120 * DAY
-    );
-    let response = harness::request(addr, "GET", &path, &[], b"").unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
     // A joiner is unmentored for the hours until their mentor.assigned the same day; the turn is
     // the first hour from which one stays unmentored for a whole day.
-    let hourly: Vec<(i64, bool)> = body["data"]["result"][0]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_f64().unwrap() as i64,
-                p[1].as_str().unwrap_or("0") != "0",
-            )
-        })
-        .collect();
+    let hourly: Vec<(i64, bool)> = query_range(
+        &url,
+        "sum%28backlogd_mentees_unmentored%29",
+        start + DAY,
+        start + 120 * DAY,
+        3600,
+    )
+    .into_iter()
+    .map(|(t, v)| (t, v != 0.0))
+    .collect();
     let first_unmentored = hourly
         .windows(24)
         .find(|day| day.iter().all(|&(_, unmentored)| unmentored))
         .map(|day| day[0].0)
-        .unwrap_or_else(|| panic!("no newcomer was ever unmentored for a day: {body}"));
+        .unwrap_or_else(|| panic!("no newcomer was ever unmentored for a day: {hourly:?}"));
     let alert = fired("NewStaffUnmentored", first_unmentored).unwrap_or_else(|| {
         panic!("NewStaffUnmentored never fired after {first_unmentored}: {json:#}")
     });
@@ -790,25 +800,13 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     assert!(unreachable < start + 180 * DAY);
 
     // The open cases per day, from Prometheus: the peak after the first five weeks, then the low.
-    let addr = url.trim_start_matches("http://").parse().unwrap();
-    let path = format!(
-        "/api/v1/query_range?query=sum%28backlogd_cases_open%29&start={}&end={}&step=86400",
+    let curve = query_range(
+        &url,
+        "sum%28backlogd_cases_open%29",
         start + 35 * DAY,
-        start + 364 * DAY
+        start + 364 * DAY,
+        86_400,
     );
-    let response = harness::request(addr, "GET", &path, &[], b"").unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-    let curve: Vec<(i64, f64)> = body["data"]["result"][0]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_f64().unwrap() as i64,
-                p[1].as_str().unwrap().parse().unwrap(),
-            )
-        })
-        .collect();
     let low = curve
         .iter()
         .copied()

@@ -16,17 +16,7 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
     if let Some(denied) = authenticate(app, &request) {
         return denied;
     }
-    let (reply, answer) = oneshot::channel();
-    if app
-        .engine
-        .commands
-        .send(Command::Targets { reply })
-        .await
-        .is_err()
-    {
-        return shutting_down();
-    }
-    let Ok(reports) = answer.await else {
+    let Some(reports) = ask_targets(app).await else {
         return shutting_down();
     };
     json_response(StatusCode::OK, &targets_json(&reports))
@@ -74,6 +64,17 @@ fn history_query(
     Ok((from, to, lang))
 }
 
+/// Asks the engine for the targets in effect with their histories.
+async fn ask_targets(app: &App) -> Option<Vec<engine::TargetReport>> {
+    let (reply, answer) = oneshot::channel();
+    app.engine
+        .commands
+        .send(Command::Targets { reply })
+        .await
+        .ok()?;
+    answer.await.ok()
+}
+
 /// Asks the engine for the history rows in a range.
 async fn ask_history(
     app: &App,
@@ -116,17 +117,7 @@ pub(super) async fn report(app: &App, request: Request<Incoming>) -> HttpRespons
     let Some(history) = ask_history(app, from, to).await else {
         return shutting_down();
     };
-    let (reply, answer) = oneshot::channel();
-    if app
-        .engine
-        .commands
-        .send(Command::Targets { reply })
-        .await
-        .is_err()
-    {
-        return shutting_down();
-    }
-    let Ok(reports) = answer.await else {
+    let Some(reports) = ask_targets(app).await else {
         return shutting_down();
     };
     let page = crate::report::render(lang, &history_json(&history), &targets_json(&reports));
