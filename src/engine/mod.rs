@@ -41,6 +41,21 @@ pub struct HistoryAnswer {
 
 pub use crate::core::history::DailyRow;
 
+impl HistoryAnswer {
+    /// `rows` with the track names and due-soon labels of `settings`.
+    pub fn new(settings: &CoreSettings, rows: Vec<DailyRow>) -> HistoryAnswer {
+        HistoryAnswer {
+            tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
+            due_soon_windows: settings
+                .due_soon_windows
+                .iter()
+                .map(|w| w.label.clone())
+                .collect(),
+            rows,
+        }
+    }
+}
+
 /// The answer to `Command::Forecast`: the projection and the targets it is drawn against.
 #[derive(Debug, Clone)]
 pub struct ForecastAnswer {
@@ -360,7 +375,6 @@ impl Engine {
                     let _ = reply.send(self.state.target_reports());
                 }
                 Command::History { from, to, reply } => {
-                    let settings = self.state.settings();
                     // `YYYY-MM-DD` compares as text in date order.
                     let rows = self
                         .state
@@ -369,15 +383,7 @@ impl Engine {
                         .filter(|row| to.as_deref().is_none_or(|to| row.day.as_str() <= to))
                         .cloned()
                         .collect();
-                    let _ = reply.send(HistoryAnswer {
-                        tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
-                        due_soon_windows: settings
-                            .due_soon_windows
-                            .iter()
-                            .map(|w| w.label.clone())
-                            .collect(),
-                        rows,
-                    });
+                    let _ = reply.send(HistoryAnswer::new(self.state.settings(), rows));
                 }
                 Command::Forecast { params, reply } => {
                     let forecast =

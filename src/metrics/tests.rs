@@ -9,16 +9,17 @@ use super::*;
 use crate::core::State;
 use crate::workforce::{EdgeSettings, WorkforceBuilder};
 
-fn golden_text() -> String {
+/// `/metrics` of the shipped configuration's state after `lines`, each applied at `now`.
+fn render_after<'a>(lines: impl IntoIterator<Item = &'a str>, now: &str) -> String {
     let config = crate::config::load_from_str(include_str!("../../config/backlogd.toml"))
         .expect("the shipped configuration is valid");
     let settings = crate::config::core_settings(&config);
     let edge = EdgeSettings::from_config(&config).expect("no key file needed");
     let mut state = State::new(settings.clone());
-    let now = crate::core::time::to_nanos("2026-10-10T00:00:00Z".parse().unwrap()).unwrap();
-    for line in include_str!("../../config/examples/taskforce-autumn.ndjson").lines() {
-        let event = crate::wire::parse_event(line).expect("example events parse");
-        state.apply(&event, now).expect("example events apply");
+    let now = crate::core::time::to_nanos(now.parse().unwrap()).unwrap();
+    for line in lines {
+        let event = crate::wire::parse_event(line).expect("test events parse");
+        state.apply(&event, now).expect("test events apply");
     }
     let (workforce, _) = WorkforceBuilder::default().build(&state, &edge);
     let view = crate::engine::view_of(
@@ -27,17 +28,23 @@ fn golden_text() -> String {
         Arc::new(workforce),
         Arc::new(edge),
     );
-    let telemetry = Telemetry::new().unwrap();
-    render(Some(&view), &telemetry)
-        .lines()
-        // The process' own start time and build vary; their HELP and TYPE stay.
-        .filter(|line| {
-            !line.contains("process_")
-                && !line.contains("backlogd_build_info")
-                && !line.starts_with("backlogd_start_time_seconds ")
-        })
-        .map(|line| format!("{line}\n"))
-        .collect()
+    render(Some(&view), &Telemetry::new().unwrap())
+}
+
+fn golden_text() -> String {
+    render_after(
+        include_str!("../../config/examples/taskforce-autumn.ndjson").lines(),
+        "2026-10-10T00:00:00Z",
+    )
+    .lines()
+    // The process' own start time and build vary; their HELP and TYPE stay.
+    .filter(|line| {
+        !line.contains("process_")
+            && !line.contains("backlogd_build_info")
+            && !line.starts_with("backlogd_start_time_seconds ")
+    })
+    .map(|line| format!("{line}\n"))
+    .collect()
 }
 
 #[test]
@@ -76,24 +83,8 @@ fn golden_metrics_pass_promtool() {
 /// format spells it (the encoder alone wrote `inf`).
 #[test]
 fn an_infinite_clearance_is_written_plus_inf() {
-    let config = crate::config::load_from_str(include_str!("../../config/backlogd.toml"))
-        .expect("the shipped configuration is valid");
-    let settings = crate::config::core_settings(&config);
-    let edge = EdgeSettings::from_config(&config).expect("no key file needed");
-    let mut state = State::new(settings.clone());
-    let now = crate::core::time::to_nanos("2026-10-10T00:00:00Z".parse().unwrap()).unwrap();
     let line = r#"{"specversion":"1.0","id":"r1","source":"test","type":"case.registered","time":"2026-10-09T00:00:00Z","data":{"case":"A-1","track":"asylum"}}"#;
-    state
-        .apply(&crate::wire::parse_event(line).unwrap(), now)
-        .unwrap();
-    let (workforce, _) = WorkforceBuilder::default().build(&state, &edge);
-    let view = crate::engine::view_of(
-        &state,
-        Arc::new(settings),
-        Arc::new(workforce),
-        Arc::new(edge),
-    );
-    let text = render(Some(&view), &Telemetry::new().unwrap());
+    let text = render_after([line], "2026-10-10T00:00:00Z");
     let clearance = text
         .lines()
         .find(|l| l.starts_with("backlogd_backlog_clearance_seconds{track=\"asylum\"}"))

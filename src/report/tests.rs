@@ -1,8 +1,6 @@
 //! The report drawn from a state that lived through several midnights: its charts carry exactly
 //! the history's values, and its facts are stated in both languages.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use super::{Lang, charts, render};
@@ -22,16 +20,10 @@ fn history_after(lines: &[String], until: &str) -> Value {
         state.apply(&event, at).expect("test events apply");
     }
     state.advance(crate::core::time::to_nanos(until.parse().unwrap()).unwrap());
-    let settings = Arc::new(settings);
-    crate::server::history_json(&HistoryAnswer {
-        tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
-        due_soon_windows: settings
-            .due_soon_windows
-            .iter()
-            .map(|w| w.label.clone())
-            .collect(),
-        rows: state.daily_history().cloned().collect(),
-    })
+    crate::server::history_json(&HistoryAnswer::new(
+        &settings,
+        state.daily_history().cloned().collect(),
+    ))
 }
 
 fn event(id: &str, time: &str, kind: &str, data: Value) -> String {
