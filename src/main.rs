@@ -132,9 +132,10 @@ enum Command {
         /// The daemon's configuration (tracks, windows, thresholds, ingest.max_future_skew ...).
         #[arg(long)]
         config: PathBuf,
-        /// Distance between the written instants: 1h, 5m, 1d, PT1H ...
+        /// Distance between the written instants: 1h, 5m, 1d, PT1H ... (needed for the
+        /// OpenMetrics text; not with --store alone).
         #[arg(long, value_parser = backlogd::backfill::parse_duration)]
-        step: jiff::SignedDuration,
+        step: Option<jiff::SignedDuration>,
         /// First instant written (RFC 3339, YYYY-MM-DD or now); default: the first event's time
         /// rounded up to a multiple of --step.
         #[arg(long, value_parser = backlogd::backfill::parse_instant)]
@@ -145,6 +146,11 @@ enum Command {
         /// Write to this file (complete or not at all) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also (or, without --out, only) write a new store in this directory whose snapshot is
+        /// the state at the end, daily history included: `backlogd run` with this store.path
+        /// continues from it. The directory must not hold a store.
+        #[arg(long)]
+        store: Option<PathBuf>,
         /// Refuse to write more samples than this (steps x series).
         #[arg(long, default_value_t = backlogd::backfill::DEFAULT_MAX_SAMPLES)]
         max_samples: u64,
@@ -506,10 +512,19 @@ fn main() -> ExitCode {
             from,
             to,
             out,
+            store,
             max_samples,
             labels,
             files,
         } => {
+            let writing = out.is_some() || store.is_none();
+            let Some(step) = step.or((!writing).then_some(jiff::SignedDuration::from_hours(1)))
+            else {
+                eprintln!(
+                    "backlogd backfill: --step is needed for the OpenMetrics text (or give --store DIR without --out)"
+                );
+                return ExitCode::from(2);
+            };
             let options = backlogd::backfill::Options {
                 files,
                 step,
@@ -518,29 +533,46 @@ fn main() -> ExitCode {
                 max_samples,
                 labels,
             };
-            backfill(&config, &options, out.as_deref())
+            backfill(&config, &options, out.as_deref(), store.as_deref())
         }
     }
 }
 
-/// `backlogd backfill`: the OpenMetrics text to stdout or, whole or not at all, to `out`; the
-/// summary and throughput to stderr.
+/// `backlogd backfill`: the OpenMetrics text to stdout or, whole or not at all, to `out` (not with
+/// `store` alone); the new store in `store`; the summary and throughput to stderr.
 fn backfill(
     config_file: &Path,
     options: &backlogd::backfill::Options,
     out: Option<&Path>,
+    store: Option<&Path>,
 ) -> ExitCode {
+    use backlogd::backfill::{BackfillError, run_to_state};
     let fail = |message: String| {
         eprintln!("backlogd backfill: {message}");
         ExitCode::FAILURE
     };
-    let config = match config::load(config_file) {
+    let source = match config::ConfigSource::read(config_file) {
+        Ok(source) => source,
+        Err(e) => return fail(format!("{}: {e}", config_file.display())),
+    };
+    let config = match source.load() {
         Ok(config) => config,
         Err(e) => return fail(format!("{}: {e}", config_file.display())),
     };
+    if let Some(dir) = store
+        && let Some(what) = ["snapshots.sqlite", "log"]
+            .into_iter()
+            .find(|f| dir.join(f).exists())
+    {
+        // Checked again when writing; here so that a long run is not wasted.
+        return fail(format!(
+            "--store {}: the directory already holds a store ({what}); give an empty or new directory",
+            dir.display()
+        ));
+    }
     let started = std::time::Instant::now();
-    let result = match out {
-        Some(path) => {
+    let result = match (out, store) {
+        (Some(path), _) => {
             let mut partial = path.as_os_str().to_owned();
             partial.push(".partial");
             let partial = PathBuf::from(partial);
@@ -549,27 +581,41 @@ fn backfill(
                 Err(e) => return fail(format!("{}: {e}", partial.display())),
             };
             let writer = std::io::BufWriter::with_capacity(1 << 20, file);
-            let result = backlogd::backfill::run(&config, options, writer);
-            let result = result.and_then(|summary| {
+            let result = run_to_state(&config, options, Some(writer));
+            let result = result.and_then(|done| {
                 std::fs::rename(&partial, path)
-                    .map(|()| summary)
-                    .map_err(backlogd::backfill::BackfillError::Write)
+                    .map(|()| done)
+                    .map_err(BackfillError::Write)
             });
             if result.is_err() {
                 let _ = std::fs::remove_file(&partial);
             }
             result
         }
-        None => {
+        (None, Some(_)) => run_to_state(&config, options, None::<std::io::Sink>),
+        (None, None) => {
             let stdout = std::io::stdout().lock();
             let writer = std::io::BufWriter::with_capacity(1 << 20, stdout);
-            backlogd::backfill::run(&config, options, writer)
+            run_to_state(&config, options, Some(writer))
         }
     };
-    let summary = match result {
-        Ok(summary) => summary,
+    let (summary, state) = match result {
+        Ok(done) => done,
         Err(e) => return fail(e.to_string()),
     };
+    if let Some(dir) = store {
+        match backlogd::backfill::store::write(dir, &state, &source) {
+            Ok(written) => eprintln!(
+                "backlogd backfill: wrote the store {}: {} open cases, {} days of history, a {} byte snapshot",
+                dir.display(),
+                written.open_cases,
+                written.history_days,
+                written.snapshot_bytes
+            ),
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    drop(state);
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     let rejected: u64 = summary.rejected.values().sum();
     for line in &summary.rejections_named {

@@ -845,3 +845,140 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
         (low.0 - start) / DAY
     );
 }
+
+/// The sum of the samples of `family` at `second` in backfilled OpenMetrics text whose labels
+/// include every pair of `labels`.
+fn om_sum(openmetrics: &str, family: &str, labels: &[&str], second: i64) -> f64 {
+    let stamp = format!(" {second}");
+    openmetrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.ends_with(&stamp))
+        .filter(|l| labels.iter().all(|pair| l.contains(pair)))
+        .map(|l| l.split(' ').nth_back(1).unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// `backlogd backfill --store`: the daemon started on the store answers `GET /v1/history` with a
+/// row for every midnight the events cover, each equal to what the OpenMetrics backfill of the same
+/// events shows at that midnight, keeps adding rows up to now, and its report draws them; a store
+/// that exists is refused.
+#[test]
+fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    simulate("taskforce", "0.05", "2024-01-01", "2024-03-01", &events);
+    let store = dir.path().join("store");
+    let seeded = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--store",
+        store.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    assert!(
+        stderr(&seeded).contains("days of history"),
+        "{}",
+        stderr(&seeded)
+    );
+    assert!(!store.join("log").exists(), "no log segments are written");
+    let again = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--store",
+        store.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already holds a store (snapshots.sqlite)"),
+        "{}",
+        stderr(&again)
+    );
+    let openmetrics = dir.path().join("history.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1h",
+        "--out",
+        openmetrics.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let openmetrics = std::fs::read_to_string(&openmetrics).unwrap();
+
+    let daemon = Daemon::start(&store, &[]);
+    let response = daemon.get("/v1/history?from=2024-01-01&to=2024-02-28");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let history = response.json().unwrap();
+    let days = history["days"].as_array().unwrap();
+    assert_eq!(days.len(), 59, "a row for each day from 2024-01-01 to 2024-02-28");
+    let mut compared = 0;
+    for day in days {
+        // Midnight in Europe/Amsterdam is a whole UTC hour, so an hourly step falls on it.
+        let at = epoch(day["at"].as_str().unwrap());
+        let track = &day["tracks"]["asylum"];
+        let checks = [
+            ("open", "backlogd_cases_open", vec![]),
+            ("overdue", "backlogd_cases_overdue", vec![]),
+        ];
+        for (field, family, labels) in checks {
+            let expected = om_sum(&openmetrics, family, &labels, at);
+            assert_eq!(
+                track[field].as_f64().unwrap(),
+                expected,
+                "{} {field}: history against the backfill's {family} at {at}",
+                day["day"]
+            );
+        }
+        for (field, experienced) in [("experienced", "true"), ("inexperienced", "false")] {
+            let pair = format!("experienced=\"{experienced}\"");
+            let expected = om_sum(&openmetrics, "backlogd_employees", &[pair.as_str()], at);
+            assert_eq!(
+                day["employees"][field].as_f64().unwrap(),
+                expected,
+                "{} employees {field}",
+                day["day"]
+            );
+        }
+        compared += 1;
+    }
+    assert!(
+        days.iter()
+            .any(|d| d["tracks"]["asylum"]["open"].as_f64() > Some(0.0)),
+        "the story has open cases"
+    );
+    assert_eq!(compared, 59);
+    // Live from there on: a row for every midnight since, up to the last one before now.
+    let all = daemon.get("/v1/history").json().unwrap();
+    let last = all["days"].as_array().unwrap().last().unwrap().clone();
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap())
+        .date();
+    let yesterday = today.yesterday().unwrap();
+    // Or the day before, when the test runs across a midnight before the daemon's tick.
+    let before = yesterday.yesterday().unwrap();
+    let last_day = last["day"].as_str().unwrap();
+    assert!(
+        [yesterday.to_string(), before.to_string()].contains(&last_day.to_owned()),
+        "the last row is {last_day}, not {yesterday}"
+    );
+    // The report draws the backfilled days: the open-cases line has one value a day.
+    let report = daemon.get("/report?from=2024-01-01&to=2024-02-28").text();
+    let open_line = report
+        .split("data-series=\"open\" data-values=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no open line in the report"));
+    let drawn: Vec<f64> = open_line.split(',').map(|v| v.parse().unwrap()).collect();
+    let stored: Vec<f64> = days
+        .iter()
+        .map(|d| d["tracks"]["asylum"]["open"].as_f64().unwrap())
+        .collect();
+    assert_eq!(drawn, stored);
+    daemon.stop();
+}

@@ -13,6 +13,7 @@
 //! been written), and a run that would write more than `max_samples` samples.
 
 pub mod openmetrics;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Write};
@@ -142,7 +143,8 @@ pub enum BackfillError {
 /// The state and everything needed to render it, plus the step cursor.
 struct Backfill<'a, W: Write> {
     options: &'a Options,
-    out: W,
+    /// `None` when no OpenMetrics text is wanted (only the final state, `--store` alone).
+    out: Option<W>,
     state: State,
     settings: Arc<crate::core::CoreSettings>,
     edge: Arc<EdgeSettings>,
@@ -157,8 +159,21 @@ struct Backfill<'a, W: Write> {
 
 /// Runs a backfill into `out`, ending it with `# EOF` on success.
 pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summary, BackfillError> {
+    run_to_state(config, options, Some(out)).map(|(summary, _)| summary)
+}
+
+/// Runs a backfill into `out` (ending it with `# EOF`), or with `out = None` only applies the
+/// events up to `--to`, and returns the state at the end: advanced to `--to`, or to the latest
+/// event time. Its daily history holds a row for every midnight in between (`store::write` makes a
+/// store of it that the daemon starts from).
+pub fn run_to_state<W: Write>(
+    config: &Config,
+    options: &Options,
+    out: Option<W>,
+) -> Result<(Summary, State), BackfillError> {
+    let writing = out.is_some();
     let step = duration_nanos(options.step);
-    if step <= 0 {
+    if writing && step <= 0 {
         return Err(BackfillError::BadStep(options.step));
     }
     for (name, _) in &options.labels {
@@ -177,7 +192,7 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
         }
         let span = i128::from(nanos_saturating(to)) - i128::from(nanos_saturating(from));
         let steps = span as u128 / step as u128 + 1;
-        if steps > u128::from(options.max_samples) {
+        if writing && steps > u128::from(options.max_samples) {
             return Err(BackfillError::TooManySteps {
                 from,
                 to,
@@ -257,7 +272,11 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
                     skew: config.ingest.max_future_skew,
                 });
             }
-            if backfill.next.is_none() {
+            if !writing {
+                if to.is_some_and(|to| time > to) {
+                    break 'files;
+                }
+            } else if backfill.next.is_none() {
                 let floor = time.div_euclid(step).saturating_mul(step);
                 backfill.next = Some(if floor == time {
                     time
@@ -302,6 +321,10 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
         (None, None) => return Err(BackfillError::NoEvents),
     };
     backfill.to = Some(last);
+    if !writing {
+        backfill.state.advance(last);
+        return Ok((backfill.summary, backfill.state));
+    }
     if backfill.next.is_none() {
         return Err(BackfillError::NoEvents);
     }
@@ -312,9 +335,11 @@ pub fn run(config: &Config, options: &Options, out: impl Write) -> Result<Summar
             to: from_nanos(last),
         });
     }
-    openmetrics::write_eof(&mut backfill.out).map_err(BackfillError::Write)?;
-    backfill.out.flush().map_err(BackfillError::Write)?;
-    Ok(backfill.summary)
+    if let Some(out) = &mut backfill.out {
+        openmetrics::write_eof(out).map_err(BackfillError::Write)?;
+        out.flush().map_err(BackfillError::Write)?;
+    }
+    Ok((backfill.summary, backfill.state))
 }
 
 impl<W: Write> Backfill<'_, W> {
@@ -334,6 +359,9 @@ impl<W: Write> Backfill<'_, W> {
     /// Writes every step instant before `before` (and not after `--to`). Returns true when the
     /// last step was written, so the remaining events cannot change the output.
     fn write_steps_before(&mut self, before: EpochNanos) -> Result<bool, BackfillError> {
+        if self.out.is_none() {
+            return Ok(false);
+        }
         while let Some(at) = self.next {
             if self.to.is_some_and(|to| at > to) {
                 return Ok(true);
@@ -371,8 +399,11 @@ impl<W: Write> Backfill<'_, W> {
                 reached_by: None,
             });
         }
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
         openmetrics::write_families(
-            &mut self.out,
+            out,
             &families,
             at.div_euclid(1_000_000),
             &self.target,
