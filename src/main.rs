@@ -218,9 +218,9 @@ enum Command {
         /// Last day (YYYY-MM-DD, inclusive).
         #[arg(long)]
         to: Option<String>,
-        /// Language of the texts: en or nl.
-        #[arg(long, default_value = "en")]
-        lang: String,
+        /// Language of the texts: en or nl; default: the daemon's report.language.
+        #[arg(long)]
+        lang: Option<String>,
         /// The HTML file to write.
         #[arg(long)]
         out: PathBuf,
@@ -389,8 +389,12 @@ fn main() -> ExitCode {
             out,
         } => {
             let result = (|| -> anyhow::Result<()> {
-                let lang = backlogd::report::Lang::parse(&lang)
-                    .ok_or_else(|| anyhow::anyhow!("--lang {lang}: expected en or nl"))?;
+                let lang = lang
+                    .map(|lang| {
+                        backlogd::report::Lang::parse(&lang)
+                            .ok_or_else(|| anyhow::anyhow!("--lang {lang}: expected en or nl"))
+                    })
+                    .transpose()?;
                 let token = first_token(token_file.as_deref())?;
                 let page = backlogd::report::fetch(
                     &url,

@@ -4,9 +4,9 @@
 //! (no scripts, fonts or assets from outside; printable), the targets against the projection, and
 //! the facts that ask for a decision. English or Dutch.
 //!
-//! It reads the two JSON documents of the HTTP API, so the page the daemon serves and the page the
-//! CLI writes from a remote daemon are the same function of the same data. Every chart carries its
-//! values in `data-values`, which the tests compare with the history.
+//! It reads the two JSON documents of the HTTP API (so it depends on nothing but what any client
+//! can see); the daemon renders it at `GET /report`, and the CLI writes what the daemon serves.
+//! Every chart carries its values in `data-values`, which the tests compare with the history.
 
 use std::fmt::Write;
 
@@ -19,7 +19,24 @@ pub enum Lang {
     Nl,
 }
 
+impl From<crate::config::ReportLanguage> for Lang {
+    fn from(language: crate::config::ReportLanguage) -> Lang {
+        match language {
+            crate::config::ReportLanguage::En => Lang::En,
+            crate::config::ReportLanguage::Nl => Lang::Nl,
+        }
+    }
+}
+
 impl Lang {
+    /// `en` or `nl`, as `parse` reads it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Nl => "nl",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Lang> {
         match text {
             "en" => Some(Lang::En),
@@ -289,6 +306,40 @@ fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
                 Lang::Nl => format!("De kwaliteit is sinds {day} niet gemeten."),
             });
         }
+        let decisions = figure(last, &["decisions", "in_window"]);
+        let by_new = figure(last, &["decisions", "by_new_staff_in_window"]);
+        if decisions > 0.0 && by_new > 0.0 {
+            let share = 100.0 * by_new / decisions;
+            let weeks = history["new_staff_weeks"].as_u64().unwrap_or(0);
+            let day = last["day"].as_str().unwrap_or("?");
+            let window = history["decision_window"].as_str().unwrap_or("?");
+            // "P28D" in words: whole days, or the label itself.
+            let days = window
+                .parse::<jiff::SignedDuration>()
+                .ok()
+                .or_else(|| {
+                    window
+                        .parse::<jiff::Span>()
+                        .ok()
+                        .and_then(|s| s.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok())
+                })
+                .filter(|d| d.as_secs() > 0 && d.as_secs() % 86_400 == 0)
+                .map(|d| d.as_secs() / 86_400);
+            out.push(match (lang, days) {
+                (Lang::En, Some(days)) => format!(
+                    "{share:.0}% of the {decisions:.0} decisions in the {days} days up to {day} were taken by staff in their first {weeks} weeks."
+                ),
+                (Lang::En, None) => format!(
+                    "{share:.0}% of the {decisions:.0} decisions in the {window} up to {day} were taken by staff in their first {weeks} weeks."
+                ),
+                (Lang::Nl, Some(days)) => format!(
+                    "{share:.0}% van de {decisions:.0} beslissingen in de {days} dagen tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
+                ),
+                (Lang::Nl, None) => format!(
+                    "{share:.0}% van de {decisions:.0} beslissingen in de periode {window} tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
+                ),
+            });
+        }
         let unmentored = figure(last, &["employees", "unmentored"]);
         if unmentored > 0.0 {
             out.push(match lang {
@@ -338,10 +389,7 @@ fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
 pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
     let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
     let mut html = String::new();
-    let lang_code = match lang {
-        Lang::En => "en",
-        Lang::Nl => "nl",
-    };
+    let lang_code = lang.code();
     let _ = write!(
         html,
         "<!DOCTYPE html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\"><title>{}</title>\
@@ -433,13 +481,14 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
     html
 }
 
-/// `backlogd report`: the page of a running daemon's history and targets, fetched over its API.
+/// `backlogd report`: the page a running daemon serves at `GET /report` for the range and
+/// language (without `lang`, the daemon's `report.language`).
 pub fn fetch(
     url: &str,
     token: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
-    lang: Lang,
+    lang: Option<Lang>,
 ) -> anyhow::Result<String> {
     let mut query = Vec::new();
     for (key, value) in [("from", from), ("to", to)] {
@@ -450,9 +499,11 @@ pub fn fetch(
             query.push(format!("{key}={value}"));
         }
     }
-    let history = crate::send::get_json(url, &format!("/v1/history?{}", query.join("&")), token)?;
-    let targets = crate::send::get_json(url, "/v1/targets", token)?;
-    Ok(render(lang, &history, &targets))
+    if let Some(lang) = lang {
+        query.push(format!("lang={}", lang.code()));
+    }
+    let page = crate::send::get(url, &format!("/report?{}", query.join("&")), token)?;
+    String::from_utf8(page.to_vec()).map_err(|e| anyhow::anyhow!("the page is not UTF-8: {e}"))
 }
 
 #[cfg(test)]

@@ -247,6 +247,13 @@ pub fn get_json(
     path_and_query: &str,
     token: Option<&str>,
 ) -> anyhow::Result<serde_json::Value> {
+    let bytes = get(url, path_and_query, token)?;
+    serde_json::from_slice(&bytes).context("the daemon's answer is not JSON")
+}
+
+/// `GET {url}{path_and_query}` with the bearer token when one is given: the body of a 200, or an
+/// error with the daemon's `error` sentence (or its whole answer when that is not JSON).
+pub fn get(url: &str, path_and_query: &str, token: Option<&str>) -> anyhow::Result<Bytes> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -266,18 +273,14 @@ pub fn get_json(
             .with_context(|| format!("cannot reach the daemon at {url}"))?;
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
-        let value = serde_json::from_slice::<serde_json::Value>(&bytes);
-        match (status, value) {
-            (StatusCode::OK, Ok(value)) => Ok(value),
-            (StatusCode::OK, Err(e)) => anyhow::bail!("the daemon's answer is not JSON: {e}"),
-            (other, value) => {
-                let message = value
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-                anyhow::bail!("the daemon answered {other}: {message}")
-            }
+        if status == StatusCode::OK {
+            return Ok(bytes);
         }
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        anyhow::bail!("the daemon answered {status}: {message}")
     })
 }
 

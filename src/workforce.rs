@@ -26,6 +26,8 @@ pub struct EdgeSettings {
     pub max_employee_series: usize,
     /// Windows of the rolling metrics and the quality ratio, as labels.
     pub quality_window_label: String,
+    /// `report.language`: the report's language when the request names none.
+    pub report_language: crate::config::ReportLanguage,
 }
 
 impl EdgeSettings {
@@ -82,6 +84,7 @@ impl EdgeSettings {
             pseudonym_key,
             max_employee_series: config.limits.max_employee_series as usize,
             quality_window_label: config.quality.window.label.clone(),
+            report_language: config.report.language,
         })
     }
 }

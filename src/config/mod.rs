@@ -181,6 +181,7 @@ pub struct Config {
     pub thresholds: Vec<(String, f64)>,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub report: ReportConfig,
     /// `[sources.nats]`, when present.
     pub nats: Option<NatsConfig>,
 }
@@ -379,6 +380,19 @@ pub struct QualityConfig {
 pub struct LimitsConfig {
     pub max_locations: u32,
     pub max_employee_series: u32,
+}
+
+/// `[report]`: the HTML report (`GET /report`, `backlogd report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportConfig {
+    /// The language of its texts when the request does not name one.
+    pub language: ReportLanguage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportLanguage {
+    En,
+    Nl,
 }
 
 #[derive(Debug, Clone)]

@@ -40,6 +40,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) log: RawLog,
     #[serde(default)]
+    pub(super) report: RawReport,
+    #[serde(default)]
     pub(super) sources: RawSources,
 }
 
@@ -215,6 +217,12 @@ pub(super) struct RawLimits {
 pub(super) struct RawLog {
     pub(super) format: Option<String>,
     pub(super) level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawReport {
+    pub(super) language: Option<String>,
 }
 
 /// A whole number as written in the file (or an environment string that parses as one).

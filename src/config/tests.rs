@@ -183,6 +183,7 @@ fn shipped_configuration_as_parsed() {
             ],
             limits: LimitsConfig { max_locations: 64, max_employee_series: 20000 },
             log: LogConfig { format: Text, level: "info" },
+            report: ReportConfig { language: En },
             nats: None,
         }"#]].assert_eq(&compact_debug(&config));
 }
@@ -242,7 +243,7 @@ fn unknown_keys_are_errors_naming_the_key() {
         (
             format!("colour = \"blue\"\n{MINIMAL}"),
             expect![
-                "colour: unknown key; expected one of `phases`, `server`, `store`, `time`, `ingest`, `tracks`, `windows`, `forecast`, `targets`, `workforce`, `mentoring`, `quality`, `thresholds`, `limits`, `log`, `sources`"
+                "colour: unknown key; expected one of `phases`, `server`, `store`, `time`, `ingest`, `tracks`, `windows`, `forecast`, `targets`, `workforce`, `mentoring`, `quality`, `thresholds`, `limits`, `log`, `report`, `sources`"
             ],
         ),
         (

@@ -18,7 +18,7 @@ use super::values::{
 };
 use super::{
     Config, ConfigError, Durability, EmployeeLabel, ForecastConfig, IngestConfig, LimitsConfig,
-    LogConfig, LogFormat, MAX_WINDOW_RATIO, MentoringConfig, PenaltyTier, QualityConfig,
+    LogConfig, LogFormat, MAX_WINDOW_RATIO, ReportConfig, ReportLanguage, MentoringConfig, PenaltyTier, QualityConfig,
     ServerConfig, ServerLimits, StoreConfig, TargetConfig, TimeConfig, TlsFiles, TrackConfig,
     Window, WindowsConfig, WorkforceConfig, invalid,
 };
@@ -137,6 +137,18 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             )?,
         },
         log: validate_log(raw.log)?,
+        report: ReportConfig {
+            language: match raw.report.language.as_deref().unwrap_or("en") {
+                "en" => ReportLanguage::En,
+                "nl" => ReportLanguage::Nl,
+                other => {
+                    return Err(invalid(
+                        format!("{other:?} is not one of \"en\", \"nl\""),
+                        "report.language",
+                    ));
+                }
+            },
+        },
         nats: raw
             .sources
             .nats

@@ -58,6 +58,11 @@ pub struct DailyRow {
     /// Cumulative.
     pub audits_passed: u64,
     pub audits_failed: u64,
+    /// Decisions with event time in the `forecast.window` before the midnight, and those of them
+    /// by deciders in their first `forecast.new_staff_weeks` weeks (0 in rows from snapshots of
+    /// format 6, which did not keep them).
+    pub decisions_in_window: u64,
+    pub decisions_by_new_staff_in_window: u64,
 }
 
 /// The bounded list of rows, oldest first, and the next midnight to take one at.

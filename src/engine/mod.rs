@@ -36,7 +36,13 @@ pub struct HistoryAnswer {
     pub tracks: Vec<String>,
     /// Due-soon window labels, in the order of each track's `due_soon`.
     pub due_soon_windows: Vec<String>,
+    /// `forecast.window` as written (the rows' decision counts are over it).
+    pub decision_window: String,
+    /// `forecast.new_staff_weeks`.
+    pub new_staff_weeks: u32,
     pub rows: Vec<DailyRow>,
+    /// `report.language` (English in `new`).
+    pub report_language: crate::config::ReportLanguage,
 }
 
 pub use crate::core::history::DailyRow;
@@ -51,7 +57,10 @@ impl HistoryAnswer {
                 .iter()
                 .map(|w| w.label.clone())
                 .collect(),
+            decision_window: settings.forecast_window.label.clone(),
+            new_staff_weeks: settings.new_staff_weeks,
             rows,
+            report_language: crate::config::ReportLanguage::En,
         }
     }
 }
@@ -383,7 +392,9 @@ impl Engine {
                         .filter(|row| to.as_deref().is_none_or(|to| row.day.as_str() <= to))
                         .cloned()
                         .collect();
-                    let _ = reply.send(HistoryAnswer::new(self.state.settings(), rows));
+                    let mut answer = HistoryAnswer::new(self.state.settings(), rows);
+                    answer.report_language = self.edge.report_language;
+                    let _ = reply.send(answer);
                 }
                 Command::Forecast { params, reply } => {
                     let forecast =

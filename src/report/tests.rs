@@ -133,3 +133,52 @@ fn a_history_without_days_says_so() {
     let page = render(Lang::En, &json!({"days": []}), &json!([]));
     assert!(page.contains("No day has ended"));
 }
+
+#[test]
+fn the_share_of_decisions_by_new_staff_is_stated() {
+    let joined = |id: &str, employee: &str, time: &str| {
+        event(
+            id,
+            time,
+            "employee.joined",
+            json!({"employee": employee, "role": "caseworker", "experienced": true}),
+        )
+    };
+    let mut lines = vec![
+        joined("j-old", "old", "2025-01-01T08:00:00Z"),
+        joined("j-new", "new", "2026-03-01T08:00:00Z"),
+    ];
+    for n in 0..4 {
+        lines.push(event(
+            &format!("r{n}"),
+            "2026-03-01T10:00:00Z",
+            "case.registered",
+            json!({"case": format!("C{n}"), "track": "asylum"}),
+        ));
+        lines.push(event(
+            &format!("d{n}"),
+            "2026-03-02T10:00:00Z",
+            "case.decided",
+            json!({"case": format!("C{n}"), "outcome": "granted",
+                   "decided_by": if n == 0 { "new" } else { "old" }}),
+        ));
+    }
+    lines.sort_by_key(|line| serde_json::from_str::<Value>(line).unwrap()["time"].to_string());
+    let history = history_after(&lines, "2026-03-04T12:00:00Z");
+    let last = history["days"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["decisions"], json!({"in_window": 4, "by_new_staff_in_window": 1}));
+    let page = render(Lang::En, &history, &json!([]));
+    assert!(
+        page.contains(
+            "25% of the 4 decisions in the 28 days up to 2026-03-03 were taken by staff in their first 12 weeks."
+        ),
+        "{page}"
+    );
+    let dutch = render(Lang::Nl, &history, &json!([]));
+    assert!(
+        dutch.contains(
+            "25% van de 4 beslissingen in de 28 dagen tot en met 2026-03-03 is genomen door medewerkers in hun eerste 12 weken."
+        ),
+        "{dutch}"
+    );
+}

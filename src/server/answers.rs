@@ -26,19 +26,19 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
 fn history_query(
     request: &Request<Incoming>,
     with_lang: bool,
-) -> Result<(Option<String>, Option<String>, crate::report::Lang), Box<HttpResponse>> {
-    let (mut from, mut to, mut lang) = (None, None, crate::report::Lang::En);
+) -> Result<(Option<String>, Option<String>, Option<crate::report::Lang>), Box<HttpResponse>> {
+    let (mut from, mut to, mut lang) = (None, None, None);
     for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
         let slot = match key.as_str() {
             "from" => &mut from,
             "to" => &mut to,
             "lang" if with_lang => {
-                lang = crate::report::Lang::parse(&value).ok_or_else(|| {
+                lang = Some(crate::report::Lang::parse(&value).ok_or_else(|| {
                     Box::new(error_response(
                         StatusCode::BAD_REQUEST,
                         &format!("query parameter `lang`: {value:?}; expected `en` or `nl`"),
                     ))
-                })?;
+                })?);
                 continue;
             }
             other => {
@@ -120,6 +120,7 @@ pub(super) async fn report(app: &App, request: Request<Incoming>) -> HttpRespons
     let Some(reports) = ask_targets(app).await else {
         return shutting_down();
     };
+    let lang = lang.unwrap_or(history.report_language.into());
     let page = crate::report::render(lang, &history_json(&history), &targets_json(&reports));
     super::html_response(page)
 }
@@ -173,10 +174,18 @@ pub fn history_json(answer: &engine::HistoryAnswer) -> serde_json::Value {
                     "mentees_per_mentor": mentor_ratio,
                 },
                 "audits": {"passed_total": row.audits_passed, "failed_total": row.audits_failed},
+                "decisions": {
+                    "in_window": row.decisions_in_window,
+                    "by_new_staff_in_window": row.decisions_by_new_staff_in_window,
+                },
             })
         })
         .collect();
-    json!({ "days": rows })
+    json!({
+        "decision_window": answer.decision_window,
+        "new_staff_weeks": answer.new_staff_weeks,
+        "days": rows,
+    })
 }
 
 /// `GET /v1/forecast`: the what-if projection (docs/forecast.md); the query gives the parameters.

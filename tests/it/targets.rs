@@ -139,7 +139,7 @@ fn history_answers_the_days_and_refuses_a_bad_range() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
         response.json().expect("JSON"),
-        serde_json::json!({"days": []})
+        serde_json::json!({"days": [], "decision_window": "P28D", "new_staff_weeks": 12})
     );
     for (query, names) in [
         ("from=2025-13-01", "`from`"),
@@ -157,13 +157,26 @@ fn history_answers_the_days_and_refuses_a_bad_range() {
     daemon.stop();
 }
 
-/// `GET /report` and `backlogd report`: the same self-contained page, in either language; a fresh
-/// daemon's says that no day has ended yet. (The charts against the history: src/report/tests.rs.)
+/// `GET /report` and `backlogd report`: the same self-contained page, in the language asked for or
+/// else in `report.language` (which a reload changes); a fresh daemon's says that no day has ended
+/// yet. (The charts against the history: src/report/tests.rs and tests/backfill.rs.)
 #[test]
 fn the_report_is_served_and_written_by_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &[]);
-    let response = daemon.get("/report?lang=nl");
+    let shipped = std::fs::read_to_string(crate::harness::shipped_config()).unwrap();
+    let config = dir.path().join("backlogd.toml");
+    let with_language = |language: &str| {
+        assert!(shipped.contains("\nlanguage = \"en\"\n"));
+        shipped.replace(
+            "\nlanguage = \"en\"\n",
+            &format!("\nlanguage = \"{language}\"\n"),
+        )
+    };
+    std::fs::write(&config, with_language("nl")).unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let daemon = Daemon::start_with_config(&config, &store, &[]);
+    let response = daemon.get("/report");
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
         response.header("content-type"),
@@ -176,33 +189,35 @@ fn the_report_is_served_and_written_by_the_cli() {
         "nothing may load from elsewhere"
     );
     let page = response.text();
-    assert!(page.contains("<html lang=\"nl\">"), "{page}");
+    assert!(page.contains("<html lang=\"nl\">"), "report.language: {page}");
     assert!(page.contains("Er is nog geen dag voorbij"), "{page}");
+    let english = daemon.get("/report?lang=en").text();
+    assert!(english.contains("No day has ended"), "{english}");
     let response = daemon.get("/report?lang=fr");
     assert_eq!(response.status, 400);
     assert!(response.text().contains("`lang`"), "{}", response.text());
 
+    let url = daemon.url();
     let out = dir.path().join("report.html");
-    let output = crate::harness::backlogd(&[
-        "report",
-        "--url",
-        &daemon.url(),
-        "--lang",
-        "en",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let written = std::fs::read_to_string(&out).unwrap();
-    assert!(written.contains("No day has ended"), "{written}");
-    assert_eq!(
-        written,
-        daemon.get("/report").text(),
-        "the CLI writes the served page"
-    );
+    let write = |lang: Option<&str>| {
+        let mut args = vec!["report", "--url", &url, "--out", out.to_str().unwrap()];
+        if let Some(lang) = lang {
+            args.extend(["--lang", lang]);
+        }
+        let output = crate::harness::backlogd(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::read_to_string(&out).unwrap()
+    };
+    assert_eq!(write(None), page, "the CLI writes the served page, in the daemon's language");
+    assert_eq!(write(Some("en")), english, "--lang chooses");
+
+    std::fs::write(&config, with_language("en")).unwrap();
+    let reload = daemon.request("POST", "/-/reload", &[], b"");
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    assert!(daemon.get("/report").text().contains("<html lang=\"en\">"));
     daemon.stop();
 }

@@ -455,12 +455,15 @@ impl State {
                 clearance_seconds: flows.clearance_seconds.get(t).copied().unwrap_or(f64::NAN),
             })
             .collect();
+        let capacity = self.capacity();
         let mut row = DailyRow {
             day: day_ending_at(&self.settings.timezone, at),
             at,
             tracks,
             audits_passed: self.aggregates.audits_passed,
             audits_failed: self.aggregates.audits_failed,
+            decisions_in_window: capacity.decisions.iter().sum(),
+            decisions_by_new_staff_in_window: capacity.decisions_by_new_staff,
             ..DailyRow::default()
         };
         for (slot, &count) in self.aggregates.employees.iter().enumerate() {

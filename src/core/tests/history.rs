@@ -4,7 +4,7 @@
 use expect_test::expect;
 
 use super::{CoreSettings, State, run_script};
-use crate::core::history::MAX_DAYS;
+use crate::core::history::{DailyRow, MAX_DAYS};
 use crate::core::time::{NANOS_PER_DAY, to_nanos};
 
 fn render(state: &State) -> String {
@@ -119,6 +119,21 @@ fn the_history_survives_a_snapshot_and_stays_bounded() {
         restored.daily_history().collect::<Vec<_>>(),
         state.daily_history().collect::<Vec<_>>()
     );
+    assert!(
+        state.daily_history().any(|row| row.decisions_in_window > 0),
+        "the script decides cases"
+    );
+    // A version 6 snapshot has the rows without their decisions.
+    let v6 = State::decode_snapshot(CoreSettings::example(), &state.encode_snapshot_v6()).unwrap();
+    let without_decisions: Vec<_> = state
+        .daily_history()
+        .map(|row| DailyRow {
+            decisions_in_window: 0,
+            decisions_by_new_staff_in_window: 0,
+            ..row.clone()
+        })
+        .collect();
+    assert_eq!(v6.daily_history().cloned().collect::<Vec<_>>(), without_decisions);
     // A version 4 snapshot has no history.
     let old = State::decode_snapshot(CoreSettings::example(), &state.encode_snapshot_v4()).unwrap();
     assert_eq!(old.daily_history().len(), 0);

@@ -1,5 +1,6 @@
-//! The daily history in a snapshot (format 6): each row's figures, its tracks in the order of the
-//! snapshot's track names (mapped to the current tracks on load).
+//! The daily history in a snapshot (format 6, and 7 with the window's decisions in each row): each
+//! row's figures, its tracks in the order of the snapshot's track names (mapped to the current
+//! tracks on load).
 
 use super::{MIN_STR, Reader, SnapshotError, State, Writer};
 use crate::core::history::{DailyRow, DayTrack, MAX_DAYS};
@@ -9,7 +10,7 @@ use crate::core::history::{DailyRow, DayTrack, MAX_DAYS};
 const MIN_DAY_ROW: usize = MIN_STR + 8 * 8 + 4;
 const MIN_DAY_TRACK: usize = 7 * 8 + 4;
 
-pub(super) fn write(w: &mut Writer, rows: &std::collections::VecDeque<DailyRow>) {
+pub(super) fn write(w: &mut Writer, rows: &std::collections::VecDeque<DailyRow>, version: u32) {
     w.u32(rows.len() as u32);
     for row in rows {
         w.str(&row.day);
@@ -25,6 +26,10 @@ pub(super) fn write(w: &mut Writer, rows: &std::collections::VecDeque<DailyRow>)
         }
         w.u64(row.audits_passed);
         w.u64(row.audits_failed);
+        if version >= 7 {
+            w.u64(row.decisions_in_window);
+            w.u64(row.decisions_by_new_staff_in_window);
+        }
         // In the order of the track names at the start.
         w.u32(row.tracks.len() as u32);
         for t in &row.tracks {
@@ -60,6 +65,8 @@ pub(super) fn read(
             unmentored: r.i64()?,
             audits_passed: r.u64()?,
             audits_failed: r.u64()?,
+            decisions_in_window: if r.version >= 7 { r.u64()? } else { 0 },
+            decisions_by_new_staff_in_window: if r.version >= 7 { r.u64()? } else { 0 },
             tracks: vec![DayTrack::default(); state.settings.tracks.len()],
         };
         let stored = r.count("history tracks", MIN_DAY_TRACK, track_map.len())?;

@@ -20,18 +20,20 @@ use crate::core::settings::CoreSettings;
 /// history of announced targets and the capacity figures (employees' join times, presence and
 /// decisions per capacity class); older versions load with no history, every employee present
 /// throughout the window, and no decisions in it; version 6 added, at the end, the daily history
-/// (older versions load without one).
-const MAGIC: &[u8; 8] = b"BLGDSNP6";
+/// (older versions load without one); version 7 added to each history row the decisions in the
+/// forecast window and those by new staff (rows of version 6 load with none).
+const MAGIC: &[u8; 8] = b"BLGDSNP7";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 5] = [
+const READ_MAGICS: [(&[u8; 8], u32); 6] = [
     (b"BLGDSNP2", 2),
     (b"BLGDSNP3", 3),
     (b"BLGDSNP4", 4),
     (b"BLGDSNP5", 5),
-    (MAGIC, 6),
+    (b"BLGDSNP6", 6),
+    (MAGIC, 7),
 ];
 /// The version `MAGIC` stands for.
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
 
 /// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
 /// damaged bytes, where.
@@ -81,6 +83,13 @@ impl State {
     #[cfg(test)]
     pub(crate) fn encode_snapshot_v4(&self) -> Vec<u8> {
         self.encode(false, 4)
+    }
+
+    /// The encoding of format version 6 (history rows without their decisions), for the test that
+    /// such snapshots still load.
+    #[cfg(test)]
+    pub(crate) fn encode_snapshot_v6(&self) -> Vec<u8> {
+        self.encode(false, 6)
     }
 
     /// The encoding with the remembered ids sorted: equal states give equal bytes (the hash sets
@@ -256,7 +265,7 @@ impl State {
         if version < 6 {
             return w.0;
         }
-        history::write(&mut w, &self.history.rows);
+        history::write(&mut w, &self.history.rows, version);
         w.0
     }
 
