@@ -1,13 +1,14 @@
-//! `backlogd demo`: the daemon on the built-in configuration with a temporary store, fed the
-//! `taskforce` scenario's history (about two years, ending a minute ago) as fast as it ingests, then
-//! a small live stream (new applications every second, a decision now and then) so the gauges move
-//! while you watch. Ctrl-C stops it and removes the temporary store.
+//! `backlogd demo`: the daemon on the built-in configuration with a temporary store seeded, as
+//! `backlogd backfill --store` does, with the `taskforce` scenario's history (about two years,
+//! ending a minute ago: the daily history and the report have every day of it), then fed a small
+//! live stream (new applications every second, a decision now and then) so the gauges move while
+//! you watch. Ctrl-C stops it and removes the temporary store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::simulate::post::{Poster, send_events};
+use crate::simulate::post::Poster;
 use crate::simulate::{Options, Scenario, generate, time::rfc3339};
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let store = store_path();
     config.server.listen = args.listen;
     config.store.path = store.clone();
-    // A demo store is thrown away: skip fdatasync so the history loads in seconds.
+    // A demo store is thrown away: skip fdatasync.
     config.store.durability = crate::config::Durability::None;
     crate::daemon::init_logging(&config);
     let url = format!("http://{}", args.listen);
@@ -46,11 +47,17 @@ pub fn run(args: DemoArgs) -> ExitCode {
     println!("  metrics:     {url}/metrics");
     println!("  overdue:     {url}/v1/cases/overdue?limit=10");
     println!("  readiness:   {url}/readyz");
-    println!("  report:      {url}/report  (the daily history; its first row comes at midnight)");
+    println!("  report:      {url}/report  (the daily history of the two years)");
     println!(
         "  Prometheus:  scrape {} with config/prometheus/backlogd-rules.yml; dashboards in dashboards/",
         args.listen
     );
+    let _ = std::fs::remove_dir_all(&store);
+    if let Err(e) = seed(&config, &source, &args) {
+        eprintln!("backlogd demo: seeding the store failed: {e:#}");
+        let _ = std::fs::remove_dir_all(&store);
+        return ExitCode::FAILURE;
+    }
     let feeder_url = url.clone();
     std::thread::spawn(move || {
         if let Err(e) = feed(&feeder_url, &args) {
@@ -73,27 +80,60 @@ fn now_seconds() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// Posts the history, then the live stream until the process ends.
-fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
-    let poster = Poster::new(url, None)?;
+/// Writes the store the daemon starts from: the scenario's history applied at its own times,
+/// through a temporary NDJSON file, as `backlogd backfill --store` does.
+fn seed(
+    config: &crate::config::Config,
+    source: &crate::config::ConfigSource,
+    args: &DemoArgs,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let started = std::time::Instant::now();
     let scenario = Scenario::resolve("taskforce")?;
-    let end = now_seconds() - 60;
     let options = Options {
         seed: args.seed,
-        to: Some(end),
+        to: Some(now_seconds() - 60),
         scale: args.scale,
         ..Options::default()
     };
-    let started = std::time::Instant::now();
-    let totals = send_events(generate(&scenario, &options)?, &poster, 5000, None, |r| {
-        eprintln!("rejected {}: {}: {}", r.id, r.reason, r.message)
-    })?;
-    println!(
-        "backlogd demo: history loaded: {} events in {:.1} s ({} rejected); live events follow",
-        totals.accepted,
-        started.elapsed().as_secs_f64(),
-        totals.rejected
-    );
+    let mut file_name = config.store.path.as_os_str().to_owned();
+    file_name.push(".history.ndjson");
+    let file = PathBuf::from(file_name);
+    let result = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for event in generate(&scenario, &options)? {
+            out.write_all(event.line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        drop(out);
+        let backfill = crate::backfill::Options {
+            files: vec![file.clone()],
+            step: jiff::SignedDuration::from_hours(1),
+            from: None,
+            to: None,
+            max_samples: crate::backfill::DEFAULT_MAX_SAMPLES,
+            labels: Vec::new(),
+        };
+        let (summary, state) =
+            crate::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;
+        let written = crate::backfill::store::write(&config.store.path, &state, source)?;
+        println!(
+            "backlogd demo: history seeded: {} events, {} days, {} open cases, in {:.1} s; live events follow",
+            summary.applied,
+            written.history_days,
+            written.open_cases,
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    })();
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
+/// Posts the live stream until the process ends.
+fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
+    let poster = Poster::new(url, None)?;
     let mut body = format!(
         "{{\"id\":\"demo-live-officer\",\"type\":\"employee.joined\",\"time\":\"{}\",\"data\":{{\"employee\":\"demo-officer\",\"role\":\"decision_officer\",\"experienced\":true}}}}\n",
         rfc3339(now_seconds())

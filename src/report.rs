@@ -68,6 +68,29 @@ impl Lang {
             "charts" => ("Over time", "In de tijd"),
             "targets" => ("Announced dates", "Aangekondigde data"),
             "dilemmas" => ("What needs a decision", "Wat om een besluit vraagt"),
+            "mentoring" => ("Mentoring", "Begeleiding"),
+            "flows" => (
+                "New and decided cases per day",
+                "Nieuwe en afgehandelde zaken per dag",
+            ),
+            "staff" => ("Staff", "Medewerkers"),
+            "audits" => ("Quality audits per day", "Kwaliteitstoetsen per dag"),
+            "penalties" => ("Penalties (EUR)", "Dwangsommen (EUR)"),
+            "announced_at" => ("Announced", "Aangekondigd"),
+            "announced_by" => ("By", "Door"),
+            "clear_by" => ("Cleared by", "Weggewerkt op"),
+            "projection_then" => ("Projection then", "Prognose toen"),
+            "never" => ("never", "nooit"),
+            "behind" => (
+                "already behind the projection",
+                "toen al achter op de prognose",
+            ),
+            "within" => ("within the projection", "binnen de prognose"),
+            "no_targets" => ("No date was announced.", "Er is geen datum aangekondigd."),
+            "too_few_days" => (
+                "Too few days for a line yet.",
+                "Nog te weinig dagen voor een lijn.",
+            ),
             "no_days" => (
                 "No day has ended since the history began: nothing to show yet.",
                 "Er is nog geen dag voorbij sinds de geschiedenis begon: nog niets te tonen.",
@@ -150,7 +173,7 @@ pub fn charts(history: &Value) -> Vec<Chart> {
             ],
         ),
         (
-            "inflow",
+            "flows",
             vec![
                 (
                     "inflow",
@@ -163,7 +186,7 @@ pub fn charts(history: &Value) -> Vec<Chart> {
             ],
         ),
         (
-            "experienced",
+            "staff",
             vec![
                 (
                     "experienced",
@@ -173,6 +196,11 @@ pub fn charts(history: &Value) -> Vec<Chart> {
                     "inexperienced",
                     series(days, |d| figure(d, &["employees", "inexperienced"]), false),
                 ),
+            ],
+        ),
+        (
+            "mentoring",
+            vec![
                 (
                     "per_mentor",
                     series(
@@ -181,10 +209,14 @@ pub fn charts(history: &Value) -> Vec<Chart> {
                         false,
                     ),
                 ),
+                (
+                    "unmentored",
+                    series(days, |d| figure(d, &["employees", "unmentored"]), false),
+                ),
             ],
         ),
         (
-            "audits_passed",
+            "audits",
             vec![
                 (
                     "audits_passed",
@@ -197,7 +229,7 @@ pub fn charts(history: &Value) -> Vec<Chart> {
             ],
         ),
         (
-            "exposure",
+            "penalties",
             vec![
                 (
                     "exposure",
@@ -214,9 +246,11 @@ pub fn charts(history: &Value) -> Vec<Chart> {
 
 const COLOURS: [&str; 3] = ["#1f4e79", "#c0392b", "#d68910"];
 
-/// An inline SVG line chart of the series (each scaled to the largest value of the chart).
-fn svg(lang: Lang, series: &[Line]) -> String {
-    let (width, height, pad) = (640.0, 200.0, 30.0);
+/// An inline SVG line chart of the series (each scaled to the largest value of the chart), with the
+/// first and last day of its values under the time axis; `days` are the days of the values.
+fn svg(lang: Lang, series: &[Line], days: (&str, &str)) -> String {
+    let (width, height, pad, top, bottom) = (640.0, 220.0, 30.0, 20.0, 50.0);
+    let base = height - bottom;
     let max = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
@@ -224,12 +258,17 @@ fn svg(lang: Lang, series: &[Line]) -> String {
         .max(1.0);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">\
-         <line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\
-         <text x=\"2\" y=\"14\" font-size=\"11\">{}</text>",
-        height - pad,
-        width - 5.0,
-        height - pad,
-        format_number(max)
+         <line x1=\"{pad}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#999\"/>\
+         <text x=\"2\" y=\"14\" font-size=\"11\">{}</text>\
+         <text x=\"{pad}\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\" text-anchor=\"end\">{}</text>",
+        width - 10.0,
+        format_number(max),
+        base + 16.0,
+        escape(days.0),
+        width - 10.0,
+        base + 16.0,
+        escape(days.1),
     );
     for (i, (key, values)) in series.iter().enumerate() {
         let step = if values.len() > 1 {
@@ -244,7 +283,7 @@ fn svg(lang: Lang, series: &[Line]) -> String {
                 format!(
                     "{:.1},{:.1}",
                     pad + x as f64 * step,
-                    height - pad - v / max * (height - 2.0 * pad)
+                    base - v / max * (base - top)
                 )
             })
             .collect();
@@ -256,7 +295,7 @@ fn svg(lang: Lang, series: &[Line]) -> String {
              <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
             data.join(","),
             points.join(" "),
-            pad + 150.0 * i as f64,
+            pad + 180.0 * i as f64,
             height - 8.0,
             escape(lang.t(key))
         );
@@ -270,6 +309,60 @@ fn format_number(v: f64) -> String {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
+    }
+}
+
+/// "N% of the decisions in the window up to the day were taken by staff in their first weeks", of
+/// one history row (`highest`: said as the highest share of the period); `None` without any.
+fn new_staff_fact(lang: Lang, history: &Value, row: &Value, highest: bool) -> Option<String> {
+    let decisions = figure(row, &["decisions", "in_window"]);
+    let by_new = figure(row, &["decisions", "by_new_staff_in_window"]);
+    if decisions <= 0.0 || by_new <= 0.0 {
+        return None;
+    }
+    let share = 100.0 * by_new / decisions;
+    let weeks = history["new_staff_weeks"].as_u64().unwrap_or(0);
+    let day = row["day"].as_str().unwrap_or("?");
+    let window = history["decision_window"].as_str().unwrap_or("?");
+    // "P28D" in words: whole days, or the label itself.
+    let days = window
+        .parse::<jiff::SignedDuration>()
+        .ok()
+        .or_else(|| {
+            window.parse::<jiff::Span>().ok().and_then(|s| {
+                s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .ok()
+            })
+        })
+        .filter(|d| d.as_secs() > 0 && d.as_secs() % 86_400 == 0)
+        .map(|d| d.as_secs() / 86_400);
+    let period = match (lang, days) {
+        (Lang::En, Some(days)) => format!("the {days} days"),
+        (Lang::En, None) => format!("the {window}"),
+        (Lang::Nl, Some(days)) => format!("de {days} dagen"),
+        (Lang::Nl, None) => format!("de periode {window}"),
+    };
+    Some(match (lang, highest) {
+        (Lang::En, false) => format!(
+            "{share:.0}% of the {decisions:.0} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks."
+        ),
+        (Lang::En, true) => format!(
+            "At its highest, {share:.0}% of the {decisions:.0} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks."
+        ),
+        (Lang::Nl, false) => format!(
+            "{share:.0}% van de {decisions:.0} beslissingen in {period} tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
+        ),
+        (Lang::Nl, true) => format!(
+            "Op het hoogste punt is {share:.0}% van de {decisions:.0} beslissingen in {period} tot en met {day} genomen door medewerkers in hun eerste {weeks} weken."
+        ),
+    })
+}
+
+/// The date of an RFC 3339 instant (its first ten characters), or the text as it is.
+fn date_of(instant: &str) -> &str {
+    match instant.get(..10) {
+        Some(date) if instant.len() > 10 && date.parse::<jiff::civil::Date>().is_ok() => date,
+        _ => instant,
     }
 }
 
@@ -306,39 +399,21 @@ fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
                 Lang::Nl => format!("De kwaliteit is sinds {day} niet gemeten."),
             });
         }
-        let decisions = figure(last, &["decisions", "in_window"]);
-        let by_new = figure(last, &["decisions", "by_new_staff_in_window"]);
-        if decisions > 0.0 && by_new > 0.0 {
-            let share = 100.0 * by_new / decisions;
-            let weeks = history["new_staff_weeks"].as_u64().unwrap_or(0);
-            let day = last["day"].as_str().unwrap_or("?");
-            let window = history["decision_window"].as_str().unwrap_or("?");
-            // "P28D" in words: whole days, or the label itself.
-            let days = window
-                .parse::<jiff::SignedDuration>()
-                .ok()
-                .or_else(|| {
-                    window
-                        .parse::<jiff::Span>()
-                        .ok()
-                        .and_then(|s| s.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok())
-                })
-                .filter(|d| d.as_secs() > 0 && d.as_secs() % 86_400 == 0)
-                .map(|d| d.as_secs() / 86_400);
-            out.push(match (lang, days) {
-                (Lang::En, Some(days)) => format!(
-                    "{share:.0}% of the {decisions:.0} decisions in the {days} days up to {day} were taken by staff in their first {weeks} weeks."
-                ),
-                (Lang::En, None) => format!(
-                    "{share:.0}% of the {decisions:.0} decisions in the {window} up to {day} were taken by staff in their first {weeks} weeks."
-                ),
-                (Lang::Nl, Some(days)) => format!(
-                    "{share:.0}% van de {decisions:.0} beslissingen in de {days} dagen tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
-                ),
-                (Lang::Nl, None) => format!(
-                    "{share:.0}% van de {decisions:.0} beslissingen in de periode {window} tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
-                ),
-            });
+        // The share of decisions by new staff: on the last day, and at its highest when higher.
+        let share = |d: &Value| {
+            let decisions = figure(d, &["decisions", "in_window"]);
+            let by_new = figure(d, &["decisions", "by_new_staff_in_window"]);
+            (decisions > 0.0 && by_new > 0.0).then(|| 100.0 * by_new / decisions)
+        };
+        out.extend(new_staff_fact(lang, history, last, false));
+        let peak = days
+            .iter()
+            .filter_map(|d| share(d).map(|s| (s, d)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((highest, day)) = peak
+            && highest >= share(last).unwrap_or(0.0) + 1.0
+        {
+            out.extend(new_staff_fact(lang, history, day, true));
         }
         let unmentored = figure(last, &["employees", "unmentored"]);
         if unmentored > 0.0 {
@@ -350,9 +425,10 @@ fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
     }
     for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
         let name = target["target"].as_str().unwrap_or("?");
-        let clear_by = target["clear_by"].as_str().unwrap_or("?");
+        let clear_by_instant = target["clear_by"].as_str().unwrap_or("?");
+        let clear_by = date_of(clear_by_instant);
         let (Ok(promised), projected) = (
-            clear_by.parse::<jiff::Timestamp>(),
+            clear_by_instant.parse::<jiff::Timestamp>(),
             target["projected_clearance"]
                 .as_str()
                 .and_then(|p| p.parse::<jiff::Timestamp>().ok()),
@@ -446,30 +522,70 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
     }
     let _ = write!(html, "</table><h2>{}</h2>", escape(lang.t("charts")));
     for (title, lines) in charts(history) {
-        let _ = write!(
-            html,
-            "<h3>{}</h3>{}",
-            escape(lang.t(title)),
-            svg(lang, &lines)
+        let _ = write!(html, "<h3>{}</h3>", escape(lang.t(title)));
+        // A line needs two values; a per-day line has one value fewer than there are days.
+        let values = lines.first().map_or(0, |(_, v)| v.len());
+        if values < 2 {
+            let _ = write!(html, "<p>{}</p>", escape(lang.t("too_few_days")));
+            continue;
+        }
+        let span = (
+            days.get(days.len().saturating_sub(values))
+                .map_or(String::new(), day),
+            day(last),
         );
+        html.push_str(&svg(lang, &lines, (&span.0, &span.1)));
     }
-    let _ = write!(html, "<h2>{}</h2><table>", escape(lang.t("targets")));
+    let _ = write!(html, "<h2>{}</h2>", escape(lang.t("targets")));
+    let mut rows = String::new();
     for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
         for a in target["announcements"]
             .as_array()
             .map_or(&[][..], Vec::as_slice)
         {
+            let projected = a["projected_clearance"].as_str();
+            let verdict = if a["behind_projection"].as_bool() == Some(true) {
+                let weeks = projected
+                    .and_then(|p| p.parse::<jiff::Timestamp>().ok())
+                    .zip(
+                        a["clear_by"]
+                            .as_str()
+                            .and_then(|c| c.parse::<jiff::Timestamp>().ok()),
+                    )
+                    .map(|(p, c)| (p.as_second() - c.as_second()) as f64 / 604_800.0);
+                match (weeks, lang) {
+                    (Some(w), Lang::En) => format!("{} ({w:.0} weeks)", lang.t("behind")),
+                    (Some(w), Lang::Nl) => format!("{} ({w:.0} weken)", lang.t("behind")),
+                    (None, _) => lang.t("behind").to_owned(),
+                }
+            } else {
+                lang.t("within").to_owned()
+            };
             let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                rows,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(target["target"].as_str().unwrap_or("")),
-                escape(a["announced_at"].as_str().unwrap_or("")),
-                escape(a["clear_by"].as_str().unwrap_or("")),
-                escape(a["verdict"].as_str().unwrap_or(""))
+                escape(date_of(a["announced_at"].as_str().unwrap_or(""))),
+                escape(a["announced_by"].as_str().unwrap_or("")),
+                escape(date_of(a["clear_by"].as_str().unwrap_or(""))),
+                escape(projected.map_or(lang.t("never"), date_of)),
+                escape(&verdict),
             );
         }
     }
-    let _ = write!(html, "</table><h2>{}</h2><ul>", escape(lang.t("dilemmas")));
+    if rows.is_empty() {
+        let _ = write!(html, "<p>{}</p>", escape(lang.t("no_targets")));
+    } else {
+        let _ = write!(
+            html,
+            "<table><tr><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>{rows}</table>",
+            escape(lang.t("announced_at")),
+            escape(lang.t("announced_by")),
+            escape(lang.t("clear_by")),
+            escape(lang.t("projection_then")),
+        );
+    }
+    let _ = write!(html, "<h2>{}</h2><ul>", escape(lang.t("dilemmas")));
     let facts = dilemmas(lang, history, targets);
     if facts.is_empty() {
         let _ = write!(html, "<li>{}</li>", escape(lang.t("nothing")));

@@ -916,7 +916,11 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     assert_eq!(response.status, 200, "{}", response.text());
     let history = response.json().unwrap();
     let days = history["days"].as_array().unwrap();
-    assert_eq!(days.len(), 59, "a row for each day from 2024-01-01 to 2024-02-28");
+    assert_eq!(
+        days.len(),
+        59,
+        "a row for each day from 2024-01-01 to 2024-02-28"
+    );
     let mut compared = 0;
     for day in days {
         // Midnight in Europe/Amsterdam is a whole UTC hour, so an hourly step falls on it.

@@ -402,13 +402,8 @@ impl<W: Write> Backfill<'_, W> {
         let Some(out) = &mut self.out else {
             return Ok(());
         };
-        openmetrics::write_families(
-            out,
-            &families,
-            at.div_euclid(1_000_000),
-            &self.target,
-        )
-        .map_err(BackfillError::Write)?;
+        openmetrics::write_families(out, &families, at.div_euclid(1_000_000), &self.target)
+            .map_err(BackfillError::Write)?;
         self.summary.samples = total;
         self.summary.steps += 1;
         self.summary.first_step.get_or_insert(from_nanos(at));

@@ -18,9 +18,9 @@ use super::values::{
 };
 use super::{
     Config, ConfigError, Durability, EmployeeLabel, ForecastConfig, IngestConfig, LimitsConfig,
-    LogConfig, LogFormat, MAX_WINDOW_RATIO, ReportConfig, ReportLanguage, MentoringConfig, PenaltyTier, QualityConfig,
-    ServerConfig, ServerLimits, StoreConfig, TargetConfig, TimeConfig, TlsFiles, TrackConfig,
-    Window, WindowsConfig, WorkforceConfig, invalid,
+    LogConfig, LogFormat, MAX_WINDOW_RATIO, MentoringConfig, PenaltyTier, QualityConfig,
+    ReportConfig, ReportLanguage, ServerConfig, ServerLimits, StoreConfig, TargetConfig,
+    TimeConfig, TlsFiles, TrackConfig, Window, WindowsConfig, WorkforceConfig, invalid,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -111,7 +111,11 @@ fn a_date_the_projection_misses_is_said_plainly() {
         "target": "backlog",
         "clear_by": "2026-06-01T00:00:00Z",
         "projected_clearance": "2026-08-10T00:00:00Z",
-        "announcements": [],
+        "announcements": [{
+            "announced_at": "2026-03-02T09:30:00Z", "clear_by": "2026-06-01T00:00:00Z",
+            "announced_by": "minister", "projected_clearance": "2026-08-10T00:00:00Z",
+            "behind_projection": true, "verdict": "...",
+        }],
     }, {
         "target": "never",
         "clear_by": "2026-06-01T00:00:00Z",
@@ -121,11 +125,21 @@ fn a_date_the_projection_misses_is_said_plainly() {
     let page = render(Lang::En, &history, &targets);
     assert!(
         page.contains(
-            "At the observed rate the announced date of 2026-06-01T00:00:00Z for &quot;backlog&quot; will be missed by 10 weeks."
+            "At the observed rate the announced date of 2026-06-01 for &quot;backlog&quot; will be missed by 10 weeks."
         ),
         "{page}"
     );
     assert!(page.contains("does not shrink"), "{page}");
+    // The announcement on the record, in plain dates, with its verdict in the page's language.
+    assert!(
+        page.contains("<tr><td>backlog</td><td>2026-03-02</td><td>minister</td><td>2026-06-01</td><td>2026-08-10</td><td>already behind the projection (10 weeks)</td></tr>"),
+        "{page}"
+    );
+    let dutch = render(Lang::Nl, &history, &targets);
+    assert!(
+        dutch.contains("<td>toen al achter op de prognose (10 weken)</td>"),
+        "{dutch}"
+    );
 }
 
 #[test]
@@ -166,7 +180,10 @@ fn the_share_of_decisions_by_new_staff_is_stated() {
     lines.sort_by_key(|line| serde_json::from_str::<Value>(line).unwrap()["time"].to_string());
     let history = history_after(&lines, "2026-03-04T12:00:00Z");
     let last = history["days"].as_array().unwrap().last().unwrap();
-    assert_eq!(last["decisions"], json!({"in_window": 4, "by_new_staff_in_window": 1}));
+    assert_eq!(
+        last["decisions"],
+        json!({"in_window": 4, "by_new_staff_in_window": 1})
+    );
     let page = render(Lang::En, &history, &json!([]));
     assert!(
         page.contains(
@@ -180,5 +197,18 @@ fn the_share_of_decisions_by_new_staff_is_stated() {
             "25% van de 4 beslissingen in de 28 dagen tot en met 2026-03-03 is genomen door medewerkers in hun eerste 12 weken."
         ),
         "{dutch}"
+    );
+}
+
+#[test]
+fn one_day_is_too_few_for_a_line() {
+    let mut history = history_after(&story(), "2026-03-07T12:00:00Z");
+    let first = history["days"][0].clone();
+    history["days"] = json!([first]);
+    let page = render(Lang::En, &history, &json!([]));
+    assert!(!page.contains("<svg"), "{page}");
+    assert_eq!(
+        page.matches("Too few days for a line yet.").count(),
+        charts(&history).len()
     );
 }

@@ -22,11 +22,14 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
     json_response(StatusCode::OK, &targets_json(&reports))
 }
 
+/// The `from` and `to` days of a history query, and the report's `lang` when given.
+type HistoryQuery = (Option<String>, Option<String>, Option<crate::report::Lang>);
+
 /// The `from`, `to` and (for the report) `lang` of a history query, or the 400 naming the problem.
 fn history_query(
     request: &Request<Incoming>,
     with_lang: bool,
-) -> Result<(Option<String>, Option<String>, Option<crate::report::Lang>), Box<HttpResponse>> {
+) -> Result<HistoryQuery, Box<HttpResponse>> {
     let (mut from, mut to, mut lang) = (None, None, None);
     for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
         let slot = match key.as_str() {

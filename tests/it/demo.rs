@@ -1,5 +1,5 @@
-//! `backlogd demo`: loads the taskforce history into a temporary store, keeps posting live events,
-//! and removes the store when stopped.
+//! `backlogd demo`: seeds a temporary store with the taskforce history (daily history included),
+//! keeps posting live events, and removes the store when stopped.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
@@ -61,6 +61,12 @@ fn demo_loads_history_then_keeps_emitting_live_events() {
         ),
         Some(0.0)
     );
+    // The store was seeded with the history's days: the daily history and the report have them.
+    let history = request(addr, "GET", "/v1/history", &[], b"").unwrap();
+    let days = history.json().unwrap()["days"].as_array().unwrap().len();
+    assert!(days >= 700, "{days} days of history");
+    let report = request(addr, "GET", "/report", &[], b"").unwrap().text();
+    assert!(report.matches("<svg").count() >= 5, "charts in the report");
     let pid = child.id();
     let store = std::env::temp_dir().join(format!("backlogd-demo-{pid}"));
     assert!(

@@ -189,7 +189,10 @@ fn the_report_is_served_and_written_by_the_cli() {
         "nothing may load from elsewhere"
     );
     let page = response.text();
-    assert!(page.contains("<html lang=\"nl\">"), "report.language: {page}");
+    assert!(
+        page.contains("<html lang=\"nl\">"),
+        "report.language: {page}"
+    );
     assert!(page.contains("Er is nog geen dag voorbij"), "{page}");
     let english = daemon.get("/report?lang=en").text();
     assert!(english.contains("No day has ended"), "{english}");
@@ -212,7 +215,11 @@ fn the_report_is_served_and_written_by_the_cli() {
         );
         std::fs::read_to_string(&out).unwrap()
     };
-    assert_eq!(write(None), page, "the CLI writes the served page, in the daemon's language");
+    assert_eq!(
+        write(None),
+        page,
+        "the CLI writes the served page, in the daemon's language"
+    );
     assert_eq!(write(Some("en")), english, "--lang chooses");
 
     std::fs::write(&config, with_language("en")).unwrap();

@@ -133,7 +133,10 @@ fn the_history_survives_a_snapshot_and_stays_bounded() {
             ..row.clone()
         })
         .collect();
-    assert_eq!(v6.daily_history().cloned().collect::<Vec<_>>(), without_decisions);
+    assert_eq!(
+        v6.daily_history().cloned().collect::<Vec<_>>(),
+        without_decisions
+    );
     // A version 4 snapshot has no history.
     let old = State::decode_snapshot(CoreSettings::example(), &state.encode_snapshot_v4()).unwrap();
     assert_eq!(old.daily_history().len(), 0);
