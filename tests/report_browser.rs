@@ -1,6 +1,6 @@
 //! The HTML report as a person sees it: rendered by real headless Chromium (driven over the
 //! DevTools protocol by `browser/cdp.rs`), with no console error, no failed load, and a line in
-//! every chart.
+//! every chart. Negative controls show that each of those checks can fail.
 //!
 //! Needs `chromium` (Debian package; `./scripts/test` installs it). Without it these tests fail.
 //! The screenshot of the real report is kept at `target/report-browser/report.png`.
@@ -204,4 +204,91 @@ fn the_report_renders_in_chromium_without_errors_and_with_every_line_drawn() {
     // The whole page, beyond the 768 pixels of the window: five charts of 200 pixels and more.
     assert!(height > 1000, "{width}x{height}");
     assert!(png.len() > 20_000, "{} bytes", png.len());
+}
+
+#[test]
+fn a_console_error_is_reported() {
+    let html = report_html().replacen(
+        "</body>",
+        "<script>console.error(\"boom\")</script></body>",
+        1,
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let problems = report.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("console.error") && p.contains("boom")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn an_uncaught_exception_is_reported() {
+    let html = report_html().replacen("</body>", "<script>null.chart.draw()</script></body>", 1);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let problems = report.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("uncaught exception") && p.contains("TypeError")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_chart_without_its_line_is_reported() {
+    let html = report_html();
+    // The first line of the first chart with its points taken away.
+    let start = html.find(" points=\"").expect("a polyline with points") + " points=\"".len();
+    let end = start + html[start..].find('"').expect("the attribute ends");
+    let html = format!("{}{}", &html[..start], &html[end..]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let problems = report.problems();
+    assert_eq!(
+        problems,
+        ["empty chart: svg #0 series \"open\" has 0 point(s)"],
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn a_chart_with_no_line_at_all_is_reported() {
+    let html = report_html().replacen(
+        "<h3>",
+        "<h3>Empty</h3><svg width=\"100\" height=\"50\"></svg><h3>",
+        1,
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    assert_eq!(
+        report.problems(),
+        ["empty chart: svg #0 has no polyline"],
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn a_resource_that_fails_to_load_is_reported() {
+    // Two images that cannot load: port 1, which Chromium refuses to try at all (it is on its list
+    // of unsafe ports: net::ERR_UNSAFE_PORT), and a file beside the page that is not there.
+    let html = report_html().replacen(
+        "</h1>",
+        "</h1><img src=\"http://127.0.0.1:1/x.png\" alt=\"\"><img src=\"missing.png\" alt=\"\">",
+        1,
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let problems = report.problems();
+    for url in ["http://127.0.0.1:1/x.png", "missing.png"] {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("Failed to load resource") && p.contains(url)),
+            "{url}: {problems:#?}"
+        );
+    }
 }
