@@ -1,12 +1,17 @@
 //! The HTML report as a person sees it: rendered by real headless Chromium (driven over the
 //! DevTools protocol by `browser/cdp.rs`), with no console error, no failed load, and a line in
-//! every chart. Negative controls show that each of those checks can fail.
+//! every chart; also under the Content-Security-Policy the daemon sends with `GET /report`.
+//! Negative controls show that each of those checks can fail.
 //!
 //! Needs `chromium` (Debian package; `./scripts/test` installs it). Without it these tests fail.
 //! The screenshot of the real report is kept at `target/report-browser/report.png`.
 
 #[path = "browser/cdp.rs"]
 mod cdp;
+
+#[allow(dead_code)]
+#[path = "it/harness.rs"]
+mod harness;
 
 use std::path::{Path, PathBuf};
 
@@ -291,4 +296,87 @@ fn a_resource_that_fails_to_load_is_reported() {
             "{url}: {problems:#?}"
         );
     }
+}
+
+/// The `Content-Security-Policy` a real daemon sends with `GET /report`, and that page as Chromium
+/// shows it over HTTP with that header (a fresh daemon's: no day has ended, so no chart yet).
+fn daemons_policy() -> String {
+    let store = tempfile::tempdir().expect("a temporary directory");
+    let daemon = harness::Daemon::start(store.path(), &[]);
+    let response = daemon.get("/report");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let policy = response
+        .header("content-security-policy")
+        .expect("GET /report sends a Content-Security-Policy")
+        .to_owned();
+    let served = cdp::inspect(
+        &format!("{}/report", daemon.url()),
+        &store.path().join("served.png"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        served.problems(),
+        Vec::<String>::new(),
+        "the daemon's own page under its own header ({policy}): {served:#?}"
+    );
+    daemon.stop();
+    policy
+}
+
+/// `html` with `policy` as a `<meta http-equiv>` ahead of everything in its head: Chromium enforces
+/// it as it does the header for the directives the daemon uses (default-src, style-src, img-src),
+/// and reports a violation with the same words.
+fn under_policy(html: &str, policy: &str) -> String {
+    let meta = format!(
+        "<head><meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
+        policy.replace('&', "&amp;").replace('"', "&quot;")
+    );
+    assert!(html.contains("<head>"), "the report has a head");
+    html.replacen("<head>", &meta, 1)
+}
+
+#[test]
+fn the_report_is_clean_under_the_daemons_own_policy() {
+    let policy = daemons_policy();
+    let html = under_policy(&report_html(), &policy);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    // The inline style is allowed (else: "Applying inline style violates ..."), nothing else is
+    // loaded, and every chart still has its lines.
+    assert_eq!(
+        report.problems(),
+        Vec::<String>::new(),
+        "{policy}: {report:#?}"
+    );
+    assert_eq!(report.charts.len(), 5, "{report:#?}");
+}
+
+#[test]
+fn a_violation_of_the_daemons_policy_is_reported() {
+    let policy = daemons_policy();
+    let html = under_policy(
+        &report_html().replacen(
+            "</body>",
+            "<script>console.error(\"boom\")</script></body>",
+            1,
+        ),
+        &policy,
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let problems = report.problems();
+    // Chromium reports the refusal as a Log.entryAdded of level error from source "security".
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Executing inline script violates")
+                && p.contains("Content Security Policy")
+                && p.contains("(security)")),
+        "{problems:#?}"
+    );
+    // The script did not run.
+    assert!(
+        !problems.iter().any(|p| p.contains("boom")),
+        "{problems:#?}"
+    );
 }
