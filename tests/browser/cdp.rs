@@ -250,6 +250,24 @@ impl Browser {
             return Err(format!("Page.navigate {url}: {error}"));
         }
         cdp.wait_for_load()?;
+        // The load event must have been this page's, not a late one of the blank tab: the
+        // document says which it is.
+        let deadline = Instant::now() + STEP;
+        for _ in 0..MAX_ITERATIONS {
+            let state = cdp.call(
+                s,
+                "Runtime.evaluate",
+                json!({"expression": "[document.readyState, location.href]", "returnByValue": true}),
+            )?;
+            let state = &state["result"]["value"];
+            if state[0] == "complete" && state[1] != "about:blank" {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{url} was not loaded within {STEP:?}: {state}"));
+            }
+            cdp.drain(POLL)?;
+        }
         cdp.drain(SETTLE)?;
 
         // Evaluation from the protocol is not subject to the page's Content-Security-Policy (it
