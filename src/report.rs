@@ -418,6 +418,8 @@ fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
         let unmentored = figure(last, &["employees", "unmentored"]);
         if unmentored > 0.0 {
             out.push(match lang {
+                Lang::En if unmentored == 1.0 => "1 newcomer works without a mentor.".to_owned(),
+                Lang::Nl if unmentored == 1.0 => "1 nieuwkomer werkt zonder mentor.".to_owned(),
                 Lang::En => format!("{unmentored:.0} newcomers work without a mentor."),
                 Lang::Nl => format!("{unmentored:.0} nieuwkomers werken zonder mentor."),
             });
