@@ -344,6 +344,7 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
                 Contract::Permanent
             },
             location: d.optional("location", Fields::text)?,
+            since: d.optional("since", Fields::timestamp)?,
         },
         EventType::EmployeeUpdated => EventKind::EmployeeUpdated {
             employee: d.text("employee")?,
@@ -605,6 +606,12 @@ mod tests {
         assert_eq!(
             reject(r#"{"id":"e","type":"case.hearing_held","time":"2025-01-01T00:00:00Z"}"#),
             "missing_field: field `data` is required"
+        );
+        assert_eq!(
+            reject(
+                r#"{"id":"e","type":"employee.joined","time":"2025-01-01T00:00:00Z","data":{"employee":"x","role":"caseworker","experienced":true,"since":"2019"}}"#
+            ),
+            "invalid_field: field `data.since`: \"2019\" is not an RFC 3339 timestamp with offset (e.g. \"2025-01-31T09:00:00+01:00\")"
         );
         assert_eq!(
             reject("[1]"),

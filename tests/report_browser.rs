@@ -176,7 +176,11 @@ fn the_report_renders_in_chromium_without_errors_and_with_every_line_drawn() {
     // Every chart of the page, each with every line the report draws.
     let svgs = html.matches("<svg").count();
     let (history, _) = history_and_targets();
-    assert_eq!(svgs, backlogd::report::charts(&history).len(), "a chart each");
+    assert_eq!(
+        svgs,
+        backlogd::report::charts(&history).len(),
+        "a chart each"
+    );
     assert_eq!(report.charts.len(), svgs, "{report:#?}");
     let names: Vec<Vec<&str>> = report
         .charts

@@ -77,6 +77,9 @@ pub enum EventKind {
         experienced: bool,
         contract: Contract,
         location: Option<String>,
+        /// When the employee started at the agency, when earlier than the event (staff already
+        /// there when backlogd is adopted): the start of `forecast.new_staff_weeks`.
+        since: Option<Timestamp>,
     },
     EmployeeUpdated {
         employee: String,

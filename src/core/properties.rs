@@ -167,6 +167,7 @@ impl RawEvent {
                 experienced: self.flag,
                 contract: Contract::ALL[usize::from(self.option) % 2],
                 location: self.flag.then(location),
+                since: None,
             },
             15 => EventKind::EmployeeUpdated {
                 employee,

@@ -145,6 +145,7 @@ fn build_event(kind: &str, fields: &[(&str, &str)], clock: Timestamp, line: usiz
             experienced: flag("experienced").unwrap_or(false),
             contract: Contract::parse(&get("contract").unwrap_or("permanent".into())).unwrap(),
             location: get("location"),
+            since: get("since").map(|t| t.parse().unwrap()),
         },
         "employee.updated" => EventKind::EmployeeUpdated {
             employee: req("employee"),

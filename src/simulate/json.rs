@@ -18,6 +18,8 @@ pub(crate) struct Formatter {
     extension_by: String,
     /// The `data` of each announcement, as JSON object members.
     announcements: Vec<String>,
+    /// The `since` of the staff there before day 0: a year before it.
+    existing_since: String,
 }
 
 fn quoted(s: &str) -> String {
@@ -39,6 +41,11 @@ impl Formatter {
                 .map(|r| quoted(r))
                 .collect(),
             extension_by: quoted(&scenario.case_events.extension_by),
+            existing_since: {
+                let mut since = String::new();
+                push_rfc3339(&mut since, from - 365 * crate::simulate::time::DAY);
+                since
+            },
             announcements: scenario
                 .target
                 .announcements
@@ -158,6 +165,7 @@ impl Formatter {
                 experienced,
                 temporary,
                 location,
+                existing,
             } => {
                 self.employee(&mut s, "employee", employee);
                 let _ = write!(
@@ -171,6 +179,9 @@ impl Formatter {
                     },
                     self.locations[usize::from(location)]
                 );
+                if existing {
+                    let _ = write!(s, ",\"since\":\"{}\"", self.existing_since);
+                }
             }
             CompactEvent::BecameExperienced { employee } => {
                 self.employee(&mut s, "employee", employee);

@@ -167,12 +167,14 @@ impl State {
                 experienced,
                 contract,
                 location,
+                since,
             } => self.join(
                 employee,
                 role,
                 *experienced,
                 *contract,
                 location.as_deref(),
+                *since,
                 time,
             ),
             EventKind::EmployeeUpdated {
@@ -387,6 +389,7 @@ impl State {
         experienced: bool,
         contract: Contract,
         location: Option<&str>,
+        since: Option<Timestamp>,
         time: EpochNanos,
     ) -> Result<(), Rejection> {
         self.check_text(employee, "data.employee")?;
@@ -394,6 +397,11 @@ impl State {
         if let Some(location) = location {
             self.check_text(location, "data.location")?;
         }
+        // A start later than the event counts from the event.
+        let joined_at = match since {
+            Some(since) => self.checked_nanos(since, "data.since")?.min(time),
+            None => time,
+        };
         let existing = self.employee_ids.get(employee).copied();
         if let Some(index) = existing
             && self.employees[index as usize].active
@@ -404,7 +412,7 @@ impl State {
             ));
         }
         let mut record = Employee::new(employee, role_id, contract, experienced, location);
-        record.joined_at = time;
+        record.joined_at = joined_at;
         let index = match existing {
             Some(index) => {
                 self.employees[index as usize] = record;

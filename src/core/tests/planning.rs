@@ -218,3 +218,35 @@ fn capacity_counts_decisions_per_employee_week_by_class_and_new_staff() {
     "#]]
     .assert_eq(&render_capacity(&state));
 }
+
+/// Staff registered when backlogd is adopted are not new staff: `since` dates their start. A start
+/// after the event counts from the event.
+#[test]
+fn employees_joined_with_an_earlier_start_are_not_new_staff() {
+    let mut state = State::new(CoreSettings::example());
+    let script = r#"
+        at 2025-02-20T00:00:00Z
+        employee.joined employee=veteran experienced=true since=2019-05-01T00:00:00Z time=2025-02-01T00:00:00Z
+        employee.joined employee=fresh time=2025-02-01T00:00:00Z
+        employee.joined employee=odd since=2030-01-01T00:00:00Z time=2025-02-01T00:00:00Z
+        case.registered case=a time=2025-02-01T00:00:00Z
+        case.registered case=b time=2025-02-01T00:00:00Z
+        case.registered case=c time=2025-02-01T00:00:00Z
+        case.decided case=a decided_by=veteran time=2025-02-10T12:00:00Z
+        case.decided case=b decided_by=fresh time=2025-02-10T12:00:00Z
+        case.decided case=c decided_by=odd time=2025-02-10T12:00:00Z
+    "#;
+    let mut rejections = String::new();
+    run_script(&mut state, script, |_, line, applied| {
+        if let Some(Err(rejection)) = applied {
+            rejections.push_str(&format!("line {line}: {rejection}\n"));
+        }
+    });
+    assert_eq!(rejections, "");
+    let capacity = state.capacity();
+    assert_eq!(capacity.decisions.iter().sum::<u64>(), 3);
+    assert_eq!(
+        capacity.decisions_by_new_staff, 2,
+        "fresh and odd, not the veteran"
+    );
+}

@@ -123,6 +123,9 @@ pub(crate) enum CompactEvent {
         experienced: bool,
         temporary: bool,
         location: u16,
+        /// Experienced and there from day 0: on the staff before the history starts (the event
+        /// says so with `since`, so that they do not count as new staff).
+        existing: bool,
     },
     BecameExperienced {
         employee: u32,

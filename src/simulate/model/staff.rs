@@ -64,6 +64,7 @@ impl Sim {
                 experienced,
                 temporary,
                 location,
+                existing: day == 0 && experienced,
             },
         );
         if let Some(staff_group) = self.scenario.staff.get(usize::from(group))

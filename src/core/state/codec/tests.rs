@@ -13,6 +13,7 @@ fn example_state() -> State {
             experienced: false,
             contract: Contract::Permanent,
             location: None,
+            since: None,
         },
         EventKind::EmployeeJoined {
             employee: "emp-y".into(),
@@ -20,6 +21,7 @@ fn example_state() -> State {
             experienced: true,
             contract: Contract::Permanent,
             location: None,
+            since: None,
         },
         EventKind::MentorAssigned {
             mentor: "emp-y".into(),
