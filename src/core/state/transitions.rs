@@ -9,6 +9,16 @@ use crate::core::aggregates::TrackAggregates;
 use crate::core::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
 use crate::core::time::{EpochNanos, from_nanos, to_nanos, to_nanos_saturating};
 
+/// The fields of an `employee.joined`.
+struct Joining<'a> {
+    employee: &'a str,
+    role: &'a str,
+    experienced: bool,
+    contract: Contract,
+    location: Option<&'a str>,
+    since: Option<Timestamp>,
+}
+
 impl State {
     pub(super) fn apply_kind(
         &mut self,
@@ -169,12 +179,14 @@ impl State {
                 location,
                 since,
             } => self.join(
-                employee,
-                role,
-                *experienced,
-                *contract,
-                location.as_deref(),
-                *since,
+                Joining {
+                    employee,
+                    role,
+                    experienced: *experienced,
+                    contract: *contract,
+                    location: location.as_deref(),
+                    since: *since,
+                },
                 time,
             ),
             EventKind::EmployeeUpdated {
@@ -382,16 +394,15 @@ impl State {
         (overdue, penalty)
     }
 
-    fn join(
-        &mut self,
-        employee: &str,
-        role: &str,
-        experienced: bool,
-        contract: Contract,
-        location: Option<&str>,
-        since: Option<Timestamp>,
-        time: EpochNanos,
-    ) -> Result<(), Rejection> {
+    fn join(&mut self, joining: Joining<'_>, time: EpochNanos) -> Result<(), Rejection> {
+        let Joining {
+            employee,
+            role,
+            experienced,
+            contract,
+            location,
+            since,
+        } = joining;
         self.check_text(employee, "data.employee")?;
         let role_id = self.role_id(role)?;
         if let Some(location) = location {
