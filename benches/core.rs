@@ -68,6 +68,7 @@ fn main() {
             experienced: true,
             contract: backlogd::core::event::Contract::Permanent,
             location: None,
+            since: None,
         },
     };
     state.apply(&joined, start).unwrap();
@@ -106,6 +107,7 @@ fn main() {
             experienced: true,
             contract: backlogd::core::event::Contract::Permanent,
             location: None,
+            since: None,
         },
     };
     state.apply(&other, start).unwrap();

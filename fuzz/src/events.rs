@@ -219,6 +219,7 @@ impl RawEvent {
                 experienced: self.flag,
                 contract: pick(&Contract::ALL, self.option),
                 location: (self.option & 4 == 4).then(location),
+                since: None,
             },
             15 => EventKind::EmployeeUpdated {
                 employee,
