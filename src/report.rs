@@ -64,7 +64,7 @@ impl Lang {
             "exposure" => ("Penalty exposure (EUR)", "Dwangsomrisico (EUR)"),
             "incurred" => ("Penalties incurred (EUR)", "Betaalde dwangsommen (EUR)"),
             "headline" => ("Where we stand", "Waar we staan"),
-            "change" => ("change since", "verandering sinds"),
+            "change" => ("since", "sinds"),
             "charts" => ("Over time", "In de tijd"),
             "targets" => ("Announced dates", "Aangekondigde data"),
             "dilemmas" => ("What needs a decision", "Wat om een besluit vraagt"),
@@ -473,7 +473,7 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         "<!DOCTYPE html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <style>body{{font-family:sans-serif;max-width:720px;margin:2em auto;color:#222}}\
          table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}\
-         td.n{{text-align:right}}h2{{margin-top:1.6em}}@media print{{h2{{break-after:avoid}}svg{{break-inside:avoid}}}}</style>\
+         td.n,th.n{{text-align:right}}h2{{margin-top:1.6em}}@media print{{h2{{break-after:avoid}}svg{{break-inside:avoid}}}}</style>\
          </head><body><h1>{}</h1>",
         escape(lang.t("title")),
         escape(lang.t("title"))
@@ -491,7 +491,10 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         escape(&day(last)),
         escape(lang.t("headline"))
     );
+    // Each figure on the last day, and its change since the day before and since the first day of
+    // the range (the end of the previous report, when reports follow each other).
     let previous = days.len().checked_sub(2).map(|i| &days[i]);
+    let since_first = (days.len() > 2).then_some(first);
     let headline: [Headline; 6] = [
         ("open", |d| tracks_sum(d, "open")),
         ("overdue", |d| tracks_sum(d, "overdue")),
@@ -502,25 +505,38 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         }),
         ("exposure", |d| tracks_sum(d, "penalty_exposure_euros")),
     ];
-    for (key, value) in headline {
-        let now = value(last);
-        let change = previous.map_or(String::new(), |p| {
-            let delta = now - value(p);
-            format!(
-                "{}{} ({} {})",
-                if delta > 0.0 { "+" } else { "" },
-                format_number(delta),
-                lang.t("change"),
-                day(p)
-            )
-        });
+    let _ = write!(
+        html,
+        "<tr><th></th><th class=\"n\">{}</th>",
+        escape(&day(last))
+    );
+    for base in [previous, since_first].into_iter().flatten() {
         let _ = write!(
             html,
-            "<tr><th>{}</th><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<th class=\"n\">{} {}</th>",
+            escape(lang.t("change")),
+            escape(&day(base))
+        );
+    }
+    html.push_str("</tr>");
+    for (key, value) in headline {
+        let now = value(last);
+        let _ = write!(
+            html,
+            "<tr><th>{}</th><td class=\"n\">{}</td>",
             escape(lang.t(key)),
             format_number(now),
-            escape(&change)
         );
+        for base in [previous, since_first].into_iter().flatten() {
+            let delta = now - value(base);
+            let _ = write!(
+                html,
+                "<td class=\"n\">{}{}</td>",
+                if delta > 0.0 { "+" } else { "" },
+                format_number(delta)
+            );
+        }
+        html.push_str("</tr>");
     }
     let _ = write!(html, "</table><h2>{}</h2>", escape(lang.t("charts")));
     for (title, lines) in charts(history) {

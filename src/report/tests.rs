@@ -89,6 +89,15 @@ fn the_charts_carry_the_history_and_the_facts_are_stated() {
         }
     }
     assert!(page.contains("data-series=\"open\" data-values=\"1,3,6,9,14,20\""));
+    // The headline: the last day, its change since the day before and since the range's first day.
+    assert!(
+        page.contains("<tr><th></th><th class=\"n\">2026-03-06</th><th class=\"n\">since 2026-03-05</th><th class=\"n\">since 2026-03-01</th></tr>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<tr><th>Open cases</th><td class=\"n\">20</td><td class=\"n\">+6</td><td class=\"n\">+19</td></tr>"),
+        "{page}"
+    );
     assert!(page.contains("data-series=\"inflow\" data-values=\"2,3,4,5,6\""));
     assert!(page.contains("data-series=\"outflow\" data-values=\"0,0,1,0,0\""));
     // Self-contained: no scripts, nothing fetched.
