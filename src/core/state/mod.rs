@@ -300,16 +300,11 @@ impl State {
         let old_flow = self.flow_shape;
         let old_quality = self.quality_shape;
         self.settings = settings;
-        self.flow_shape = flow_shape(&self.settings);
         self.quality_shape = RollingShape::for_windows(&[self.settings.quality_window.nanos()]);
-        for counter in self
-            .inflow
-            .iter_mut()
-            .chain(self.outflow.iter_mut())
-            .chain(self.decisions_by_class.iter_mut())
-            .chain([&mut self.decisions_by_new_staff])
-        {
-            *counter = counter.rebucket(old_flow, self.flow_shape, self.now);
+        let (new_flow, now) = (flow_shape(&self.settings), self.now);
+        self.flow_shape = new_flow;
+        for counter in self.flow_counters_mut() {
+            *counter = counter.rebucket(old_flow, new_flow, now);
         }
         for presence in &mut self.presence {
             *presence = presence.rebucket(old_flow, self.flow_shape, self.now);
@@ -491,6 +486,16 @@ impl State {
     }
 
     /// The clock part of `advance`: to `now`, without history rows.
+    /// Every rolling counter of the flow shape: inflow and outflow per track, decisions per
+    /// capacity class, decisions by new staff.
+    fn flow_counters_mut(&mut self) -> impl Iterator<Item = &mut RollingCounter> {
+        self.inflow
+            .iter_mut()
+            .chain(self.outflow.iter_mut())
+            .chain(self.decisions_by_class.iter_mut())
+            .chain([&mut self.decisions_by_new_staff])
+    }
+
     fn advance_clock(&mut self, now: EpochNanos) -> usize {
         if now <= self.now {
             return 0;
@@ -498,14 +503,9 @@ impl State {
         self.now = now;
         // Release buckets every window has left behind (and settle events that were ahead), so the
         // counters, and a snapshot of them, depend only on what can still count.
-        for counter in self
-            .inflow
-            .iter_mut()
-            .chain(self.outflow.iter_mut())
-            .chain(self.decisions_by_class.iter_mut())
-            .chain([&mut self.decisions_by_new_staff])
-        {
-            counter.expire(self.flow_shape, now);
+        let shape = self.flow_shape;
+        for counter in self.flow_counters_mut() {
+            counter.expire(shape, now);
         }
         for presence in &mut self.presence {
             presence.expire(self.flow_shape, now);
