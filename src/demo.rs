@@ -114,6 +114,7 @@ fn seed(
             to: None,
             max_samples: crate::backfill::DEFAULT_MAX_SAMPLES,
             labels: Vec::new(),
+            not_after: Some(jiff::Timestamp::now()),
         };
         let (summary, state) =
             crate::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;

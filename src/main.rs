@@ -536,6 +536,7 @@ fn main() -> ExitCode {
                 to,
                 max_samples,
                 labels,
+                not_after: None,
             };
             backfill(&config, &options, out.as_deref(), store.as_deref())
         }
@@ -575,6 +576,11 @@ fn backfill(
         ));
     }
     let started = std::time::Instant::now();
+    let mut options = options.clone();
+    if store.is_some() {
+        options.not_after = Some(jiff::Timestamp::now() + config.ingest.max_future_skew);
+    }
+    let options = &options;
     let result = match (out, store) {
         (Some(path), _) => {
             let mut partial = path.as_os_str().to_owned();

@@ -897,6 +897,26 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
         "{}",
         stderr(&again)
     );
+    // A store is never ahead of the daemon's clock: an event from tomorrow is refused by line.
+    let tomorrow = dir.path().join("tomorrow.ndjson");
+    let when = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    std::fs::write(&tomorrow, format!("{}\n", event("t1", &when.to_string()))).unwrap();
+    let ahead = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--store",
+        dir.path().join("ahead").to_str().unwrap(),
+        tomorrow.to_str().unwrap(),
+    ]);
+    assert_eq!(ahead.status.code(), Some(1), "{}", stderr(&ahead));
+    assert!(
+        stderr(&ahead).contains("tomorrow.ndjson:1: event time")
+            && stderr(&ahead).contains("ahead of the daemon's clock"),
+        "{}",
+        stderr(&ahead)
+    );
+    assert!(!dir.path().join("ahead").exists(), "nothing written");
     let openmetrics = dir.path().join("history.om");
     let output = backlogd(&[
         "backfill",

@@ -53,6 +53,10 @@ pub struct Options {
     /// Labels added to every sample, e.g. `job` and `instance` as Prometheus scrapes the live
     /// daemon, so that backfilled and live series are the same series.
     pub labels: Vec<(String, String)>,
+    /// Refuse an event later than this, and a `to` beyond it: a store for a daemon (`--store`)
+    /// must not be ahead of its clock, where the daemon would have refused the event
+    /// (`time_in_future`).
+    pub not_after: Option<Timestamp>,
 }
 
 /// What a backfill read and wrote.
@@ -117,6 +121,19 @@ pub enum BackfillError {
         behind: SignedDuration,
         skew: SignedDuration,
     },
+    #[error(
+        "{path}:{line}: event time {time} is later than now plus ingest.max_future_skew ({limit}): a store must not be ahead of the daemon's clock, which would refuse the event (time_in_future)"
+    )]
+    Ahead {
+        path: PathBuf,
+        line: u64,
+        time: Timestamp,
+        limit: Timestamp,
+    },
+    #[error(
+        "--to {to} is later than now plus ingest.max_future_skew ({limit}): a store must not be ahead of the daemon's clock"
+    )]
+    ToAhead { to: Timestamp, limit: Timestamp },
     #[error("no event in the files was applied, so there is no first step; give --from and --to")]
     NoEvents,
     /// The configuration's edge settings (e.g. `workforce.pseudonym_key_file`) cannot be used.
@@ -184,6 +201,12 @@ pub fn run_to_state<W: Write>(
             return Err(BackfillError::BadLabel(name.clone()));
         }
     }
+    if let (Some(to), Some(limit)) = (options.to, options.not_after)
+        && to > limit
+    {
+        return Err(BackfillError::ToAhead { to, limit });
+    }
+    let not_after = options.not_after.map(nanos_saturating);
     let from = options.from.map(nanos_saturating);
     let to = options.to.map(nanos_saturating);
     if let (Some(from), Some(to)) = (options.from, options.to) {
@@ -260,6 +283,16 @@ pub fn run_to_state<W: Write>(
                 }
                 continue;
             };
+            if let Some(limit) = not_after
+                && time > limit
+            {
+                return Err(BackfillError::Ahead {
+                    path: path.clone(),
+                    line: number,
+                    time: event.time,
+                    limit: from_nanos(limit),
+                });
+            }
             if let Some(latest) = latest
                 && time < latest.saturating_sub(skew)
             {

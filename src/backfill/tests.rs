@@ -35,6 +35,7 @@ fn events_file(dir: &Path) -> (PathBuf, Vec<String>) {
 
 fn options(files: Vec<PathBuf>, step: SignedDuration) -> Options {
     Options {
+        not_after: None,
         files,
         step,
         from: None,
