@@ -25,12 +25,20 @@ fn register<M: prometheus::core::Collector + Clone + 'static>(
 pub const SOURCE_LAG: &str = "backlogd_source_lag_messages";
 /// `backlogd_source_connected`.
 pub const SOURCE_CONNECTED: &str = "backlogd_source_connected";
+/// `backlogd_source_messages_missed_total`.
+pub const SOURCE_MISSED: &str = "backlogd_source_messages_missed_total";
+/// `backlogd_source_stream_behind`.
+pub const SOURCE_BEHIND: &str = "backlogd_source_stream_behind";
 
 /// The stream source's own gauges (registered by `Telemetry::source_metrics`).
 #[derive(Clone)]
 pub struct SourceMetrics {
     pub lag: IntGauge,
     pub connected: IntGauge,
+    /// Stream messages after the logged position that the stream no longer holds.
+    pub missed: IntCounter,
+    /// 1 while the stream's last sequence is below the logged position.
+    pub behind: IntGauge,
 }
 
 pub struct Telemetry {
@@ -226,6 +234,20 @@ impl Telemetry {
                 IntGauge::new(
                     SOURCE_CONNECTED,
                     "1 while the stream source is connected and consuming; 0 while it is not (it retries with backoff).",
+                )?,
+            )?,
+            missed: register(
+                &self.registry,
+                IntCounter::new(
+                    SOURCE_MISSED,
+                    "Stream messages after the position this daemon logged that the stream no longer held when the source started reading (removed by its limits before they were read): events this daemon never saw.",
+                )?,
+            )?,
+            behind: register(
+                &self.registry,
+                IntGauge::new(
+                    SOURCE_BEHIND,
+                    "1 while the stream's last sequence is below the position this daemon logged (the stream was purged or recreated): its messages up to that position are not read; 0 otherwise.",
                 )?,
             )?,
         })

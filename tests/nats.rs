@@ -557,3 +557,101 @@ fn two_partitioned_instances_sum_to_one() {
         assert_eq!(series(&p1), series(&whole), "{name}");
     }
 }
+
+/// `n` one-event messages registering cases `{prefix}-1..n` on the stream (JetStream acks each).
+fn publish_registrations(runtime: &tokio::runtime::Runtime, url: &str, prefix: &str, n: usize) {
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let context = async_nats::jetstream::new(client);
+        for i in 1..=n {
+            let line = format!(
+                r#"{{"id":"{prefix}-{i}","type":"case.registered","time":"2026-11-02T09:00:00+01:00","data":{{"case":"{prefix}-{i}","track":"asylum"}}}}"#
+            );
+            context
+                .publish("cases.missed", line.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// (Re)creates `CASES` keeping at most `max` messages (limits retention, oldest dropped).
+fn create_limited_stream(runtime: &tokio::runtime::Runtime, url: &str, max: i64, recreate: bool) {
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let context = async_nats::jetstream::new(client);
+        if recreate {
+            context.delete_stream("CASES").await.unwrap();
+        }
+        context
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "CASES".to_owned(),
+                subjects: vec!["cases.>".to_owned()],
+                max_messages: max,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+}
+
+/// Messages the stream dropped (its limits) before the daemon read them are counted, once, in
+/// `backlogd_source_messages_missed_total`; a stream recreated below the logged position shows in
+/// `backlogd_source_stream_behind`. Both used to pass silently.
+#[test]
+fn messages_the_stream_dropped_and_a_recreated_stream_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start();
+    let url = server.url();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    create_limited_stream(&runtime, &url, 10, false);
+    let store = dir.path().join("store");
+    let env = nats_env(&url, "backlogd", &[]);
+    let daemon = Daemon::start(&store, &env);
+    daemon.await_metric("backlogd_source_connected", 1.0);
+    publish_registrations(&runtime, &url, "a", 5);
+    daemon.await_metric(r#"backlogd_cases_registered_total{track="asylum"}"#, 5.0);
+    daemon.await_metric("backlogd_source_messages_missed_total", 0.0);
+    daemon.stop();
+
+    // While the daemon is down, 20 more: the stream keeps 16..25, so 6..15 are gone unread.
+    publish_registrations(&runtime, &url, "b", 20);
+    let daemon = Daemon::start(&store, &env);
+    daemon.await_metric(r#"backlogd_cases_registered_total{track="asylum"}"#, 15.0);
+    daemon.await_metric("backlogd_source_messages_missed_total", 10.0);
+    daemon.await_metric("backlogd_source_stream_behind", 0.0);
+    assert!(
+        daemon
+            .stderr()
+            .contains("the stream no longer holds messages after the logged position"),
+        "{}",
+        daemon.stderr()
+    );
+    daemon.stop();
+
+    // Recreated: its sequences start again at 1, below the logged 25.
+    create_limited_stream(&runtime, &url, 10, true);
+    publish_registrations(&runtime, &url, "c", 2);
+    let daemon = Daemon::start(&store, &env);
+    daemon.await_metric("backlogd_source_stream_behind", 1.0);
+    assert!(
+        daemon.stderr().contains("purged or recreated"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(
+        daemon.metric("backlogd_source_messages_missed_total"),
+        Some(0.0),
+        "a new process counts from zero, and a recreated stream is not counted as missed"
+    );
+    assert_eq!(
+        daemon.metric(r#"backlogd_cases_registered_total{track="asylum"}"#),
+        Some(15.0)
+    );
+    daemon.stop();
+}

@@ -87,9 +87,11 @@ pub async fn run(
     max_events: usize,
 ) {
     let mut backoff = BACKOFF_FIRST;
+    // Sequences already counted in `backlogd_source_messages_missed_total` by this process.
+    let mut missed_through = 0;
     loop {
         let started = Instant::now();
-        let result = session(&config, &engine, &metrics, max_events).await;
+        let result = session(&config, &engine, &metrics, max_events, &mut missed_through).await;
         metrics.connected.set(0);
         match result {
             Ok(()) | Err(SourceError::EngineGone) => return,
@@ -133,6 +135,7 @@ async fn session(
     engine: &EngineHandle,
     metrics: &SourceMetrics,
     max_events: usize,
+    missed_through: &mut u64,
 ) -> Result<(), SourceError> {
     let consuming = Arc::new(AtomicBool::new(false));
     let client = connect(config, metrics, consuming.clone()).await?;
@@ -162,6 +165,35 @@ async fn session(
         .await?
         .filter(|position| position.stream == config.stream)
         .map_or(0, |position| position.sequence);
+    let bounds = {
+        let state = &stream.cached_info().state;
+        check_bounds(
+            after,
+            state.first_sequence,
+            state.last_sequence,
+            *missed_through,
+        )
+    };
+    metrics.behind.set(i64::from(bounds.behind));
+    if bounds.behind {
+        tracing::error!(
+            stream = %config.stream,
+            logged_position = after,
+            stream_last_sequence = bounds.last,
+            "the stream's last sequence is below the position this daemon logged: it was purged or recreated, and its messages up to the logged position will not be read (docs/runbooks.md, BacklogdSourceStreamBehind)"
+        );
+    }
+    if bounds.missed > 0 {
+        metrics.missed.inc_by(bounds.missed);
+        tracing::error!(
+            stream = %config.stream,
+            logged_position = after,
+            stream_first_sequence = bounds.first,
+            missed = bounds.missed,
+            "the stream no longer holds messages after the logged position: their events were never applied (docs/runbooks.md, BacklogdSourceMessagesMissed)"
+        );
+    }
+    *missed_through = bounds.counted_through;
     let deliver_policy = if after == 0 {
         DeliverPolicy::All
     } else {
@@ -282,6 +314,44 @@ async fn session(
     let acked = acker.await.unwrap_or(Err(SourceError::EngineGone));
     consuming.store(false, Ordering::SeqCst);
     acked.and(consumed)
+}
+
+/// What the stream's first and last sequence say about the messages after the logged position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bounds {
+    first: u64,
+    last: u64,
+    /// The stream ends before the logged position: purged and recreated (sequences restarted).
+    behind: bool,
+    /// Messages after the logged position the stream no longer holds, not counted before.
+    missed: u64,
+    /// The last sequence counted as missed so far.
+    counted_through: u64,
+}
+
+/// The stream's bounds against the logged position `after` (0: nothing logged), with the
+/// sequences up to `counted_through` already counted as missed by this process. An empty stream
+/// reports first = last = 0, a purged one first = last + 1.
+fn check_bounds(after: u64, first: u64, last: u64, counted_through: u64) -> Bounds {
+    let behind = after > 0 && last < after;
+    let gone_through = first.saturating_sub(1);
+    let from = after.max(counted_through);
+    let missed = if behind {
+        0
+    } else {
+        gone_through.saturating_sub(from)
+    };
+    Bounds {
+        first,
+        last,
+        behind,
+        missed,
+        counted_through: if behind {
+            counted_through
+        } else {
+            counted_through.max(gone_through)
+        },
+    }
 }
 
 /// Parses a message like an HTTP body (NDJSON unless its `Content-Type` header names another
@@ -473,4 +543,39 @@ async fn connect(
             url: config.url.clone(),
             message: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_bounds;
+
+    #[test]
+    fn the_streams_bounds_against_the_logged_position() {
+        // (after, first, last, counted_through) -> (behind, missed, counted_through)
+        let cases = [
+            // Nothing logged, a new empty stream; then one holding everything from 1.
+            ((0, 0, 0, 0), (false, 0, 0)),
+            ((0, 1, 40, 0), (false, 0, 0)),
+            // Consumed through 5; the limits dropped 1..15 while the daemon was down: 6..15 gone.
+            ((5, 16, 25, 0), (false, 10, 15)),
+            // The same session again (a reconnection): counted already.
+            ((5, 16, 25, 15), (false, 0, 15)),
+            // Consumed through 25, then purged: nothing after 25 was lost.
+            ((25, 26, 25, 15), (false, 0, 25)),
+            // Consumed through 5, then purged at 25: 6..25 were never read.
+            ((5, 26, 25, 0), (false, 20, 25)),
+            // Recreated: the sequences restarted below the logged 25.
+            ((25, 1, 2, 15), (true, 0, 15)),
+            // Nothing logged yet and the stream already trimmed: 1..15 never read.
+            ((0, 16, 25, 0), (false, 15, 15)),
+        ];
+        for ((after, first, last, counted), (behind, missed, through)) in cases {
+            let bounds = check_bounds(after, first, last, counted);
+            assert_eq!(
+                (bounds.behind, bounds.missed, bounds.counted_through),
+                (behind, missed, through),
+                "after {after}, stream {first}..{last}, counted through {counted}"
+            );
+        }
+    }
 }
