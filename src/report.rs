@@ -29,6 +29,16 @@ impl From<crate::config::ReportLanguage> for Lang {
 }
 
 impl Lang {
+    /// The text for `key`, or for its weekly form (`{key}_week`) when `weekly` and there is one.
+    fn t_weekly(self, key: &str, weekly: bool) -> &'static str {
+        let week = if weekly {
+            self.t(&format!("{key}_week"))
+        } else {
+            ""
+        };
+        if week.is_empty() { self.t(key) } else { week }
+    }
+
     /// `en` or `nl`, as `parse` reads it.
     pub fn code(self) -> &'static str {
         match self {
@@ -73,6 +83,15 @@ impl Lang {
                 "New and decided cases per day",
                 "Nieuwe en afgehandelde zaken per dag",
             ),
+            "flows_week" => (
+                "New and decided cases per week",
+                "Nieuwe en afgehandelde zaken per week",
+            ),
+            "inflow_week" => ("New cases per week", "Nieuwe zaken per week"),
+            "outflow_week" => ("Decided per week", "Afgehandeld per week"),
+            "audits_week" => ("Quality audits per week", "Kwaliteitstoetsen per week"),
+            "audits_passed_week" => ("Audits passed per week", "Goedgekeurde toetsen per week"),
+            "audits_failed_week" => ("Audits failed per week", "Afgekeurde toetsen per week"),
             "staff" => ("Staff", "Medewerkers"),
             "audits" => ("Quality audits per day", "Kwaliteitstoetsen per dag"),
             "penalties" => ("Penalties (EUR)", "Dwangsommen (EUR)"),
@@ -137,22 +156,44 @@ fn tracks_sum(day: &Value, field: &str) -> f64 {
     })
 }
 
-/// A series over the days: the level each day, or for cumulative totals the difference from the
-/// previous day (the first day has no previous and is left out of a difference series).
-fn series(days: &[Value], value: impl Fn(&Value) -> f64, per_day: bool) -> Vec<f64> {
-    let levels: Vec<f64> = days.iter().map(value).collect();
+/// Above this many days, the lines of cumulative totals (flows, audits) are summed by week rather
+/// than by day: two years of daily flows draw as a band, not a line.
+pub const WEEKLY_AFTER_DAYS: usize = 91;
+
+/// The days a difference series reads: every `step`-th day counting back from the last, oldest
+/// first.
+fn sampled(days: usize, step: usize) -> Vec<usize> {
+    let mut indices: Vec<usize> = (0..days).rev().step_by(step.max(1)).collect();
+    indices.reverse();
+    indices
+}
+
+/// A series over the days: the level each day, or for cumulative totals the difference between
+/// consecutive sampled days (every day, or every seventh for a weekly chart; the first sampled day
+/// has no previous and is left out of a difference series).
+fn series(days: &[Value], value: impl Fn(&Value) -> f64, per_day: bool, step: usize) -> Vec<f64> {
     if per_day {
-        levels.windows(2).map(|w| w[1] - w[0]).collect()
+        sampled(days.len(), step)
+            .windows(2)
+            .map(|w| value(&days[w[1]]) - value(&days[w[0]]))
+            .collect()
     } else {
-        levels
+        days.iter().map(value).collect()
     }
 }
 
-/// One line of a chart: its text key and its values, one a day.
+/// One line of a chart: its text key and its values, oldest first.
 pub type Line = (&'static str, Vec<f64>);
 
-/// A chart: its title key and its lines.
-pub type Chart = (&'static str, Vec<Line>);
+/// A chart: its title key, its lines, the day (index into the history's days) of each value, and
+/// whether its values are weekly sums.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    pub title: &'static str,
+    pub lines: Vec<Line>,
+    pub days: Vec<usize>,
+    pub weekly: bool,
+}
 
 /// A headline figure: its text key and how to read it from a day.
 type Headline = (&'static str, fn(&Value) -> f64);
@@ -160,86 +201,94 @@ type Headline = (&'static str, fn(&Value) -> f64);
 /// The named series of every chart, in page order.
 pub fn charts(history: &Value) -> Vec<Chart> {
     let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+    let step = if days.len() > WEEKLY_AFTER_DAYS { 7 } else { 1 };
+    let flow_days: Vec<usize> = sampled(days.len(), step).into_iter().skip(1).collect();
+    let level_days: Vec<usize> = (0..days.len()).collect();
+    let chart = |title, lines, per_day: bool| Chart {
+        title,
+        lines,
+        days: if per_day {
+            flow_days.clone()
+        } else {
+            level_days.clone()
+        },
+        weekly: per_day && step == 7,
+    };
+    let series = |value: &dyn Fn(&Value) -> f64, per_day: bool| series(days, value, per_day, step);
+    let total = |d: &Value, field: &str| tracks_sum(d, field);
     vec![
-        (
+        chart(
             "open",
             vec![
-                ("open", series(days, |d| tracks_sum(d, "open"), false)),
-                ("overdue", series(days, |d| tracks_sum(d, "overdue"), false)),
-                (
-                    "due_soon",
-                    series(days, |d| tracks_sum(d, "due_soon"), false),
-                ),
+                ("open", series(&|d| total(d, "open"), false)),
+                ("overdue", series(&|d| total(d, "overdue"), false)),
+                ("due_soon", series(&|d| total(d, "due_soon"), false)),
             ],
+            false,
         ),
-        (
+        chart(
             "flows",
             vec![
-                (
-                    "inflow",
-                    series(days, |d| tracks_sum(d, "inflow_total"), true),
-                ),
-                (
-                    "outflow",
-                    series(days, |d| tracks_sum(d, "outflow_total"), true),
-                ),
+                ("inflow", series(&|d| total(d, "inflow_total"), true)),
+                ("outflow", series(&|d| total(d, "outflow_total"), true)),
             ],
+            true,
         ),
-        (
+        chart(
             "staff",
             vec![
                 (
                     "experienced",
-                    series(days, |d| figure(d, &["employees", "experienced"]), false),
+                    series(&|d| figure(d, &["employees", "experienced"]), false),
                 ),
                 (
                     "inexperienced",
-                    series(days, |d| figure(d, &["employees", "inexperienced"]), false),
+                    series(&|d| figure(d, &["employees", "inexperienced"]), false),
                 ),
             ],
+            false,
         ),
-        (
+        chart(
             "mentoring",
             vec![
                 (
                     "per_mentor",
-                    series(
-                        days,
-                        |d| figure(d, &["employees", "mentees_per_mentor"]),
-                        false,
-                    ),
+                    series(&|d| figure(d, &["employees", "mentees_per_mentor"]), false),
                 ),
                 (
                     "unmentored",
-                    series(days, |d| figure(d, &["employees", "unmentored"]), false),
+                    series(&|d| figure(d, &["employees", "unmentored"]), false),
                 ),
             ],
+            false,
         ),
-        (
+        chart(
             "audits",
             vec![
                 (
                     "audits_passed",
-                    series(days, |d| figure(d, &["audits", "passed_total"]), true),
+                    series(&|d| figure(d, &["audits", "passed_total"]), true),
                 ),
                 (
                     "audits_failed",
-                    series(days, |d| figure(d, &["audits", "failed_total"]), true),
+                    series(&|d| figure(d, &["audits", "failed_total"]), true),
                 ),
             ],
+            true,
         ),
-        (
+        chart(
             "penalties",
             vec![
                 (
                     "exposure",
-                    series(days, |d| tracks_sum(d, "penalty_exposure_euros"), false),
+                    series(&|d| total(d, "penalty_exposure_euros"), false),
                 ),
                 (
                     "incurred",
-                    series(days, |d| tracks_sum(d, "penalty_incurred_euros"), false),
+                    series(&|d| total(d, "penalty_incurred_euros"), false),
                 ),
             ],
+            false,
         ),
     ]
 }
@@ -248,7 +297,8 @@ const COLOURS: [&str; 3] = ["#1f4e79", "#c0392b", "#d68910"];
 
 /// An inline SVG line chart of the series (each scaled to the largest value of the chart), with the
 /// first and last day of its values under the time axis; `days` are the days of the values.
-fn svg(lang: Lang, series: &[Line], days: (&str, &str)) -> String {
+fn svg(lang: Lang, chart: &Chart, days: (&str, &str)) -> String {
+    let series = &chart.lines;
     let (width, height, pad, top, bottom) = (640.0, 220.0, 30.0, 20.0, 50.0);
     let base = height - bottom;
     let max = series
@@ -297,7 +347,7 @@ fn svg(lang: Lang, series: &[Line], days: (&str, &str)) -> String {
             points.join(" "),
             pad + 180.0 * i as f64,
             height - 8.0,
-            escape(lang.t(key))
+            escape(lang.t_weekly(key, chart.weekly))
         );
     }
     out.push_str("</svg>");
@@ -539,20 +589,21 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         html.push_str("</tr>");
     }
     let _ = write!(html, "</table><h2>{}</h2>", escape(lang.t("charts")));
-    for (title, lines) in charts(history) {
-        let _ = write!(html, "<h3>{}</h3>", escape(lang.t(title)));
-        // A line needs two values; a per-day line has one value fewer than there are days.
-        let values = lines.first().map_or(0, |(_, v)| v.len());
-        if values < 2 {
-            let _ = write!(html, "<p>{}</p>", escape(lang.t("too_few_days")));
-            continue;
-        }
-        let span = (
-            days.get(days.len().saturating_sub(values))
-                .map_or(String::new(), day),
-            day(last),
+    for chart in charts(history) {
+        let _ = write!(
+            html,
+            "<h3>{}</h3>",
+            escape(lang.t_weekly(chart.title, chart.weekly))
         );
-        html.push_str(&svg(lang, &lines, (&span.0, &span.1)));
+        // A line needs two values; a difference line has one value fewer than it reads days.
+        match chart.days.as_slice() {
+            [from, .., to] => {
+                html.push_str(&svg(lang, &chart, (&day(&days[*from]), &day(&days[*to]))));
+            }
+            _ => {
+                let _ = write!(html, "<p>{}</p>", escape(lang.t("too_few_days")));
+            }
+        }
     }
     let _ = write!(html, "<h2>{}</h2>", escape(lang.t("targets")));
     let mut rows = String::new();

@@ -189,7 +189,7 @@ fn the_report_renders_in_chromium_without_errors_and_with_every_line_drawn() {
         .collect();
     let expected: Vec<Vec<&str>> = backlogd::report::charts(&history)
         .iter()
-        .map(|(_, lines)| lines.iter().map(|(name, _)| *name).collect())
+        .map(|chart| chart.lines.iter().map(|(name, _)| *name).collect())
         .collect();
     assert_eq!(names, expected);
     for chart in &report.charts {

@@ -78,8 +78,8 @@ fn the_charts_carry_the_history_and_the_facts_are_stated() {
     assert_eq!(open, [1.0, 3.0, 6.0, 9.0, 14.0, 20.0]);
     let page = render(Lang::En, &history, &json!([]));
     // Each chart's values, as drawn, are the history's.
-    for (_, lines) in charts(&history) {
-        for (key, values) in lines {
+    for chart in charts(&history) {
+        for (key, values) in chart.lines {
             let written: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
             let attribute = format!(
                 "data-series=\"{key}\" data-values=\"{}\"",
@@ -220,4 +220,65 @@ fn one_day_is_too_few_for_a_line() {
         page.matches("Too few days for a line yet.").count(),
         charts(&history).len()
     );
+}
+
+/// A history of `n` days in the shape of `GET /v1/history`: every day 3 new cases (none decided)
+/// and one audit passed.
+fn long_history(n: usize) -> Value {
+    let start: jiff::civil::Date = "2025-01-01".parse().unwrap();
+    let days: Vec<Value> = (0..n)
+        .map(|i| {
+            let day = start.checked_add(jiff::Span::new().days(i as i64)).unwrap();
+            json!({
+                "day": day.to_string(),
+                "tracks": {"asylum": {"open": 3 * i, "overdue": 0, "due_soon": {"P7D": 0},
+                    "inflow_total": 3 * i, "outflow_total": 0,
+                    "penalty_exposure_euros": 0.0, "penalty_incurred_euros": 0.0}},
+                "employees": {"experienced": 4, "inexperienced": 0, "unmentored": 0,
+                    "mentees_per_mentor": null},
+                "audits": {"passed_total": i, "failed_total": 0},
+                "decisions": {"in_window": 0, "by_new_staff_in_window": 0},
+            })
+        })
+        .collect();
+    json!({"decision_window": "P28D", "new_staff_weeks": 12, "days": days})
+}
+
+#[test]
+fn a_long_range_sums_the_flows_by_week_counting_back_from_the_last_day() {
+    let history = long_history(100);
+    let charts = charts(&history);
+    let flows = charts.iter().find(|c| c.title == "flows").unwrap();
+    assert!(flows.weekly);
+    // Days 99, 92, …, 1 are read; the weeks end on days 8, 15, …, 99.
+    assert_eq!(flows.days, (8..=99).step_by(7).collect::<Vec<_>>());
+    assert_eq!(flows.lines[0], ("inflow", vec![21.0; 14]));
+    let audits = charts.iter().find(|c| c.title == "audits").unwrap();
+    assert_eq!(audits.lines[0].1, vec![7.0; 14]);
+    // Levels stay daily.
+    let open = charts.iter().find(|c| c.title == "open").unwrap();
+    assert!(!open.weekly);
+    assert_eq!(open.lines[0].1.len(), 100);
+    let page = render(Lang::En, &history, &json!([]));
+    assert!(
+        page.contains("<h3>New and decided cases per week</h3>"),
+        "{page}"
+    );
+    assert!(page.contains(">New cases per week</text>"), "{page}");
+    // The weekly chart's first label is the end of its first week (day 8: 2025-01-09).
+    assert!(page.contains(">2025-01-09</text>"), "{page}");
+    let dutch = render(Lang::Nl, &history, &json!([]));
+    assert!(dutch.contains("<h3>Nieuwe en afgehandelde zaken per week</h3>"));
+    // Up to WEEKLY_AFTER_DAYS days, by day.
+    let short = long_history(super::WEEKLY_AFTER_DAYS);
+    let flows = charts_of(&short, "flows");
+    assert!(!flows.weekly);
+    assert_eq!(flows.lines[0].1, vec![3.0; super::WEEKLY_AFTER_DAYS - 1]);
+}
+
+fn charts_of(history: &Value, title: &str) -> super::Chart {
+    charts(history)
+        .into_iter()
+        .find(|c| c.title == title)
+        .unwrap()
 }
