@@ -240,7 +240,7 @@ impl Telemetry {
                 &self.registry,
                 IntCounter::new(
                     SOURCE_MISSED,
-                    "Stream messages after the position this daemon logged that the stream no longer held when the source started reading (removed by its limits before they were read): events this daemon never saw.",
+                    "Stream messages after the position this daemon logged that the stream no longer held when the source started reading (removed by its limits before they were read): events this daemon never saw. Per process.",
                 )?,
             )?,
             behind: register(
