@@ -77,6 +77,13 @@ impl Lang {
             "change" => ("since", "sinds"),
             "charts" => ("Over time", "In de tijd"),
             "targets" => ("Announced dates", "Aangekondigde data"),
+            "projected" => ("Projected clearance", "Verwachte datum weggewerkt"),
+            "promised" => ("Date promised", "Beloofde datum"),
+            "or_later" => ("or later, or never", "of later, of nooit"),
+            "against" => (
+                "the clearance projected each day against the date promised then",
+                "de verwachte datum van elke dag tegen de toen beloofde datum",
+            ),
             "dilemmas" => ("What needs a decision", "Wat om een besluit vraagt"),
             "mentoring" => ("Mentoring", "Begeleiding"),
             "flows" => (
@@ -297,7 +304,7 @@ const COLOURS: [&str; 3] = ["#1f4e79", "#c0392b", "#d68910"];
 
 /// An inline SVG line chart of the series (each scaled to the largest value of the chart), with the
 /// first and last day of its values under the time axis; `days` are the days of the values.
-fn svg(lang: Lang, chart: &Chart, days: (&str, &str)) -> String {
+fn svg(lang: Lang, chart: &Chart, days: (&str, &str), top_label: Option<&str>) -> String {
     let series = &chart.lines;
     let (width, height, pad, top, bottom) = (640.0, 220.0, 30.0, 20.0, 50.0);
     let base = height - bottom;
@@ -313,7 +320,7 @@ fn svg(lang: Lang, chart: &Chart, days: (&str, &str)) -> String {
          <text x=\"{pad}\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text>\
          <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\" text-anchor=\"end\">{}</text>",
         width - 10.0,
-        format_number(max),
+        top_label.map_or_else(|| format_number(max), escape),
         base + 16.0,
         escape(days.0),
         width - 10.0,
@@ -422,6 +429,102 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The clearance the history projected each day for a target against the date promised for it that
+/// day, both in weeks after the first of those days (drawn from 0, the first day, up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetChart {
+    pub target: String,
+    /// The days drawn (indices into the history's days): from the first with a promise.
+    pub days: Vec<usize>,
+    /// Weeks to the projected clearance; a projection beyond the chart's top, or none (the
+    /// backlog not shrinking), is drawn at the top.
+    pub projected: Vec<f64>,
+    pub promised: Vec<f64>,
+    /// The instant at the chart's top.
+    pub top: jiff::Timestamp,
+}
+
+/// A chart for each target whose track the history has (a target of all tracks only when there
+/// is one track) and that had a promise on some day of the range.
+pub fn target_charts(history: &Value, targets: &Value) -> Vec<TargetChart> {
+    const WEEK: f64 = 604_800.0;
+    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+    let instant = |v: &Value| v.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let tracks: Vec<&String> = days
+        .first()
+        .and_then(|d| d["tracks"].as_object())
+        .map_or(Vec::new(), |t| t.keys().collect());
+    let mut out = Vec::new();
+    for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
+        let track = match (target["track"].as_str(), tracks.as_slice()) {
+            (Some(track), _) if tracks.iter().any(|t| t.as_str() == track) => track.to_owned(),
+            (None, [only]) => (*only).clone(),
+            _ => continue,
+        };
+        let announcements: Vec<(jiff::Timestamp, jiff::Timestamp)> = target["announcements"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|a| Some((instant(&a["announced_at"])?, instant(&a["clear_by"])?)))
+            .collect();
+        let configured = instant(&target["configured_clear_by"]);
+        // The date promised at `at`: the latest announcement made by then, else the configured one.
+        let promised_at = |at: jiff::Timestamp| {
+            announcements
+                .iter()
+                .rev()
+                .find(|(made, _)| *made <= at)
+                .map(|(_, date)| *date)
+                .or(configured)
+        };
+        let points: Vec<(
+            usize,
+            jiff::Timestamp,
+            jiff::Timestamp,
+            Option<jiff::Timestamp>,
+        )> = days
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let at = instant(&d["at"])?;
+                let promised = promised_at(at)?;
+                let seconds = d["tracks"][track.as_str()]["clearance_seconds"].as_f64();
+                let projected = seconds
+                    .filter(|s| s.is_finite() && *s < 1e11)
+                    .and_then(|s| at.checked_add(jiff::SignedDuration::from_secs_f64(s)).ok());
+                Some((i, at, promised, projected))
+            })
+            .collect();
+        let Some(&(_, start, _, _)) = points.first() else {
+            continue;
+        };
+        // To a tenth of a week (the chart cannot show more).
+        let weeks = |t: jiff::Timestamp| {
+            ((t.as_second() - start.as_second()) as f64 / WEEK * 10.0).round() / 10.0
+        };
+        // The top: half as far again beyond the start as the latest date promised.
+        let latest_promise = points.iter().map(|p| weeks(p.2)).fold(1.0f64, f64::max);
+        let top_weeks = (latest_promise * 1.5).ceil();
+        let top = start
+            .checked_add(jiff::SignedDuration::from_secs((top_weeks * WEEK) as i64))
+            .unwrap_or(start);
+        out.push(TargetChart {
+            target: target["target"].as_str().unwrap_or("?").to_owned(),
+            days: points.iter().map(|p| p.0).collect(),
+            projected: points
+                .iter()
+                .map(|p| p.3.map_or(top_weeks, |t| weeks(t).clamp(0.0, top_weeks)))
+                .collect(),
+            promised: points
+                .iter()
+                .map(|p| weeks(p.2).clamp(0.0, top_weeks))
+                .collect(),
+            top,
+        });
+    }
+    out
 }
 
 /// The facts that ask for a decision, in plain sentences.
@@ -598,7 +701,8 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         // A line needs two values; a difference line has one value fewer than it reads days.
         match chart.days.as_slice() {
             [from, .., to] => {
-                html.push_str(&svg(lang, &chart, (&day(&days[*from]), &day(&days[*to]))));
+                let span = (day(&days[*from]), day(&days[*to]));
+                html.push_str(&svg(lang, &chart, (&span.0, &span.1), None));
             }
             _ => {
                 let _ = write!(html, "<p>{}</p>", escape(lang.t("too_few_days")));
@@ -606,6 +710,29 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         }
     }
     let _ = write!(html, "<h2>{}</h2>", escape(lang.t("targets")));
+    for target in target_charts(history, targets) {
+        let chart = Chart {
+            title: "against",
+            lines: vec![
+                ("projected", target.projected.clone()),
+                ("promised", target.promised.clone()),
+            ],
+            days: target.days.clone(),
+            weekly: false,
+        };
+        let (Some(&from), Some(&to)) = (chart.days.first(), chart.days.last()) else {
+            continue;
+        };
+        let _ = write!(
+            html,
+            "<h3>{}: {}</h3>",
+            escape(&target.target),
+            escape(lang.t("against"))
+        );
+        let top = format!("{} {}", target.top.strftime("%Y-%m-%d"), lang.t("or_later"));
+        let span = (day(&days[from]), day(&days[to]));
+        html.push_str(&svg(lang, &chart, (&span.0, &span.1), Some(&top)));
+    }
     let mut rows = String::new();
     for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
         for a in target["announcements"]

@@ -136,6 +136,22 @@ fn inspect_html(html: &str, dir: &Path, screenshot: &Path) -> cdp::PageReport {
 }
 
 /// The report of a week, with every chart drawn.
+/// The lines of every chart the report draws for this history and these targets, in page order:
+/// the history's charts, then one per target.
+fn expected_charts(
+    history: &serde_json::Value,
+    targets: &serde_json::Value,
+) -> Vec<Vec<&'static str>> {
+    let mut names: Vec<Vec<&'static str>> = backlogd::report::charts(history)
+        .iter()
+        .map(|chart| chart.lines.iter().map(|(name, _)| *name).collect())
+        .collect();
+    for _ in backlogd::report::target_charts(history, targets) {
+        names.push(vec!["projected", "promised"]);
+    }
+    names
+}
+
 fn report_html() -> String {
     let (history, targets) = history_and_targets();
     assert_eq!(
@@ -175,21 +191,19 @@ fn the_report_renders_in_chromium_without_errors_and_with_every_line_drawn() {
 
     // Every chart of the page, each with every line the report draws.
     let svgs = html.matches("<svg").count();
-    let (history, _) = history_and_targets();
+    let (history, targets) = history_and_targets();
+    let expected = expected_charts(&history, &targets);
+    assert_eq!(svgs, expected.len(), "a chart each");
     assert_eq!(
-        svgs,
-        backlogd::report::charts(&history).len(),
-        "a chart each"
+        expected.last(),
+        Some(&vec!["projected", "promised"]),
+        "the target's chart"
     );
     assert_eq!(report.charts.len(), svgs, "{report:#?}");
     let names: Vec<Vec<&str>> = report
         .charts
         .iter()
         .map(|c| c.series.iter().map(|s| s.name.as_str()).collect())
-        .collect();
-    let expected: Vec<Vec<&str>> = backlogd::report::charts(&history)
-        .iter()
-        .map(|chart| chart.lines.iter().map(|(name, _)| *name).collect())
         .collect();
     assert_eq!(names, expected);
     for chart in &report.charts {
@@ -348,10 +362,10 @@ fn the_report_is_clean_under_the_daemons_own_policy() {
         Vec::<String>::new(),
         "{policy}: {report:#?}"
     );
-    let (history, _) = history_and_targets();
+    let (history, targets) = history_and_targets();
     assert_eq!(
         report.charts.len(),
-        backlogd::report::charts(&history).len(),
+        expected_charts(&history, &targets).len(),
         "{report:#?}"
     );
 }
@@ -396,7 +410,7 @@ fn the_dutch_report_renders_as_cleanly() {
     assert_eq!(report.problems(), Vec::<String>::new(), "{report:#?}");
     assert_eq!(
         report.charts.len(),
-        backlogd::report::charts(&history).len(),
+        expected_charts(&history, &targets).len(),
         "{report:#?}"
     );
 }

@@ -282,3 +282,63 @@ fn charts_of(history: &Value, title: &str) -> super::Chart {
         .find(|c| c.title == title)
         .unwrap()
 }
+
+#[test]
+fn the_projection_is_drawn_against_the_date_promised_each_day() {
+    // Day i ends at 2025-01-(i+2) 00:00 UTC; the backlog clears in 20 weeks on days 0..4, and
+    // does not shrink from day 5.
+    let days: Vec<Value> = (0..10)
+        .map(|i| {
+            let at = jiff::Timestamp::from_second(1_735_776_000 + i * 86_400).unwrap();
+            let clearance = if i < 5 {
+                json!(20 * 604_800)
+            } else {
+                Value::Null
+            };
+            json!({
+                "day": format!("2025-01-{:02}", i + 1),
+                "at": at.to_string(),
+                "tracks": {"asylum": {"open": 100, "clearance_seconds": clearance}},
+            })
+        })
+        .collect();
+    let history = json!({"days": days});
+    let targets = json!([{
+        "target": "backlog",
+        "track": null,
+        "configured_clear_by": "2025-03-01T00:00:00Z",
+        "clear_by": "2025-06-01T00:00:00Z",
+        "announcements": [{"announced_at": "2025-01-03T12:00:00Z", "clear_by": "2025-06-01T00:00:00Z"}],
+    }]);
+    let charts = super::target_charts(&history, &targets);
+    assert_eq!(charts.len(), 1);
+    let chart = &charts[0];
+    assert_eq!(chart.days, (0..10).collect::<Vec<_>>());
+    // 20 weeks from each day, in weeks after the first; beyond the top (33 weeks: half as far
+    // again as the latest promise, 21.4) when not shrinking.
+    assert_eq!(
+        chart.projected,
+        [20.0, 20.1, 20.3, 20.4, 20.6, 33.0, 33.0, 33.0, 33.0, 33.0]
+    );
+    // The configured date until the announcement (made during day 1), then the announced one.
+    assert_eq!(
+        chart.promised,
+        [8.3, 8.3, 21.4, 21.4, 21.4, 21.4, 21.4, 21.4, 21.4, 21.4]
+    );
+    assert_eq!(chart.top.to_string(), "2025-08-21T00:00:00Z");
+    let page = render(Lang::En, &history, &targets);
+    assert!(
+        page.contains(
+            "<h3>backlog: the clearance projected each day against the date promised then</h3>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(">2025-08-21 or later, or never</text>"),
+        "{page}"
+    );
+    assert!(page.contains("data-series=\"promised\" data-values=\"8.3,8.3,21.4,"));
+    // A target of another track is not drawn.
+    let elsewhere = json!([{"target": "x", "track": "family", "configured_clear_by": "2025-03-01T00:00:00Z", "announcements": []}]);
+    assert!(super::target_charts(&history, &elsewhere).is_empty());
+}
