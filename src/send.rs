@@ -209,35 +209,11 @@ impl Poster {
 /// the reason the reload failed (the daemon keeps its running configuration then). For
 /// `ExecReload=`, so that `systemctl reload` reports a failed reload.
 pub fn reload(url: &str, token: Option<&str>) -> anyhow::Result<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let target = format!("{}/-/reload", url.trim_end_matches('/'));
-        let uri: hyper::Uri = target
-            .parse()
-            .with_context(|| format!("{target} is not a URL"))?;
-        let mut request = hyper::Request::post(uri);
-        if let Some(token) = token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let response = client
-            .request(request.body(Full::new(Bytes::new()))?)
-            .await
-            .with_context(|| format!("cannot reach the daemon at {url}"))?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| text.clone());
-        match status {
-            StatusCode::OK => Ok(text),
-            other => anyhow::bail!("the reload failed ({other}): {message}"),
-        }
-    })
+    let (status, bytes) = request_once(hyper::Method::POST, url, "/-/reload", token)?;
+    match status {
+        StatusCode::OK => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        other => anyhow::bail!("the reload failed ({other}): {}", error_sentence(&bytes)),
+    }
 }
 
 /// `GET {url}{path_and_query}` with the bearer token when one is given: the JSON answer of a 200,
@@ -254,6 +230,21 @@ pub fn get_json(
 /// `GET {url}{path_and_query}` with the bearer token when one is given: the body of a 200, or an
 /// error with the daemon's `error` sentence (or its whole answer when that is not JSON).
 pub fn get(url: &str, path_and_query: &str, token: Option<&str>) -> anyhow::Result<Bytes> {
+    let (status, bytes) = request_once(hyper::Method::GET, url, path_and_query, token)?;
+    if status == StatusCode::OK {
+        return Ok(bytes);
+    }
+    anyhow::bail!("the daemon answered {status}: {}", error_sentence(&bytes))
+}
+
+/// One request without a body (and without retries), with the bearer token when one is given: the
+/// answer's status and body.
+fn request_once(
+    method: hyper::Method,
+    url: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -263,7 +254,7 @@ pub fn get(url: &str, path_and_query: &str, token: Option<&str>) -> anyhow::Resu
         let uri: hyper::Uri = target
             .parse()
             .with_context(|| format!("{target} is not a URL"))?;
-        let mut request = hyper::Request::get(uri);
+        let mut request = hyper::Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -273,15 +264,16 @@ pub fn get(url: &str, path_and_query: &str, token: Option<&str>) -> anyhow::Resu
             .with_context(|| format!("cannot reach the daemon at {url}"))?;
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
-        if status == StatusCode::OK {
-            return Ok(bytes);
-        }
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        anyhow::bail!("the daemon answered {status}: {message}")
+        Ok((status, bytes))
     })
+}
+
+/// The daemon's `error` sentence in an answer, or the whole answer when it has none.
+fn error_sentence(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// The URL at which a daemon listening on `listen` is reached from this host.
