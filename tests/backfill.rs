@@ -868,14 +868,17 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let events = dir.path().join("events.ndjson");
     simulate("taskforce", "0.05", "2024-01-01", "2024-03-01", &events);
     let store = dir.path().join("store");
-    let seeded = backlogd(&[
-        "backfill",
-        "--config",
-        &config_arg(),
-        "--store",
-        store.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let seed = |store: &Path, events: &Path| {
+        backlogd(&[
+            "backfill",
+            "--config",
+            &config_arg(),
+            "--store",
+            store.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ])
+    };
+    let seeded = seed(&store, &events);
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     assert!(
         stderr(&seeded).contains("days of history"),
@@ -883,14 +886,7 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
         stderr(&seeded)
     );
     assert!(!store.join("log").exists(), "no log segments are written");
-    let again = backlogd(&[
-        "backfill",
-        "--config",
-        &config_arg(),
-        "--store",
-        store.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let again = seed(&store, &events);
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(
         stderr(&again).contains("already holds a store (snapshots.sqlite)"),
@@ -901,14 +897,7 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let tomorrow = dir.path().join("tomorrow.ndjson");
     let when = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
     std::fs::write(&tomorrow, format!("{}\n", event("t1", &when.to_string()))).unwrap();
-    let ahead = backlogd(&[
-        "backfill",
-        "--config",
-        &config_arg(),
-        "--store",
-        dir.path().join("ahead").to_str().unwrap(),
-        tomorrow.to_str().unwrap(),
-    ]);
+    let ahead = seed(&dir.path().join("ahead"), &tomorrow);
     assert_eq!(ahead.status.code(), Some(1), "{}", stderr(&ahead));
     assert!(
         stderr(&ahead).contains("tomorrow.ndjson:1: event time")
