@@ -223,6 +223,13 @@ fn the_report_renders_in_chromium_without_errors_and_with_every_line_drawn() {
     // The whole page, beyond the 768 pixels of the window: five charts of 200 pixels and more.
     assert!(height > 1000, "{width}x{height}");
     assert!(png.len() > 20_000, "{} bytes", png.len());
+    // Printable: the page prints to a PDF of a few pages (seven charts of 220 pixels and the
+    // tables do not fit on one; 4 pages at the time of writing).
+    assert!(
+        (2..=12).contains(&report.pdf_pages),
+        "{} PDF pages",
+        report.pdf_pages
+    );
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct PageReport {
     pub charts: Vec<ChartInfo>,
     /// The size of the screenshot written.
     pub png_bytes: usize,
+    /// The page printed to PDF (`Page.printToPDF`, A4-like defaults): its pages, counted by their
+    /// page objects; 0 when what came back was not a PDF.
+    pub pdf_pages: usize,
 }
 
 /// One `<svg>`: its lines.
@@ -309,12 +312,29 @@ impl Browser {
             )
             .map_err(|e| format!("the screenshot is not base64: {e}"))?;
         std::fs::write(screenshot, &png).map_err(|e| format!("{}: {e}", screenshot.display()))?;
+        let printed = cdp.call(s, "Page.printToPDF", json!({"printBackground": true}))?;
+        let pdf = base64::engine::general_purpose::STANDARD
+            .decode(
+                printed["data"]
+                    .as_str()
+                    .ok_or("Page.printToPDF gave no data")?,
+            )
+            .map_err(|e| format!("the PDF is not base64: {e}"))?;
+        let pdf_pages = if pdf.starts_with(b"%PDF-") {
+            // "/Type /Page" but not "/Type /Pages" (the page tree).
+            pdf.windows(12)
+                .filter(|w| w.starts_with(b"/Type /Page") && w[11] != b's')
+                .count()
+        } else {
+            0
+        };
         // Anything logged while the page was inspected counts too.
         cdp.drain(Duration::ZERO)?;
         Ok(PageReport {
             console_errors: cdp.errors,
             charts,
             png_bytes: png.len(),
+            pdf_pages,
         })
     }
 }
