@@ -564,16 +564,8 @@ fn backfill(
         Ok(config) => config,
         Err(e) => return fail(format!("{}: {e}", config_file.display())),
     };
-    if let Some(dir) = store
-        && let Some(what) = ["snapshots.sqlite", "log"]
-            .into_iter()
-            .find(|f| dir.join(f).exists())
-    {
-        // Checked again when writing; here so that a long run is not wasted.
-        return fail(format!(
-            "--store {}: the directory already holds a store ({what}); give an empty or new directory",
-            dir.display()
-        ));
+    if let Some(Err(e)) = store.map(backlogd::backfill::store::refuse_existing) {
+        return fail(e.to_string());
     }
     let started = std::time::Instant::now();
     let mut options = options.clone();

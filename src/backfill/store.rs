@@ -34,6 +34,18 @@ pub enum StoreError {
     Io { path: PathBuf, message: String },
 }
 
+/// Refuses a directory that holds a store (or the start of one): `snapshots.sqlite` or `log/`.
+/// `write` checks it; callers check it before a long backfill too, so that none is wasted.
+pub fn refuse_existing(dir: &Path) -> Result<(), StoreError> {
+    match ["snapshots.sqlite", "log"]
+        .into_iter()
+        .find(|name| dir.join(name).exists())
+    {
+        Some(name) => Err(StoreError::NotEmpty(dir.to_owned(), name)),
+        None => Ok(()),
+    }
+}
+
 /// Writes `state` as the snapshot of a new store in `dir` (created if missing), recording `source`
 /// as the configuration it was built under.
 pub fn write(dir: &Path, state: &State, source: &ConfigSource) -> Result<Written, StoreError> {
@@ -41,14 +53,8 @@ pub fn write(dir: &Path, state: &State, source: &ConfigSource) -> Result<Written
         path: dir.to_owned(),
         message,
     };
+    refuse_existing(dir)?;
     let snapshots = dir.join("snapshots.sqlite");
-    if snapshots.exists() {
-        return Err(StoreError::NotEmpty(dir.to_owned(), "snapshots.sqlite"));
-    }
-    let log = dir.join("log");
-    if std::fs::read_dir(&log).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(StoreError::NotEmpty(dir.to_owned(), "log/"));
-    }
     create_dir_durably(&RealStorage, dir).map_err(|e| io(format!("cannot create: {e}")))?;
     let bytes = state.encode_snapshot();
     let meta = SnapshotMeta {
