@@ -369,15 +369,18 @@ fn format_number(v: f64) -> String {
     }
 }
 
+/// The percentage of a row's decisions in the window taken by new staff, and the decisions; `None`
+/// without decisions by new staff.
+fn new_staff_share(row: &Value) -> Option<(f64, f64)> {
+    let decisions = figure(row, &["decisions", "in_window"]);
+    let by_new = figure(row, &["decisions", "by_new_staff_in_window"]);
+    (decisions > 0.0 && by_new > 0.0).then(|| (100.0 * by_new / decisions, decisions))
+}
+
 /// "N% of the decisions in the window up to the day were taken by staff in their first weeks", of
 /// one history row (`highest`: said as the highest share of the period); `None` without any.
 fn new_staff_fact(lang: Lang, history: &Value, row: &Value, highest: bool) -> Option<String> {
-    let decisions = figure(row, &["decisions", "in_window"]);
-    let by_new = figure(row, &["decisions", "by_new_staff_in_window"]);
-    if decisions <= 0.0 || by_new <= 0.0 {
-        return None;
-    }
-    let share = 100.0 * by_new / decisions;
+    let (share, decisions) = new_staff_share(row)?;
     let weeks = history["new_staff_weeks"].as_u64().unwrap_or(0);
     let day = row["day"].as_str().unwrap_or("?");
     let window = history["decision_window"].as_str().unwrap_or("?");
@@ -553,11 +556,7 @@ fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
             });
         }
         // The share of decisions by new staff: on the last day, and at its highest when higher.
-        let share = |d: &Value| {
-            let decisions = figure(d, &["decisions", "in_window"]);
-            let by_new = figure(d, &["decisions", "by_new_staff_in_window"]);
-            (decisions > 0.0 && by_new > 0.0).then(|| 100.0 * by_new / decisions)
-        };
+        let share = |d: &Value| new_staff_share(d).map(|(share, _)| share);
         out.extend(new_staff_fact(lang, history, last, false));
         let peak = days
             .iter()
