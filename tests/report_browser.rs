@@ -128,6 +128,12 @@ fn artifacts() -> PathBuf {
 
 /// Writes `html` to a file and loads it in Chromium over file:// (no Content-Security-Policy
 /// header there), the screenshot going to `screenshot`.
+/// `inspect_html` in a temporary directory of its own, the screenshot thrown away with it.
+fn inspect_page(html: &str) -> cdp::PageReport {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    inspect_html(html, dir.path(), &dir.path().join("shot.png"))
+}
+
 fn inspect_html(html: &str, dir: &Path, screenshot: &Path) -> cdp::PageReport {
     let page = dir.join("report.html");
     std::fs::write(&page, html).expect("the temporary directory is writable");
@@ -135,7 +141,6 @@ fn inspect_html(html: &str, dir: &Path, screenshot: &Path) -> cdp::PageReport {
     cdp::inspect(&url, screenshot).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The report of a week, with every chart drawn.
 /// The lines of every chart the report draws for this history and these targets, in page order:
 /// the history's charts, then one per target.
 fn expected_charts(
@@ -152,6 +157,7 @@ fn expected_charts(
     names
 }
 
+/// The report of a week, with every chart drawn.
 fn report_html() -> String {
     let (history, targets) = history_and_targets();
     assert_eq!(
@@ -239,8 +245,7 @@ fn a_console_error_is_reported() {
         "<script>console.error(\"boom\")</script></body>",
         1,
     );
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     let problems = report.problems();
     assert!(
         problems
@@ -253,8 +258,7 @@ fn a_console_error_is_reported() {
 #[test]
 fn an_uncaught_exception_is_reported() {
     let html = report_html().replacen("</body>", "<script>null.chart.draw()</script></body>", 1);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     let problems = report.problems();
     assert!(
         problems
@@ -271,8 +275,7 @@ fn a_chart_without_its_line_is_reported() {
     let start = html.find(" points=\"").expect("a polyline with points") + " points=\"".len();
     let end = start + html[start..].find('"').expect("the attribute ends");
     let html = format!("{}{}", &html[..start], &html[end..]);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     let problems = report.problems();
     assert_eq!(
         problems,
@@ -288,8 +291,7 @@ fn a_chart_with_no_line_at_all_is_reported() {
         "<h3>Empty</h3><svg width=\"100\" height=\"50\"></svg><h3>",
         1,
     );
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     assert_eq!(
         report.problems(),
         ["empty chart: svg #0 has no polyline"],
@@ -306,8 +308,7 @@ fn a_resource_that_fails_to_load_is_reported() {
         "</h1><img src=\"http://127.0.0.1:1/x.png\" alt=\"\"><img src=\"missing.png\" alt=\"\">",
         1,
     );
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     let problems = report.problems();
     for url in ["http://127.0.0.1:1/x.png", "missing.png"] {
         assert!(
@@ -360,8 +361,7 @@ fn under_policy(html: &str, policy: &str) -> String {
 fn the_report_is_clean_under_the_daemons_own_policy() {
     let policy = daemons_policy();
     let html = under_policy(&report_html(), &policy);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     // The inline style is allowed (else: "Applying inline style violates ..."), nothing else is
     // loaded, and every chart still has its lines.
     assert_eq!(
@@ -388,8 +388,7 @@ fn a_violation_of_the_daemons_policy_is_reported() {
         ),
         &policy,
     );
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = inspect_html(&html, dir.path(), &dir.path().join("shot.png"));
+    let report = inspect_page(&html);
     let problems = report.problems();
     // Chromium reports the refusal as a Log.entryAdded of level error from source "security".
     assert!(
