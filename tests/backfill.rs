@@ -9,7 +9,6 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -323,18 +322,10 @@ impl Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Prometheus on the TSDB `tsdb` (blocks from promtool), keeping everything (the default retention
 /// of 15 days would delete older blocks at once), evaluating nothing.
 fn start_prometheus(dir: &Path, tsdb: &Path) -> (Server, String) {
-    let port = free_port();
+    let port = harness::free_port();
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
     let log = dir.join("prometheus.log");

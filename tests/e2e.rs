@@ -65,7 +65,7 @@ impl Drop for Server {
 
 /// Starts Prometheus on a free loopback port with `config` (YAML) and its storage in `dir`.
 fn start_prometheus(dir: &Path, config: &str) -> (Server, SocketAddr) {
-    let port = free_port();
+    let port = harness::free_port();
     let config_file = dir.join("prometheus.yml");
     std::fs::write(&config_file, config).unwrap();
     let server = Server::start(
@@ -79,14 +79,6 @@ fn start_prometheus(dir: &Path, config: &str) -> (Server, SocketAddr) {
         dir,
     );
     (server, format!("127.0.0.1:{port}").parse().unwrap())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
@@ -322,7 +314,7 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
     // pointed at this test's webhook, its waits shortened, and working hours set to a minute far
     // from now, so that tickets are held.
     let (hook, received) = webhook();
-    let alertmanager_port = free_port();
+    let alertmanager_port = harness::free_port();
     let alertmanager_config = dir.path().join("alertmanager.yml");
     let shipped_routing = std::fs::read_to_string(root.join("config/alertmanager/backlogd.yml"))
         .expect("the shipped Alertmanager configuration exists");

@@ -10,7 +10,7 @@
 #[path = "it/harness.rs"]
 mod harness;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ struct NatsServer {
 
 impl NatsServer {
     fn start() -> NatsServer {
-        NatsServer::start_on(free_port())
+        NatsServer::start_on(harness::free_port())
     }
 
     fn start_on(port: u16) -> NatsServer {
@@ -79,15 +79,6 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A free port: bind, read it, release it (the server binds it a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The environment of a daemon consuming `CASES` (subjects `cases.>`) with durable `durable`.
@@ -412,7 +403,7 @@ fn a_rejected_event_lands_on_the_dead_letter_subject() {
 #[test]
 fn an_unreachable_server_is_retried_while_http_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = harness::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let daemon = Daemon::start(&dir.path().join("store"), &nats_env(&url, "backlogd", &[]));
     assert_eq!(daemon.get("/readyz").status, 200);

@@ -1,7 +1,7 @@
 //! `backlogd demo`: seeds a temporary store with the taskforce history (daily history included),
 //! keeps posting live events, and removes the store when stopped.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,7 @@ fn scrape(addr: SocketAddr) -> Option<String> {
 
 #[test]
 fn demo_loads_history_then_keeps_emitting_live_events() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = Command::new(BINARY)
         .args(["demo", "--listen", &addr.to_string(), "--scale", "0.05"])

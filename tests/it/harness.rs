@@ -7,7 +7,7 @@
 //! exit are awaited by short bounded polling.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -684,4 +684,13 @@ fn parse_series(line: &str) -> Option<(SeriesKey, &str)> {
     }
     labels.sort();
     Some(((name, labels), rest))
+}
+
+/// A free loopback port: bound, read and released (the server given it binds it a moment later).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
