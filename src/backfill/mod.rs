@@ -467,24 +467,6 @@ fn nanos_saturating(at: Timestamp) -> EpochNanos {
     crate::core::time::to_nanos_saturating(at)
 }
 
-/// An instant on the command line: RFC 3339 (`2025-01-31T12:00:00Z`), a date (`2025-01-31`, UTC
-/// midnight) or `now`.
-pub fn parse_instant(text: &str) -> Result<Timestamp, String> {
-    let text = text.trim();
-    if text == "now" {
-        return Ok(Timestamp::now());
-    }
-    if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        return date
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp())
-            .map_err(|e| format!("{text:?}: {e}"));
-    }
-    text.parse::<Timestamp>().map_err(|e| {
-        format!("{text:?} is not an instant (RFC 3339 such as 2025-01-31T12:00:00Z, a date such as 2025-01-31, or now): {e}")
-    })
-}
-
 /// A duration on the command line: `1h`, `5m`, `1d`, `90s`, or ISO 8601 (`PT1H`, `P1D`).
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let text = text.trim();

@@ -102,10 +102,10 @@ pub enum Command {
         limit: usize,
         reply: oneshot::Sender<Vec<OverdueCase>>,
     },
-    /// The daily history rows with `from ≤ day ≤ to` (`GET /v1/history`; days as `YYYY-MM-DD`).
+    /// The daily history rows with `from ≤ day ≤ to` (`GET /v1/history`).
     History {
-        from: Option<String>,
-        to: Option<String>,
+        from: Option<jiff::civil::Date>,
+        to: Option<jiff::civil::Date>,
         reply: oneshot::Sender<HistoryAnswer>,
     },
     /// Every target in effect with its announcement history (`GET /v1/targets`).
@@ -384,7 +384,9 @@ impl Engine {
                     let _ = reply.send(self.state.target_reports());
                 }
                 Command::History { from, to, reply } => {
-                    // `YYYY-MM-DD` compares as text in date order.
+                    // Rows name their day as `YYYY-MM-DD` with a four-digit year, as jiff writes a
+                    // date of years 0–9999: the text compares in date order.
+                    let (from, to) = (from.map(|d| d.to_string()), to.map(|d| d.to_string()));
                     let rows = self
                         .state
                         .daily_history()
