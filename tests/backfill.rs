@@ -1131,3 +1131,112 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     assert_eq!(drawn, stored);
     daemon.stop();
 }
+
+/// The example events in time order (the file groups them by story, not by time).
+fn example_events_in_time_order(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/taskforce-autumn.ndjson"),
+    )
+    .unwrap();
+    let mut lines: Vec<(i64, &str)> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            (epoch(event["time"].as_str().unwrap()), line)
+        })
+        .collect();
+    lines.sort_by_key(|&(time, _)| time);
+    let path = dir.join("sorted.ndjson");
+    let body: String = lines.iter().map(|(_, line)| format!("{line}\n")).collect();
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// The history days of a daemon up to `to`.
+fn history_days(daemon: &Daemon, to: &str) -> serde_json::Value {
+    let response = daemon.get(&format!("/v1/history?to={to}"));
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.json().expect("JSON")["days"].clone()
+}
+
+/// A row carries what it counted (issue 20, defect 2): a reload that reorders the due-soon
+/// windows, adds one and changes `forecast.new_staff_weeks` used to relabel the past (the 28-day
+/// count under the 7-day label), and to describe old rows with the new weeks. And a store of
+/// snapshot format 7 (tests/fixtures/store-v7, rows without their windows) still loads, with the
+/// rows today's code writes for the same events.
+#[test]
+fn history_rows_keep_their_windows_across_reloads_restarts_and_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = example_events_in_time_order(dir.path());
+    let last_day = "2026-10-07";
+    let config = dir.path().join("backlogd.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(&config, &shipped).unwrap();
+
+    let fresh = dir.path().join("fresh");
+    let seeded = backlogd(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--store",
+        fresh.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let daemon = Daemon::start_with_config(&config, &fresh, &[]);
+    let expected = history_days(&daemon, last_day);
+    daemon.stop();
+    let rows = expected.as_array().unwrap();
+    assert_eq!(rows.len(), 37, "{expected:#}");
+    assert!(
+        rows.iter().any(|row| {
+            let due = &row["tracks"]["asylum"]["due_soon"];
+            due["P7D"] != due["P28D"]
+        }),
+        "the windows must count differently for the test to see a swap"
+    );
+    for row in rows {
+        assert_eq!(row["decision_window"], "P28D");
+        assert_eq!(row["new_staff_weeks"], 12);
+    }
+
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v7/snapshots.sqlite"),
+        old.join("snapshots.sqlite"),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_config(&config, &old, &[]);
+    assert_eq!(
+        history_days(&daemon, last_day),
+        expected,
+        "the format 7 store"
+    );
+
+    let reordered = shipped.replace(
+        "due_soon = [\"P7D\", \"P28D\"]",
+        "due_soon = [\"P28D\", \"P14D\", \"P7D\"]",
+    );
+    assert_ne!(reordered, shipped);
+    let reordered = reordered.replace("new_staff_weeks = 12", "new_staff_weeks = 8");
+    std::fs::write(&config, &reordered).unwrap();
+    let reload = daemon.request("POST", "/-/reload", &[], b"");
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    let answer = daemon.get("/v1/history").json().expect("JSON");
+    assert_eq!(answer["new_staff_weeks"], 8, "the settings now in force");
+    assert_eq!(
+        history_days(&daemon, last_day),
+        expected,
+        "after the reload"
+    );
+    daemon.kill();
+    let daemon = Daemon::start_with_config(&config, &old, &[]);
+    assert_eq!(
+        history_days(&daemon, last_day),
+        expected,
+        "after a crash and recovery"
+    );
+    daemon.stop();
+}

@@ -34,11 +34,9 @@ pub use crate::core::forecast::{Forecast, ForecastParams, ParamError};
 pub struct HistoryAnswer {
     /// Track names, in the order of each row's tracks.
     pub tracks: Vec<String>,
-    /// Due-soon window labels, in the order of each track's `due_soon`.
-    pub due_soon_windows: Vec<String>,
-    /// `forecast.window` as written (the rows' decision counts are over it).
+    /// `forecast.window` as written, now (each row names the window it counted over: its basis).
     pub decision_window: String,
-    /// `forecast.new_staff_weeks`.
+    /// `forecast.new_staff_weeks`, now (likewise).
     pub new_staff_weeks: u32,
     pub rows: Vec<DailyRow>,
     /// `report.language` (English in `new`).
@@ -52,11 +50,6 @@ impl HistoryAnswer {
     pub fn new(settings: &CoreSettings, rows: Vec<DailyRow>) -> HistoryAnswer {
         HistoryAnswer {
             tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
-            due_soon_windows: settings
-                .due_soon_windows
-                .iter()
-                .map(|w| w.label.clone())
-                .collect(),
             decision_window: settings.forecast_window.label.clone(),
             new_staff_weeks: settings.new_staff_weeks,
             rows,

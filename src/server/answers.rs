@@ -155,7 +155,9 @@ pub fn history_json(answer: &engine::HistoryAnswer) -> serde_json::Value {
                 .iter()
                 .zip(&row.tracks)
                 .map(|(name, t)| {
-                    let due_soon: serde_json::Map<String, serde_json::Value> = answer
+                    // The windows the row counted over, not today's (a reload may reorder them).
+                    let due_soon: serde_json::Map<String, serde_json::Value> = row
+                        .basis
                         .due_soon_windows
                         .iter()
                         .zip(&t.due_soon)
@@ -190,6 +192,8 @@ pub fn history_json(answer: &engine::HistoryAnswer) -> serde_json::Value {
                     "unmentored": row.unmentored,
                     "mentees_per_mentor": mentor_ratio,
                 },
+                "decision_window": row.basis.decision_window,
+                "new_staff_weeks": row.basis.new_staff_weeks,
                 "audits": {"passed_total": row.audits_passed, "failed_total": row.audits_failed},
                 "decisions": {
                     "in_window": row.decisions_in_window,
