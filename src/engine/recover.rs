@@ -98,10 +98,18 @@ impl Engine {
                     }
                     replayed_bytes += bytes as u64;
                 }
-                Replayed::Settings { position, source } => {
+                Replayed::Settings {
+                    position,
+                    at,
+                    source,
+                } => {
                     let recorded = settings_from(&source).map_err(|e| {
                         ReplayError(format!("settings record at {position:?}: {e}"))
                     })?;
+                    // Live, the engine advanced its clock to the reload's instant before switching
+                    // (`process` advances first): the midnights up to it are taken under the
+                    // settings before it, here as there.
+                    state.advance(at);
                     switch_settings(state, recorded.clone()).map_err(|e| {
                         ReplayError(format!("settings record at {position:?}: {e}"))
                     })?;
@@ -139,10 +147,14 @@ impl Engine {
                     "the configuration changed since the log was written; switching to it"
                 );
             }
+            // At an instant, as a reload: the clock there first, so that replaying this record
+            // after a crash takes the midnights up to it under the settings before it, as here.
+            let at = wall_clock();
+            state.advance(at);
             switch_settings(&mut state, (*settings).clone()).map_err(|e| {
                 anyhow::anyhow!("the configuration cannot be applied to the stored state: {e}")
             })?;
-            log.append(&encode_settings(wall_clock(), &source))?;
+            log.append(&encode_settings(at, &source))?;
             log.commit(log::Durability::Fsync)?;
         }
         let source = if unchanged {
