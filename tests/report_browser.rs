@@ -15,6 +15,7 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
+use backlogd::api;
 use backlogd::config;
 use backlogd::core::State;
 use backlogd::core::time::to_nanos;
@@ -95,7 +96,7 @@ fn story() -> Vec<String> {
 
 /// The bodies of `GET /v1/history` and `GET /v1/targets` of the shipped configuration's daemon after
 /// the story, at noon of the eighth day: seven days of history, one target.
-fn history_and_targets() -> (Value, Value) {
+fn history_and_targets() -> (api::History, Vec<api::Target>) {
     let config = config::load_from_str(include_str!("../config/backlogd.toml"))
         .expect("the shipped configuration is valid");
     let settings = config::core_settings(&config);
@@ -107,11 +108,11 @@ fn history_and_targets() -> (Value, Value) {
     }
     let until = "2026-03-08T12:00:00Z".parse().expect("a timestamp");
     state.advance(to_nanos(until).expect("in range"));
-    let history = backlogd::server::history_json(&HistoryAnswer::new(
+    let history = backlogd::server::history_body(&HistoryAnswer::new(
         &settings,
         state.daily_history().cloned().collect(),
     ));
-    let targets = backlogd::server::targets_json(&state.target_reports());
+    let targets = backlogd::server::targets_body(&state.target_reports());
     (history, targets)
 }
 
@@ -143,13 +144,10 @@ fn inspect_html(html: &str, dir: &Path, screenshot: &Path) -> cdp::PageReport {
 
 /// The lines of every chart the report draws for this history and these targets, in page order:
 /// the history's charts, then one per target.
-fn expected_charts(
-    history: &serde_json::Value,
-    targets: &serde_json::Value,
-) -> Vec<Vec<&'static str>> {
+fn expected_charts(history: &api::History, targets: &[api::Target]) -> Vec<Vec<&'static str>> {
     let mut names: Vec<Vec<&'static str>> = backlogd::report::charts(history)
         .iter()
-        .map(|chart| chart.lines.iter().map(|(name, _)| *name).collect())
+        .map(|chart| chart.lines.iter().map(|(name, _)| name.id()).collect())
         .collect();
     for _ in backlogd::report::target_charts(history, targets) {
         names.push(vec!["projected", "promised"]);
@@ -160,12 +158,8 @@ fn expected_charts(
 /// The report of a week, with every chart drawn.
 fn report_html() -> String {
     let (history, targets) = history_and_targets();
-    assert_eq!(
-        history["days"].as_array().map(Vec::len),
-        Some(7),
-        "{history:#}"
-    );
-    assert_eq!(targets.as_array().map(Vec::len), Some(1), "{targets:#}");
+    assert_eq!(history.days.len(), 7, "{history:#?}");
+    assert_eq!(targets.len(), 1, "{targets:#?}");
     render(Lang::En, &history, &targets)
 }
 

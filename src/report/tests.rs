@@ -3,13 +3,14 @@
 
 use serde_json::{Value, json};
 
-use super::{Lang, charts, render};
+use super::{Lang, Text, charts, render};
+use crate::api;
 use crate::core::State;
 use crate::engine::HistoryAnswer;
 
 /// The `GET /v1/history` body of the shipped configuration's state after `lines`, each applied at
 /// its own event time (as `backlogd backfill` does), then the clock moved to `until`.
-fn history_after(lines: &[String], until: &str) -> Value {
+fn history_after(lines: &[String], until: &str) -> api::History {
     let config = crate::config::load_from_str(include_str!("../../config/backlogd.toml"))
         .expect("the shipped configuration is valid");
     let settings = crate::config::core_settings(&config);
@@ -20,7 +21,7 @@ fn history_after(lines: &[String], until: &str) -> Value {
         state.apply(&event, at).expect("test events apply");
     }
     state.advance(crate::core::time::to_nanos(until.parse().unwrap()).unwrap());
-    crate::server::history_json(&HistoryAnswer::new(
+    crate::server::history_body(&HistoryAnswer::new(
         &settings,
         state.daily_history().cloned().collect(),
     ))
@@ -68,21 +69,19 @@ fn story() -> Vec<String> {
 #[test]
 fn the_charts_carry_the_history_and_the_facts_are_stated() {
     let history = history_after(&story(), "2026-03-07T12:00:00Z");
-    let days = history["days"].as_array().unwrap();
-    assert_eq!(days.len(), 6, "{history:#}");
-    let open: Vec<f64> = days
-        .iter()
-        .map(|d| d["tracks"]["asylum"]["open"].as_f64().unwrap())
-        .collect();
+    let days = &history.days;
+    assert_eq!(days.len(), 6, "{history:#?}");
+    let open: Vec<i64> = days.iter().map(|d| d.tracks["asylum"].open).collect();
     // 1, 1+2, 1+2+3, … registered; one decided on day 4.
-    assert_eq!(open, [1.0, 3.0, 6.0, 9.0, 14.0, 20.0]);
-    let page = render(Lang::En, &history, &json!([]));
+    assert_eq!(open, [1, 3, 6, 9, 14, 20]);
+    let page = render(Lang::En, &history, &[]);
     // Each chart's values, as drawn, are the history's.
     for chart in charts(&history) {
         for (key, values) in chart.lines {
             let written: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
             let attribute = format!(
-                "data-series=\"{key}\" data-values=\"{}\"",
+                "data-series=\"{}\" data-values=\"{}\"",
+                key.id(),
                 written.join(",")
             );
             assert!(page.contains(&attribute), "{attribute} missing");
@@ -108,7 +107,7 @@ fn the_charts_carry_the_history_and_the_facts_are_stated() {
         page.contains("Quality has not been measured since 2026-03-02."),
         "{page}"
     );
-    let dutch = render(Lang::Nl, &history, &json!([]));
+    let dutch = render(Lang::Nl, &history, &[]);
     assert!(dutch.contains("<html lang=\"nl\">"));
     assert!(dutch.contains("De kwaliteit is sinds 2026-03-02 niet gemeten."));
 }
@@ -116,21 +115,26 @@ fn the_charts_carry_the_history_and_the_facts_are_stated() {
 #[test]
 fn a_date_the_projection_misses_is_said_plainly() {
     let history = history_after(&story(), "2026-03-03T12:00:00Z");
-    let targets = json!([{
+    let targets: Vec<api::Target> = serde_json::from_value(json!([{
         "target": "backlog",
+        "track": null,
+        "configured_clear_by": null,
         "clear_by": "2026-06-01T00:00:00Z",
         "projected_clearance": "2026-08-10T00:00:00Z",
         "announcements": [{
-            "announced_at": "2026-03-02T09:30:00Z", "clear_by": "2026-06-01T00:00:00Z",
-            "announced_by": "minister", "projected_clearance": "2026-08-10T00:00:00Z",
+            "announced_at": "2026-03-02T09:30:00Z", "track": null, "clear_by": "2026-06-01T00:00:00Z",
+            "announced_by": "minister", "note": null, "projected_clearance": "2026-08-10T00:00:00Z",
             "behind_projection": true, "verdict": "...",
         }],
     }, {
         "target": "never",
+        "track": null,
+        "configured_clear_by": null,
         "clear_by": "2026-06-01T00:00:00Z",
         "projected_clearance": null,
         "announcements": [],
-    }]);
+    }]))
+    .unwrap();
     let page = render(Lang::En, &history, &targets);
     assert!(
         page.contains(
@@ -153,7 +157,12 @@ fn a_date_the_projection_misses_is_said_plainly() {
 
 #[test]
 fn a_history_without_days_says_so() {
-    let page = render(Lang::En, &json!({"days": []}), &json!([]));
+    let empty = api::History {
+        decision_window: "P28D".to_owned(),
+        new_staff_weeks: 12,
+        days: Vec::new(),
+    };
+    let page = render(Lang::En, &empty, &[]);
     assert!(page.contains("No day has ended"));
 }
 
@@ -188,19 +197,22 @@ fn the_share_of_decisions_by_new_staff_is_stated() {
     }
     lines.sort_by_key(|line| serde_json::from_str::<Value>(line).unwrap()["time"].to_string());
     let history = history_after(&lines, "2026-03-04T12:00:00Z");
-    let last = history["days"].as_array().unwrap().last().unwrap();
+    let last = history.days.last().unwrap();
     assert_eq!(
-        last["decisions"],
-        json!({"in_window": 4, "by_new_staff_in_window": 1})
+        last.decisions,
+        api::HistoryDecisions {
+            in_window: 4,
+            by_new_staff_in_window: 1
+        }
     );
-    let page = render(Lang::En, &history, &json!([]));
+    let page = render(Lang::En, &history, &[]);
     assert!(
         page.contains(
             "25% of the 4 decisions in the 28 days up to 2026-03-03 were taken by staff in their first 12 weeks."
         ),
         "{page}"
     );
-    let dutch = render(Lang::Nl, &history, &json!([]));
+    let dutch = render(Lang::Nl, &history, &[]);
     assert!(
         dutch.contains(
             "25% van de 4 beslissingen in de 28 dagen tot en met 2026-03-03 is genomen door medewerkers in hun eerste 12 weken."
@@ -212,9 +224,8 @@ fn the_share_of_decisions_by_new_staff_is_stated() {
 #[test]
 fn one_day_is_too_few_for_a_line() {
     let mut history = history_after(&story(), "2026-03-07T12:00:00Z");
-    let first = history["days"][0].clone();
-    history["days"] = json!([first]);
-    let page = render(Lang::En, &history, &json!([]));
+    history.days.truncate(1);
+    let page = render(Lang::En, &history, &[]);
     assert!(!page.contains("<svg"), "{page}");
     assert_eq!(
         page.matches("Too few days for a line yet.").count(),
@@ -222,44 +233,66 @@ fn one_day_is_too_few_for_a_line() {
     );
 }
 
+/// A row of `GET /v1/history` for `day` (ending at the next midnight UTC) with one track,
+/// `asylum`, of `open` open cases, `inflow` registered so far and `audits` passed so far; the rest
+/// 0, and 4 experienced employees.
+fn row(day: jiff::civil::Date, open: i64, inflow: u64, audits: u64) -> api::HistoryDay {
+    let at = day
+        .tomorrow()
+        .unwrap()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp();
+    serde_json::from_value(json!({
+        "day": day.to_string(),
+        "at": at.to_string(),
+        "decision_window": "P28D",
+        "new_staff_weeks": 12,
+        "tracks": {"asylum": {"open": open, "overdue": 0, "due_soon": {"P7D": 0},
+            "inflow_total": inflow, "outflow_total": 0,
+            "penalty_exposure_euros": 0.0, "penalty_incurred_euros": 0.0,
+            "clearance_seconds": null}},
+        "employees": {"experienced": 4, "inexperienced": 0, "mentors": 0, "mentees": 0,
+            "unmentored": 0, "mentees_per_mentor": null},
+        "audits": {"passed_total": audits, "failed_total": 0},
+        "decisions": {"in_window": 0, "by_new_staff_in_window": 0},
+    }))
+    .unwrap()
+}
+
 /// A history of `n` days in the shape of `GET /v1/history`: every day 3 new cases (none decided)
 /// and one audit passed.
-fn long_history(n: usize) -> Value {
+fn long_history(n: usize) -> api::History {
     let start: jiff::civil::Date = "2025-01-01".parse().unwrap();
-    let days: Vec<Value> = (0..n)
+    let days = (0..n)
         .map(|i| {
             let day = start.checked_add(jiff::Span::new().days(i as i64)).unwrap();
-            json!({
-                "day": day.to_string(),
-                "tracks": {"asylum": {"open": 3 * i, "overdue": 0, "due_soon": {"P7D": 0},
-                    "inflow_total": 3 * i, "outflow_total": 0,
-                    "penalty_exposure_euros": 0.0, "penalty_incurred_euros": 0.0}},
-                "employees": {"experienced": 4, "inexperienced": 0, "unmentored": 0,
-                    "mentees_per_mentor": null},
-                "audits": {"passed_total": i, "failed_total": 0},
-                "decisions": {"in_window": 0, "by_new_staff_in_window": 0},
-            })
+            row(day, 3 * i as i64, 3 * i as u64, i as u64)
         })
         .collect();
-    json!({"decision_window": "P28D", "new_staff_weeks": 12, "days": days})
+    api::History {
+        decision_window: "P28D".to_owned(),
+        new_staff_weeks: 12,
+        days,
+    }
 }
 
 #[test]
 fn a_long_range_sums_the_flows_by_week_counting_back_from_the_last_day() {
     let history = long_history(100);
     let charts = charts(&history);
-    let flows = charts.iter().find(|c| c.title == "flows").unwrap();
+    let flows = charts.iter().find(|c| c.title == Text::FlowsWeek).unwrap();
     assert!(flows.weekly);
     // Days 99, 92, …, 1 are read; the weeks end on days 8, 15, …, 99.
     assert_eq!(flows.days, (8..=99).step_by(7).collect::<Vec<_>>());
-    assert_eq!(flows.lines[0], ("inflow", vec![21.0; 14]));
-    let audits = charts.iter().find(|c| c.title == "audits").unwrap();
+    assert_eq!(flows.lines[0], (Text::InflowWeek, vec![21.0; 14]));
+    let audits = charts.iter().find(|c| c.title == Text::AuditsWeek).unwrap();
     assert_eq!(audits.lines[0].1, vec![7.0; 14]);
     // Levels stay daily.
-    let open = charts.iter().find(|c| c.title == "open").unwrap();
+    let open = charts.iter().find(|c| c.title == Text::Open).unwrap();
     assert!(!open.weekly);
     assert_eq!(open.lines[0].1.len(), 100);
-    let page = render(Lang::En, &history, &json!([]));
+    let page = render(Lang::En, &history, &[]);
     assert!(
         page.contains("<h3>New and decided cases per week</h3>"),
         "{page}"
@@ -267,16 +300,16 @@ fn a_long_range_sums_the_flows_by_week_counting_back_from_the_last_day() {
     assert!(page.contains(">New cases per week</text>"), "{page}");
     // The weekly chart's first label is the end of its first week (day 8: 2025-01-09).
     assert!(page.contains(">2025-01-09</text>"), "{page}");
-    let dutch = render(Lang::Nl, &history, &json!([]));
+    let dutch = render(Lang::Nl, &history, &[]);
     assert!(dutch.contains("<h3>Nieuwe en afgehandelde zaken per week</h3>"));
     // Up to WEEKLY_AFTER_DAYS days, by day.
     let short = long_history(super::WEEKLY_AFTER_DAYS);
-    let flows = charts_of(&short, "flows");
+    let flows = charts_of(&short, Text::Flows);
     assert!(!flows.weekly);
     assert_eq!(flows.lines[0].1, vec![3.0; super::WEEKLY_AFTER_DAYS - 1]);
 }
 
-fn charts_of(history: &Value, title: &str) -> super::Chart {
+fn charts_of(history: &api::History, title: Text) -> super::Chart {
     charts(history)
         .into_iter()
         .find(|c| c.title == title)
@@ -287,29 +320,37 @@ fn charts_of(history: &Value, title: &str) -> super::Chart {
 fn the_projection_is_drawn_against_the_date_promised_each_day() {
     // Day i ends at 2025-01-(i+2) 00:00 UTC; the backlog clears in 20 weeks on days 0..4, and
     // does not shrink from day 5.
-    let days: Vec<Value> = (0..10)
+    let start: jiff::civil::Date = "2025-01-01".parse().unwrap();
+    let days = (0..10)
         .map(|i| {
-            let at = jiff::Timestamp::from_second(1_735_776_000 + i * 86_400).unwrap();
-            let clearance = if i < 5 {
-                json!(20 * 604_800)
-            } else {
-                Value::Null
-            };
-            json!({
-                "day": format!("2025-01-{:02}", i + 1),
-                "at": at.to_string(),
-                "tracks": {"asylum": {"open": 100, "clearance_seconds": clearance}},
-            })
+            let mut day = row(
+                start.checked_add(jiff::Span::new().days(i)).unwrap(),
+                100,
+                0,
+                0,
+            );
+            if i < 5 {
+                day.tracks.get_mut("asylum").unwrap().clearance_seconds = Some(20.0 * 604_800.0);
+            }
+            day
         })
         .collect();
-    let history = json!({"days": days});
-    let targets = json!([{
+    let history = api::History {
+        decision_window: "P28D".to_owned(),
+        new_staff_weeks: 12,
+        days,
+    };
+    let targets: Vec<api::Target> = serde_json::from_value(json!([{
         "target": "backlog",
         "track": null,
         "configured_clear_by": "2025-03-01T00:00:00Z",
         "clear_by": "2025-06-01T00:00:00Z",
-        "announcements": [{"announced_at": "2025-01-03T12:00:00Z", "clear_by": "2025-06-01T00:00:00Z"}],
-    }]);
+        "projected_clearance": null,
+        "announcements": [{"announced_at": "2025-01-03T12:00:00Z", "track": null,
+            "clear_by": "2025-06-01T00:00:00Z", "announced_by": null, "note": null,
+            "projected_clearance": null, "behind_projection": true, "verdict": "..."}],
+    }]))
+    .unwrap();
     let charts = super::target_charts(&history, &targets);
     assert_eq!(charts.len(), 1);
     let chart = &charts[0];
@@ -339,6 +380,29 @@ fn the_projection_is_drawn_against_the_date_promised_each_day() {
     );
     assert!(page.contains("data-series=\"promised\" data-values=\"8.3,8.3,21.4,"));
     // A target of another track is not drawn.
-    let elsewhere = json!([{"target": "x", "track": "family", "configured_clear_by": "2025-03-01T00:00:00Z", "announcements": []}]);
+    let mut elsewhere = targets.clone();
+    elsewhere[0].track = Some("family".to_owned());
     assert!(super::target_charts(&history, &elsewhere).is_empty());
+}
+
+/// The table of texts is complete: every key has an English and a Dutch text, each language
+/// takes the same values, and the weekly form of a chart's text is another key.
+#[test]
+fn every_text_is_in_both_languages_with_the_same_values() {
+    assert!(Text::ALL.len() > 40, "the table lists every key");
+    for &key in Text::ALL {
+        let (en, nl) = (key.get(Lang::En), key.get(Lang::Nl));
+        assert!(!en.trim().is_empty() && !nl.trim().is_empty(), "{key:?}");
+        assert_ne!(en, nl, "{key:?} is not translated");
+        assert_eq!(
+            super::placeholders(en),
+            super::placeholders(nl),
+            "{key:?}: the languages take other values"
+        );
+        assert!(!key.id().is_empty(), "{key:?}");
+    }
+    for key in [Text::Flows, Text::Inflow, Text::Outflow, Text::Audits] {
+        assert_ne!(key.weekly(true), key, "{key:?} has a weekly form");
+        assert_eq!(key.weekly(true).id(), key.id(), "{key:?}: one series id");
+    }
 }
