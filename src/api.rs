@@ -273,10 +273,25 @@ pub struct Forecast {
     /// When the open cases reach zero within the horizon.
     #[serde(with = "nullable_instant")]
     pub clearance: Option<Timestamp>,
+    /// Whether the backlog clears within the horizon, not within it, or never.
+    pub clearance_outlook: ClearanceOutlook,
     pub parameters: ForecastParameters,
     pub observed: ForecastObserved,
     pub targets: Vec<ForecastTarget>,
     pub weeks: Vec<ForecastWeek>,
+}
+
+/// What the projection says of the clearance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearanceOutlook {
+    /// `clearance` is the instant.
+    WithinHorizon,
+    /// Not within the horizon; a longer horizon may show it.
+    NotWithinHorizon,
+    /// Never: the inflow outpaces every employee, hires after the horizon included, at the best
+    /// observed rate.
+    Never,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

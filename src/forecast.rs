@@ -65,12 +65,21 @@ fn day(t: api::Timestamp) -> String {
 
 /// A figure the daemon may not have (`null`): as it is, or "unknown".
 fn plain(value: Option<f64>) -> String {
-    value.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
+    value.map_or_else(|| "unknown".to_owned(), |v| (v + 0.0).to_string())
 }
 
 /// A figure the daemon may not have (`null`): the number, or "unknown".
 fn figure(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.decimals$}"))
+    value.map_or_else(|| "unknown".to_owned(), |v| fixed(v, decimals))
+}
+
+/// `x` with `decimals` decimals, never "-0" (a value that rounds to zero is 0).
+fn fixed(x: f64, decimals: usize) -> String {
+    let text = format!("{x:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_owned(),
+        _ => text,
+    }
 }
 
 /// The forecast as a plain-text table with a few lines of context above it.
@@ -82,11 +91,11 @@ pub fn table(answer: &api::Forecast) -> String {
         out,
         "Forecast from {} ({} open, {} overdue; staff {} experienced, {} mentoring, {} inexperienced)",
         day(answer.start),
-        o.open,
-        o.overdue,
-        o.staff_experienced,
-        o.staff_mentoring,
-        o.staff_inexperienced,
+        o.open + 0.0,
+        o.overdue + 0.0,
+        o.staff_experienced + 0.0,
+        o.staff_mentoring + 0.0,
+        o.staff_inexperienced + 0.0,
     );
     let _ = writeln!(
         out,
@@ -104,28 +113,42 @@ pub fn table(answer: &api::Forecast) -> String {
         out,
         "Parameters: hires [{}], ramp-up {} weeks, {} mentees per mentor, {} leavers and {} new cases a week",
         hires.join(", "),
-        p.ramp_up_weeks,
+        p.ramp_up_weeks + 0.0,
         plain(p.mentor_ratio),
-        p.leavers_per_week,
+        p.leavers_per_week + 0.0,
         plain(p.inflow_per_week),
     );
-    let _ = writeln!(
-        out,
-        "Projected clearance: {}",
-        answer.clearance.map_or_else(|| "never".to_owned(), day)
-    );
+    let horizon_end = answer.weeks.last().map_or(answer.start, |w| w.end);
+    let clearance = match (answer.clearance_outlook, answer.clearance) {
+        (api::ClearanceOutlook::WithinHorizon, Some(c)) => day(c),
+        (api::ClearanceOutlook::Never, _) => {
+            "never (the inflow outpaces every employee at the best observed rate)".to_owned()
+        }
+        _ => format!(
+            "not within the horizon of {} weeks (to {})",
+            answer.weeks.len(),
+            day(horizon_end)
+        ),
+    };
+    let _ = writeln!(out, "Projected clearance: {clearance}");
     for t in &answer.targets {
-        let _ = writeln!(
-            out,
-            "Target {}: {}{}",
-            t.target,
-            day(t.clear_by),
-            match answer.clearance {
-                Some(c) if c > t.clear_by => " (missed at this projection)",
-                None => " (missed: no clearance within the horizon)",
-                _ => "",
+        let verdict = match (answer.clearance_outlook, answer.clearance) {
+            (api::ClearanceOutlook::Never, _) => {
+                " (missed: the backlog never clears at this projection)"
             }
-        );
+            (api::ClearanceOutlook::WithinHorizon, Some(c)) if c > t.clear_by => {
+                " (missed at this projection)"
+            }
+            (api::ClearanceOutlook::WithinHorizon, _) => "",
+            // Still open at the horizon's end: missed when the date is within the horizon.
+            (api::ClearanceOutlook::NotWithinHorizon, _) if t.clear_by <= horizon_end => {
+                " (missed at this projection)"
+            }
+            (api::ClearanceOutlook::NotWithinHorizon, _) => {
+                " (after the horizon: not known at this projection)"
+            }
+        };
+        let _ = writeln!(out, "Target {}: {}{verdict}", t.target, day(t.clear_by));
     }
     let _ = writeln!(
         out,
@@ -143,16 +166,16 @@ pub fn table(answer: &api::Forecast) -> String {
     for w in &answer.weeks {
         let _ = writeln!(
             out,
-            "{:>4}  {:<10}  {:>9.0}  {:>9.0}  {:>9.1}  {:>7.1}  {:>11.1}  {:>9.1}  {:>13.1}",
+            "{:>4}  {:<10}  {:>9}  {:>9}  {:>9}  {:>7}  {:>11}  {:>9}  {:>13}",
             w.week,
             day(w.end),
-            w.open,
-            w.overdue_estimated,
-            w.decisions,
-            w.inflow,
-            w.staff_experienced,
-            w.staff_mentoring,
-            w.staff_inexperienced,
+            fixed(w.open, 0),
+            fixed(w.overdue_estimated, 0),
+            fixed(w.decisions, 1),
+            fixed(w.inflow, 1),
+            fixed(w.staff_experienced, 1),
+            fixed(w.staff_mentoring, 1),
+            fixed(w.staff_inexperienced, 1),
         );
     }
     out
@@ -253,7 +276,9 @@ pub fn svg(answer: &api::Forecast) -> String {
         ("#1f5fa8", "open cases".to_owned()),
         ("#c0392b", "past deadline (estimate)".to_owned()),
     ];
-    if let Some(clearance) = answer.clearance {
+    if let (api::ClearanceOutlook::WithinHorizon, Some(clearance)) =
+        (answer.clearance_outlook, answer.clearance)
+    {
         let _ = writeln!(
             s,
             r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#27ae60" stroke-width="2"/>"##,
@@ -261,6 +286,8 @@ pub fn svg(answer: &api::Forecast) -> String {
             x = x(seconds(clearance))
         );
         legend.push(("#27ae60", format!("projected clearance {}", day(clearance))));
+    } else if answer.clearance_outlook == api::ClearanceOutlook::Never {
+        legend.push(("#27ae60", "never cleared at these rates".to_owned()));
     } else {
         legend.push(("#27ae60", "no clearance within the horizon".to_owned()));
     }
@@ -308,6 +335,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "start": "2026-01-05T00:00:00Z",
             "clearance": "2026-03-02T00:00:00Z",
+            "clearance_outlook": "within_horizon",
             "parameters": {"weeks": 2, "hires": [{"count": 5.0, "week": 1}], "ramp_up_weeks": 26.0,
                 "mentor_ratio": 4.0, "leavers_per_week": 0.0, "inflow_per_week": 10.0},
             "observed": {"open": 100.0, "overdue": 40.0, "staff_experienced": 3.0, "staff_mentoring": 1.0,
@@ -354,5 +382,98 @@ mod tests {
         assert!(drawing.contains("projected clearance 2026-03-02"));
         assert_eq!(drawing.matches("<polyline").count(), 2);
         assert_eq!(encode("250@2, 10@8"), "250@2%2C%2010@8".replace("%2C", ","));
+    }
+
+    /// A horizon too short to see the clearance says so, and does not call the backlog "never"
+    /// cleared, nor a target beyond the horizon missed.
+    #[test]
+    fn not_within_the_horizon_is_not_never() {
+        let mut short = answer();
+        short.clearance = None;
+        short.clearance_outlook = api::ClearanceOutlook::NotWithinHorizon;
+        let text = table(&short);
+        assert!(
+            text.contains(
+                "Projected clearance: not within the horizon of 2 weeks (to 2026-01-19)\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("never"), "{text}");
+        // 2026-02-01 and 2027-01-01 are after the horizon's end: unknown, not missed.
+        assert!(
+            text.contains(
+                "Target backlog: 2026-02-01 (after the horizon: not known at this projection)\n"
+            ),
+            "{text}"
+        );
+        let drawing = svg(&short);
+        assert!(
+            drawing.contains("no clearance within the horizon"),
+            "{drawing}"
+        );
+        assert!(!drawing.contains("never"), "{drawing}");
+        // Never is never, and misses every target.
+        let mut never = short.clone();
+        never.clearance_outlook = api::ClearanceOutlook::Never;
+        let text = table(&never);
+        assert!(
+            text.contains("Projected clearance: never (the inflow outpaces every employee at the best observed rate)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Target later: 2027-01-01 (missed: the backlog never clears at this projection)\n"
+            ),
+            "{text}"
+        );
+        assert!(svg(&never).contains("never cleared at these rates"));
+        // A target within the horizon is missed when the backlog is still open at its end.
+        let mut early = short.clone();
+        early.targets[0].clear_by = "2026-01-10T00:00:00Z".parse().unwrap();
+        assert!(
+            table(&early).contains("Target backlog: 2026-01-10 (missed at this projection)\n"),
+            "{}",
+            table(&early)
+        );
+    }
+
+    /// No figure of the forecast reads "-0": the projection of an agency without inexperienced
+    /// staff, through the daemon's body and the table.
+    #[test]
+    fn no_figure_is_minus_zero() {
+        use crate::core::forecast::{ForecastInputs, ForecastParams, project};
+        let inputs = ForecastInputs {
+            start: 1_767_571_200_000_000_000,
+            open: 10.0,
+            overdue: 0.0,
+            experienced: 2.0,
+            mentors: 0.0,
+            inexperienced: 0.0,
+            rate_experienced: 1.0,
+            rate_mentor: 1.0,
+            rate_inexperienced: 0.0,
+            net_inflow_per_week: 0.0,
+            decision_period_weeks: 26.0,
+        };
+        let forecast = project(&inputs, &ForecastParams::default());
+        let answer = crate::server::forecast_body(&crate::engine::ForecastAnswer {
+            forecast,
+            targets: Vec::new(),
+        });
+        // A number that reads as a negative zero ("-0", "-0.0").
+        let minus_zero = |text: &str| {
+            text.split(|c: char| c.is_whitespace() || ",:[]{}()\"".contains(c))
+                .any(|word| word.starts_with('-') && word.parse::<f64>() == Ok(0.0))
+        };
+        assert!(minus_zero("a -0.0 b") && minus_zero("[-0]") && !minus_zero("2026-01-05"));
+        let json = serde_json::to_string(&answer).unwrap();
+        assert!(!minus_zero(&json), "{json}");
+        let text = table(&answer);
+        assert!(!minus_zero(&text), "{text}");
+        let mut negative = answer.clone();
+        negative.weeks[0].staff_inexperienced = -0.0;
+        negative.weeks[0].overdue_estimated = -0.2;
+        let text = table(&negative);
+        assert!(!minus_zero(&text), "{text}");
     }
 }

@@ -227,10 +227,10 @@ pub fn forecast_body(answer: &engine::ForecastAnswer) -> api::Forecast {
     let f = &answer.forecast;
     // The core's instants are within jiff's range (the clock is a timestamp).
     let date = |nanos: i64| jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or_default();
-    // One decimal; never -0.
-    let round = |x: f64| (x * 10.0).round() / 10.0;
+    // One decimal; never -0 (adding +0 turns -0 into +0: sums of nothing are -0 in Rust).
+    let round = |x: f64| (x * 10.0).round() / 10.0 + 0.0;
     // JSON has no NaN or infinity: such a figure is null.
-    let finite = |x: f64| x.is_finite().then_some(x);
+    let finite = |x: f64| x.is_finite().then_some(x + 0.0);
     let i = &f.inputs;
     let weeks = f
         .weeks
@@ -268,6 +268,11 @@ pub fn forecast_body(answer: &engine::ForecastAnswer) -> api::Forecast {
     api::Forecast {
         start: date(i.start),
         clearance: f.clearance.map(date),
+        clearance_outlook: match f.outlook {
+            engine::Outlook::WithinHorizon => api::ClearanceOutlook::WithinHorizon,
+            engine::Outlook::NotWithinHorizon => api::ClearanceOutlook::NotWithinHorizon,
+            engine::Outlook::Never => api::ClearanceOutlook::Never,
+        },
         parameters: api::ForecastParameters {
             weeks: f.params.weeks,
             hires,
@@ -277,11 +282,11 @@ pub fn forecast_body(answer: &engine::ForecastAnswer) -> api::Forecast {
             inflow_per_week: finite(round(f.inflow_per_week)),
         },
         observed: api::ForecastObserved {
-            open: i.open,
-            overdue: i.overdue,
-            staff_experienced: i.experienced,
-            staff_mentoring: i.mentors,
-            staff_inexperienced: i.inexperienced,
+            open: i.open + 0.0,
+            overdue: i.overdue + 0.0,
+            staff_experienced: i.experienced + 0.0,
+            staff_mentoring: i.mentors + 0.0,
+            staff_inexperienced: i.inexperienced + 0.0,
             decisions_per_employee_week_experienced: finite(i.rate_experienced),
             decisions_per_employee_week_mentoring: finite(i.rate_mentor),
             decisions_per_employee_week_inexperienced: finite(i.rate_inexperienced),
