@@ -308,7 +308,12 @@ pub fn targets_body(reports: &[engine::TargetReport]) -> Vec<api::Target> {
                 .iter()
                 .map(|a| {
                     let verdict = match (a.behind_projection, a.projected_clearance) {
-                        (false, _) => "on or before the projected clearance at the time".to_owned(),
+                        (false, Some(projected)) => format!(
+                            "on or after the projected clearance at the time: projected {projected}, {:.1} weeks earlier",
+                            (a.clear_by.as_second() - projected.as_second()) as f64 / 604_800.0
+                        ),
+                        // Not behind, yet no projection: cannot happen (never is behind every date).
+                        (false, None) => "on or after the projected clearance at the time".to_owned(),
                         (true, None) => "announced while the projection said the backlog would never clear at the observed rate".to_owned(),
                         (true, Some(projected)) => format!(
                             "announced a date the projection already said would be missed: projected {projected}, {:.1} weeks later",
@@ -337,4 +342,50 @@ pub fn targets_body(reports: &[engine::TargetReport]) -> Vec<api::Target> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict of an announcement says which side of the projection its date is on.
+    #[test]
+    fn a_date_after_the_projection_is_not_called_before_it() {
+        let at = |text: &str| text.parse::<jiff::Timestamp>().unwrap();
+        let announcement = |clear_by: &str, projected: Option<&str>, behind: bool| {
+            crate::core::state::AnnouncementReport {
+                time: at("2026-10-01T00:00:00Z"),
+                track: None,
+                clear_by: at(clear_by),
+                announced_by: None,
+                note: None,
+                projected_clearance: projected.map(at),
+                behind_projection: behind,
+            }
+        };
+        let report = engine::TargetReport {
+            name: "backlog".to_owned(),
+            track: None,
+            configured_clear_by: None,
+            clear_by: at("2028-01-01T00:00:00Z"),
+            projected_clearance: Some(at("2026-12-26T00:00:00Z")),
+            announcements: vec![
+                announcement("2028-01-01T00:00:00Z", Some("2026-12-26T00:00:00Z"), false),
+                announcement("2026-12-01T00:00:00Z", Some("2026-12-26T00:00:00Z"), true),
+            ],
+        };
+        let body = targets_body(&[report]);
+        let verdicts: Vec<&str> = body[0]
+            .announcements
+            .iter()
+            .map(|a| a.verdict.as_str())
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                "on or after the projected clearance at the time: projected 2026-12-26T00:00:00Z, 53.0 weeks earlier",
+                "announced a date the projection already said would be missed: projected 2026-12-26T00:00:00Z, 3.6 weeks later",
+            ]
+        );
+    }
 }
