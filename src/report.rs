@@ -83,7 +83,11 @@ texts! {
     Period "period" => ("Days", "Dagen"),
     Open "open" => ("Open cases", "Openstaande zaken"),
     Overdue "overdue" => ("Past the deadline", "Over de beslistermijn"),
-    DueSoon "due_soon" => ("Due soon", "Binnenkort over de termijn"),
+    DueSoon "due_soon" => (
+        "Due soon (the shortest window)",
+        "Binnenkort over de termijn (het kortste venster)"
+    ),
+    DueWithin "due_within" => ("Due within {window}", "Binnen {window} over de termijn"),
     Inflow "inflow" => ("New cases per day", "Nieuwe zaken per dag"),
     InflowWeek "inflow" => ("New cases per week", "Nieuwe zaken per week"),
     Outflow "outflow" => ("Decided per day", "Afgehandeld per dag"),
@@ -130,6 +134,10 @@ texts! {
     Within "within" => ("within the projection", "binnen de prognose"),
     NoTargets "no_targets" => ("No date was announced.", "Er is geen datum aangekondigd."),
     TooFewDays "too_few_days" => ("Too few days for a line yet.", "Nog te weinig dagen voor een lijn."),
+    EmptyRange "empty_range" => (
+        "No day of the range asked is in the history, which holds {days} days, from {first} to {last}.",
+        "Geen dag van de gevraagde periode staat in de geschiedenis, die {days} dagen bevat, van {first} tot en met {last}."
+    ),
     NoDays "no_days" => (
         "No day has ended since the history began: nothing to show yet.",
         "Er is nog geen dag voorbij sinds de geschiedenis begon: nog niets te tonen."
@@ -139,8 +147,8 @@ texts! {
         "Niets in deze cijfers vraagt vandaag om een besluit."
     ),
     QualityNotMeasured "quality_not_measured" => (
-        "Quality has not been measured since {day}.",
-        "De kwaliteit is sinds {day} niet gemeten."
+        "Quality has not been measured since {day}: longer than the {max} allowed between audits.",
+        "De kwaliteit is sinds {day} niet gemeten: langer dan de toegestane {max} tussen twee toetsen."
     ),
     NewStaffShare "new_staff_share" => (
         "{share}% of the {decisions} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks.",
@@ -158,13 +166,21 @@ texts! {
         "{count} nieuwkomers werken zonder mentor."
     ),
     TargetNotMet "target_not_met" => (
-        "At the observed rate the backlog does not shrink: the announced date of {date} for \"{target}\" will not be met.",
-        "In het huidige tempo krimpt de voorraad niet: de aangekondigde datum {date} voor \"{target}\" wordt niet gehaald."
+        "At the rate observed up to {day} the backlog does not shrink: the announced date of {date} for \"{target}\" will not be met.",
+        "In het tempo tot en met {day} krimpt de voorraad niet: de aangekondigde datum {date} voor \"{target}\" wordt niet gehaald."
     ),
     TargetMissedBy "target_missed_by" => (
-        "At the observed rate the announced date of {date} for \"{target}\" will be missed by {gap}.",
-        "In het huidige tempo wordt de aangekondigde datum {date} voor \"{target}\" {gap} gemist."
+        "At the rate observed up to {day} the announced date of {date} for \"{target}\" will be missed by {gap}.",
+        "In het tempo tot en met {day} wordt de aangekondigde datum {date} voor \"{target}\" {gap} gemist."
     ),
+    TargetPassed "target_passed" => (
+        "The announced date of {date} for \"{target}\" has passed with {open} cases still open on {day}.",
+        "De aangekondigde datum {date} voor \"{target}\" is verstreken met op {day} nog {open} openstaande zaken."
+    ),
+    LessThanADay "less_than_a_day" => ("less than a day", "minder dan een dag"),
+    OneDay "one_day" => ("1 day", "1 dag"),
+    Days "days" => ("{n} days", "{n} dagen"),
+    OneWeek "one_week" => ("1 week", "1 week"),
     Weeks "weeks" => ("{n} weeks", "{n} weken"),
 }
 
@@ -228,9 +244,30 @@ fn tracks_sum(day: &api::HistoryDay, value: impl Fn(&api::HistoryTrack) -> f64) 
     day.tracks.values().map(value).sum()
 }
 
-/// The due-soon count of a track (the first window of the row).
+/// The shortest due-soon window of a track's row: its label and count. Labels are ISO 8601
+/// durations; one that does not read as a length sorts after every one that does.
+fn shortest_due_soon(track: &api::HistoryTrack) -> Option<(&str, i64)> {
+    track
+        .due_soon
+        .iter()
+        .min_by_key(|(label, _)| (window_length(label).is_none(), window_length(label)))
+        .map(|(label, &n)| (label.as_str(), n))
+}
+
+/// The due-soon count of a track: of its shortest window.
 fn due_soon(track: &api::HistoryTrack) -> f64 {
-    track.due_soon.values().next().map_or(0.0, |&n| n as f64)
+    shortest_due_soon(track).map_or(0.0, |(_, n)| n as f64)
+}
+
+/// A length in words: whole days ("7 days"), else as written (`label`).
+fn length_words(lang: Lang, length: Option<jiff::SignedDuration>, label: &str) -> String {
+    match length.map(|d| d.as_secs()) {
+        Some(86_400) => Text::OneDay.get(lang).to_owned(),
+        Some(secs) if secs > 0 && secs % 86_400 == 0 => {
+            Text::Days.fill(lang, &[("n", &(secs / 86_400).to_string())])
+        }
+        _ => label.to_owned(),
+    }
 }
 
 /// Above this many days, the lines of cumulative totals (flows, audits) are summed by week rather
@@ -476,8 +513,9 @@ fn new_staff_fact(
     highest: bool,
 ) -> Option<String> {
     let (share, decisions) = new_staff_share(row)?;
-    let weeks = history.new_staff_weeks;
-    let window = history.decision_window.as_str();
+    let _ = history;
+    let weeks = row.new_staff_weeks;
+    let window = row.decision_window.as_str();
     // "P28D" in words: whole days, or the label itself.
     let days = window_length(window)
         .filter(|d| d.as_secs() > 0 && d.as_secs() % 86_400 == 0)
@@ -622,74 +660,173 @@ pub fn target_charts(history: &api::History, targets: &[api::Target]) -> Vec<Tar
     out
 }
 
-/// The gap between two instants in words: whole weeks.
+/// The gap between two instants in words: under a day, whole days under a week, else weeks
+/// (rounded); never "0 weeks".
 fn gap_words(lang: Lang, later: jiff::Timestamp, earlier: jiff::Timestamp) -> String {
-    let weeks = (later.as_second() - earlier.as_second()) as f64 / 604_800.0;
-    Text::Weeks.fill(lang, &[("n", &format!("{weeks:.0}"))])
+    let seconds = (later.as_second() - earlier.as_second()).abs();
+    let days = (seconds as f64 / 86_400.0).round() as i64;
+    let weeks = (seconds as f64 / 604_800.0).round() as i64;
+    if seconds < 86_400 {
+        Text::LessThanADay.get(lang).to_owned()
+    } else if days < 7 {
+        match days {
+            1 => Text::OneDay.get(lang).to_owned(),
+            n => Text::Days.fill(lang, &[("n", &n.to_string())]),
+        }
+    } else if weeks <= 1 {
+        Text::OneWeek.get(lang).to_owned()
+    } else {
+        Text::Weeks.fill(lang, &[("n", &weeks.to_string())])
+    }
 }
 
 /// The facts that ask for a decision, in plain sentences.
-fn dilemmas(lang: Lang, history: &api::History, targets: &[api::Target]) -> Vec<String> {
+fn dilemmas(
+    lang: Lang,
+    history: &api::History,
+    targets: &[api::Target],
+    context: &Context,
+) -> Vec<String> {
     let days = history.days.as_slice();
     let mut out = Vec::new();
-    if let Some(last) = days.last() {
-        let audits = |d: &api::HistoryDay| d.audits.passed_total + d.audits.failed_total;
-        // The last day the audit count moved.
-        let last_audit = days
-            .windows(2)
-            .rev()
-            .find(|w| audits(&w[1]) > audits(&w[0]))
-            .map(|w| w[1].day);
-        let quiet_since = match last_audit {
-            Some(day) if day != last.day => Some(day),
-            None if days.len() > 1 => Some(days[0].day),
-            _ => None,
-        };
-        if let Some(day) = quiet_since {
-            out.push(Text::QualityNotMeasured.fill(lang, &[("day", &day.to_string())]));
-        }
-        // The share of decisions by new staff: on the last day, and at its highest when higher.
-        let share = |d: &api::HistoryDay| new_staff_share(d).map(|(share, _)| share);
-        out.extend(new_staff_fact(lang, history, last, false));
-        let peak = days
-            .iter()
-            .filter_map(|d| share(d).map(|s| (s, d)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((highest, day)) = peak
-            && highest >= share(last).unwrap_or(0.0) + 1.0
-        {
-            out.extend(new_staff_fact(lang, history, day, true));
-        }
-        let unmentored = last.employees.unmentored;
-        if unmentored == 1 {
-            out.push(Text::UnmentoredOne.get(lang).to_owned());
-        } else if unmentored > 1 {
-            out.push(Text::UnmentoredMany.fill(lang, &[("count", &unmentored.to_string())]));
+    let Some(last) = days.last() else {
+        return out;
+    };
+    let audits = |d: &api::HistoryDay| d.audits.passed_total + d.audits.failed_total;
+    // The last row whose audit count moved: the audit was on its day. Stated when, wherever in
+    // that day it was, more than `quality.max_audit_gap` has passed by the range's end.
+    if let Some(audited) = days
+        .windows(2)
+        .rev()
+        .find(|w| audits(&w[1]) > audits(&w[0]))
+    {
+        let since = last.at.duration_since(audited[1].at);
+        if since > context.max_audit_gap {
+            let max = length_words(
+                lang,
+                Some(context.max_audit_gap),
+                &context.max_audit_gap.to_string(),
+            );
+            out.push(
+                Text::QualityNotMeasured
+                    .fill(lang, &[("day", &audited[1].day.to_string()), ("max", &max)]),
+            );
         }
     }
+    // The share of decisions by new staff: on the last day, and at its highest (of the days with
+    // at least `min_decisions` decisions, the earliest of equal ones) when higher.
+    let share = |d: &api::HistoryDay| new_staff_share(d).map(|(share, _)| share);
+    out.extend(new_staff_fact(lang, history, last, false));
+    let mut peak: Option<(f64, &api::HistoryDay)> = None;
+    for day in days
+        .iter()
+        .filter(|d| d.decisions.in_window >= context.min_decisions)
+    {
+        if let Some(s) = share(day)
+            && peak.is_none_or(|(highest, _)| s > highest)
+        {
+            peak = Some((s, day));
+        }
+    }
+    if let Some((highest, day)) = peak
+        && highest >= share(last).unwrap_or(0.0) + 1.0
+    {
+        out.extend(new_staff_fact(lang, history, day, true));
+    }
+    let unmentored = last.employees.unmentored;
+    if unmentored == 1 {
+        out.push(Text::UnmentoredOne.get(lang).to_owned());
+    } else if unmentored > 1 {
+        out.push(Text::UnmentoredMany.fill(lang, &[("count", &unmentored.to_string())]));
+    }
+    // Each target as it stood at the range's end: the date promised by then against the
+    // projection of the last row.
+    let end = last.day.to_string();
     for target in targets {
+        let Some(track) = target_track(history, target) else {
+            continue;
+        };
+        let Some(promised) = promised_at(target, last.at) else {
+            continue;
+        };
         let name = target.target.as_str();
-        let date = date_of(target.clear_by);
-        match target.projected_clearance {
-            None => out.push(Text::TargetNotMet.fill(lang, &[("date", &date), ("target", name)])),
-            Some(projected) if projected > target.clear_by => {
-                out.push(Text::TargetMissedBy.fill(
+        let date = date_of(promised);
+        let open = last.tracks.get(track).map_or(0, |t| t.open);
+        if promised <= last.at {
+            if open > 0 {
+                out.push(Text::TargetPassed.fill(
                     lang,
                     &[
                         ("date", &date),
                         ("target", name),
-                        ("gap", &gap_words(lang, projected, target.clear_by)),
+                        ("open", &open.to_string()),
+                        ("day", &end),
                     ],
                 ));
             }
+            continue;
+        }
+        match projected_of(last, track) {
+            None => out.push(
+                Text::TargetNotMet.fill(lang, &[("day", &end), ("date", &date), ("target", name)]),
+            ),
+            Some(projected) if projected > promised => out.push(Text::TargetMissedBy.fill(
+                lang,
+                &[
+                    ("day", &end),
+                    ("date", &date),
+                    ("target", name),
+                    ("gap", &gap_words(lang, projected, promised)),
+                ],
+            )),
             Some(_) => {}
         }
     }
     out
 }
 
+/// What the page needs beside the history of the range and the targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// `quality.max_audit_gap`: a longer time without an audit is stated.
+    pub max_audit_gap: jiff::SignedDuration,
+    /// The fewest decisions in a row's window for its share by new staff to be stated at its
+    /// highest (`thresholds.min_weekly_decisions`).
+    pub min_decisions: u64,
+    /// The days the whole history holds (for a range without any).
+    pub held: Held,
+}
+
+/// The days of the whole history: how many, the first and the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Held {
+    pub days: usize,
+    pub first: Option<api::Date>,
+    pub last: Option<api::Date>,
+}
+
+impl Held {
+    /// The days held by a history (all of its rows).
+    pub fn of(history: &api::History) -> Held {
+        Held {
+            days: history.days.len(),
+            first: history.days.first().map(|d| d.day),
+            last: history.days.last().map(|d| d.day),
+        }
+    }
+}
+
+/// The minimum sample of the new-staff fact when `thresholds.min_weekly_decisions` is not
+/// configured (the shipped value).
+pub const DEFAULT_MIN_DECISIONS: u64 = 20;
+
 /// The whole page.
-pub fn render(lang: Lang, history: &api::History, targets: &[api::Target]) -> String {
+pub fn render(
+    lang: Lang,
+    history: &api::History,
+    targets: &[api::Target],
+    context: &Context,
+) -> String {
     let days = history.days.as_slice();
     let mut html = String::new();
     let lang_code = lang.code();
@@ -703,11 +840,19 @@ pub fn render(lang: Lang, history: &api::History, targets: &[api::Target]) -> St
          </head><body><h1>{title}</h1>",
     );
     let (Some(first), Some(last)) = (days.first(), days.last()) else {
-        let _ = write!(
-            html,
-            "<p>{}</p></body></html>",
-            escape(Text::NoDays.get(lang))
-        );
+        let held = &context.held;
+        let text = match (held.first, held.last) {
+            (Some(first), Some(last)) if held.days > 0 => Text::EmptyRange.fill(
+                lang,
+                &[
+                    ("days", &held.days.to_string()),
+                    ("first", &first.to_string()),
+                    ("last", &last.to_string()),
+                ],
+            ),
+            _ => Text::NoDays.get(lang).to_owned(),
+        };
+        let _ = write!(html, "<p>{}</p></body></html>", escape(&text));
         return html;
     };
     let day = |d: &api::HistoryDay| d.day.to_string();
@@ -747,12 +892,26 @@ pub fn render(lang: Lang, history: &api::History, targets: &[api::Target]) -> St
         );
     }
     html.push_str("</tr>");
+    // The due-soon window counted, named: the shortest of the last day.
+    let window = last
+        .tracks
+        .values()
+        .filter_map(shortest_due_soon)
+        .map(|(label, _)| label)
+        .min_by_key(|label| (window_length(label).is_none(), window_length(label)));
     for (key, value) in headline {
         let now = value(last);
+        let label = match (key, window) {
+            (Text::DueSoon, Some(window)) => Text::DueWithin.fill(
+                lang,
+                &[("window", &length_words(lang, window_length(window), window))],
+            ),
+            _ => key.get(lang).to_owned(),
+        };
         let _ = write!(
             html,
             "<tr><th>{}</th><td class=\"n\">{}</td>",
-            escape(key.get(lang)),
+            escape(&label),
             format_number(now),
         );
         for base in [previous, since_first].into_iter().flatten() {
@@ -806,7 +965,11 @@ pub fn render(lang: Lang, history: &api::History, targets: &[api::Target]) -> St
     }
     let mut rows = String::new();
     for target in targets {
-        for a in &target.announcements {
+        for a in target
+            .announcements
+            .iter()
+            .filter(|a| a.announced_at <= last.at)
+        {
             let verdict = match (a.behind_projection, a.projected_clearance) {
                 (true, Some(projected)) => {
                     Text::BehindBy.fill(lang, &[("gap", &gap_words(lang, projected, a.clear_by))])
@@ -842,7 +1005,7 @@ pub fn render(lang: Lang, history: &api::History, targets: &[api::Target]) -> St
         );
     }
     let _ = write!(html, "<h2>{}</h2><ul>", escape(Text::Dilemmas.get(lang)));
-    let facts = dilemmas(lang, history, targets);
+    let facts = dilemmas(lang, history, targets, context);
     if facts.is_empty() {
         let _ = write!(html, "<li>{}</li>", escape(Text::Nothing.get(lang)));
     }

@@ -116,6 +116,15 @@ fn history_and_targets() -> (api::History, Vec<api::Target>) {
     (history, targets)
 }
 
+/// The shipped configuration's report settings.
+fn context() -> backlogd::report::Context {
+    backlogd::report::Context {
+        max_audit_gap: jiff::SignedDuration::from_hours(14 * 24),
+        min_decisions: backlogd::report::DEFAULT_MIN_DECISIONS,
+        held: backlogd::report::Held::default(),
+    }
+}
+
 /// Where the screenshot of the real report is kept for a person to look at.
 fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
@@ -160,7 +169,7 @@ fn report_html() -> String {
     let (history, targets) = history_and_targets();
     assert_eq!(history.days.len(), 7, "{history:#?}");
     assert_eq!(targets.len(), 1, "{targets:#?}");
-    render(Lang::En, &history, &targets)
+    render(Lang::En, &history, &targets, &context())
 }
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
@@ -403,7 +412,7 @@ fn a_violation_of_the_daemons_policy_is_reported() {
 #[test]
 fn the_dutch_report_renders_as_cleanly() {
     let (history, targets) = history_and_targets();
-    let html = render(Lang::Nl, &history, &targets);
+    let html = render(Lang::Nl, &history, &targets, &context());
     assert!(html.contains("<html lang=\"nl\">"));
     let dir = tempfile::tempdir().expect("a temporary directory");
     let report = inspect_html(&html, dir.path(), &dir.path().join("nl.png"));

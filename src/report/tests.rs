@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Lang, Text, charts, render};
+use super::{Context, Held, Lang, Text, charts, render};
 use crate::api;
 use crate::core::State;
 use crate::engine::HistoryAnswer;
@@ -25,6 +25,15 @@ fn history_after(lines: &[String], until: &str) -> api::History {
         &settings,
         state.daily_history().cloned().collect(),
     ))
+}
+
+/// The shipped configuration's settings: audits at most 14 days apart, 20 decisions.
+fn context() -> Context {
+    Context {
+        max_audit_gap: jiff::SignedDuration::from_hours(14 * 24),
+        min_decisions: 20,
+        held: Held::default(),
+    }
 }
 
 fn event(id: &str, time: &str, kind: &str, data: Value) -> String {
@@ -74,7 +83,7 @@ fn the_charts_carry_the_history_and_the_facts_are_stated() {
     let open: Vec<i64> = days.iter().map(|d| d.tracks["asylum"].open).collect();
     // 1, 1+2, 1+2+3, … registered; one decided on day 4.
     assert_eq!(open, [1, 3, 6, 9, 14, 20]);
-    let page = render(Lang::En, &history, &[]);
+    let page = render(Lang::En, &history, &[], &context());
     // Each chart's values, as drawn, are the history's.
     for chart in charts(&history) {
         for (key, values) in chart.lines {
@@ -103,56 +112,256 @@ fn the_charts_carry_the_history_and_the_facts_are_stated() {
     for outside in ["<script", "src=", "href=", "@import", "url("] {
         assert!(!page.contains(outside), "{outside} in the page");
     }
+    // Within the 14 days allowed between audits nothing is said; with 2 days allowed it is.
+    assert!(!page.contains("Quality has not been measured"), "{page}");
+    let strict = Context {
+        max_audit_gap: jiff::SignedDuration::from_hours(48),
+        ..context()
+    };
+    let page = render(Lang::En, &history, &[], &strict);
     assert!(
-        page.contains("Quality has not been measured since 2026-03-02."),
+        page.contains("Quality has not been measured since 2026-03-02: longer than the 2 days allowed between audits."),
         "{page}"
     );
-    let dutch = render(Lang::Nl, &history, &[]);
+    let dutch = render(Lang::Nl, &history, &[], &strict);
     assert!(dutch.contains("<html lang=\"nl\">"));
-    assert!(dutch.contains("De kwaliteit is sinds 2026-03-02 niet gemeten."));
-}
-
-#[test]
-fn a_date_the_projection_misses_is_said_plainly() {
-    let history = history_after(&story(), "2026-03-03T12:00:00Z");
-    let targets: Vec<api::Target> = serde_json::from_value(json!([{
-        "target": "backlog",
-        "track": null,
-        "configured_clear_by": null,
-        "clear_by": "2026-06-01T00:00:00Z",
-        "projected_clearance": "2026-08-10T00:00:00Z",
-        "announcements": [{
-            "announced_at": "2026-03-02T09:30:00Z", "track": null, "clear_by": "2026-06-01T00:00:00Z",
-            "announced_by": "minister", "note": null, "projected_clearance": "2026-08-10T00:00:00Z",
-            "behind_projection": true, "verdict": "...",
-        }],
-    }, {
-        "target": "never",
-        "track": null,
-        "configured_clear_by": null,
-        "clear_by": "2026-06-01T00:00:00Z",
-        "projected_clearance": null,
-        "announcements": [],
-    }]))
-    .unwrap();
-    let page = render(Lang::En, &history, &targets);
     assert!(
-        page.contains(
-            "At the observed rate the announced date of 2026-06-01 for &quot;backlog&quot; will be missed by 10 weeks."
-        ),
-        "{page}"
-    );
-    assert!(page.contains("does not shrink"), "{page}");
-    // The announcement on the record, in plain dates, with its verdict in the page's language.
-    assert!(
-        page.contains("<tr><td>backlog</td><td>2026-03-02</td><td>minister</td><td>2026-06-01</td><td>2026-08-10</td><td>already behind the projection (10 weeks)</td></tr>"),
-        "{page}"
-    );
-    let dutch = render(Lang::Nl, &history, &targets);
-    assert!(
-        dutch.contains("<td>toen al achter op de prognose (10 weken)</td>"),
+        dutch.contains("De kwaliteit is sinds 2026-03-02 niet gemeten: langer dan de toegestane 2 dagen tussen twee toetsen."),
         "{dutch}"
     );
+}
+
+/// Rows from 2026-10-01 to 2026-12-31 with 50 open cases, the backlog not shrinking until
+/// 2026-10-10 and from 2026-10-11 on projected to clear on 2026-12-04 (3 days after the first
+/// date promised); a target announced on 2026-10-05 for 2026-12-01 and again on 2026-12-07 for
+/// 2026-12-20; the current projection (the targets' `projected_clearance`) is 2026-12-23.
+fn steering_story() -> (api::History, Vec<api::Target>) {
+    let start: jiff::civil::Date = "2026-10-01".parse().unwrap();
+    let projected: jiff::Timestamp = "2026-12-04T00:00:00Z".parse().unwrap();
+    let days = (0..92)
+        .map(|i| {
+            let day = start.checked_add(jiff::Span::new().days(i)).unwrap();
+            let mut row = row(day, 50, 50, 0);
+            if day >= "2026-10-11".parse().unwrap() && row.at < projected {
+                row.tracks.get_mut("asylum").unwrap().clearance_seconds =
+                    Some((projected.as_second() - row.at.as_second()) as f64);
+            }
+            row
+        })
+        .collect();
+    let history = api::History {
+        decision_window: "P28D".to_owned(),
+        new_staff_weeks: 12,
+        days,
+    };
+    let targets = serde_json::from_value(json!([{
+        "target": "backlog", "track": null, "configured_clear_by": null,
+        "clear_by": "2026-12-20T00:00:00Z", "projected_clearance": "2026-12-23T00:00:00Z",
+        "announcements": [{
+            "announced_at": "2026-10-05T09:30:00Z", "track": null, "clear_by": "2026-12-01T00:00:00Z",
+            "announced_by": "minister", "note": null, "projected_clearance": null,
+            "behind_projection": true, "verdict": "...",
+        }, {
+            "announced_at": "2026-12-07T09:30:00Z", "track": null, "clear_by": "2026-12-20T00:00:00Z",
+            "announced_by": "agency", "note": null, "projected_clearance": "2026-12-17T00:00:00Z",
+            "behind_projection": false, "verdict": "...",
+        }],
+    }]))
+    .unwrap();
+    (history, targets)
+}
+
+/// The rows of `history` from `from` to `to`, inclusive, as `GET /v1/history?from=&to=` answers.
+fn range(history: &api::History, from: &str, to: &str) -> api::History {
+    let (from, to): (jiff::civil::Date, jiff::civil::Date) =
+        (from.parse().unwrap(), to.parse().unwrap());
+    api::History {
+        days: history
+            .days
+            .iter()
+            .filter(|d| from <= d.day && d.day <= to)
+            .cloned()
+            .collect(),
+        ..history.clone()
+    }
+}
+
+/// The facts about targets are those of the range's end: the projection of its last row, the
+/// date promised by then, announcements made by then; a date already past is missed, not "will
+/// be missed"; a gap under a week is in days.
+#[test]
+fn the_target_facts_are_those_of_the_ranges_end() {
+    let (history, targets) = steering_story();
+    let page = |from, to| render(Lang::En, &range(&history, from, to), &targets, &context());
+    // The first days: not shrinking, and only the first announcement made.
+    let early = page("2026-10-01", "2026-10-08");
+    assert!(
+        early.contains("At the rate observed up to 2026-10-08 the backlog does not shrink: the announced date of 2026-12-01 for &quot;backlog&quot; will not be met."),
+        "{early}"
+    );
+    assert!(
+        !early.contains("2026-12-20"),
+        "announced after the range: {early}"
+    );
+    assert!(!early.contains("2026-12-23"), "today's projection: {early}");
+    // Shrinking: projected 3 days after the date promised.
+    let middle = page("2026-10-11", "2026-10-15");
+    assert!(
+        middle.contains("At the rate observed up to 2026-10-15 the announced date of 2026-12-01 for &quot;backlog&quot; will be missed by 3 days."),
+        "{middle}"
+    );
+    assert!(!middle.contains("0 weeks"), "{middle}");
+    // After 2026-12-20 with cases still open: missed.
+    let late = page("2026-12-10", "2026-12-22");
+    assert!(
+        late.contains("The announced date of 2026-12-20 for &quot;backlog&quot; has passed with 50 cases still open on 2026-12-22."),
+        "{late}"
+    );
+    assert!(!late.contains("will be missed"), "{late}");
+    // Both announcements are on the record by then, the first 3 days behind, not 0 weeks.
+    assert!(late.contains("<td>minister</td><td>2026-12-01</td><td>never</td><td>already behind the projection</td>"), "{late}");
+    assert!(
+        late.contains(
+            "<td>agency</td><td>2026-12-20</td><td>2026-12-17</td><td>within the projection</td>"
+        ),
+        "{late}"
+    );
+    let dutch = render(
+        Lang::Nl,
+        &range(&history, "2026-10-11", "2026-10-15"),
+        &targets,
+        &context(),
+    );
+    assert!(
+        dutch.contains("In het tempo tot en met 2026-10-15 wordt de aangekondigde datum 2026-12-01 voor &quot;backlog&quot; 3 dagen gemist."),
+        "{dutch}"
+    );
+}
+
+/// A gap in words: days under a week, never "0 weeks".
+#[test]
+fn a_gap_under_a_week_is_in_days() {
+    let at = |text: &str| text.parse::<jiff::Timestamp>().unwrap();
+    let gap = |lang, later: &str| super::gap_words(lang, at(later), at("2026-12-01T00:00:00Z"));
+    assert_eq!(gap(Lang::En, "2026-12-01T05:00:00Z"), "less than a day");
+    assert_eq!(gap(Lang::En, "2026-12-02T00:00:00Z"), "1 day");
+    assert_eq!(gap(Lang::En, "2026-12-04T00:00:00Z"), "3 days");
+    assert_eq!(gap(Lang::En, "2026-12-08T00:00:00Z"), "1 week");
+    assert_eq!(gap(Lang::En, "2027-02-09T00:00:00Z"), "10 weeks");
+    assert_eq!(gap(Lang::Nl, "2026-12-04T00:00:00Z"), "3 dagen");
+    assert_eq!(gap(Lang::Nl, "2026-12-01T05:00:00Z"), "minder dan een dag");
+}
+
+/// "Due soon" is the shortest window, named, whatever the order of the labels.
+#[test]
+fn due_soon_is_the_shortest_window() {
+    let mut history = long_history(3);
+    for day in &mut history.days {
+        day.tracks.get_mut("asylum").unwrap().due_soon =
+            [("P28D".to_owned(), 9), ("P7D".to_owned(), 2)].into();
+    }
+    let page = render(Lang::En, &history, &[], &context());
+    assert!(
+        page.contains("<tr><th>Due within 7 days</th><td class=\"n\">2</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-series=\"due_soon\" data-values=\"2,2,2\""),
+        "{page}"
+    );
+    let dutch = render(Lang::Nl, &history, &[], &context());
+    assert!(
+        dutch.contains("<tr><th>Binnen 7 dagen over de termijn</th>"),
+        "{dutch}"
+    );
+}
+
+/// A range without rows says so, and how many days the history holds.
+#[test]
+fn an_empty_range_says_what_the_history_holds() {
+    let empty = api::History {
+        decision_window: "P28D".to_owned(),
+        new_staff_weeks: 12,
+        days: Vec::new(),
+    };
+    let context = Context {
+        held: Held::of(&long_history(412)),
+        ..context()
+    };
+    let page = render(Lang::En, &empty, &[], &context);
+    assert!(
+        page.contains("No day of the range asked is in the history, which holds 412 days, from 2025-01-01 to 2026-02-16."),
+        "{page}"
+    );
+    assert!(!page.contains("No day has ended"), "{page}");
+    let dutch = render(Lang::Nl, &empty, &[], &context);
+    assert!(
+        dutch.contains("Geen dag van de gevraagde periode staat in de geschiedenis, die 412 dagen bevat, van 2025-01-01 tot en met 2026-02-16."),
+        "{dutch}"
+    );
+}
+
+/// Quality has not been measured only when the time since the last audit exceeds
+/// `quality.max_audit_gap`, as the alert says.
+#[test]
+fn quality_not_measured_only_beyond_the_maximum_gap() {
+    // One audit a day for the first three days (2025-01-01 to 03), then none.
+    let mut history = long_history(30);
+    for (i, day) in history.days.iter_mut().enumerate() {
+        day.audits.passed_total = i.min(2) as u64;
+    }
+    let fact = "Quality has not been measured since 2025-01-03";
+    // To 2025-01-10: a week since the last audit, under the 14 days allowed.
+    let page = render(
+        Lang::En,
+        &range(&history, "2025-01-01", "2025-01-10"),
+        &[],
+        &context(),
+    );
+    assert!(!page.contains(fact), "{page}");
+    // To 2025-01-17: 14 days since the end of 2025-01-03, perhaps not more.
+    let page = render(
+        Lang::En,
+        &range(&history, "2025-01-01", "2025-01-17"),
+        &[],
+        &context(),
+    );
+    assert!(!page.contains(fact), "{page}");
+    // To 2025-01-18: more than 14 days whenever on 2025-01-03 the audit was.
+    let page = render(
+        Lang::En,
+        &range(&history, "2025-01-01", "2025-01-18"),
+        &[],
+        &context(),
+    );
+    assert!(
+        page.contains("Quality has not been measured since 2025-01-03: longer than the 14 days allowed between audits."),
+        "{page}"
+    );
+}
+
+/// The highest share of decisions by new staff is of a day with enough decisions, the earliest of
+/// equal days.
+#[test]
+fn the_highest_new_staff_share_needs_a_sample() {
+    let mut history = long_history(4);
+    for (day, (decisions, by_new)) in
+        history
+            .days
+            .iter_mut()
+            .zip([(2, 1), (40, 12), (40, 12), (40, 4)])
+    {
+        day.decisions = api::HistoryDecisions {
+            in_window: decisions,
+            by_new_staff_in_window: by_new,
+        };
+    }
+    let page = render(Lang::En, &history, &[], &context());
+    assert!(
+        page.contains("At its highest, 30% of the 40 decisions in the 28 days up to 2025-01-02 were taken by staff in their first 12 weeks."),
+        "{page}"
+    );
+    assert!(!page.contains("50%"), "{page}");
 }
 
 #[test]
@@ -162,7 +371,7 @@ fn a_history_without_days_says_so() {
         new_staff_weeks: 12,
         days: Vec::new(),
     };
-    let page = render(Lang::En, &empty, &[]);
+    let page = render(Lang::En, &empty, &[], &context());
     assert!(page.contains("No day has ended"));
 }
 
@@ -205,14 +414,14 @@ fn the_share_of_decisions_by_new_staff_is_stated() {
             by_new_staff_in_window: 1
         }
     );
-    let page = render(Lang::En, &history, &[]);
+    let page = render(Lang::En, &history, &[], &context());
     assert!(
         page.contains(
             "25% of the 4 decisions in the 28 days up to 2026-03-03 were taken by staff in their first 12 weeks."
         ),
         "{page}"
     );
-    let dutch = render(Lang::Nl, &history, &[]);
+    let dutch = render(Lang::Nl, &history, &[], &context());
     assert!(
         dutch.contains(
             "25% van de 4 beslissingen in de 28 dagen tot en met 2026-03-03 is genomen door medewerkers in hun eerste 12 weken."
@@ -225,7 +434,7 @@ fn the_share_of_decisions_by_new_staff_is_stated() {
 fn one_day_is_too_few_for_a_line() {
     let mut history = history_after(&story(), "2026-03-07T12:00:00Z");
     history.days.truncate(1);
-    let page = render(Lang::En, &history, &[]);
+    let page = render(Lang::En, &history, &[], &context());
     assert!(!page.contains("<svg"), "{page}");
     assert_eq!(
         page.matches("Too few days for a line yet.").count(),
@@ -292,7 +501,7 @@ fn a_long_range_sums_the_flows_by_week_counting_back_from_the_last_day() {
     let open = charts.iter().find(|c| c.title == Text::Open).unwrap();
     assert!(!open.weekly);
     assert_eq!(open.lines[0].1.len(), 100);
-    let page = render(Lang::En, &history, &[]);
+    let page = render(Lang::En, &history, &[], &context());
     assert!(
         page.contains("<h3>New and decided cases per week</h3>"),
         "{page}"
@@ -300,7 +509,7 @@ fn a_long_range_sums_the_flows_by_week_counting_back_from_the_last_day() {
     assert!(page.contains(">New cases per week</text>"), "{page}");
     // The weekly chart's first label is the end of its first week (day 8: 2025-01-09).
     assert!(page.contains(">2025-01-09</text>"), "{page}");
-    let dutch = render(Lang::Nl, &history, &[]);
+    let dutch = render(Lang::Nl, &history, &[], &context());
     assert!(dutch.contains("<h3>Nieuwe en afgehandelde zaken per week</h3>"));
     // Up to WEEKLY_AFTER_DAYS days, by day.
     let short = long_history(super::WEEKLY_AFTER_DAYS);
@@ -367,7 +576,7 @@ fn the_projection_is_drawn_against_the_date_promised_each_day() {
         [8.3, 8.3, 21.4, 21.4, 21.4, 21.4, 21.4, 21.4, 21.4, 21.4]
     );
     assert_eq!(chart.top.to_string(), "2025-08-21T00:00:00Z");
-    let page = render(Lang::En, &history, &targets);
+    let page = render(Lang::En, &history, &targets, &context());
     assert!(
         page.contains(
             "<h3>backlog: the clearance projected each day against the date promised then</h3>"
@@ -393,7 +602,10 @@ fn every_text_is_in_both_languages_with_the_same_values() {
     for &key in Text::ALL {
         let (en, nl) = (key.get(Lang::En), key.get(Lang::Nl));
         assert!(!en.trim().is_empty() && !nl.trim().is_empty(), "{key:?}");
-        assert_ne!(en, nl, "{key:?} is not translated");
+        // "1 week" is Dutch as well.
+        if key != Text::OneWeek {
+            assert_ne!(en, nl, "{key:?} is not translated");
+        }
         assert_eq!(
             super::placeholders(en),
             super::placeholders(nl),

@@ -124,7 +124,35 @@ pub(super) async fn report(app: &App, request: Request<Incoming>) -> HttpRespons
         return shutting_down();
     };
     let lang = lang.unwrap_or(history.report_language.into());
-    let page = crate::report::render(lang, &history_body(&history), &targets_body(&reports));
+    let body = history_body(&history);
+    // A range without rows says how many days the whole history holds.
+    let held = if body.days.is_empty() {
+        let Some(all) = ask_history(app, None, None).await else {
+            return shutting_down();
+        };
+        crate::report::Held::of(&history_body(&all))
+    } else {
+        crate::report::Held::default()
+    };
+    let Some(view) = app.engine.view.latest() else {
+        return shutting_down();
+    };
+    let threshold = |name: &str| {
+        view.edge
+            .thresholds
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| *value)
+    };
+    let context = crate::report::Context {
+        max_audit_gap: jiff::SignedDuration::from_secs_f64(
+            threshold("max_audit_gap_seconds").unwrap_or(14.0 * 86_400.0),
+        ),
+        min_decisions: threshold("min_weekly_decisions")
+            .map_or(crate::report::DEFAULT_MIN_DECISIONS, |n| n.max(0.0) as u64),
+        held,
+    };
+    let page = crate::report::render(lang, &body, &targets_body(&reports), &context);
     super::html_response(page)
 }
 
