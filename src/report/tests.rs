@@ -618,3 +618,74 @@ fn every_text_is_in_both_languages_with_the_same_values() {
         assert_eq!(key.weekly(true).id(), key.id(), "{key:?}: one series id");
     }
 }
+
+/// One history rendered under several ranges: each page's headline, period, announcements and
+/// target facts are those of the rows of its range alone, computed here from those rows.
+#[test]
+fn each_range_speaks_of_its_own_rows() {
+    let (history, targets) = steering_story();
+    let ranges = [
+        ("2026-10-01", "2026-10-08"),
+        ("2026-10-11", "2026-10-15"),
+        ("2026-10-20", "2026-11-30"),
+        ("2026-12-01", "2026-12-08"),
+        ("2026-12-10", "2026-12-22"),
+        ("2026-12-21", "2026-12-31"),
+    ];
+    for (from, to) in ranges {
+        let rows = range(&history, from, to);
+        let page = render(Lang::En, &rows, &targets, &context());
+        let (first, last) = (&rows.days[0], rows.days.last().unwrap());
+        assert!(
+            page.contains(&format!("<p>Days: {} – {}</p>", first.day, last.day)),
+            "{from}..{to}"
+        );
+        let open: i64 = last.tracks.values().map(|t| t.open).sum();
+        assert!(
+            page.contains(&format!(
+                "<tr><th>Open cases</th><td class=\"n\">{open}</td>"
+            )),
+            "{from}..{to}"
+        );
+        // The announcements made by the range's end, and no other.
+        let made: Vec<&api::Announcement> = targets[0]
+            .announcements
+            .iter()
+            .filter(|a| a.announced_at <= last.at)
+            .collect();
+        assert_eq!(
+            page.matches("<tr><td>backlog</td>").count(),
+            made.len(),
+            "{from}..{to}"
+        );
+        // The target fact, from the last row and the date promised by then.
+        let promised = made.last().map(|a| a.clear_by).expect("announced by then");
+        let date = promised.strftime("%Y-%m-%d").to_string();
+        let seconds = last.tracks["asylum"].clearance_seconds;
+        let expected = if promised <= last.at {
+            format!(
+                "The announced date of {date} for &quot;backlog&quot; has passed with {open} cases still open on {}.",
+                last.day
+            )
+        } else if let Some(seconds) = seconds {
+            let projected = last.at.as_second() + seconds as i64;
+            let days = (projected - promised.as_second()) as f64 / 86_400.0;
+            assert!(days > 0.0 && days < 7.0, "the story misses by days");
+            format!(
+                "At the rate observed up to {} the announced date of {date} for &quot;backlog&quot; will be missed by {days:.0} days.",
+                last.day
+            )
+        } else {
+            format!(
+                "At the rate observed up to {} the backlog does not shrink: the announced date of {date} for &quot;backlog&quot; will not be met.",
+                last.day
+            )
+        };
+        assert!(page.contains(&expected), "{from}..{to}: {expected}\n{page}");
+        assert_eq!(
+            page.matches("&quot;backlog&quot;").count(),
+            1,
+            "one fact per target: {from}..{to}"
+        );
+    }
+}
