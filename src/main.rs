@@ -136,12 +136,14 @@ enum Command {
         /// OpenMetrics text; not with --store alone).
         #[arg(long, value_parser = backlogd::backfill::parse_duration)]
         step: Option<jiff::SignedDuration>,
-        /// First instant written (RFC 3339, YYYY-MM-DD or now); default: the first event's time
-        /// rounded up to a multiple of --step.
-        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        /// First instant written: RFC 3339 with Z or an offset (2026-11-01T15:00:00+01:00),
+        /// YYYY-MM-DD (midnight UTC) or now; default: the first event's time rounded up to a
+        /// multiple of --step.
+        #[arg(long, value_parser = backlogd::instant::instant_arg)]
         from: Option<jiff::Timestamp>,
-        /// Last instant written at most; default: the latest event time.
-        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        /// Last instant written at most (the same forms as --from); default: the latest event
+        /// time.
+        #[arg(long, value_parser = backlogd::instant::instant_arg)]
         to: Option<jiff::Timestamp>,
         /// Write to this file (complete or not at all) instead of stdout.
         #[arg(long)]
@@ -173,11 +175,12 @@ enum Command {
         /// The rules file (e.g. config/prometheus/backlogd-rules.yml).
         #[arg(long)]
         rules: PathBuf,
-        /// First evaluation (RFC 3339, YYYY-MM-DD or now).
-        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        /// First evaluation: RFC 3339 with Z or an offset (2026-11-01T15:00:00+01:00),
+        /// YYYY-MM-DD (midnight UTC) or now.
+        #[arg(long, value_parser = backlogd::instant::instant_arg)]
         from: jiff::Timestamp,
-        /// Last evaluation at most.
-        #[arg(long, value_parser = backlogd::backfill::parse_instant)]
+        /// Last evaluation at most (the same forms as --from).
+        #[arg(long, value_parser = backlogd::instant::instant_arg)]
         to: jiff::Timestamp,
         /// Evaluation interval: 5m, 1h ... On backfilled data, not finer than the backfill's step
         /// unless Prometheus runs with --query.lookback-delta at least that step.
@@ -212,12 +215,13 @@ enum Command {
         /// File whose first non-comment line is the bearer token.
         #[arg(long)]
         token_file: Option<PathBuf>,
-        /// First day (YYYY-MM-DD, inclusive).
-        #[arg(long)]
-        from: Option<String>,
-        /// Last day (YYYY-MM-DD, inclusive).
-        #[arg(long)]
-        to: Option<String>,
+        /// First day, inclusive: YYYY-MM-DD, a day of the daemon's time.timezone (the history
+        /// has one row a day, so an instant is refused).
+        #[arg(long, value_parser = backlogd::instant::day_arg)]
+        from: Option<jiff::civil::Date>,
+        /// Last day, inclusive (YYYY-MM-DD).
+        #[arg(long, value_parser = backlogd::instant::day_arg)]
+        to: Option<jiff::civil::Date>,
         /// Language of the texts: en or nl; default: the daemon's report.language.
         #[arg(long)]
         lang: Option<String>,
@@ -396,13 +400,7 @@ fn main() -> ExitCode {
                     })
                     .transpose()?;
                 let token = first_token(token_file.as_deref())?;
-                let page = backlogd::report::fetch(
-                    &url,
-                    token.as_deref(),
-                    from.as_deref(),
-                    to.as_deref(),
-                    lang,
-                )?;
+                let page = backlogd::report::fetch(&url, token.as_deref(), from, to, lang)?;
                 std::fs::write(&out, page)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
                 Ok(())

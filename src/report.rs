@@ -1021,16 +1021,13 @@ pub fn render(
 pub fn fetch(
     url: &str,
     token: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
+    from: Option<jiff::civil::Date>,
+    to: Option<jiff::civil::Date>,
     lang: Option<Lang>,
 ) -> anyhow::Result<String> {
     let mut query = Vec::new();
     for (key, value) in [("from", from), ("to", to)] {
         if let Some(value) = value {
-            value
-                .parse::<jiff::civil::Date>()
-                .map_err(|e| anyhow::anyhow!("--{key} {value}: not a date (YYYY-MM-DD): {e}"))?;
             query.push(format!("{key}={value}"));
         }
     }

@@ -23,7 +23,11 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
 }
 
 /// The `from` and `to` days of a history query, and the report's `lang` when given.
-type HistoryQuery = (Option<String>, Option<String>, Option<crate::report::Lang>);
+type HistoryQuery = (
+    Option<jiff::civil::Date>,
+    Option<jiff::civil::Date>,
+    Option<crate::report::Lang>,
+);
 
 /// The `from`, `to` and (for the report) `lang` of a history query, or the 400 naming the problem.
 fn history_query(
@@ -56,13 +60,23 @@ fn history_query(
                 )));
             }
         };
-        if value.parse::<jiff::civil::Date>().is_err() {
-            return Err(Box::new(error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("query parameter `{key}`: {value:?} is not a date (YYYY-MM-DD)"),
-            )));
+        match crate::instant::parse_day(&value) {
+            Ok(day) => *slot = Some(day),
+            Err(e) => {
+                return Err(Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("query parameter `{key}`: {e}"),
+                )));
+            }
         }
-        *slot = Some(value);
+    }
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("query parameters `from` and `to`: {from} is after {to}"),
+        )));
     }
     Ok((from, to, lang))
 }
@@ -81,8 +95,8 @@ async fn ask_targets(app: &App) -> Option<Vec<engine::TargetReport>> {
 /// Asks the engine for the history rows in a range.
 async fn ask_history(
     app: &App,
-    from: Option<String>,
-    to: Option<String>,
+    from: Option<jiff::civil::Date>,
+    to: Option<jiff::civil::Date>,
 ) -> Option<engine::HistoryAnswer> {
     let (reply, answer) = oneshot::channel();
     app.engine
@@ -169,7 +183,9 @@ pub fn history_body(answer: &engine::HistoryAnswer) -> api::History {
                 .iter()
                 .zip(&row.tracks)
                 .map(|(name, t)| {
-                    let due_soon = answer
+                    // The windows the row counted over, not today's (a reload may reorder them).
+                    let due_soon = row
+                        .basis
                         .due_soon_windows
                         .iter()
                         .zip(&t.due_soon)
@@ -193,8 +209,9 @@ pub fn history_body(answer: &engine::HistoryAnswer) -> api::History {
                 // The core writes the day as `YYYY-MM-DD` of a valid date.
                 day: row.day.parse().unwrap_or_default(),
                 at: jiff::Timestamp::from_nanosecond(i128::from(row.at)).unwrap_or_default(),
-                decision_window: answer.decision_window.clone(),
-                new_staff_weeks: answer.new_staff_weeks,
+                // What the row counted over, not today's settings.
+                decision_window: row.basis.decision_window.clone(),
+                new_staff_weeks: row.basis.new_staff_weeks,
                 tracks,
                 employees: api::HistoryEmployees {
                     experienced: row.employees_experienced,

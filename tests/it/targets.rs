@@ -143,11 +143,32 @@ fn history_answers_the_days_and_refuses_a_bad_range() {
             days: Vec::new()
         }
     );
+    // Each of the first four used to be taken as a date and compared as text: 0 rows, a first
+    // day dropped, every row. Only YYYY-MM-DD is a day, on the history and on the report.
     for (query, names) in [
+        (
+            "from=20240401",
+            "`from`: \"20240401\" is not a day (YYYY-MM-DD",
+        ),
+        (
+            "from=2024-04-01T12:00",
+            "`from`: \"2024-04-01T12:00\" is not a day",
+        ),
+        (
+            "from=%2B002024-04-01",
+            "`from`: \"+002024-04-01\" is not a day",
+        ),
+        ("to=2024-04-01T00:00:00%2B01:00", "`to`"),
+        (
+            "from=2024-04-02&to=2024-04-01",
+            "`from` and `to`: 2024-04-02 is after 2024-04-01",
+        ),
         ("from=2025-13-01", "`from`"),
         ("to=yesterday", "`to`"),
         ("since=2025-01-01", "`since`"),
     ] {
+        let response = daemon.get(&format!("/report?{query}"));
+        assert_eq!(response.status, 400, "/report?{query}");
         let response = daemon.get(&format!("/v1/history?{query}"));
         assert_eq!(response.status, 400, "{query}");
         let error = response.json().expect("JSON")["error"]

@@ -23,7 +23,9 @@ use jiff::Timestamp;
 
 use super::aggregates::{Aggregates, Flows, TrackAggregates, clearance_seconds};
 use super::event::{Contract, Event, RejectReason, Rejection};
-use super::history::{DailyHistory, DailyRow, DayTrack, MAX_DAYS, day_ending_at, midnight_after};
+use super::history::{
+    DailyHistory, DailyRow, DayTrack, MAX_DAYS, RowBasis, day_ending_at, midnight_after,
+};
 use super::ids::{Dedup, IdArena};
 use super::presence::PresenceIntegral;
 use super::rolling::{RollingCounter, RollingShape};
@@ -451,9 +453,16 @@ impl State {
             })
             .collect();
         let capacity = self.capacity();
+        // Rows taken under the same settings share their basis.
+        let basis = RowBasis::of(&self.settings);
+        let basis = match self.history.rows.back() {
+            Some(last) if *last.basis == basis => last.basis.clone(),
+            _ => std::sync::Arc::new(basis),
+        };
         let mut row = DailyRow {
             day: day_ending_at(&self.settings.timezone, at),
             at,
+            basis,
             tracks,
             audits_passed: self.aggregates.audits_passed,
             audits_failed: self.aggregates.audits_failed,
