@@ -158,7 +158,12 @@ fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
         }
         let answer = poster.post(std::mem::take(&mut body))?;
         for r in &answer.rejected {
-            eprintln!("live event rejected {}: {}: {}", r.id, r.reason, r.message);
+            eprintln!(
+                "live event rejected {}: {}: {}",
+                r.id.as_deref().unwrap_or("(no id)"),
+                r.reason,
+                r.message
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
     }

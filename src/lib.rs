@@ -2,6 +2,7 @@
 //! and exposes its backlog as Prometheus metrics. See ARCHITECTURE.md for the map.
 
 pub mod alert_replay;
+pub mod api;
 pub mod backfill;
 pub mod config;
 pub mod core;

@@ -1059,8 +1059,8 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let daemon = Daemon::start(&store, &[]);
     let response = daemon.get("/v1/history?from=2024-01-01&to=2024-02-28");
     assert_eq!(response.status, 200, "{}", response.text());
-    let history = response.json().unwrap();
-    let days = history["days"].as_array().unwrap();
+    let history: backlogd::api::History = response.decode();
+    let days = &history.days;
     assert_eq!(
         days.len(),
         59,
@@ -1069,51 +1069,47 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let mut compared = 0;
     for day in days {
         // Midnight in Europe/Amsterdam is a whole UTC hour, so an hourly step falls on it.
-        let at = epoch(day["at"].as_str().unwrap());
-        let track = &day["tracks"]["asylum"];
+        let at = epoch(&day.at.to_string());
+        let track = &day.tracks["asylum"];
         let checks = [
-            ("open", "backlogd_cases_open", vec![]),
-            ("overdue", "backlogd_cases_overdue", vec![]),
+            ("open", track.open, "backlogd_cases_open", vec![]),
+            ("overdue", track.overdue, "backlogd_cases_overdue", vec![]),
         ];
-        for (field, family, labels) in checks {
+        for (field, value, family, labels) in checks {
             let expected = om_sum(&openmetrics, family, &labels, at);
             assert_eq!(
-                track[field].as_f64().unwrap(),
-                expected,
+                value as f64, expected,
                 "{} {field}: history against the backfill's {family} at {at}",
-                day["day"]
+                day.day
             );
         }
-        for (field, experienced) in [("experienced", "true"), ("inexperienced", "false")] {
+        for (field, value, experienced) in [
+            ("experienced", day.employees.experienced, "true"),
+            ("inexperienced", day.employees.inexperienced, "false"),
+        ] {
             let pair = format!("experienced=\"{experienced}\"");
             let expected = om_sum(&openmetrics, "backlogd_employees", &[pair.as_str()], at);
-            assert_eq!(
-                day["employees"][field].as_f64().unwrap(),
-                expected,
-                "{} employees {field}",
-                day["day"]
-            );
+            assert_eq!(value as f64, expected, "{} employees {field}", day.day);
         }
         compared += 1;
     }
     assert!(
-        days.iter()
-            .any(|d| d["tracks"]["asylum"]["open"].as_f64() > Some(0.0)),
+        days.iter().any(|d| d.tracks["asylum"].open > 0),
         "the story has open cases"
     );
     assert_eq!(compared, 59);
     // Live from there on: a row for every midnight since, up to the last one before now.
-    let all = daemon.get("/v1/history").json().unwrap();
-    let last = all["days"].as_array().unwrap().last().unwrap().clone();
+    let all: backlogd::api::History = daemon.get("/v1/history").decode();
+    let last = all.days.last().expect("a row").clone();
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap())
         .date();
     let yesterday = today.yesterday().unwrap();
     // Or the day before, when the test runs across a midnight before the daemon's tick.
     let before = yesterday.yesterday().unwrap();
-    let last_day = last["day"].as_str().unwrap();
+    let last_day = last.day;
     assert!(
-        [yesterday.to_string(), before.to_string()].contains(&last_day.to_owned()),
+        [yesterday, before].contains(&last_day),
         "the last row is {last_day}, not {yesterday}"
     );
     // The report draws the backfilled days: the open-cases line has one value a day.
@@ -1126,7 +1122,7 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let drawn: Vec<f64> = open_line.split(',').map(|v| v.parse().unwrap()).collect();
     let stored: Vec<f64> = days
         .iter()
-        .map(|d| d["tracks"]["asylum"]["open"].as_f64().unwrap())
+        .map(|d| d.tracks["asylum"].open as f64)
         .collect();
     assert_eq!(drawn, stored);
     daemon.stop();

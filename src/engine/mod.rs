@@ -27,7 +27,7 @@ use crate::config::{Config, ConfigError, Durability};
 /// What `Command::Targets` and `Command::Forecast` take and answer (re-exported so that the server
 /// need not see the core).
 pub use crate::core::TargetReport;
-pub use crate::core::forecast::{Forecast, ForecastParams, ParamError};
+pub use crate::core::forecast::{Forecast, ForecastParams, Outlook, ParamError};
 
 /// The answer to `Command::History`: the rows with the names their columns refer to.
 #[derive(Debug, Clone)]

@@ -122,7 +122,12 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             args.batch,
             args.rate,
             |rejected| {
-                println!("{}: {}: {}", rejected.id, rejected.reason, rejected.message);
+                println!(
+                    "{}: {}: {}",
+                    rejected.id.as_deref().unwrap_or("(no id)"),
+                    rejected.reason,
+                    rejected.message
+                );
             },
         )?;
         println!(
