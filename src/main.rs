@@ -153,6 +153,12 @@ enum Command {
         /// continues from it. The directory must not hold a store.
         #[arg(long)]
         store: Option<PathBuf>,
+        /// With --store, when the events are also the messages of the NATS stream the daemon
+        /// will consume (sources.nats): the stream and the sequence of the last of them, e.g.
+        /// CASES:431207. The daemon's source then resumes right after it; without it, a daemon
+        /// with [sources.nats] refuses to start on the store until sources.nats.start_after is set.
+        #[arg(long, value_name = "STREAM:SEQUENCE", value_parser = stream_position, requires = "store")]
+        stream_position: Option<backlogd::store::SourcePosition>,
         /// Refuse to write more samples than this (steps x series).
         #[arg(long, default_value_t = backlogd::backfill::DEFAULT_MAX_SAMPLES)]
         max_samples: u64,
@@ -515,6 +521,7 @@ fn main() -> ExitCode {
             to,
             out,
             store,
+            stream_position,
             max_samples,
             labels,
             files,
@@ -536,7 +543,12 @@ fn main() -> ExitCode {
                 labels,
                 not_after: None,
             };
-            backfill(&config, &options, out.as_deref(), store.as_deref())
+            backfill(
+                &config,
+                &options,
+                out.as_deref(),
+                store.as_deref().map(|dir| (dir, stream_position.as_ref())),
+            )
         }
     }
 }
@@ -547,7 +559,7 @@ fn backfill(
     config_file: &Path,
     options: &backlogd::backfill::Options,
     out: Option<&Path>,
-    store: Option<&Path>,
+    store: Option<(&Path, Option<&backlogd::store::SourcePosition>)>,
 ) -> ExitCode {
     use backlogd::backfill::{BackfillError, run_to_state};
     let fail = |message: String| {
@@ -562,7 +574,7 @@ fn backfill(
         Ok(config) => config,
         Err(e) => return fail(format!("{}: {e}", config_file.display())),
     };
-    if let Some(Err(e)) = store.map(backlogd::backfill::store::refuse_existing) {
+    if let Some(Err(e)) = store.map(|(dir, _)| backlogd::backfill::store::refuse_existing(dir)) {
         return fail(e.to_string());
     }
     let started = std::time::Instant::now();
@@ -603,8 +615,8 @@ fn backfill(
         Ok(done) => done,
         Err(e) => return fail(e.to_string()),
     };
-    if let Some(dir) = store {
-        match backlogd::backfill::store::write(dir, &state, &source) {
+    if let Some((dir, stream_position)) = store {
+        match backlogd::backfill::store::write(dir, &state, &source, stream_position) {
             Ok(written) => eprintln!(
                 "backlogd backfill: wrote the store {}: {} open cases, {} days of history, a {} byte snapshot",
                 dir.display(),
@@ -736,6 +748,21 @@ fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>>
 }
 
 /// `--label NAME=VALUE`.
+/// `STREAM:SEQUENCE`, a position in a NATS JetStream stream.
+fn stream_position(text: &str) -> Result<backlogd::store::SourcePosition, String> {
+    let (stream, sequence) = text
+        .rsplit_once(':')
+        .filter(|(stream, _)| !stream.trim().is_empty())
+        .ok_or_else(|| format!("{text:?}: expected STREAM:SEQUENCE, e.g. CASES:431207"))?;
+    let sequence = sequence.trim().parse::<u64>().map_err(|_| {
+        format!("{text:?}: the sequence {sequence:?} is not a whole number, e.g. CASES:431207")
+    })?;
+    Ok(backlogd::store::SourcePosition {
+        stream: stream.trim().to_owned(),
+        sequence,
+    })
+}
+
 fn label_filter(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))

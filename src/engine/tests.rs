@@ -157,7 +157,7 @@ fn replay_switches_settings_at_the_instant_of_the_reload() {
     // The store: a snapshot before the event; in the log the event, then the reload days later.
     let mut live = crate::core::State::new(settings(&before));
     live.advance(at("2026-11-01T12:00:00Z"));
-    crate::backfill::store::write(dir.path(), &live, &before).expect("a new store");
+    crate::backfill::store::write(dir.path(), &live, &before, None).expect("a new store");
     let mut log = crate::store::log::EventLog::open(
         &dir.path().join("log"),
         crate::store::log::LogPosition::default(),
