@@ -113,6 +113,28 @@ enum Command {
     },
     /// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
     Simulate(backlogd::simulate::cli::SimulateArgs),
+    /// Converts a case table (and an employee table) exported as CSV into the events of
+    /// docs/events.md, in time order, for `backfill --store` or `send`. A mapping file names the
+    /// columns, the date formats and the zone. Exit 0, 2 when some rows were bad (named by file,
+    /// line and column; the others are converted), 1 on a refusal. See docs/backfill.md.
+    Import {
+        /// The mapping (TOML): [format], [cases], [employees] (config/examples/import/).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// The case table, one row per case, with a header line.
+        #[arg(long)]
+        cases: PathBuf,
+        /// The employee table, one row per employee, with a header line.
+        #[arg(long)]
+        employees: Option<PathBuf>,
+        /// Write the NDJSON here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The instant of the export (RFC 3339, YYYY-MM-DD or now): a suspension ending or an
+        /// employee leaving after it has not happened yet.
+        #[arg(long, default_value = "now", value_parser = backlogd::instant::instant_arg)]
+        as_of: jiff::Timestamp,
+    },
     /// Inspects the event log of a stopped daemon and reports the first damage; with
     /// --truncate-at, discards the newest segment's tail from that damage on (see docs/store.md).
     Repair {
@@ -468,6 +490,19 @@ fn main() -> ExitCode {
             }
         }
         Command::Repair { store, truncate_at } => repair(&store, truncate_at.as_deref()),
+        Command::Import {
+            mapping,
+            cases,
+            employees,
+            out,
+            as_of,
+        } => import(
+            &mapping,
+            &cases,
+            employees.as_deref(),
+            out.as_deref(),
+            as_of,
+        ),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
         Command::AlertReplay {
@@ -748,6 +783,63 @@ fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>>
 }
 
 /// `--label NAME=VALUE`.
+/// `backlogd import`: the events to `out` (whole or not at all) or stdout; the summary and the bad
+/// rows to stderr.
+fn import(
+    mapping: &Path,
+    cases: &Path,
+    employees: Option<&Path>,
+    out: Option<&Path>,
+    as_of: jiff::Timestamp,
+) -> ExitCode {
+    let result = backlogd::import::read_mapping(mapping).and_then(|mapping| match out {
+        Some(path) => {
+            let partial = path.with_extension("partial");
+            let file =
+                std::fs::File::create(&partial).map_err(backlogd::import::ImportError::Write)?;
+            let summary = backlogd::import::run(
+                &mapping,
+                cases,
+                employees,
+                as_of,
+                std::io::BufWriter::new(file),
+            )?;
+            std::fs::rename(&partial, path).map_err(backlogd::import::ImportError::Write)?;
+            Ok(summary)
+        }
+        None => backlogd::import::run(
+            &mapping,
+            cases,
+            employees,
+            as_of,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    });
+    match result {
+        Ok(summary) => {
+            for line in &summary.bad_rows {
+                eprintln!("backlogd import: skipped {line}");
+            }
+            eprintln!(
+                "backlogd import: {} cases and {} employees read, {} rows skipped, {} events written",
+                summary.cases,
+                summary.employees,
+                summary.bad_rows.len(),
+                summary.events
+            );
+            if summary.bad_rows.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("backlogd import: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `STREAM:SEQUENCE`, a position in a NATS JetStream stream.
 fn stream_position(text: &str) -> Result<backlogd::store::SourcePosition, String> {
     let (stream, sequence) = text
