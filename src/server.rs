@@ -275,6 +275,37 @@ async fn connection<S>(
     }
 }
 
+/// Whether `Accept-Encoding` accepts gzip: a `gzip` (or `*`) coding whose `q` is not 0.
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// `body` gzipped at the fast level (a scrape is text that compresses about tenfold at it).
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body)?;
+    encoder.finish()
+}
+
 async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
@@ -289,9 +320,26 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
             // Until recovery is complete there is no view: only the process' own families.
             let view = app.engine.view.latest();
             let text = crate::metrics::render(view.as_deref(), &app.telemetry);
-            Response::builder()
+            let builder = Response::builder()
                 .header(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
-                .body(Full::new(Bytes::from(text)))
+                .header(hyper::header::VARY, "Accept-Encoding");
+            // Prometheus asks for gzip on every scrape, as node_exporter answers it.
+            let body = if accepts_gzip(request.headers()) {
+                match gzip(text.as_bytes()) {
+                    Ok(compressed) => {
+                        return builder
+                            .header(hyper::header::CONTENT_ENCODING, "gzip")
+                            .body(Full::new(Bytes::from(compressed)))
+                            .unwrap_or_default();
+                    }
+                    // Compressing into memory cannot fail short of allocation; answer plain then.
+                    Err(_) => text,
+                }
+            } else {
+                text
+            };
+            builder
+                .body(Full::new(Bytes::from(body)))
                 .unwrap_or_default()
         }
         (&Method::GET, "/healthz") => {
