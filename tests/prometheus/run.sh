@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the shipped Prometheus rules and runs their unit tests (tests/prometheus/*.test.yml), then
 # checks the shipped Alertmanager routing (config/alertmanager/backlogd.yml) with amtool.
-# Needs promtool (Debian package `prometheus`); ./scripts/test installs it when missing.
+# Needs promtool (Debian package `prometheus`) and python3; ./scripts/test installs promtool when
+# missing.
 # Exits non-zero when the rules do not load or any test fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -13,7 +14,14 @@ if ! command -v "$PROMTOOL" >/dev/null 2>&1; then
 fi
 
 "$PROMTOOL" check rules config/prometheus/backlogd-rules.yml
-"$PROMTOOL" test rules tests/prometheus/backlogd-rules.test.yml tests/prometheus/backlogd-rules-weeks.test.yml
+# BacklogForming's tests are generated from rhythms of cases in and out: the file must be what the
+# generator writes.
+if ! python3 tests/prometheus/gen-forming-tests | diff -u tests/prometheus/backlogd-rules-forming.test.yml - >&2; then
+  echo "tests/prometheus/backlogd-rules-forming.test.yml is stale: tests/prometheus/gen-forming-tests > it" >&2
+  exit 1
+fi
+"$PROMTOOL" test rules tests/prometheus/backlogd-rules.test.yml tests/prometheus/backlogd-rules-weeks.test.yml \
+  tests/prometheus/backlogd-rules-forming.test.yml
 
 # The shipped Alertmanager routing: valid, and each kind of alert reaches the right receiver.
 AMTOOL="${AMTOOL:-amtool}"
@@ -27,6 +35,7 @@ route() { "$AMTOOL" config routes test --config.file="$am" --verify.receivers="$
 route pager severity=page hours=always source=daemon alertname=BacklogdDown
 route pager severity=page hours=business source=data alertname=RenewedBacklog
 route tickets severity=ticket hours=business source=data alertname=OverdueCasesHigh
+route tickets severity=ticket hours=business source=data alertname=BacklogForming track=asylum
 route tickets severity=ticket hours=business source=daemon alertname=BacklogdEventsRejected
 echo "alertmanager routing: SUCCESS"
 
