@@ -118,7 +118,7 @@ fn seed(
         };
         let (summary, state) =
             crate::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;
-        let written = crate::backfill::store::write(&config.store.path, &state, source)?;
+        let written = crate::backfill::store::write(&config.store.path, &state, source, None)?;
         println!(
             "backlogd demo: history seeded: {} events, {} days, {} open cases, in {:.1} s; live events follow",
             summary.applied,
@@ -158,7 +158,12 @@ fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
         }
         let answer = poster.post(std::mem::take(&mut body))?;
         for r in &answer.rejected {
-            eprintln!("live event rejected {}: {}: {}", r.id, r.reason, r.message);
+            eprintln!(
+                "live event rejected {}: {}: {}",
+                r.id.as_deref().unwrap_or("(no id)"),
+                r.reason,
+                r.message
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
     }

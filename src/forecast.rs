@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use crate::api;
 
 pub struct ForecastOptions {
     pub url: String,
@@ -28,7 +28,8 @@ pub fn run(options: &ForecastOptions) -> anyhow::Result<()> {
     } else {
         format!("/v1/forecast?{}", query.join("&"))
     };
-    let answer = crate::send::get_json(&options.url, &path, options.token.as_deref())?;
+    let answer: api::Forecast =
+        crate::send::get_json(&options.url, &path, options.token.as_deref())?;
     if options.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
@@ -57,67 +58,97 @@ fn encode(text: &str) -> String {
     out
 }
 
-fn number(value: &Value) -> f64 {
-    value.as_f64().unwrap_or(f64::NAN)
+/// The day of an instant, `YYYY-MM-DD` in UTC.
+fn day(t: api::Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
 }
 
-fn day(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| "never".to_owned(), |s| s.chars().take(10).collect())
+/// A figure the daemon may not have (`null`): as it is, or "unknown".
+fn plain(value: Option<f64>) -> String {
+    value.map_or_else(|| "unknown".to_owned(), |v| (v + 0.0).to_string())
+}
+
+/// A figure the daemon may not have (`null`): the number, or "unknown".
+fn figure(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "unknown".to_owned(), |v| fixed(v, decimals))
+}
+
+/// `x` with `decimals` decimals, never "-0" (a value that rounds to zero is 0).
+fn fixed(x: f64, decimals: usize) -> String {
+    let text = format!("{x:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_owned(),
+        _ => text,
+    }
 }
 
 /// The forecast as a plain-text table with a few lines of context above it.
-pub fn table(answer: &Value) -> String {
+pub fn table(answer: &api::Forecast) -> String {
     let mut out = String::new();
-    let p = &answer["parameters"];
-    let o = &answer["observed"];
+    let p = &answer.parameters;
+    let o = &answer.observed;
     let _ = writeln!(
         out,
         "Forecast from {} ({} open, {} overdue; staff {} experienced, {} mentoring, {} inexperienced)",
-        day(&answer["start"]),
-        number(&o["open"]),
-        number(&o["overdue"]),
-        number(&o["staff_experienced"]),
-        number(&o["staff_mentoring"]),
-        number(&o["staff_inexperienced"]),
+        day(answer.start),
+        o.open + 0.0,
+        o.overdue + 0.0,
+        o.staff_experienced + 0.0,
+        o.staff_mentoring + 0.0,
+        o.staff_inexperienced + 0.0,
     );
     let _ = writeln!(
         out,
-        "Observed decisions per employee-week: experienced {:.2}, mentoring {:.2}, inexperienced {:.2}",
-        number(&o["decisions_per_employee_week_experienced"]),
-        number(&o["decisions_per_employee_week_mentoring"]),
-        number(&o["decisions_per_employee_week_inexperienced"]),
+        "Observed decisions per employee-week: experienced {}, mentoring {}, inexperienced {}",
+        figure(o.decisions_per_employee_week_experienced, 2),
+        figure(o.decisions_per_employee_week_mentoring, 2),
+        figure(o.decisions_per_employee_week_inexperienced, 2),
     );
-    let hires: Vec<String> = p["hires"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| format!("{}@{}", number(&h["count"]), number(&h["week"])))
+    let hires: Vec<String> = p
+        .hires
+        .iter()
+        .map(|h| format!("{}@{}", h.count, h.week))
         .collect();
     let _ = writeln!(
         out,
         "Parameters: hires [{}], ramp-up {} weeks, {} mentees per mentor, {} leavers and {} new cases a week",
         hires.join(", "),
-        number(&p["ramp_up_weeks"]),
-        number(&p["mentor_ratio"]),
-        number(&p["leavers_per_week"]),
-        number(&p["inflow_per_week"]),
+        p.ramp_up_weeks + 0.0,
+        plain(p.mentor_ratio),
+        p.leavers_per_week + 0.0,
+        plain(p.inflow_per_week),
     );
-    let clearance = &answer["clearance"];
-    let _ = writeln!(out, "Projected clearance: {}", day(clearance));
-    for t in answer["targets"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "Target {}: {}{}",
-            t["target"].as_str().unwrap_or("?"),
-            day(&t["clear_by"]),
-            match (clearance.as_str(), t["clear_by"].as_str()) {
-                (Some(c), Some(by)) if c > by => " (missed at this projection)",
-                (None, _) => " (missed: no clearance within the horizon)",
-                _ => "",
+    let horizon_end = answer.weeks.last().map_or(answer.start, |w| w.end);
+    let clearance = match (answer.clearance_outlook, answer.clearance) {
+        (api::ClearanceOutlook::WithinHorizon, Some(c)) => day(c),
+        (api::ClearanceOutlook::Never, _) => {
+            "never (the inflow outpaces every employee at the best observed rate)".to_owned()
+        }
+        _ => format!(
+            "not within the horizon of {} weeks (to {})",
+            answer.weeks.len(),
+            day(horizon_end)
+        ),
+    };
+    let _ = writeln!(out, "Projected clearance: {clearance}");
+    for t in &answer.targets {
+        let verdict = match (answer.clearance_outlook, answer.clearance) {
+            (api::ClearanceOutlook::Never, _) => {
+                " (missed: the backlog never clears at this projection)"
             }
-        );
+            (api::ClearanceOutlook::WithinHorizon, Some(c)) if c > t.clear_by => {
+                " (missed at this projection)"
+            }
+            (api::ClearanceOutlook::WithinHorizon, _) => "",
+            // Still open at the horizon's end: missed when the date is within the horizon.
+            (api::ClearanceOutlook::NotWithinHorizon, _) if t.clear_by <= horizon_end => {
+                " (missed at this projection)"
+            }
+            (api::ClearanceOutlook::NotWithinHorizon, _) => {
+                " (after the horizon: not known at this projection)"
+            }
+        };
+        let _ = writeln!(out, "Target {}: {}{verdict}", t.target, day(t.clear_by));
     }
     let _ = writeln!(
         out,
@@ -132,29 +163,26 @@ pub fn table(answer: &Value) -> String {
         "mentoring",
         "inexperienced"
     );
-    for w in answer["weeks"].as_array().into_iter().flatten() {
+    for w in &answer.weeks {
         let _ = writeln!(
             out,
-            "{:>4}  {:<10}  {:>9.0}  {:>9.0}  {:>9.1}  {:>7.1}  {:>11.1}  {:>9.1}  {:>13.1}",
-            number(&w["week"]),
-            day(&w["end"]),
-            number(&w["open"]),
-            number(&w["overdue_estimated"]),
-            number(&w["decisions"]),
-            number(&w["inflow"]),
-            number(&w["staff_experienced"]),
-            number(&w["staff_mentoring"]),
-            number(&w["staff_inexperienced"]),
+            "{:>4}  {:<10}  {:>9}  {:>9}  {:>9}  {:>7}  {:>11}  {:>9}  {:>13}",
+            w.week,
+            day(w.end),
+            fixed(w.open, 0),
+            fixed(w.overdue_estimated, 0),
+            fixed(w.decisions, 1),
+            fixed(w.inflow, 1),
+            fixed(w.staff_experienced, 1),
+            fixed(w.staff_mentoring, 1),
+            fixed(w.staff_inexperienced, 1),
         );
     }
     out
 }
 
-fn seconds(value: &Value) -> Option<f64> {
-    value
-        .as_str()
-        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_second() as f64)
+fn seconds(t: api::Timestamp) -> f64 {
+    t.as_second() as f64
 }
 
 fn escape(text: &str) -> String {
@@ -166,32 +194,25 @@ fn escape(text: &str) -> String {
 
 /// A self-contained SVG: open and estimated overdue cases week by week, the projected clearance,
 /// and each announced target's date (drawn at the right edge, marked, when beyond the horizon).
-pub fn svg(answer: &Value) -> String {
+pub fn svg(answer: &api::Forecast) -> String {
     let (width, height) = (960.0, 420.0);
     let (left, right, top, bottom) = (70.0, 200.0, 40.0, 50.0);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
-    let start = seconds(&answer["start"]).unwrap_or(0.0);
-    let weeks = answer["weeks"].as_array().cloned().unwrap_or_default();
+    let start = seconds(answer.start);
+    let weeks = &answer.weeks;
     let end = weeks
         .last()
-        .and_then(|w| seconds(&w["end"]))
-        .unwrap_or(start + 7.0 * 86_400.0);
-    let open0 = number(&answer["observed"]["open"]);
-    let overdue0 = number(&answer["observed"]["overdue"]);
-    let max = weeks
-        .iter()
-        .map(|w| number(&w["open"]))
-        .fold(open0.max(1.0), f64::max)
-        * 1.1;
+        .map_or(start + 7.0 * 86_400.0, |w| seconds(w.end));
+    let open0 = answer.observed.open;
+    let overdue0 = answer.observed.overdue;
+    let max = weeks.iter().map(|w| w.open).fold(open0.max(1.0), f64::max) * 1.1;
     let x = |t: f64| left + plot_w * ((t - start) / (end - start)).clamp(0.0, 1.0);
     let y = |v: f64| top + plot_h * (1.0 - (v / max).clamp(0.0, 1.0));
-    let line = |key: &str, first: f64| {
+    let line = |value: fn(&api::ForecastWeek) -> f64, first: f64| {
         let mut points = format!("{:.1},{:.1}", x(start), y(first));
-        for w in &weeks {
-            if let Some(t) = seconds(&w["end"]) {
-                let _ = write!(points, " {:.1},{:.1}", x(t), y(number(&w[key])));
-            }
+        for w in weeks {
+            let _ = write!(points, " {:.1},{:.1}", x(seconds(w.end)), y(value(w)));
         }
         points
     };
@@ -207,7 +228,7 @@ pub fn svg(answer: &Value) -> String {
     let _ = writeln!(
         s,
         r#"<text x="{left}" y="22" font-size="15">Projected open cases from {} ({} weeks)</text>"#,
-        escape(&day(&answer["start"])),
+        escape(&day(answer.start)),
         weeks.len()
     );
     // Axes and a few gridlines.
@@ -223,15 +244,13 @@ pub fn svg(answer: &Value) -> String {
         );
     }
     for (i, w) in weeks.iter().enumerate() {
-        if (i + 1) % 13 == 0
-            && let Some(t) = seconds(&w["end"])
-        {
+        if (i + 1) % 13 == 0 {
             let _ = writeln!(
                 s,
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                x(t),
+                x(seconds(w.end)),
                 top + plot_h + 18.0,
-                escape(&day(&w["end"]))
+                escape(&day(w.end))
             );
         }
     }
@@ -246,36 +265,35 @@ pub fn svg(answer: &Value) -> String {
     let _ = writeln!(
         s,
         r##"<polyline fill="none" stroke="#1f5fa8" stroke-width="2.5" points="{}"/>"##,
-        line("open", open0)
+        line(|w| w.open, open0)
     );
     let _ = writeln!(
         s,
         r##"<polyline fill="none" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4" points="{}"/>"##,
-        line("overdue_estimated", overdue0)
+        line(|w| w.overdue_estimated, overdue0)
     );
     let mut legend = vec![
         ("#1f5fa8", "open cases".to_owned()),
         ("#c0392b", "past deadline (estimate)".to_owned()),
     ];
-    if let Some(t) = seconds(&answer["clearance"]) {
+    if let (api::ClearanceOutlook::WithinHorizon, Some(clearance)) =
+        (answer.clearance_outlook, answer.clearance)
+    {
         let _ = writeln!(
             s,
             r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#27ae60" stroke-width="2"/>"##,
             top + plot_h,
-            x = x(t)
+            x = x(seconds(clearance))
         );
-        legend.push((
-            "#27ae60",
-            format!("projected clearance {}", day(&answer["clearance"])),
-        ));
+        legend.push(("#27ae60", format!("projected clearance {}", day(clearance))));
+    } else if answer.clearance_outlook == api::ClearanceOutlook::Never {
+        legend.push(("#27ae60", "never cleared at these rates".to_owned()));
     } else {
         legend.push(("#27ae60", "no clearance within the horizon".to_owned()));
     }
-    for target in answer["targets"].as_array().into_iter().flatten() {
-        let Some(t) = seconds(&target["clear_by"]) else {
-            continue;
-        };
-        let name = target["target"].as_str().unwrap_or("target");
+    for target in &answer.targets {
+        let t = seconds(target.clear_by);
+        let name = &target.target;
         let beyond = t > end;
         let _ = writeln!(
             s,
@@ -288,7 +306,7 @@ pub fn svg(answer: &Value) -> String {
             "#8e44ad",
             format!(
                 "target {name}: {}{}",
-                day(&target["clear_by"]),
+                day(target.clear_by),
                 if beyond { " (beyond the horizon)" } else { "" }
             ),
         ));
@@ -313,10 +331,11 @@ pub fn svg(answer: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn answer() -> Value {
-        serde_json::json!({
+    fn answer() -> api::Forecast {
+        serde_json::from_value(serde_json::json!({
             "start": "2026-01-05T00:00:00Z",
             "clearance": "2026-03-02T00:00:00Z",
+            "clearance_outlook": "within_horizon",
             "parameters": {"weeks": 2, "hires": [{"count": 5.0, "week": 1}], "ramp_up_weeks": 26.0,
                 "mentor_ratio": 4.0, "leavers_per_week": 0.0, "inflow_per_week": 10.0},
             "observed": {"open": 100.0, "overdue": 40.0, "staff_experienced": 3.0, "staff_mentoring": 1.0,
@@ -331,7 +350,8 @@ mod tests {
                 {"week": 2, "end": "2026-01-19T00:00:00Z", "open": 80.0, "overdue_estimated": 30.0, "decisions": 20.0,
                  "inflow": 10.0, "staff_experienced": 3.0, "staff_mentoring": 1.0, "staff_inexperienced": 9.0}
             ]
-        })
+        }))
+        .expect("the answer of the example decodes")
     }
 
     #[test]
@@ -362,5 +382,98 @@ mod tests {
         assert!(drawing.contains("projected clearance 2026-03-02"));
         assert_eq!(drawing.matches("<polyline").count(), 2);
         assert_eq!(encode("250@2, 10@8"), "250@2%2C%2010@8".replace("%2C", ","));
+    }
+
+    /// A horizon too short to see the clearance says so, and does not call the backlog "never"
+    /// cleared, nor a target beyond the horizon missed.
+    #[test]
+    fn not_within_the_horizon_is_not_never() {
+        let mut short = answer();
+        short.clearance = None;
+        short.clearance_outlook = api::ClearanceOutlook::NotWithinHorizon;
+        let text = table(&short);
+        assert!(
+            text.contains(
+                "Projected clearance: not within the horizon of 2 weeks (to 2026-01-19)\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("never"), "{text}");
+        // 2026-02-01 and 2027-01-01 are after the horizon's end: unknown, not missed.
+        assert!(
+            text.contains(
+                "Target backlog: 2026-02-01 (after the horizon: not known at this projection)\n"
+            ),
+            "{text}"
+        );
+        let drawing = svg(&short);
+        assert!(
+            drawing.contains("no clearance within the horizon"),
+            "{drawing}"
+        );
+        assert!(!drawing.contains("never"), "{drawing}");
+        // Never is never, and misses every target.
+        let mut never = short.clone();
+        never.clearance_outlook = api::ClearanceOutlook::Never;
+        let text = table(&never);
+        assert!(
+            text.contains("Projected clearance: never (the inflow outpaces every employee at the best observed rate)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Target later: 2027-01-01 (missed: the backlog never clears at this projection)\n"
+            ),
+            "{text}"
+        );
+        assert!(svg(&never).contains("never cleared at these rates"));
+        // A target within the horizon is missed when the backlog is still open at its end.
+        let mut early = short.clone();
+        early.targets[0].clear_by = "2026-01-10T00:00:00Z".parse().unwrap();
+        assert!(
+            table(&early).contains("Target backlog: 2026-01-10 (missed at this projection)\n"),
+            "{}",
+            table(&early)
+        );
+    }
+
+    /// No figure of the forecast reads "-0": the projection of an agency without inexperienced
+    /// staff, through the daemon's body and the table.
+    #[test]
+    fn no_figure_is_minus_zero() {
+        use crate::core::forecast::{ForecastInputs, ForecastParams, project};
+        let inputs = ForecastInputs {
+            start: 1_767_571_200_000_000_000,
+            open: 10.0,
+            overdue: 0.0,
+            experienced: 2.0,
+            mentors: 0.0,
+            inexperienced: 0.0,
+            rate_experienced: 1.0,
+            rate_mentor: 1.0,
+            rate_inexperienced: 0.0,
+            net_inflow_per_week: 0.0,
+            decision_period_weeks: 26.0,
+        };
+        let forecast = project(&inputs, &ForecastParams::default());
+        let answer = crate::server::forecast_body(&crate::engine::ForecastAnswer {
+            forecast,
+            targets: Vec::new(),
+        });
+        // A number that reads as a negative zero ("-0", "-0.0").
+        let minus_zero = |text: &str| {
+            text.split(|c: char| c.is_whitespace() || ",:[]{}()\"".contains(c))
+                .any(|word| word.starts_with('-') && word.parse::<f64>() == Ok(0.0))
+        };
+        assert!(minus_zero("a -0.0 b") && minus_zero("[-0]") && !minus_zero("2026-01-05"));
+        let json = serde_json::to_string(&answer).unwrap();
+        assert!(!minus_zero(&json), "{json}");
+        let text = table(&answer);
+        assert!(!minus_zero(&text), "{text}");
+        let mut negative = answer.clone();
+        negative.weeks[0].staff_inexperienced = -0.0;
+        negative.weeks[0].overdue_estimated = -0.2;
+        let text = table(&negative);
+        assert!(!minus_zero(&text), "{text}");
     }
 }

@@ -2,6 +2,7 @@
 //! and exposes its backlog as Prometheus metrics. See ARCHITECTURE.md for the map.
 
 pub mod alert_replay;
+pub mod api;
 pub mod backfill;
 pub mod config;
 pub mod core;
@@ -9,6 +10,8 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod forecast;
+pub mod import;
+pub mod instant;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod publish;

@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use crate::api;
 
 /// The page's language (`--lang`, `?lang=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +29,6 @@ impl From<crate::config::ReportLanguage> for Lang {
 }
 
 impl Lang {
-    /// The text for `key`, or for its weekly form (`{key}_week`) when `weekly` and there is one.
-    fn t_weekly(self, key: &str, weekly: bool) -> &'static str {
-        let week = if weekly {
-            self.t(&format!("{key}_week"))
-        } else {
-            ""
-        };
-        if week.is_empty() { self.t(key) } else { week }
-    }
-
     /// `en` or `nl`, as `parse` reads it.
     pub fn code(self) -> &'static str {
         match self {
@@ -54,113 +44,230 @@ impl Lang {
             _ => None,
         }
     }
+}
 
-    /// The text for `key` in this language.
-    fn t(self, key: &str) -> &'static str {
-        let (en, nl) = match key {
-            "title" => ("Backlog report", "Rapportage werkvoorraad"),
-            "period" => ("Days", "Dagen"),
-            "open" => ("Open cases", "Openstaande zaken"),
-            "overdue" => ("Past the deadline", "Over de beslistermijn"),
-            "due_soon" => ("Due soon", "Binnenkort over de termijn"),
-            "inflow" => ("New cases per day", "Nieuwe zaken per dag"),
-            "outflow" => ("Decided per day", "Afgehandeld per dag"),
-            "experienced" => ("Experienced staff", "Ervaren medewerkers"),
-            "inexperienced" => ("Inexperienced staff", "Onervaren medewerkers"),
-            "per_mentor" => ("Newcomers per mentor", "Nieuwkomers per mentor"),
-            "unmentored" => ("Newcomers without a mentor", "Nieuwkomers zonder mentor"),
-            "audits_passed" => ("Audits passed per day", "Goedgekeurde toetsen per dag"),
-            "audits_failed" => ("Audits failed per day", "Afgekeurde toetsen per dag"),
-            "exposure" => ("Penalty exposure (EUR)", "Dwangsomrisico (EUR)"),
-            "incurred" => ("Penalties incurred (EUR)", "Betaalde dwangsommen (EUR)"),
-            "headline" => ("Where we stand", "Waar we staan"),
-            "change" => ("since", "sinds"),
-            "charts" => ("Over time", "In de tijd"),
-            "targets" => ("Announced dates", "Aangekondigde data"),
-            "projected" => ("Projected clearance", "Verwachte datum weggewerkt"),
-            "promised" => ("Date promised", "Beloofde datum"),
-            "or_later" => ("or later, or never", "of later, of nooit"),
-            "against" => (
-                "the clearance projected each day against the date promised then",
-                "de verwachte datum van elke dag tegen de toen beloofde datum",
-            ),
-            "dilemmas" => ("What needs a decision", "Wat om een besluit vraagt"),
-            "mentoring" => ("Mentoring", "Begeleiding"),
-            "flows" => (
-                "New and decided cases per day",
-                "Nieuwe en afgehandelde zaken per dag",
-            ),
-            "flows_week" => (
-                "New and decided cases per week",
-                "Nieuwe en afgehandelde zaken per week",
-            ),
-            "inflow_week" => ("New cases per week", "Nieuwe zaken per week"),
-            "outflow_week" => ("Decided per week", "Afgehandeld per week"),
-            "audits_week" => ("Quality audits per week", "Kwaliteitstoetsen per week"),
-            "audits_passed_week" => ("Audits passed per week", "Goedgekeurde toetsen per week"),
-            "audits_failed_week" => ("Audits failed per week", "Afgekeurde toetsen per week"),
-            "staff" => ("Staff", "Medewerkers"),
-            "audits" => ("Quality audits per day", "Kwaliteitstoetsen per dag"),
-            "penalties" => ("Penalties (EUR)", "Dwangsommen (EUR)"),
-            "announced_at" => ("Announced", "Aangekondigd"),
-            "announced_by" => ("By", "Door"),
-            "clear_by" => ("Cleared by", "Weggewerkt op"),
-            "projection_then" => ("Projection then", "Prognose toen"),
-            "never" => ("never", "nooit"),
-            "behind" => (
-                "already behind the projection",
-                "toen al achter op de prognose",
-            ),
-            "within" => ("within the projection", "binnen de prognose"),
-            "no_targets" => ("No date was announced.", "Er is geen datum aangekondigd."),
-            "too_few_days" => (
-                "Too few days for a line yet.",
-                "Nog te weinig dagen voor een lijn.",
-            ),
-            "no_days" => (
-                "No day has ended since the history began: nothing to show yet.",
-                "Er is nog geen dag voorbij sinds de geschiedenis begon: nog niets te tonen.",
-            ),
-            "nothing" => (
-                "Nothing in these figures calls for a decision today.",
-                "Niets in deze cijfers vraagt vandaag om een besluit.",
-            ),
-            _ => ("", ""),
-        };
-        match self {
+/// The table of the page's texts: each key with its id (the `data-series` of a chart line) and
+/// its English and Dutch text, in which `{name}` marks a value `Text::fill` puts in. The enum, the
+/// list of every key and the lookup are made from the one table, so no key lacks a text.
+macro_rules! texts {
+    ($($key:ident $id:literal => ($en:expr, $nl:expr),)*) => {
+        /// A text of the page.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Text {
+            $($key,)*
+        }
+
+        impl Text {
+            /// Every key, in table order.
+            pub const ALL: &'static [Text] = &[$(Text::$key,)*];
+
+            /// The key's id (`data-series` of a chart line).
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(Text::$key => $id,)*
+                }
+            }
+
+            /// The English and Dutch text.
+            fn pair(self) -> (&'static str, &'static str) {
+                match self {
+                    $(Text::$key => ($en, $nl),)*
+                }
+            }
+        }
+    };
+}
+
+texts! {
+    Title "title" => ("Backlog report", "Rapportage werkvoorraad"),
+    Period "period" => ("Days", "Dagen"),
+    Open "open" => ("Open cases", "Openstaande zaken"),
+    Overdue "overdue" => ("Past the deadline", "Over de beslistermijn"),
+    DueSoon "due_soon" => (
+        "Due soon (the shortest window)",
+        "Binnenkort over de termijn (het kortste venster)"
+    ),
+    DueWithin "due_within" => ("Due within {window}", "Binnen {window} over de termijn"),
+    Inflow "inflow" => ("New cases per day", "Nieuwe zaken per dag"),
+    InflowWeek "inflow" => ("New cases per week", "Nieuwe zaken per week"),
+    Outflow "outflow" => ("Decided per day", "Afgehandeld per dag"),
+    OutflowWeek "outflow" => ("Decided per week", "Afgehandeld per week"),
+    Experienced "experienced" => ("Experienced staff", "Ervaren medewerkers"),
+    Inexperienced "inexperienced" => ("Inexperienced staff", "Onervaren medewerkers"),
+    PerMentor "per_mentor" => ("Newcomers per mentor", "Nieuwkomers per mentor"),
+    Unmentored "unmentored" => ("Newcomers without a mentor", "Nieuwkomers zonder mentor"),
+    AuditsPassed "audits_passed" => ("Audits passed per day", "Goedgekeurde toetsen per dag"),
+    AuditsPassedWeek "audits_passed" => ("Audits passed per week", "Goedgekeurde toetsen per week"),
+    AuditsFailed "audits_failed" => ("Audits failed per day", "Afgekeurde toetsen per dag"),
+    AuditsFailedWeek "audits_failed" => ("Audits failed per week", "Afgekeurde toetsen per week"),
+    Exposure "exposure" => ("Penalty exposure (EUR)", "Dwangsomrisico (EUR)"),
+    Incurred "incurred" => ("Penalties incurred (EUR)", "Betaalde dwangsommen (EUR)"),
+    Headline "headline" => ("Where we stand", "Waar we staan"),
+    Change "change" => ("since", "sinds"),
+    Charts "charts" => ("Over time", "In de tijd"),
+    Targets "targets" => ("Announced dates", "Aangekondigde data"),
+    Projected "projected" => ("Projected clearance", "Verwachte datum weggewerkt"),
+    Promised "promised" => ("Date promised", "Beloofde datum"),
+    OrLater "or_later" => ("{date} or later, or never", "{date} of later, of nooit"),
+    Against "against" => (
+        "the clearance projected each day against the date promised then",
+        "de verwachte datum van elke dag tegen de toen beloofde datum"
+    ),
+    Dilemmas "dilemmas" => ("What needs a decision", "Wat om een besluit vraagt"),
+    Mentoring "mentoring" => ("Mentoring", "Begeleiding"),
+    Flows "flows" => ("New and decided cases per day", "Nieuwe en afgehandelde zaken per dag"),
+    FlowsWeek "flows" => ("New and decided cases per week", "Nieuwe en afgehandelde zaken per week"),
+    Staff "staff" => ("Staff", "Medewerkers"),
+    Audits "audits" => ("Quality audits per day", "Kwaliteitstoetsen per dag"),
+    AuditsWeek "audits" => ("Quality audits per week", "Kwaliteitstoetsen per week"),
+    Penalties "penalties" => ("Penalties (EUR)", "Dwangsommen (EUR)"),
+    AnnouncedAt "announced_at" => ("Announced", "Aangekondigd"),
+    AnnouncedBy "announced_by" => ("By", "Door"),
+    ClearBy "clear_by" => ("Cleared by", "Weggewerkt op"),
+    ProjectionThen "projection_then" => ("Projection then", "Prognose toen"),
+    Never "never" => ("never", "nooit"),
+    Behind "behind" => ("already behind the projection", "toen al achter op de prognose"),
+    BehindBy "behind_by" => (
+        "already behind the projection ({gap})",
+        "toen al achter op de prognose ({gap})"
+    ),
+    Within "within" => ("within the projection", "binnen de prognose"),
+    NoTargets "no_targets" => ("No date was announced.", "Er is geen datum aangekondigd."),
+    TooFewDays "too_few_days" => ("Too few days for a line yet.", "Nog te weinig dagen voor een lijn."),
+    EmptyRange "empty_range" => (
+        "No day of the range asked is in the history, which holds {days} days, from {first} to {last}.",
+        "Geen dag van de gevraagde periode staat in de geschiedenis, die {days} dagen bevat, van {first} tot en met {last}."
+    ),
+    NoDays "no_days" => (
+        "No day has ended since the history began: nothing to show yet.",
+        "Er is nog geen dag voorbij sinds de geschiedenis begon: nog niets te tonen."
+    ),
+    Nothing "nothing" => (
+        "Nothing in these figures calls for a decision today.",
+        "Niets in deze cijfers vraagt vandaag om een besluit."
+    ),
+    QualityNotMeasured "quality_not_measured" => (
+        "Quality has not been measured since {day}: longer than the {max} allowed between audits.",
+        "De kwaliteit is sinds {day} niet gemeten: langer dan de toegestane {max} tussen twee toetsen."
+    ),
+    NewStaffShare "new_staff_share" => (
+        "{share}% of the {decisions} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks.",
+        "{share}% van de {decisions} beslissingen in {period} tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
+    ),
+    NewStaffShareHighest "new_staff_share_highest" => (
+        "At its highest, {share}% of the {decisions} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks.",
+        "Op het hoogste punt is {share}% van de {decisions} beslissingen in {period} tot en met {day} genomen door medewerkers in hun eerste {weeks} weken."
+    ),
+    PeriodDays "period_days" => ("the {days} days", "de {days} dagen"),
+    PeriodWindow "period_window" => ("the {window}", "de periode {window}"),
+    UnmentoredOne "unmentored_one" => ("1 newcomer works without a mentor.", "1 nieuwkomer werkt zonder mentor."),
+    UnmentoredMany "unmentored_many" => (
+        "{count} newcomers work without a mentor.",
+        "{count} nieuwkomers werken zonder mentor."
+    ),
+    TargetNotMet "target_not_met" => (
+        "At the rate observed up to {day} the backlog does not shrink: the announced date of {date} for \"{target}\" will not be met.",
+        "In het tempo tot en met {day} krimpt de voorraad niet: de aangekondigde datum {date} voor \"{target}\" wordt niet gehaald."
+    ),
+    TargetMissedBy "target_missed_by" => (
+        "At the rate observed up to {day} the announced date of {date} for \"{target}\" will be missed by {gap}.",
+        "In het tempo tot en met {day} wordt de aangekondigde datum {date} voor \"{target}\" {gap} gemist."
+    ),
+    TargetPassed "target_passed" => (
+        "The announced date of {date} for \"{target}\" has passed with {open} cases still open on {day}.",
+        "De aangekondigde datum {date} voor \"{target}\" is verstreken met op {day} nog {open} openstaande zaken."
+    ),
+    LessThanADay "less_than_a_day" => ("less than a day", "minder dan een dag"),
+    OneDay "one_day" => ("1 day", "1 dag"),
+    Days "days" => ("{n} days", "{n} dagen"),
+    OneWeek "one_week" => ("1 week", "1 week"),
+    Weeks "weeks" => ("{n} weeks", "{n} weken"),
+}
+
+impl Text {
+    /// The text in `lang`.
+    pub fn get(self, lang: Lang) -> &'static str {
+        let (en, nl) = self.pair();
+        match lang {
             Lang::En => en,
             Lang::Nl => nl,
         }
     }
-}
 
-/// One day's figure, summed over the tracks when it is per track.
-fn figure(day: &Value, path: &[&str]) -> f64 {
-    let mut at = day;
-    for key in path {
-        at = &at[*key];
+    /// The text in `lang` with each `{name}` of `values` put in.
+    pub fn fill(self, lang: Lang, values: &[(&str, &str)]) -> String {
+        let mut text = self.get(lang).to_owned();
+        for (name, value) in values {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        debug_assert!(
+            placeholders(&text).is_empty(),
+            "{self:?}: a value is missing in {text:?}"
+        );
+        text
     }
-    at.as_f64().unwrap_or(0.0)
+
+    /// The text of a chart or a line summed by week, when `weekly`.
+    fn weekly(self, weekly: bool) -> Text {
+        if !weekly {
+            return self;
+        }
+        match self {
+            Text::Flows => Text::FlowsWeek,
+            Text::Inflow => Text::InflowWeek,
+            Text::Outflow => Text::OutflowWeek,
+            Text::Audits => Text::AuditsWeek,
+            Text::AuditsPassed => Text::AuditsPassedWeek,
+            Text::AuditsFailed => Text::AuditsFailedWeek,
+            other => other,
+        }
+    }
 }
 
-fn tracks_sum(day: &Value, field: &str) -> f64 {
-    day["tracks"].as_object().map_or(0.0, |tracks| {
-        tracks
-            .values()
-            .map(|t| {
-                if field == "due_soon" {
-                    // The first (shortest) due-soon window.
-                    t["due_soon"]
-                        .as_object()
-                        .and_then(|w| w.values().next())
-                        .and_then(Value::as_f64)
-                        .unwrap_or(0.0)
-                } else {
-                    t[field].as_f64().unwrap_or(0.0)
-                }
-            })
-            .sum()
-    })
+/// The `{name}`s of a text.
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push(&rest[open + 1..open + close]);
+        rest = &rest[open + close + 1..];
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Sums a figure over the tracks of a row.
+fn tracks_sum(day: &api::HistoryDay, value: impl Fn(&api::HistoryTrack) -> f64) -> f64 {
+    day.tracks.values().map(value).sum()
+}
+
+/// The shortest due-soon window of a track's row: its label and count. Labels are ISO 8601
+/// durations; one that does not read as a length sorts after every one that does.
+fn shortest_due_soon(track: &api::HistoryTrack) -> Option<(&str, i64)> {
+    track
+        .due_soon
+        .iter()
+        .min_by_key(|(label, _)| (window_length(label).is_none(), window_length(label)))
+        .map(|(label, &n)| (label.as_str(), n))
+}
+
+/// The due-soon count of a track: of its shortest window.
+fn due_soon(track: &api::HistoryTrack) -> f64 {
+    shortest_due_soon(track).map_or(0.0, |(_, n)| n as f64)
+}
+
+/// A length in words: whole days ("7 days"), else as written (`label`).
+fn length_words(lang: Lang, length: Option<jiff::SignedDuration>, label: &str) -> String {
+    match length.map(|d| d.as_secs()) {
+        Some(86_400) => Text::OneDay.get(lang).to_owned(),
+        Some(secs) if secs > 0 && secs % 86_400 == 0 => {
+            Text::Days.fill(lang, &[("n", &(secs / 86_400).to_string())])
+        }
+        _ => label.to_owned(),
+    }
 }
 
 /// Above this many days, the lines of cumulative totals (flows, audits) are summed by week rather
@@ -178,7 +285,12 @@ fn sampled(days: usize, step: usize) -> Vec<usize> {
 /// A series over the days: the level each day, or for cumulative totals the difference between
 /// consecutive sampled days (every day, or every seventh for a weekly chart; the first sampled day
 /// has no previous and is left out of a difference series).
-fn series(days: &[Value], value: impl Fn(&Value) -> f64, per_day: bool, step: usize) -> Vec<f64> {
+fn series(
+    days: &[api::HistoryDay],
+    value: impl Fn(&api::HistoryDay) -> f64,
+    per_day: bool,
+    step: usize,
+) -> Vec<f64> {
     if per_day {
         sampled(days.len(), step)
             .windows(2)
@@ -189,110 +301,114 @@ fn series(days: &[Value], value: impl Fn(&Value) -> f64, per_day: bool, step: us
     }
 }
 
-/// One line of a chart: its text key and its values, oldest first.
-pub type Line = (&'static str, Vec<f64>);
+/// One line of a chart: its text and its values, oldest first.
+pub type Line = (Text, Vec<f64>);
 
-/// A chart: its title key, its lines, the day (index into the history's days) of each value, and
+/// A chart: its title, its lines, the day (index into the history's days) of each value, and
 /// whether its values are weekly sums.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
-    pub title: &'static str,
+    pub title: Text,
     pub lines: Vec<Line>,
     pub days: Vec<usize>,
     pub weekly: bool,
 }
 
-/// A headline figure: its text key and how to read it from a day.
-type Headline = (&'static str, fn(&Value) -> f64);
+/// A headline figure: its text and how to read it from a day.
+type Headline = (Text, fn(&api::HistoryDay) -> f64);
 
 /// The named series of every chart, in page order.
-pub fn charts(history: &Value) -> Vec<Chart> {
-    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+pub fn charts(history: &api::History) -> Vec<Chart> {
+    let days = history.days.as_slice();
     let step = if days.len() > WEEKLY_AFTER_DAYS { 7 } else { 1 };
     let flow_days: Vec<usize> = sampled(days.len(), step).into_iter().skip(1).collect();
     let level_days: Vec<usize> = (0..days.len()).collect();
-    let chart = |title, lines, per_day: bool| Chart {
-        title,
-        lines,
+    let weekly = step == 7;
+    let chart = |title: Text, lines: Vec<Line>, per_day: bool| Chart {
+        title: title.weekly(per_day && weekly),
+        lines: lines
+            .into_iter()
+            .map(|(key, values)| (key.weekly(per_day && weekly), values))
+            .collect(),
         days: if per_day {
             flow_days.clone()
         } else {
             level_days.clone()
         },
-        weekly: per_day && step == 7,
+        weekly: per_day && weekly,
     };
-    let series = |value: &dyn Fn(&Value) -> f64, per_day: bool| series(days, value, per_day, step);
-    let total = |d: &Value, field: &str| tracks_sum(d, field);
+    let level = |value: &dyn Fn(&api::HistoryDay) -> f64| series(days, value, false, step);
+    let flow = |value: &dyn Fn(&api::HistoryDay) -> f64| series(days, value, true, step);
     vec![
         chart(
-            "open",
+            Text::Open,
             vec![
-                ("open", series(&|d| total(d, "open"), false)),
-                ("overdue", series(&|d| total(d, "overdue"), false)),
-                ("due_soon", series(&|d| total(d, "due_soon"), false)),
+                (Text::Open, level(&|d| tracks_sum(d, |t| t.open as f64))),
+                (
+                    Text::Overdue,
+                    level(&|d| tracks_sum(d, |t| t.overdue as f64)),
+                ),
+                (Text::DueSoon, level(&|d| tracks_sum(d, due_soon))),
             ],
             false,
         ),
         chart(
-            "flows",
-            vec![
-                ("inflow", series(&|d| total(d, "inflow_total"), true)),
-                ("outflow", series(&|d| total(d, "outflow_total"), true)),
-            ],
-            true,
-        ),
-        chart(
-            "staff",
+            Text::Flows,
             vec![
                 (
-                    "experienced",
-                    series(&|d| figure(d, &["employees", "experienced"]), false),
+                    Text::Inflow,
+                    flow(&|d| tracks_sum(d, |t| t.inflow_total as f64)),
                 ),
                 (
-                    "inexperienced",
-                    series(&|d| figure(d, &["employees", "inexperienced"]), false),
-                ),
-            ],
-            false,
-        ),
-        chart(
-            "mentoring",
-            vec![
-                (
-                    "per_mentor",
-                    series(&|d| figure(d, &["employees", "mentees_per_mentor"]), false),
-                ),
-                (
-                    "unmentored",
-                    series(&|d| figure(d, &["employees", "unmentored"]), false),
-                ),
-            ],
-            false,
-        ),
-        chart(
-            "audits",
-            vec![
-                (
-                    "audits_passed",
-                    series(&|d| figure(d, &["audits", "passed_total"]), true),
-                ),
-                (
-                    "audits_failed",
-                    series(&|d| figure(d, &["audits", "failed_total"]), true),
+                    Text::Outflow,
+                    flow(&|d| tracks_sum(d, |t| t.outflow_total as f64)),
                 ),
             ],
             true,
         ),
         chart(
-            "penalties",
+            Text::Staff,
             vec![
                 (
-                    "exposure",
-                    series(&|d| total(d, "penalty_exposure_euros"), false),
+                    Text::Experienced,
+                    level(&|d| d.employees.experienced as f64),
                 ),
                 (
-                    "incurred",
-                    series(&|d| total(d, "penalty_incurred_euros"), false),
+                    Text::Inexperienced,
+                    level(&|d| d.employees.inexperienced as f64),
+                ),
+            ],
+            false,
+        ),
+        chart(
+            Text::Mentoring,
+            vec![
+                (
+                    Text::PerMentor,
+                    level(&|d| d.employees.mentees_per_mentor.unwrap_or(0.0)),
+                ),
+                (Text::Unmentored, level(&|d| d.employees.unmentored as f64)),
+            ],
+            false,
+        ),
+        chart(
+            Text::Audits,
+            vec![
+                (Text::AuditsPassed, flow(&|d| d.audits.passed_total as f64)),
+                (Text::AuditsFailed, flow(&|d| d.audits.failed_total as f64)),
+            ],
+            true,
+        ),
+        chart(
+            Text::Penalties,
+            vec![
+                (
+                    Text::Exposure,
+                    level(&|d| tracks_sum(d, |t| t.penalty_exposure_euros)),
+                ),
+                (
+                    Text::Incurred,
+                    level(&|d| tracks_sum(d, |t| t.penalty_incurred_euros)),
                 ),
             ],
             false,
@@ -348,13 +464,14 @@ fn svg(lang: Lang, chart: &Chart, days: (&str, &str), top_label: Option<&str>) -
         let colour = COLOURS[i % COLOURS.len()];
         let _ = write!(
             out,
-            "<polyline data-series=\"{key}\" data-values=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
+            "<polyline data-series=\"{}\" data-values=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
              <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
+            key.id(),
             data.join(","),
             points.join(" "),
             pad + 180.0 * i as f64,
             height - 8.0,
-            escape(lang.t_weekly(key, chart.weekly))
+            escape(key.get(lang))
         );
     }
     out.push_str("</svg>");
@@ -371,59 +488,62 @@ fn format_number(v: f64) -> String {
 
 /// The percentage of a row's decisions in the window taken by new staff, and the decisions; `None`
 /// without decisions by new staff.
-fn new_staff_share(row: &Value) -> Option<(f64, f64)> {
-    let decisions = figure(row, &["decisions", "in_window"]);
-    let by_new = figure(row, &["decisions", "by_new_staff_in_window"]);
+fn new_staff_share(row: &api::HistoryDay) -> Option<(f64, f64)> {
+    let decisions = row.decisions.in_window as f64;
+    let by_new = row.decisions.by_new_staff_in_window as f64;
     (decisions > 0.0 && by_new > 0.0).then(|| (100.0 * by_new / decisions, decisions))
+}
+
+/// A window label (an ISO 8601 duration such as "P28D") as a length, days being 24 hours.
+fn window_length(label: &str) -> Option<jiff::SignedDuration> {
+    label.parse::<jiff::SignedDuration>().ok().or_else(|| {
+        label.parse::<jiff::Span>().ok().and_then(|s| {
+            s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                .ok()
+        })
+    })
 }
 
 /// "N% of the decisions in the window up to the day were taken by staff in their first weeks", of
 /// one history row (`highest`: said as the highest share of the period); `None` without any.
-fn new_staff_fact(lang: Lang, history: &Value, row: &Value, highest: bool) -> Option<String> {
+fn new_staff_fact(
+    lang: Lang,
+    history: &api::History,
+    row: &api::HistoryDay,
+    highest: bool,
+) -> Option<String> {
     let (share, decisions) = new_staff_share(row)?;
-    let weeks = history["new_staff_weeks"].as_u64().unwrap_or(0);
-    let day = row["day"].as_str().unwrap_or("?");
-    let window = history["decision_window"].as_str().unwrap_or("?");
+    let _ = history;
+    let weeks = row.new_staff_weeks;
+    let window = row.decision_window.as_str();
     // "P28D" in words: whole days, or the label itself.
-    let days = window
-        .parse::<jiff::SignedDuration>()
-        .ok()
-        .or_else(|| {
-            window.parse::<jiff::Span>().ok().and_then(|s| {
-                s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .ok()
-            })
-        })
+    let days = window_length(window)
         .filter(|d| d.as_secs() > 0 && d.as_secs() % 86_400 == 0)
         .map(|d| d.as_secs() / 86_400);
-    let period = match (lang, days) {
-        (Lang::En, Some(days)) => format!("the {days} days"),
-        (Lang::En, None) => format!("the {window}"),
-        (Lang::Nl, Some(days)) => format!("de {days} dagen"),
-        (Lang::Nl, None) => format!("de periode {window}"),
+    let period = match days {
+        Some(days) => Text::PeriodDays.fill(lang, &[("days", &days.to_string())]),
+        None => Text::PeriodWindow.fill(lang, &[("window", window)]),
     };
-    Some(match (lang, highest) {
-        (Lang::En, false) => format!(
-            "{share:.0}% of the {decisions:.0} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks."
-        ),
-        (Lang::En, true) => format!(
-            "At its highest, {share:.0}% of the {decisions:.0} decisions in {period} up to {day} were taken by staff in their first {weeks} weeks."
-        ),
-        (Lang::Nl, false) => format!(
-            "{share:.0}% van de {decisions:.0} beslissingen in {period} tot en met {day} is genomen door medewerkers in hun eerste {weeks} weken."
-        ),
-        (Lang::Nl, true) => format!(
-            "Op het hoogste punt is {share:.0}% van de {decisions:.0} beslissingen in {period} tot en met {day} genomen door medewerkers in hun eerste {weeks} weken."
-        ),
-    })
+    let text = if highest {
+        Text::NewStaffShareHighest
+    } else {
+        Text::NewStaffShare
+    };
+    Some(text.fill(
+        lang,
+        &[
+            ("share", &format!("{share:.0}")),
+            ("decisions", &format!("{decisions:.0}")),
+            ("period", &period),
+            ("day", &row.day.to_string()),
+            ("weeks", &weeks.to_string()),
+        ],
+    ))
 }
 
-/// The date of an RFC 3339 instant (its first ten characters), or the text as it is.
-fn date_of(instant: &str) -> &str {
-    match instant.get(..10) {
-        Some(date) if instant.len() > 10 && date.parse::<jiff::civil::Date>().is_ok() => date,
-        _ => instant,
-    }
+/// The date of an instant, `YYYY-MM-DD` in UTC.
+fn date_of(instant: api::Timestamp) -> String {
+    instant.strftime("%Y-%m-%d").to_string()
 }
 
 /// Text for HTML.
@@ -449,55 +569,65 @@ pub struct TargetChart {
     pub top: jiff::Timestamp,
 }
 
+/// The track of the history a target is about: its own, or the only one when it is about all
+/// tracks; `None` when the history has no such track (or several for a target of all tracks).
+fn target_track<'a>(history: &'a api::History, target: &api::Target) -> Option<&'a str> {
+    let first = history.days.first()?;
+    let mut tracks = first.tracks.keys();
+    match &target.track {
+        Some(track) => tracks.find(|t| *t == track).map(String::as_str),
+        None => match (tracks.next(), tracks.next()) {
+            (Some(only), None) => Some(only.as_str()),
+            _ => None,
+        },
+    }
+}
+
+/// The date promised for a target at `at`: the latest announcement made by then, else the
+/// configured date.
+fn promised_at(target: &api::Target, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    target
+        .announcements
+        .iter()
+        .rev()
+        .find(|a| a.announced_at <= at)
+        .map(|a| a.clear_by)
+        .or(target.configured_clear_by)
+}
+
+/// The clearance a row projects for a track: `None` when the backlog was not shrinking.
+fn projected_of(row: &api::HistoryDay, track: &str) -> Option<jiff::Timestamp> {
+    let seconds = row.tracks.get(track)?.clearance_seconds?;
+    (seconds.is_finite() && seconds < 1e11)
+        .then(|| {
+            row.at
+                .checked_add(jiff::SignedDuration::from_secs_f64(seconds))
+                .ok()
+        })
+        .flatten()
+}
+
 /// A chart for each target whose track the history has (a target of all tracks only when there
 /// is one track) and that had a promise on some day of the range.
-pub fn target_charts(history: &Value, targets: &Value) -> Vec<TargetChart> {
+pub fn target_charts(history: &api::History, targets: &[api::Target]) -> Vec<TargetChart> {
     const WEEK: f64 = 604_800.0;
-    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
-    let instant = |v: &Value| v.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
-    let tracks: Vec<&String> = days
-        .first()
-        .and_then(|d| d["tracks"].as_object())
-        .map_or(Vec::new(), |t| t.keys().collect());
     let mut out = Vec::new();
-    for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
-        let track = match (target["track"].as_str(), tracks.as_slice()) {
-            (Some(track), _) if tracks.iter().any(|t| t.as_str() == track) => track.to_owned(),
-            (None, [only]) => (*only).clone(),
-            _ => continue,
-        };
-        let announcements: Vec<(jiff::Timestamp, jiff::Timestamp)> = target["announcements"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice)
-            .iter()
-            .filter_map(|a| Some((instant(&a["announced_at"])?, instant(&a["clear_by"])?)))
-            .collect();
-        let configured = instant(&target["configured_clear_by"]);
-        // The date promised at `at`: the latest announcement made by then, else the configured one.
-        let promised_at = |at: jiff::Timestamp| {
-            announcements
-                .iter()
-                .rev()
-                .find(|(made, _)| *made <= at)
-                .map(|(_, date)| *date)
-                .or(configured)
+    for target in targets {
+        let Some(track) = target_track(history, target) else {
+            continue;
         };
         let points: Vec<(
             usize,
             jiff::Timestamp,
             jiff::Timestamp,
             Option<jiff::Timestamp>,
-        )> = days
+        )> = history
+            .days
             .iter()
             .enumerate()
             .filter_map(|(i, d)| {
-                let at = instant(&d["at"])?;
-                let promised = promised_at(at)?;
-                let seconds = d["tracks"][track.as_str()]["clearance_seconds"].as_f64();
-                let projected = seconds
-                    .filter(|s| s.is_finite() && *s < 1e11)
-                    .and_then(|s| at.checked_add(jiff::SignedDuration::from_secs_f64(s)).ok());
-                Some((i, at, promised, projected))
+                let promised = promised_at(target, d.at)?;
+                Some((i, d.at, promised, projected_of(d, track)))
             })
             .collect();
         let Some(&(_, start, _, _)) = points.first() else {
@@ -514,7 +644,7 @@ pub fn target_charts(history: &Value, targets: &Value) -> Vec<TargetChart> {
             .checked_add(jiff::SignedDuration::from_secs((top_weeks * WEEK) as i64))
             .unwrap_or(start);
         out.push(TargetChart {
-            target: target["target"].as_str().unwrap_or("?").to_owned(),
+            target: target.target.clone(),
             days: points.iter().map(|p| p.0).collect(),
             projected: points
                 .iter()
@@ -530,132 +660,223 @@ pub fn target_charts(history: &Value, targets: &Value) -> Vec<TargetChart> {
     out
 }
 
+/// The gap between two instants in words: under a day, whole days under a week, else weeks
+/// (rounded); never "0 weeks".
+fn gap_words(lang: Lang, later: jiff::Timestamp, earlier: jiff::Timestamp) -> String {
+    let seconds = (later.as_second() - earlier.as_second()).abs();
+    let days = (seconds as f64 / 86_400.0).round() as i64;
+    let weeks = (seconds as f64 / 604_800.0).round() as i64;
+    if seconds < 86_400 {
+        Text::LessThanADay.get(lang).to_owned()
+    } else if days < 7 {
+        match days {
+            1 => Text::OneDay.get(lang).to_owned(),
+            n => Text::Days.fill(lang, &[("n", &n.to_string())]),
+        }
+    } else if weeks <= 1 {
+        Text::OneWeek.get(lang).to_owned()
+    } else {
+        Text::Weeks.fill(lang, &[("n", &weeks.to_string())])
+    }
+}
+
 /// The facts that ask for a decision, in plain sentences.
-fn dilemmas(lang: Lang, history: &Value, targets: &Value) -> Vec<String> {
-    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+fn dilemmas(
+    lang: Lang,
+    history: &api::History,
+    targets: &[api::Target],
+    context: &Context,
+) -> Vec<String> {
+    let days = history.days.as_slice();
     let mut out = Vec::new();
-    if let Some(last) = days.last() {
-        let audits = |d: &Value| {
-            figure(d, &["audits", "passed_total"]) + figure(d, &["audits", "failed_total"])
-        };
-        // The last day the audit count moved.
-        let last_audit = days
-            .windows(2)
-            .rev()
-            .find(|w| audits(&w[1]) > audits(&w[0]))
-            .and_then(|w| w[1]["day"].as_str());
-        let quiet_since = match last_audit {
-            Some(day) if day != last["day"].as_str().unwrap_or("") => Some(day),
-            None if days.len() > 1 => days[0]["day"].as_str(),
-            _ => None,
-        };
-        if let Some(day) = quiet_since {
-            out.push(match lang {
-                Lang::En => format!("Quality has not been measured since {day}."),
-                Lang::Nl => format!("De kwaliteit is sinds {day} niet gemeten."),
-            });
-        }
-        // The share of decisions by new staff: on the last day, and at its highest when higher.
-        let share = |d: &Value| new_staff_share(d).map(|(share, _)| share);
-        out.extend(new_staff_fact(lang, history, last, false));
-        let peak = days
-            .iter()
-            .filter_map(|d| share(d).map(|s| (s, d)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((highest, day)) = peak
-            && highest >= share(last).unwrap_or(0.0) + 1.0
-        {
-            out.extend(new_staff_fact(lang, history, day, true));
-        }
-        let unmentored = figure(last, &["employees", "unmentored"]);
-        if unmentored > 0.0 {
-            out.push(match lang {
-                Lang::En if unmentored == 1.0 => "1 newcomer works without a mentor.".to_owned(),
-                Lang::Nl if unmentored == 1.0 => "1 nieuwkomer werkt zonder mentor.".to_owned(),
-                Lang::En => format!("{unmentored:.0} newcomers work without a mentor."),
-                Lang::Nl => format!("{unmentored:.0} nieuwkomers werken zonder mentor."),
-            });
+    let Some(last) = days.last() else {
+        return out;
+    };
+    let audits = |d: &api::HistoryDay| d.audits.passed_total + d.audits.failed_total;
+    // The last row whose audit count moved: the audit was on its day. Stated when, wherever in
+    // that day it was, more than `quality.max_audit_gap` has passed by the range's end.
+    if let Some(audited) = days
+        .windows(2)
+        .rev()
+        .find(|w| audits(&w[1]) > audits(&w[0]))
+    {
+        let since = last.at.duration_since(audited[1].at);
+        if since > context.max_audit_gap {
+            let max = length_words(
+                lang,
+                Some(context.max_audit_gap),
+                &context.max_audit_gap.to_string(),
+            );
+            out.push(
+                Text::QualityNotMeasured
+                    .fill(lang, &[("day", &audited[1].day.to_string()), ("max", &max)]),
+            );
         }
     }
-    for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
-        let name = target["target"].as_str().unwrap_or("?");
-        let clear_by_instant = target["clear_by"].as_str().unwrap_or("?");
-        let clear_by = date_of(clear_by_instant);
-        let (Ok(promised), projected) = (
-            clear_by_instant.parse::<jiff::Timestamp>(),
-            target["projected_clearance"]
-                .as_str()
-                .and_then(|p| p.parse::<jiff::Timestamp>().ok()),
-        ) else {
+    // The share of decisions by new staff: on the last day, and at its highest (of the days with
+    // at least `min_decisions` decisions, the earliest of equal ones) when higher.
+    let share = |d: &api::HistoryDay| new_staff_share(d).map(|(share, _)| share);
+    out.extend(new_staff_fact(lang, history, last, false));
+    let mut peak: Option<(f64, &api::HistoryDay)> = None;
+    for day in days
+        .iter()
+        .filter(|d| d.decisions.in_window >= context.min_decisions)
+    {
+        if let Some(s) = share(day)
+            && peak.is_none_or(|(highest, _)| s > highest)
+        {
+            peak = Some((s, day));
+        }
+    }
+    if let Some((highest, day)) = peak
+        && highest >= share(last).unwrap_or(0.0) + 1.0
+    {
+        out.extend(new_staff_fact(lang, history, day, true));
+    }
+    let unmentored = last.employees.unmentored;
+    if unmentored == 1 {
+        out.push(Text::UnmentoredOne.get(lang).to_owned());
+    } else if unmentored > 1 {
+        out.push(Text::UnmentoredMany.fill(lang, &[("count", &unmentored.to_string())]));
+    }
+    // Each target as it stood at the range's end: the date promised by then against the
+    // projection of the last row.
+    let end = last.day.to_string();
+    for target in targets {
+        let Some(track) = target_track(history, target) else {
             continue;
         };
-        match projected {
-            None => out.push(match lang {
-                Lang::En => format!(
-                    "At the observed rate the backlog does not shrink: the announced date of {clear_by} for \"{name}\" will not be met."
-                ),
-                Lang::Nl => format!(
-                    "In het huidige tempo krimpt de voorraad niet: de aangekondigde datum {clear_by} voor \"{name}\" wordt niet gehaald."
-                ),
-            }),
-            Some(projected) if projected > promised => {
-                let weeks = (projected.as_second() - promised.as_second()) as f64 / 604_800.0;
-                out.push(match lang {
-                    Lang::En => format!(
-                        "At the observed rate the announced date of {clear_by} for \"{name}\" will be missed by {weeks:.0} weeks."
-                    ),
-                    Lang::Nl => format!(
-                        "In het huidige tempo wordt de aangekondigde datum {clear_by} voor \"{name}\" {weeks:.0} weken gemist."
-                    ),
-                });
+        let Some(promised) = promised_at(target, last.at) else {
+            continue;
+        };
+        let name = target.target.as_str();
+        let date = date_of(promised);
+        let open = last.tracks.get(track).map_or(0, |t| t.open);
+        if promised <= last.at {
+            if open > 0 {
+                out.push(Text::TargetPassed.fill(
+                    lang,
+                    &[
+                        ("date", &date),
+                        ("target", name),
+                        ("open", &open.to_string()),
+                        ("day", &end),
+                    ],
+                ));
             }
+            continue;
+        }
+        match projected_of(last, track) {
+            None => out.push(
+                Text::TargetNotMet.fill(lang, &[("day", &end), ("date", &date), ("target", name)]),
+            ),
+            Some(projected) if projected > promised => out.push(Text::TargetMissedBy.fill(
+                lang,
+                &[
+                    ("day", &end),
+                    ("date", &date),
+                    ("target", name),
+                    ("gap", &gap_words(lang, projected, promised)),
+                ],
+            )),
             Some(_) => {}
         }
     }
     out
 }
 
+/// What the page needs beside the history of the range and the targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// `quality.max_audit_gap`: a longer time without an audit is stated.
+    pub max_audit_gap: jiff::SignedDuration,
+    /// The fewest decisions in a row's window for its share by new staff to be stated at its
+    /// highest (`thresholds.min_weekly_decisions`).
+    pub min_decisions: u64,
+    /// The days the whole history holds (for a range without any).
+    pub held: Held,
+}
+
+/// The days of the whole history: how many, the first and the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Held {
+    pub days: usize,
+    pub first: Option<api::Date>,
+    pub last: Option<api::Date>,
+}
+
+impl Held {
+    /// The days held by a history (all of its rows).
+    pub fn of(history: &api::History) -> Held {
+        Held {
+            days: history.days.len(),
+            first: history.days.first().map(|d| d.day),
+            last: history.days.last().map(|d| d.day),
+        }
+    }
+}
+
+/// The minimum sample of the new-staff fact when `thresholds.min_weekly_decisions` is not
+/// configured (the shipped value).
+pub const DEFAULT_MIN_DECISIONS: u64 = 20;
+
 /// The whole page.
-pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
-    let days: &[Value] = history["days"].as_array().map_or(&[], Vec::as_slice);
+pub fn render(
+    lang: Lang,
+    history: &api::History,
+    targets: &[api::Target],
+    context: &Context,
+) -> String {
+    let days = history.days.as_slice();
     let mut html = String::new();
     let lang_code = lang.code();
+    let title = escape(Text::Title.get(lang));
     let _ = write!(
         html,
-        "<!DOCTYPE html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\"><title>{}</title>\
+        "<!DOCTYPE html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>body{{font-family:sans-serif;max-width:720px;margin:2em auto;color:#222}}\
          table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}\
          td.n,th.n{{text-align:right}}h2{{margin-top:1.6em}}@media print{{h2{{break-after:avoid}}svg{{break-inside:avoid}}}}</style>\
-         </head><body><h1>{}</h1>",
-        escape(lang.t("title")),
-        escape(lang.t("title"))
+         </head><body><h1>{title}</h1>",
     );
     let (Some(first), Some(last)) = (days.first(), days.last()) else {
-        let _ = write!(html, "<p>{}</p></body></html>", escape(lang.t("no_days")));
+        let held = &context.held;
+        let text = match (held.first, held.last) {
+            (Some(first), Some(last)) if held.days > 0 => Text::EmptyRange.fill(
+                lang,
+                &[
+                    ("days", &held.days.to_string()),
+                    ("first", &first.to_string()),
+                    ("last", &last.to_string()),
+                ],
+            ),
+            _ => Text::NoDays.get(lang).to_owned(),
+        };
+        let _ = write!(html, "<p>{}</p></body></html>", escape(&text));
         return html;
     };
-    let day = |d: &Value| d["day"].as_str().unwrap_or("").to_owned();
+    let day = |d: &api::HistoryDay| d.day.to_string();
     let _ = write!(
         html,
         "<p>{}: {} – {}</p><h2>{}</h2><table>",
-        escape(lang.t("period")),
+        escape(Text::Period.get(lang)),
         escape(&day(first)),
         escape(&day(last)),
-        escape(lang.t("headline"))
+        escape(Text::Headline.get(lang))
     );
     // Each figure on the last day, and its change since the day before and since the first day of
     // the range (the end of the previous report, when reports follow each other).
     let previous = days.len().checked_sub(2).map(|i| &days[i]);
     let since_first = (days.len() > 2).then_some(first);
     let headline: [Headline; 6] = [
-        ("open", |d| tracks_sum(d, "open")),
-        ("overdue", |d| tracks_sum(d, "overdue")),
-        ("due_soon", |d| tracks_sum(d, "due_soon")),
-        ("experienced", |d| figure(d, &["employees", "experienced"])),
-        ("inexperienced", |d| {
-            figure(d, &["employees", "inexperienced"])
+        (Text::Open, |d| tracks_sum(d, |t| t.open as f64)),
+        (Text::Overdue, |d| tracks_sum(d, |t| t.overdue as f64)),
+        (Text::DueSoon, |d| tracks_sum(d, due_soon)),
+        (Text::Experienced, |d| d.employees.experienced as f64),
+        (Text::Inexperienced, |d| d.employees.inexperienced as f64),
+        (Text::Exposure, |d| {
+            tracks_sum(d, |t| t.penalty_exposure_euros)
         }),
-        ("exposure", |d| tracks_sum(d, "penalty_exposure_euros")),
     ];
     let _ = write!(
         html,
@@ -666,17 +887,31 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         let _ = write!(
             html,
             "<th class=\"n\">{} {}</th>",
-            escape(lang.t("change")),
+            escape(Text::Change.get(lang)),
             escape(&day(base))
         );
     }
     html.push_str("</tr>");
+    // The due-soon window counted, named: the shortest of the last day.
+    let window = last
+        .tracks
+        .values()
+        .filter_map(shortest_due_soon)
+        .map(|(label, _)| label)
+        .min_by_key(|label| (window_length(label).is_none(), window_length(label)));
     for (key, value) in headline {
         let now = value(last);
+        let label = match (key, window) {
+            (Text::DueSoon, Some(window)) => Text::DueWithin.fill(
+                lang,
+                &[("window", &length_words(lang, window_length(window), window))],
+            ),
+            _ => key.get(lang).to_owned(),
+        };
         let _ = write!(
             html,
             "<tr><th>{}</th><td class=\"n\">{}</td>",
-            escape(lang.t(key)),
+            escape(&label),
             format_number(now),
         );
         for base in [previous, since_first].into_iter().flatten() {
@@ -690,13 +925,9 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
         }
         html.push_str("</tr>");
     }
-    let _ = write!(html, "</table><h2>{}</h2>", escape(lang.t("charts")));
+    let _ = write!(html, "</table><h2>{}</h2>", escape(Text::Charts.get(lang)));
     for chart in charts(history) {
-        let _ = write!(
-            html,
-            "<h3>{}</h3>",
-            escape(lang.t_weekly(chart.title, chart.weekly))
-        );
+        let _ = write!(html, "<h3>{}</h3>", escape(chart.title.get(lang)));
         // A line needs two values; a difference line has one value fewer than it reads days.
         match chart.days.as_slice() {
             [from, .., to] => {
@@ -704,17 +935,17 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
                 html.push_str(&svg(lang, &chart, (&span.0, &span.1), None));
             }
             _ => {
-                let _ = write!(html, "<p>{}</p>", escape(lang.t("too_few_days")));
+                let _ = write!(html, "<p>{}</p>", escape(Text::TooFewDays.get(lang)));
             }
         }
     }
-    let _ = write!(html, "<h2>{}</h2>", escape(lang.t("targets")));
+    let _ = write!(html, "<h2>{}</h2>", escape(Text::Targets.get(lang)));
     for target in target_charts(history, targets) {
         let chart = Chart {
-            title: "against",
+            title: Text::Against,
             lines: vec![
-                ("projected", target.projected.clone()),
-                ("promised", target.promised.clone()),
+                (Text::Projected, target.projected.clone()),
+                (Text::Promised, target.promised.clone()),
             ],
             days: target.days.clone(),
             weekly: false,
@@ -726,64 +957,57 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
             html,
             "<h3>{}: {}</h3>",
             escape(&target.target),
-            escape(lang.t("against"))
+            escape(Text::Against.get(lang))
         );
-        let top = format!("{} {}", target.top.strftime("%Y-%m-%d"), lang.t("or_later"));
+        let top = Text::OrLater.fill(lang, &[("date", &date_of(target.top))]);
         let span = (day(&days[from]), day(&days[to]));
         html.push_str(&svg(lang, &chart, (&span.0, &span.1), Some(&top)));
     }
     let mut rows = String::new();
-    for target in targets.as_array().map_or(&[][..], Vec::as_slice) {
-        for a in target["announcements"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice)
+    for target in targets {
+        for a in target
+            .announcements
+            .iter()
+            .filter(|a| a.announced_at <= last.at)
         {
-            let projected = a["projected_clearance"].as_str();
-            let verdict = if a["behind_projection"].as_bool() == Some(true) {
-                let weeks = projected
-                    .and_then(|p| p.parse::<jiff::Timestamp>().ok())
-                    .zip(
-                        a["clear_by"]
-                            .as_str()
-                            .and_then(|c| c.parse::<jiff::Timestamp>().ok()),
-                    )
-                    .map(|(p, c)| (p.as_second() - c.as_second()) as f64 / 604_800.0);
-                match (weeks, lang) {
-                    (Some(w), Lang::En) => format!("{} ({w:.0} weeks)", lang.t("behind")),
-                    (Some(w), Lang::Nl) => format!("{} ({w:.0} weken)", lang.t("behind")),
-                    (None, _) => lang.t("behind").to_owned(),
+            let verdict = match (a.behind_projection, a.projected_clearance) {
+                (true, Some(projected)) => {
+                    Text::BehindBy.fill(lang, &[("gap", &gap_words(lang, projected, a.clear_by))])
                 }
-            } else {
-                lang.t("within").to_owned()
+                (true, None) => Text::Behind.get(lang).to_owned(),
+                (false, _) => Text::Within.get(lang).to_owned(),
             };
             let _ = write!(
                 rows,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(target["target"].as_str().unwrap_or("")),
-                escape(date_of(a["announced_at"].as_str().unwrap_or(""))),
-                escape(a["announced_by"].as_str().unwrap_or("")),
-                escape(date_of(a["clear_by"].as_str().unwrap_or(""))),
-                escape(projected.map_or(lang.t("never"), date_of)),
+                escape(&target.target),
+                escape(&date_of(a.announced_at)),
+                escape(a.announced_by.as_deref().unwrap_or("")),
+                escape(&date_of(a.clear_by)),
+                escape(
+                    &a.projected_clearance
+                        .map_or_else(|| Text::Never.get(lang).to_owned(), date_of)
+                ),
                 escape(&verdict),
             );
         }
     }
     if rows.is_empty() {
-        let _ = write!(html, "<p>{}</p>", escape(lang.t("no_targets")));
+        let _ = write!(html, "<p>{}</p>", escape(Text::NoTargets.get(lang)));
     } else {
         let _ = write!(
             html,
             "<table><tr><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>{rows}</table>",
-            escape(lang.t("announced_at")),
-            escape(lang.t("announced_by")),
-            escape(lang.t("clear_by")),
-            escape(lang.t("projection_then")),
+            escape(Text::AnnouncedAt.get(lang)),
+            escape(Text::AnnouncedBy.get(lang)),
+            escape(Text::ClearBy.get(lang)),
+            escape(Text::ProjectionThen.get(lang)),
         );
     }
-    let _ = write!(html, "<h2>{}</h2><ul>", escape(lang.t("dilemmas")));
-    let facts = dilemmas(lang, history, targets);
+    let _ = write!(html, "<h2>{}</h2><ul>", escape(Text::Dilemmas.get(lang)));
+    let facts = dilemmas(lang, history, targets, context);
     if facts.is_empty() {
-        let _ = write!(html, "<li>{}</li>", escape(lang.t("nothing")));
+        let _ = write!(html, "<li>{}</li>", escape(Text::Nothing.get(lang)));
     }
     for fact in facts {
         let _ = write!(html, "<li>{}</li>", escape(&fact));
@@ -797,16 +1021,13 @@ pub fn render(lang: Lang, history: &Value, targets: &Value) -> String {
 pub fn fetch(
     url: &str,
     token: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
+    from: Option<jiff::civil::Date>,
+    to: Option<jiff::civil::Date>,
     lang: Option<Lang>,
 ) -> anyhow::Result<String> {
     let mut query = Vec::new();
     for (key, value) in [("from", from), ("to", to)] {
         if let Some(value) = value {
-            value
-                .parse::<jiff::civil::Date>()
-                .map_err(|e| anyhow::anyhow!("--{key} {value}: not a date (YYYY-MM-DD): {e}"))?;
             query.push(format!("{key}={value}"));
         }
     }

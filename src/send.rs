@@ -74,14 +74,7 @@ pub fn run(options: SendOptions) -> anyhow::Result<Totals> {
 }
 
 /// One rejected event of a batch, as the daemon reported it.
-#[derive(Debug, Clone)]
-pub struct Rejected {
-    /// Position of the event in the posted body (counting its lines from 0).
-    pub index: usize,
-    pub id: String,
-    pub reason: String,
-    pub message: String,
-}
+pub use crate::api::Rejected;
 
 /// The daemon's answer to one batch.
 #[derive(Debug, Clone, Default)]
@@ -133,37 +126,20 @@ impl Poster {
             .count() as u64;
         let body = Bytes::from(body);
         let answer = self.runtime.block_on(self.post_with_retry(body))?;
-        let rejected_total = answer["rejected_total"]
-            .as_u64()
-            .or_else(|| answer["rejected"].as_array().map(|r| r.len() as u64))
-            .unwrap_or(0);
-        let counted = answer["accepted"].as_u64().unwrap_or(0)
-            + answer["duplicates"].as_u64().unwrap_or(0)
-            + rejected_total;
+        let counted = answer.accepted + answer.duplicates + answer.rejections();
         if counted != events {
             anyhow::bail!(
-                "the daemon's answer accounts for {counted} of the {events} events sent: {answer}"
+                "the daemon's answer accounts for {counted} of the {events} events sent: {answer:?}"
             );
         }
-        let rejected = answer["rejected"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| Rejected {
-                index: r["index"].as_u64().unwrap_or(0) as usize,
-                id: r["id"].as_str().unwrap_or("").to_owned(),
-                reason: r["reason"].as_str().unwrap_or("?").to_owned(),
-                message: r["message"].as_str().unwrap_or("").to_owned(),
-            })
-            .collect();
         Ok(Answer {
-            accepted: answer["accepted"].as_u64().unwrap_or(0),
-            duplicates: answer["duplicates"].as_u64().unwrap_or(0),
-            rejected,
+            accepted: answer.accepted,
+            duplicates: answer.duplicates,
+            rejected: answer.rejected,
         })
     }
 
-    async fn post_with_retry(&self, body: Bytes) -> anyhow::Result<serde_json::Value> {
+    async fn post_with_retry(&self, body: Bytes) -> anyhow::Result<crate::api::IngestAnswer> {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 0;
         loop {
@@ -180,8 +156,7 @@ impl Poster {
                     let bytes = response.into_body().collect().await?.to_bytes();
                     match status {
                         StatusCode::OK | StatusCode::UNPROCESSABLE_ENTITY => {
-                            return serde_json::from_slice(&bytes)
-                                .context("the daemon's answer is not JSON");
+                            return crate::api::decode("POST /v1/events", &bytes);
                         }
                         StatusCode::SERVICE_UNAVAILABLE => {
                             format!("503: {}", String::from_utf8_lossy(&bytes))
@@ -216,15 +191,16 @@ pub fn reload(url: &str, token: Option<&str>) -> anyhow::Result<String> {
     }
 }
 
-/// `GET {url}{path_and_query}` with the bearer token when one is given: the JSON answer of a 200,
-/// or an error with the daemon's `error` sentence.
-pub fn get_json(
+/// `GET {url}{path_and_query}` with the bearer token when one is given: the answer of a 200
+/// decoded as `T` (an error naming a missing field), or an error with the daemon's `error`
+/// sentence.
+pub fn get_json<T: serde::de::DeserializeOwned>(
     url: &str,
     path_and_query: &str,
     token: Option<&str>,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<T> {
     let bytes = get(url, path_and_query, token)?;
-    serde_json::from_slice(&bytes).context("the daemon's answer is not JSON")
+    crate::api::decode(&format!("GET {path_and_query}"), &bytes)
 }
 
 /// `GET {url}{path_and_query}` with the bearer token when one is given: the body of a 200, or an

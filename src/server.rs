@@ -7,7 +7,7 @@
 mod answers;
 
 use answers::{forecast, targets};
-pub use answers::{forecast_json, history_json, targets_json};
+pub use answers::{forecast_body, history_body, targets_body};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -463,17 +463,15 @@ fn answer_summary(app: &App, summary: &engine::IngestSummary, events: usize) -> 
             "internal error: the answer does not account for every event; resend the batch",
         );
     }
-    let rejected: Vec<_> = summary
+    let rejected = summary
         .rejected
         .iter()
         .take(app.limits.max_rejections_reported)
-        .map(|(index, id, rejection)| {
-            json!({
-                "index": index,
-                "id": id,
-                "reason": rejection.reason.as_str(),
-                "message": rejection.message,
-            })
+        .map(|(index, id, rejection)| crate::api::Rejected {
+            index: *index,
+            id: id.clone(),
+            reason: rejection.reason.as_str().to_owned(),
+            message: rejection.message.clone(),
         })
         .collect();
     let status = if rejected_total == 0 {
@@ -481,14 +479,12 @@ fn answer_summary(app: &App, summary: &engine::IngestSummary, events: usize) -> 
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let mut answer = json!({
-        "accepted": summary.accepted,
-        "duplicates": summary.duplicates,
-        "rejected": rejected,
-    });
-    if rejected_total > 0 {
-        answer["rejected_total"] = json!(rejected_total);
-    }
+    let answer = crate::api::IngestAnswer {
+        accepted: summary.accepted as u64,
+        duplicates: summary.duplicates as u64,
+        rejected,
+        rejected_total: (rejected_total > 0).then_some(rejected_total as u64),
+    };
     json_response(status, &answer)
 }
 
@@ -599,21 +595,19 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
     let Ok(cases) = answer.await else {
         return shutting_down();
     };
-    let body: Vec<_> = cases
+    let body: Vec<crate::api::OverdueCase> = cases
         .into_iter()
-        .map(|c| {
-            json!({
-                "case": c.case,
-                "track": c.track,
-                "location": c.location,
-                "employee": c.employee,
-                "deadline": c.deadline.to_string(),
-                "overdue_seconds": c.overdue_seconds,
-                "penalty_euros": c.penalty_cents as f64 / 100.0,
-            })
+        .map(|c| crate::api::OverdueCase {
+            case: c.case,
+            track: c.track,
+            location: c.location,
+            employee: c.employee,
+            deadline: c.deadline,
+            overdue_seconds: c.overdue_seconds,
+            penalty_euros: c.penalty_cents as f64 / 100.0,
         })
         .collect();
-    json_response(StatusCode::OK, &serde_json::Value::Array(body))
+    json_response(StatusCode::OK, &body)
 }
 
 /// `None` when the request may proceed; otherwise the 401 answer. The scheme is matched without
@@ -703,11 +697,13 @@ fn error_response(status: StatusCode, message: &str) -> HttpResponse {
     json_response(status, &json!({ "error": message }))
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    // The answers are plain data with string keys: serializing them cannot fail.
+    let text = serde_json::to_string(body).unwrap_or_default();
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(text)))
         .unwrap_or_default()
 }
 

@@ -474,7 +474,9 @@ impl Fields<'_> {
 
     fn timestamp(&self, key: &str) -> Result<Timestamp, Rejection> {
         let value = self.string(key)?;
-        value.parse::<Timestamp>().map_err(|_| {
+        // RFC 3339 exactly: jiff alone also takes the basic format, missing seconds, a six-digit
+        // year, a comma fraction, an offset of +24:00 or with seconds, and annotations.
+        crate::instant::parse_rfc3339(&value).map_err(|_| {
             self.invalid(
                 key,
                 format_args!(
@@ -618,6 +620,39 @@ mod tests {
             "invalid_json: an event must be a JSON object, got an array"
         );
         assert!(reject("{nope").starts_with("invalid_json: not valid JSON"));
+    }
+
+    /// docs/events.md says RFC 3339: what jiff's parser also takes is refused, naming the field.
+    #[test]
+    fn timestamps_are_rfc_3339_exactly() {
+        let event = |time: &str| {
+            format!(
+                r#"{{"id":"e","type":"case.hearing_held","time":"{time}","data":{{"case":"c"}}}}"#
+            )
+        };
+        for time in [
+            "2026-12-01T10:00Z",
+            "20261201T100000Z",
+            "+002026-12-01T10:00:00Z",
+            "2026-12-01T10:00:00,5Z",
+            "2026-12-01T10:00:00+24:00",
+            "2026-12-01T10:00:00+01:00:30",
+            "2026-12-01T10:00:00Z[u-ca=hebrew]",
+        ] {
+            assert_eq!(
+                reject(&event(time)),
+                format!(
+                    "invalid_field: field `time`: \"{time}\" is not an RFC 3339 timestamp with offset (e.g. \"2025-01-31T09:00:00+01:00\")"
+                )
+            );
+        }
+        for time in [
+            "2026-12-01T10:00:00Z",
+            "2026-12-01t10:00:00.123456789z",
+            "2026-12-01T11:00:00+01:00",
+        ] {
+            assert!(parse_event(&event(time)).is_ok(), "{time}");
+        }
     }
 
     #[test]

@@ -306,6 +306,123 @@ fn out_of_order_files_and_too_many_samples_are_refused_by_name() {
     );
 }
 
+/// The distinct sample timestamps (Unix seconds) of OpenMetrics text, in order.
+fn om_timestamps(openmetrics: &str) -> Vec<i64> {
+    let mut seconds: Vec<i64> = openmetrics
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|t| t as i64)
+        .collect();
+    seconds.sort_unstable();
+    seconds.dedup();
+    seconds
+}
+
+/// `--from`/`--to` with a numeric offset mean that instant, not the midnight of its civil date
+/// (the bug: `+01:00` was cut to 00:00Z and the backfill wrote one step at 00:00Z). The same for
+/// `simulate` and for the refusal of anything else, named by its option.
+#[test]
+fn a_range_with_an_offset_covers_exactly_the_hours_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("one.ndjson");
+    std::fs::write(&events, event("a", "2026-11-01T13:30:00Z") + "\n").unwrap();
+    let out = dir.path().join("y.om");
+    let output = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--step",
+        "1h",
+        "--from",
+        "2026-11-01T15:00:00+01:00",
+        "--to",
+        "2026-11-01T18:00:00+01:00",
+        "--out",
+        out.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("4 steps from 2026-11-01T14:00:00Z to 2026-11-01T17:00:00Z"),
+        "{}",
+        stderr(&output)
+    );
+    let fourteen = epoch("2026-11-01T14:00:00Z");
+    assert_eq!(
+        om_timestamps(&std::fs::read_to_string(&out).unwrap()),
+        (0..4).map(|h| fourteen + h * 3600).collect::<Vec<_>>()
+    );
+
+    // simulate: every event inside the range, and events after the UTC midnight the old parser
+    // would have cut --to to.
+    let simulated = dir.path().join("sim.ndjson");
+    simulate(
+        "steady",
+        "0.2",
+        "2026-11-02T08:30:00+01:00",
+        "2026-11-04T17:00:00+01:00",
+        &simulated,
+    );
+    let times: Vec<i64> = std::fs::read_to_string(&simulated)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            epoch(event["time"].as_str().unwrap())
+        })
+        .collect();
+    let (first, last) = (
+        *times.iter().min().expect("events"),
+        *times.iter().max().expect("events"),
+    );
+    assert!(
+        first >= epoch("2026-11-02T07:30:00Z"),
+        "first event {first}"
+    );
+    assert!(last <= epoch("2026-11-04T16:00:00Z"), "last event {last}");
+    assert!(
+        last > epoch("2026-11-04T00:00:00Z"),
+        "the range goes on after midnight UTC of its last day: last event {last}"
+    );
+
+    // Anything that is not RFC 3339, a whole YYYY-MM-DD or now is refused, naming the option.
+    for (command, option, text) in [
+        ("backfill", "--from", "2026-11-01T15:00+01:00"),
+        ("alert-replay", "--to", "20261101T150000Z"),
+        ("report", "--from", "2026-11-01T15:00:00+01:00"),
+        ("simulate", "--from", "2026-11-01T15:00:00+01"),
+    ] {
+        let mut args = vec![command, option, text];
+        match command {
+            "backfill" => args.extend(["--config", "x.toml", "--step", "1h", "x.ndjson"]),
+            "alert-replay" => args.extend([
+                "--prometheus",
+                "http://127.0.0.1:1",
+                "--rules",
+                "x.yml",
+                "--from",
+                "now",
+            ]),
+            "report" => args.extend(["--out", "x.html"]),
+            _ => args.extend(["--scenario", "steady", "--out", "x.ndjson"]),
+        }
+        let output = backlogd(&args);
+        assert_ne!(output.status.code(), Some(0), "{args:?}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(option) && message.contains(text),
+            "{args:?}: {message}"
+        );
+        let example = if command == "report" {
+            "such as 2026-11-01"
+        } else {
+            "such as 2026-11-01T15:00:00+01:00"
+        };
+        assert!(message.contains(example), "{args:?}: {message}");
+    }
+}
+
 /// A child process killed on drop.
 struct Server(Child, PathBuf);
 
@@ -448,6 +565,34 @@ fn alert_replay_on_backfilled_blocks_applies_for_and_keep_firing_for() {
     assert_eq!(row["severity"], "ticket");
     assert_eq!(row["labels"]["instance"], "127.0.0.1:9723");
     assert_eq!(row["labels"]["alertname"], "OverdueCasesHigh");
+
+    // --from with an offset starts there: an alert whose condition held before it is pending
+    // from the first evaluation at --from, never before (the old parser cut 12:00+01:00 to
+    // midnight UTC and reported pending from 10:05).
+    let late = |from: &str| {
+        let output = backlogd(&[
+            "alert-replay",
+            "--prometheus",
+            &url,
+            "--rules",
+            rules.to_str().unwrap(),
+            "--from",
+            from,
+            "--to",
+            "2025-03-04T19:00:00+01:00",
+            "--step",
+            "5m",
+            "--json",
+            "--alert",
+            "OverdueCasesHigh",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let json = late("2025-03-04T12:00:00+01:00");
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json:#}");
+    assert_eq!(json[0]["pending_from"], "2025-03-04T11:00:00Z", "{json:#}");
+    assert_eq!(json[0]["firing_from"], "2025-03-04T11:15:00Z", "{json:#}");
 
     // The table for people, one alert.
     let table = replay(&["--alert", "OverdueCasesHigh"]);
@@ -944,8 +1089,8 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let daemon = Daemon::start(&store, &[]);
     let response = daemon.get("/v1/history?from=2024-01-01&to=2024-02-28");
     assert_eq!(response.status, 200, "{}", response.text());
-    let history = response.json().unwrap();
-    let days = history["days"].as_array().unwrap();
+    let history: backlogd::api::History = response.decode();
+    let days = &history.days;
     assert_eq!(
         days.len(),
         59,
@@ -954,51 +1099,47 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let mut compared = 0;
     for day in days {
         // Midnight in Europe/Amsterdam is a whole UTC hour, so an hourly step falls on it.
-        let at = epoch(day["at"].as_str().unwrap());
-        let track = &day["tracks"]["asylum"];
+        let at = epoch(&day.at.to_string());
+        let track = &day.tracks["asylum"];
         let checks = [
-            ("open", "backlogd_cases_open", vec![]),
-            ("overdue", "backlogd_cases_overdue", vec![]),
+            ("open", track.open, "backlogd_cases_open", vec![]),
+            ("overdue", track.overdue, "backlogd_cases_overdue", vec![]),
         ];
-        for (field, family, labels) in checks {
+        for (field, value, family, labels) in checks {
             let expected = om_sum(&openmetrics, family, &labels, at);
             assert_eq!(
-                track[field].as_f64().unwrap(),
-                expected,
+                value as f64, expected,
                 "{} {field}: history against the backfill's {family} at {at}",
-                day["day"]
+                day.day
             );
         }
-        for (field, experienced) in [("experienced", "true"), ("inexperienced", "false")] {
+        for (field, value, experienced) in [
+            ("experienced", day.employees.experienced, "true"),
+            ("inexperienced", day.employees.inexperienced, "false"),
+        ] {
             let pair = format!("experienced=\"{experienced}\"");
             let expected = om_sum(&openmetrics, "backlogd_employees", &[pair.as_str()], at);
-            assert_eq!(
-                day["employees"][field].as_f64().unwrap(),
-                expected,
-                "{} employees {field}",
-                day["day"]
-            );
+            assert_eq!(value as f64, expected, "{} employees {field}", day.day);
         }
         compared += 1;
     }
     assert!(
-        days.iter()
-            .any(|d| d["tracks"]["asylum"]["open"].as_f64() > Some(0.0)),
+        days.iter().any(|d| d.tracks["asylum"].open > 0),
         "the story has open cases"
     );
     assert_eq!(compared, 59);
     // Live from there on: a row for every midnight since, up to the last one before now.
-    let all = daemon.get("/v1/history").json().unwrap();
-    let last = all["days"].as_array().unwrap().last().unwrap().clone();
+    let all: backlogd::api::History = daemon.get("/v1/history").decode();
+    let last = all.days.last().expect("a row").clone();
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap())
         .date();
     let yesterday = today.yesterday().unwrap();
     // Or the day before, when the test runs across a midnight before the daemon's tick.
     let before = yesterday.yesterday().unwrap();
-    let last_day = last["day"].as_str().unwrap();
+    let last_day = last.day;
     assert!(
-        [yesterday.to_string(), before.to_string()].contains(&last_day.to_owned()),
+        [yesterday, before].contains(&last_day),
         "the last row is {last_day}, not {yesterday}"
     );
     // The report draws the backfilled days: the open-cases line has one value a day.
@@ -1011,8 +1152,193 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let drawn: Vec<f64> = open_line.split(',').map(|v| v.parse().unwrap()).collect();
     let stored: Vec<f64> = days
         .iter()
-        .map(|d| d["tracks"]["asylum"]["open"].as_f64().unwrap())
+        .map(|d| d.tracks["asylum"].open as f64)
         .collect();
     assert_eq!(drawn, stored);
     daemon.stop();
+}
+
+/// The example events in time order (the file groups them by story, not by time).
+fn example_events_in_time_order(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/taskforce-autumn.ndjson"),
+    )
+    .unwrap();
+    let mut lines: Vec<(i64, &str)> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            (epoch(event["time"].as_str().unwrap()), line)
+        })
+        .collect();
+    lines.sort_by_key(|&(time, _)| time);
+    let path = dir.join("sorted.ndjson");
+    let body: String = lines.iter().map(|(_, line)| format!("{line}\n")).collect();
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// The history days of a daemon up to `to`.
+fn history_days(daemon: &Daemon, to: &str) -> serde_json::Value {
+    let response = daemon.get(&format!("/v1/history?to={to}"));
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.json().expect("JSON")["days"].clone()
+}
+
+/// A row carries what it counted (issue 20, defect 2): a reload that reorders the due-soon
+/// windows, adds one and changes `forecast.new_staff_weeks` used to relabel the past (the 28-day
+/// count under the 7-day label), and to describe old rows with the new weeks. And a store of
+/// snapshot format 7 (tests/fixtures/store-v7, rows without their windows) still loads, with the
+/// rows today's code writes for the same events.
+#[test]
+fn history_rows_keep_their_windows_across_reloads_restarts_and_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = example_events_in_time_order(dir.path());
+    let last_day = "2026-10-07";
+    let config = dir.path().join("backlogd.toml");
+    let shipped = std::fs::read_to_string(shipped_config()).unwrap();
+    std::fs::write(&config, &shipped).unwrap();
+
+    let fresh = dir.path().join("fresh");
+    let seeded = backlogd(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--store",
+        fresh.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let daemon = Daemon::start_with_config(&config, &fresh, &[]);
+    let expected = history_days(&daemon, last_day);
+    daemon.stop();
+    let rows = expected.as_array().unwrap();
+    assert_eq!(rows.len(), 37, "{expected:#}");
+    assert!(
+        rows.iter().any(|row| {
+            let due = &row["tracks"]["asylum"]["due_soon"];
+            due["P7D"] != due["P28D"]
+        }),
+        "the windows must count differently for the test to see a swap"
+    );
+    for row in rows {
+        assert_eq!(row["decision_window"], "P28D");
+        assert_eq!(row["new_staff_weeks"], 12);
+    }
+
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v7/snapshots.sqlite"),
+        old.join("snapshots.sqlite"),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_config(&config, &old, &[]);
+    assert_eq!(
+        history_days(&daemon, last_day),
+        expected,
+        "the format 7 store"
+    );
+
+    let reordered = shipped.replace(
+        "due_soon = [\"P7D\", \"P28D\"]",
+        "due_soon = [\"P28D\", \"P14D\", \"P7D\"]",
+    );
+    assert_ne!(reordered, shipped);
+    let reordered = reordered.replace("new_staff_weeks = 12", "new_staff_weeks = 8");
+    std::fs::write(&config, &reordered).unwrap();
+    let reload = daemon.request("POST", "/-/reload", &[], b"");
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    let answer = daemon.get("/v1/history").json().expect("JSON");
+    assert_eq!(answer["new_staff_weeks"], 8, "the settings now in force");
+    assert_eq!(
+        history_days(&daemon, last_day),
+        expected,
+        "after the reload"
+    );
+    daemon.kill();
+    let daemon = Daemon::start_with_config(&config, &old, &[]);
+    assert_eq!(
+        history_days(&daemon, last_day),
+        expected,
+        "after a crash and recovery"
+    );
+    daemon.stop();
+}
+
+/// `backlogd import` (a case table and an employee table) then `backfill --store` gives the daemon
+/// the same daily history and the same state as the equivalent events written by hand
+/// (config/examples/import/equivalent.ndjson); a bad row is named and the rest converted.
+#[test]
+fn an_imported_case_table_gives_the_history_of_the_same_events_written_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/import");
+    let imported = dir.path().join("imported.ndjson");
+    let output = backlogd(&[
+        "import",
+        "--mapping",
+        examples.join("mapping.toml").to_str().unwrap(),
+        "--cases",
+        examples.join("cases.csv").to_str().unwrap(),
+        "--employees",
+        examples.join("employees.csv").to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+        "--as-of",
+        "2026-12-01T00:00:00Z",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cases.csv:8: column \"ontvangen\"")
+            && message.contains("7 cases and 3 employees read, 1 rows skipped, 26 events written"),
+        "{message}"
+    );
+    let mut histories = Vec::new();
+    let mut states = Vec::new();
+    for (name, events) in [
+        ("imported", imported.clone()),
+        ("by-hand", examples.join("equivalent.ndjson")),
+    ] {
+        let store = dir.path().join(name);
+        let seeded = backlogd(&[
+            "backfill",
+            "--config",
+            &config_arg(),
+            "--store",
+            store.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ]);
+        assert!(seeded.status.success(), "{name}: {}", stderr(&seeded));
+        assert!(
+            stderr(&seeded).contains("0 rejected"),
+            "{name}: {}",
+            stderr(&seeded)
+        );
+        let daemon = Daemon::start(&store, &[]);
+        histories.push(history_days(&daemon, "2026-11-30"));
+        let metrics = daemon.metrics();
+        states.push(
+            metrics
+                .lines()
+                .filter(|line| {
+                    line.starts_with("backlogd_cases_")
+                        || line.starts_with("backlogd_employees")
+                        || line.starts_with("backlogd_mentees")
+                        || line.starts_with("backlogd_decisions")
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        );
+        daemon.stop();
+    }
+    assert!(
+        histories[0].as_array().is_some_and(|days| days.len() > 100),
+        "{:#}",
+        histories[0]
+    );
+    assert_eq!(histories[0], histories[1], "the daily history");
+    assert!(states[0].len() > 20, "{:?}", states[0]);
+    assert_eq!(states[0], states[1], "the state");
 }

@@ -15,6 +15,7 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
+use backlogd::api;
 use backlogd::config;
 use backlogd::core::State;
 use backlogd::core::time::to_nanos;
@@ -95,7 +96,7 @@ fn story() -> Vec<String> {
 
 /// The bodies of `GET /v1/history` and `GET /v1/targets` of the shipped configuration's daemon after
 /// the story, at noon of the eighth day: seven days of history, one target.
-fn history_and_targets() -> (Value, Value) {
+fn history_and_targets() -> (api::History, Vec<api::Target>) {
     let config = config::load_from_str(include_str!("../config/backlogd.toml"))
         .expect("the shipped configuration is valid");
     let settings = config::core_settings(&config);
@@ -107,12 +108,21 @@ fn history_and_targets() -> (Value, Value) {
     }
     let until = "2026-03-08T12:00:00Z".parse().expect("a timestamp");
     state.advance(to_nanos(until).expect("in range"));
-    let history = backlogd::server::history_json(&HistoryAnswer::new(
+    let history = backlogd::server::history_body(&HistoryAnswer::new(
         &settings,
         state.daily_history().cloned().collect(),
     ));
-    let targets = backlogd::server::targets_json(&state.target_reports());
+    let targets = backlogd::server::targets_body(&state.target_reports());
     (history, targets)
+}
+
+/// The shipped configuration's report settings.
+fn context() -> backlogd::report::Context {
+    backlogd::report::Context {
+        max_audit_gap: jiff::SignedDuration::from_hours(14 * 24),
+        min_decisions: backlogd::report::DEFAULT_MIN_DECISIONS,
+        held: backlogd::report::Held::default(),
+    }
 }
 
 /// Where the screenshot of the real report is kept for a person to look at.
@@ -143,13 +153,10 @@ fn inspect_html(html: &str, dir: &Path, screenshot: &Path) -> cdp::PageReport {
 
 /// The lines of every chart the report draws for this history and these targets, in page order:
 /// the history's charts, then one per target.
-fn expected_charts(
-    history: &serde_json::Value,
-    targets: &serde_json::Value,
-) -> Vec<Vec<&'static str>> {
+fn expected_charts(history: &api::History, targets: &[api::Target]) -> Vec<Vec<&'static str>> {
     let mut names: Vec<Vec<&'static str>> = backlogd::report::charts(history)
         .iter()
-        .map(|chart| chart.lines.iter().map(|(name, _)| *name).collect())
+        .map(|chart| chart.lines.iter().map(|(name, _)| name.id()).collect())
         .collect();
     for _ in backlogd::report::target_charts(history, targets) {
         names.push(vec!["projected", "promised"]);
@@ -160,13 +167,9 @@ fn expected_charts(
 /// The report of a week, with every chart drawn.
 fn report_html() -> String {
     let (history, targets) = history_and_targets();
-    assert_eq!(
-        history["days"].as_array().map(Vec::len),
-        Some(7),
-        "{history:#}"
-    );
-    assert_eq!(targets.as_array().map(Vec::len), Some(1), "{targets:#}");
-    render(Lang::En, &history, &targets)
+    assert_eq!(history.days.len(), 7, "{history:#?}");
+    assert_eq!(targets.len(), 1, "{targets:#?}");
+    render(Lang::En, &history, &targets, &context())
 }
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
@@ -409,7 +412,7 @@ fn a_violation_of_the_daemons_policy_is_reported() {
 #[test]
 fn the_dutch_report_renders_as_cleanly() {
     let (history, targets) = history_and_targets();
-    let html = render(Lang::Nl, &history, &targets);
+    let html = render(Lang::Nl, &history, &targets, &context());
     assert!(html.contains("<html lang=\"nl\">"));
     let dir = tempfile::tempdir().expect("a temporary directory");
     let report = inspect_html(&html, dir.path(), &dir.path().join("nl.png"));

@@ -305,11 +305,7 @@ pub fn run_to_state<W: Write>(
                     skew: config.ingest.max_future_skew,
                 });
             }
-            if !writing {
-                if to.is_some_and(|to| time > to) {
-                    break 'files;
-                }
-            } else if backfill.next.is_none() {
+            if writing && backfill.next.is_none() {
                 let floor = time.div_euclid(step).saturating_mul(step);
                 backfill.next = Some(if floor == time {
                     time
@@ -317,9 +313,15 @@ pub fn run_to_state<W: Write>(
                     floor.saturating_add(step)
                 });
             }
+            // Reading stops at the first event after `--to`, whether steps are written or not:
+            // the events between the last step and `--to` are applied too (the store ends at
+            // `--to`; the steps are unchanged by them).
+            if to.is_some_and(|to| time > to) {
+                break 'files;
+            }
             // Every step before this event's time is complete: write them (an event within the
             // skew of an earlier, later one belongs to a step already written, as in the daemon).
-            let written = backfill.write_steps_before(time).map_err(|e| match e {
+            backfill.write_steps_before(time).map_err(|e| match e {
                 BackfillError::TooManySamples {
                     at,
                     total,
@@ -337,9 +339,6 @@ pub fn run_to_state<W: Write>(
                 },
                 other => other,
             })?;
-            if written {
-                break 'files;
-            }
             match backfill.state.apply(&event, time) {
                 Ok(Applied::New) => backfill.summary.applied += 1,
                 Ok(Applied::Duplicate) => backfill.summary.duplicates += 1,
@@ -362,6 +361,8 @@ pub fn run_to_state<W: Write>(
         return Err(BackfillError::NoEvents);
     }
     backfill.write_steps_before(last.saturating_add(1))?;
+    // The last step may lie before `last`; the state (a store's snapshot) ends at `last`.
+    backfill.state.advance(last);
     if backfill.summary.steps == 0 {
         return Err(BackfillError::NoSteps {
             from: backfill.next.map(from_nanos),
@@ -389,23 +390,19 @@ impl<W: Write> Backfill<'_, W> {
         }
     }
 
-    /// Writes every step instant before `before` (and not after `--to`). Returns true when the
-    /// last step was written, so the remaining events cannot change the output.
-    fn write_steps_before(&mut self, before: EpochNanos) -> Result<bool, BackfillError> {
+    /// Writes every step instant before `before` (and not after `--to`).
+    fn write_steps_before(&mut self, before: EpochNanos) -> Result<(), BackfillError> {
         if self.out.is_none() {
-            return Ok(false);
+            return Ok(());
         }
         while let Some(at) = self.next {
-            if self.to.is_some_and(|to| at > to) {
-                return Ok(true);
-            }
-            if at >= before {
-                return Ok(false);
+            if self.to.is_some_and(|to| at > to) || at >= before {
+                return Ok(());
             }
             self.write_step(at)?;
             self.next = at.checked_add(self.step);
         }
-        Ok(true)
+        Ok(())
     }
 
     fn write_step(&mut self, at: EpochNanos) -> Result<(), BackfillError> {
@@ -465,24 +462,6 @@ fn sample_count(family: &prometheus::proto::MetricFamily) -> u64 {
 
 fn nanos_saturating(at: Timestamp) -> EpochNanos {
     crate::core::time::to_nanos_saturating(at)
-}
-
-/// An instant on the command line: RFC 3339 (`2025-01-31T12:00:00Z`), a date (`2025-01-31`, UTC
-/// midnight) or `now`.
-pub fn parse_instant(text: &str) -> Result<Timestamp, String> {
-    let text = text.trim();
-    if text == "now" {
-        return Ok(Timestamp::now());
-    }
-    if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        return date
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp())
-            .map_err(|e| format!("{text:?}: {e}"));
-    }
-    text.parse::<Timestamp>().map_err(|e| {
-        format!("{text:?} is not an instant (RFC 3339 such as 2025-01-31T12:00:00Z, a date such as 2025-01-31, or now): {e}")
-    })
 }
 
 /// A duration on the command line: `1h`, `5m`, `1d`, `90s`, or ISO 8601 (`PT1H`, `P1D`).

@@ -234,12 +234,7 @@ fn rejections_and_duplicates_are_the_daemons() {
 }
 
 #[test]
-fn command_line_instants_and_durations() {
-    assert_eq!(
-        parse_instant("2025-01-31").unwrap(),
-        "2025-01-31T00:00:00Z".parse::<Timestamp>().unwrap()
-    );
-    assert!(parse_instant("yesterday").is_err());
+fn command_line_durations() {
     assert_eq!(parse_duration("1h").unwrap(), SignedDuration::from_hours(1));
     assert_eq!(parse_duration("5m").unwrap(), SignedDuration::from_mins(5));
     assert_eq!(
@@ -270,4 +265,63 @@ fn a_range_before_the_first_event_is_refused() {
         message.starts_with("no step to write: the first step instant 2023-11-14T23:00:00Z is after --to 2023-01-01T00:00:00Z"),
         "{message}"
     );
+}
+
+/// `--out` with `--store` (a writer and the final state) applies every event up to `--to` and
+/// ends at `--to`, as `--store` alone does; it used to stop reading at the first event after the
+/// last step instant, so the events between that step and `--to` were never applied.
+#[test]
+fn writing_steps_does_not_stop_the_state_short_of_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, lines) = events_file(dir.path());
+    let mut options = options(vec![path], SignedDuration::from_hours(24));
+    // Between two daily steps, with events after the last step and after `to`.
+    let to: Timestamp = "2023-12-15T13:37:00Z".parse().unwrap();
+    options.to = Some(to);
+    let (written, with_out) = run_to_state(&config(), &options, Some(std::io::sink())).unwrap();
+    let (alone, without_out) = run_to_state(&config(), &options, None::<std::io::Sink>).unwrap();
+
+    // The reference: a state fed every event up to `to`, advanced to `to`.
+    let to_nanos = to_nanos(to).unwrap();
+    let mut reference = State::new(crate::config::core_settings(&config()));
+    let last_step = to_nanos - to_nanos.rem_euclid(86_400 * 1_000_000_000);
+    let (mut applied, mut after_last_step) = (0, 0);
+    for line in &lines {
+        let event = crate::wire::parse_event(line).unwrap();
+        let time = to_nanos_of(&event);
+        if time > to_nanos {
+            break;
+        }
+        if reference.apply(&event, time).is_ok() {
+            applied += 1;
+            after_last_step += u64::from(time > last_step);
+        }
+    }
+    reference.advance(to_nanos);
+    assert!(
+        after_last_step > 0,
+        "the test needs events after the last step"
+    );
+    assert_eq!(written.last_step, Some(from_nanos(last_step)));
+    for (name, state, summary) in [
+        ("--out and --store", &with_out, &written),
+        ("--store alone", &without_out, &alone),
+    ] {
+        assert_eq!(summary.applied + summary.duplicates, applied, "{name}");
+        assert_eq!(state.now(), to_nanos, "{name}: the clock ends at --to");
+        assert_eq!(
+            state.open_cases(),
+            reference.open_cases(),
+            "{name}: open cases"
+        );
+        assert!(state.aggregates() == reference.aggregates(), "{name}");
+        assert!(
+            state.daily_history().eq(reference.daily_history()),
+            "{name}: the daily history"
+        );
+    }
+}
+
+fn to_nanos_of(event: &crate::core::event::Event) -> EpochNanos {
+    to_nanos(event.time).unwrap()
 }

@@ -93,8 +93,8 @@ fn number(name: &str, value: &str, max: f64) -> Result<f64, ParamError> {
     }
 }
 
-/// Weeks of a duration: an ISO 8601 duration in weeks and days ("P26W", "P180D") or a number of
-/// weeks.
+/// Weeks of a duration: an ISO 8601 duration without months and years ("P26W", "P180D",
+/// "PT5000000M": every unit counts) or a number of weeks.
 fn weeks_of(name: &str, value: &str) -> Result<f64, ParamError> {
     if let Ok(n) = value.trim().parse::<f64>() {
         return if n.is_finite() && (0.0..=520.0).contains(&n) {
@@ -120,16 +120,16 @@ fn weeks_of(name: &str, value: &str) -> Result<f64, ParamError> {
             ),
         ));
     }
-    let days = f64::from(span.get_weeks()) * 7.0
-        + f64::from(span.get_days())
-        + span.get_hours() as f64 / 24.0;
-    if days > 520.0 * 7.0 {
-        return Err(param_error(
-            name,
-            format!("\"{value}\" is more than 520 weeks"),
-        ));
+    // Every unit counts, down to nanoseconds; weeks are 7 days of 24 hours.
+    let too_long = || param_error(name, format!("\"{value}\" is more than 520 weeks"));
+    let length = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| too_long())?;
+    let weeks = length.as_secs_f64() / (7.0 * 86_400.0);
+    if weeks > 520.0 {
+        return Err(too_long());
     }
-    Ok(days / 7.0)
+    Ok(weeks)
 }
 
 impl ForecastParams {
@@ -228,6 +228,19 @@ pub struct Forecast {
     pub weeks: Vec<ForecastWeek>,
     /// When the open cases reach zero within the horizon (interpolated within the week).
     pub clearance: Option<EpochNanos>,
+    pub outlook: Outlook,
+}
+
+/// What the projection says of the clearance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outlook {
+    /// At `clearance`.
+    WithinHorizon,
+    /// Not within the horizon: a longer one may show it.
+    NotWithinHorizon,
+    /// Never: the inflow outpaces every employee (hires after the horizon included) at the best
+    /// observed rate.
+    Never,
 }
 
 const NANOS_PER_WEEK: i64 = 7 * NANOS_PER_DAY;
@@ -356,6 +369,27 @@ pub fn project(inputs: &ForecastInputs, params: &ForecastParams) -> Forecast {
             mentors,
         });
     }
+    // Never: even if every employee there will be (hires after the horizon included) decided at
+    // the best observed rate, the decisions could not outpace the inflow.
+    let staff_at_end = experienced
+        + cohorts.iter().map(|c| c.1).sum::<f64>()
+        + params
+            .hires
+            .iter()
+            .filter(|h| h.week >= params.weeks)
+            .map(|h| h.count)
+            .sum::<f64>();
+    let best_rate = inputs
+        .rate_experienced
+        .max(inputs.rate_mentor)
+        .max(inputs.rate_inexperienced);
+    let outlook = if clearance.is_some() {
+        Outlook::WithinHorizon
+    } else if staff_at_end * best_rate <= inflow {
+        Outlook::Never
+    } else {
+        Outlook::NotWithinHorizon
+    };
     Forecast {
         inputs: inputs.clone(),
         params: params.clone(),
@@ -363,6 +397,7 @@ pub fn project(inputs: &ForecastInputs, params: &ForecastParams) -> Forecast {
         inflow_per_week: inflow,
         weeks,
         clearance,
+        outlook,
     }
 }
 
@@ -436,6 +471,40 @@ mod tests {
         assert!(week(1).overdue <= 400.0 + 100.0);
     }
 
+    /// A backlog that clears after the horizon is not one that never clears: `never` only when
+    /// even every employee at the best observed rate cannot outpace the inflow.
+    #[test]
+    fn beyond_the_horizon_is_not_never() {
+        let mut inputs = inputs();
+        inputs.inexperienced = 0.0;
+        inputs.mentors = 0.0;
+        // 80 decisions a week against 50 in: 1000 / 30 weeks, beyond a horizon of 2.
+        let params = |weeks: u32, inflow: f64| ForecastParams {
+            weeks,
+            inflow_per_week: Some(inflow),
+            ..ForecastParams::default()
+        };
+        let short = project(&inputs, &params(2, 50.0));
+        assert_eq!(short.clearance, None);
+        assert_eq!(short.outlook, Outlook::NotWithinHorizon);
+        assert_eq!(
+            project(&inputs, &params(52, 50.0)).outlook,
+            Outlook::WithinHorizon
+        );
+        // 80 a week against 100 in: never, at any horizon.
+        assert_eq!(project(&inputs, &params(2, 100.0)).outlook, Outlook::Never);
+        // Hires make it possible even though the first weeks grow: not never.
+        let mut hiring = params(2, 100.0);
+        hiring.hires.push(Hire {
+            count: 20.0,
+            week: 1,
+        });
+        assert_eq!(project(&inputs, &hiring).outlook, Outlook::NotWithinHorizon);
+        // A hire after the horizon counts too.
+        hiring.hires[0].week = 10;
+        assert_eq!(project(&inputs, &hiring).outlook, Outlook::NotWithinHorizon);
+    }
+
     #[test]
     fn parameters_name_what_is_wrong() {
         let error = |pairs: &[(&str, &str)]| {
@@ -460,6 +529,19 @@ mod tests {
             "parameter `leavers_per_week`: \"-1\" is not a number from 0 to 1000000"
         );
         assert!(error(&[("colour", "red")]).starts_with("parameter `colour`: unknown"));
+        // Minutes and seconds count (PT5000000M is 496 weeks, not 0); beyond 520 weeks is refused.
+        let weeks = |text: &str| {
+            ForecastParams::from_pairs([("ramp_up", text)])
+                .unwrap()
+                .ramp_up_weeks
+        };
+        assert!((weeks("PT5000000M") - 5e6 / 60.0 / 24.0 / 7.0).abs() < 1e-9);
+        assert!((weeks("P1DT12H30M") - (1.5 + 0.5 / 24.0) / 7.0).abs() < 1e-12);
+        assert!((weeks("PT604800S") - 1.0).abs() < 1e-12);
+        assert_eq!(
+            error(&[("ramp_up", "PT6000000M")]),
+            "parameter `ramp_up`: \"PT6000000M\" is more than 520 weeks"
+        );
         let ok = ForecastParams::from_pairs([("ramp_up", "P180D"), ("hires", "10@0,5@3")]).unwrap();
         assert!((ok.ramp_up_weeks - 180.0 / 7.0).abs() < 1e-12);
         assert_eq!(ok.hires.len(), 2);

@@ -12,6 +12,7 @@
 //! flow is the difference of two rows and a missed day loses nothing.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use jiff::{ToSpan, tz::TimeZone};
 
@@ -39,6 +40,34 @@ pub struct DayTrack {
     pub clearance_seconds: f64,
 }
 
+/// What a row's figures were counted over: the settings in force when it was taken. A reload may
+/// reorder, add or remove due-soon windows or change the forecast window; the rows taken before it
+/// keep the names of what they counted. Rows taken under the same settings share one basis.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowBasis {
+    /// The due-soon window labels, in the order of each track's `due_soon`.
+    pub due_soon_windows: Vec<String>,
+    /// `forecast.window` as written: `decisions_in_window` and `clearance_seconds` count over it.
+    pub decision_window: String,
+    /// `forecast.new_staff_weeks`: who counted in `decisions_by_new_staff_in_window`.
+    pub new_staff_weeks: u32,
+}
+
+impl RowBasis {
+    /// The basis of rows taken under `settings`.
+    pub fn of(settings: &super::settings::CoreSettings) -> RowBasis {
+        RowBasis {
+            due_soon_windows: settings
+                .due_soon_windows
+                .iter()
+                .map(|w| w.label.clone())
+                .collect(),
+            decision_window: settings.forecast_window.label.clone(),
+            new_staff_weeks: settings.new_staff_weeks,
+        }
+    }
+}
+
 /// One row: the state at the midnight that ends `day`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DailyRow {
@@ -46,6 +75,8 @@ pub struct DailyRow {
     pub day: String,
     /// The midnight, nanoseconds since the epoch.
     pub at: EpochNanos,
+    /// The windows the row's figures count over (the settings when it was taken).
+    pub basis: Arc<RowBasis>,
     /// Per configured track, in their order.
     pub tracks: Vec<DayTrack>,
     pub employees_experienced: i64,
@@ -74,7 +105,19 @@ pub struct DailyHistory {
 }
 
 impl DailyHistory {
+    /// Adds a row, or replaces the last one when it names the same day: one row a day, always.
+    /// (A reload that moves `time.timezone` west after the old zone's midnight reaches the end of
+    /// the same calendar day again, in the new zone; that later row is the day's end in the zone
+    /// now in force.)
     pub fn push(&mut self, row: DailyRow) {
+        if let Some(last) = self.rows.back_mut()
+            && last.day >= row.day
+        {
+            if last.day == row.day {
+                *last = row;
+            }
+            return;
+        }
         if self.rows.len() == MAX_DAYS {
             self.rows.pop_front();
         }

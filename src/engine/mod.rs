@@ -27,18 +27,16 @@ use crate::config::{Config, ConfigError, Durability};
 /// What `Command::Targets` and `Command::Forecast` take and answer (re-exported so that the server
 /// need not see the core).
 pub use crate::core::TargetReport;
-pub use crate::core::forecast::{Forecast, ForecastParams, ParamError};
+pub use crate::core::forecast::{Forecast, ForecastParams, Outlook, ParamError};
 
 /// The answer to `Command::History`: the rows with the names their columns refer to.
 #[derive(Debug, Clone)]
 pub struct HistoryAnswer {
     /// Track names, in the order of each row's tracks.
     pub tracks: Vec<String>,
-    /// Due-soon window labels, in the order of each track's `due_soon`.
-    pub due_soon_windows: Vec<String>,
-    /// `forecast.window` as written (the rows' decision counts are over it).
+    /// `forecast.window` as written, now (each row names the window it counted over: its basis).
     pub decision_window: String,
-    /// `forecast.new_staff_weeks`.
+    /// `forecast.new_staff_weeks`, now (likewise).
     pub new_staff_weeks: u32,
     pub rows: Vec<DailyRow>,
     /// `report.language` (English in `new`).
@@ -52,11 +50,6 @@ impl HistoryAnswer {
     pub fn new(settings: &CoreSettings, rows: Vec<DailyRow>) -> HistoryAnswer {
         HistoryAnswer {
             tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
-            due_soon_windows: settings
-                .due_soon_windows
-                .iter()
-                .map(|w| w.label.clone())
-                .collect(),
             decision_window: settings.forecast_window.label.clone(),
             new_staff_weeks: settings.new_staff_weeks,
             rows,
@@ -102,10 +95,10 @@ pub enum Command {
         limit: usize,
         reply: oneshot::Sender<Vec<OverdueCase>>,
     },
-    /// The daily history rows with `from ≤ day ≤ to` (`GET /v1/history`; days as `YYYY-MM-DD`).
+    /// The daily history rows with `from ≤ day ≤ to` (`GET /v1/history`).
     History {
-        from: Option<String>,
-        to: Option<String>,
+        from: Option<jiff::civil::Date>,
+        to: Option<jiff::civil::Date>,
         reply: oneshot::Sender<HistoryAnswer>,
     },
     /// Every target in effect with its announcement history (`GET /v1/targets`).
@@ -242,6 +235,10 @@ pub fn start(
         snapshot_interval: config.store.snapshot_interval,
         snapshot_every_events: config.store.snapshot_every_events,
         snapshot_every_bytes: config.store.snapshot_every_bytes,
+        stream_start: config
+            .nats
+            .as_ref()
+            .map(|nats| (nats.stream.clone(), nats.start_after)),
     };
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
@@ -270,6 +267,9 @@ struct StoreSettings {
     snapshot_interval: std::time::Duration,
     snapshot_every_events: u64,
     snapshot_every_bytes: u64,
+    /// With a stream source: its stream, and `sources.nats.start_after`. Recovery makes sure the
+    /// store has a position in that stream before anything is consumed (`recover`).
+    stream_start: Option<(String, Option<u64>)>,
 }
 
 struct Engine {
@@ -384,7 +384,9 @@ impl Engine {
                     let _ = reply.send(self.state.target_reports());
                 }
                 Command::History { from, to, reply } => {
-                    // `YYYY-MM-DD` compares as text in date order.
+                    // Rows name their day as `YYYY-MM-DD` with a four-digit year, as jiff writes a
+                    // date of years 0–9999: the text compares in date order.
+                    let (from, to) = (from.map(|d| d.to_string()), to.map(|d| d.to_string()));
                     let rows = self
                         .state
                         .daily_history()

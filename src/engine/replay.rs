@@ -26,6 +26,8 @@ pub(super) enum Replayed {
     },
     Settings {
         position: LogPosition,
+        /// The engine's clock when the reload was made.
+        at: EpochNanos,
         source: Box<[u8]>,
     },
     /// The stream source committed up to here.
@@ -103,8 +105,9 @@ fn parse(position: LogPosition, payload: &[u8]) -> Result<Replayed, ReplayError>
                 bytes: payload.len(),
             })
         }
-        Some(Record::Settings { source }) => Ok(Replayed::Settings {
+        Some(Record::Settings { at, source }) => Ok(Replayed::Settings {
             position,
+            at,
             source: source.into(),
         }),
         Some(Record::Position(source_position)) => Ok(Replayed::SourcePosition(source_position)),

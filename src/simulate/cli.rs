@@ -19,18 +19,19 @@ pub struct SimulateArgs {
     /// Seed of the random numbers: the same seed and arguments give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Start of the history (day 0): YYYY-MM-DD (UTC), an RFC 3339 instant or "now".
-    /// Default: --to minus the scenario's calendar.days, else the scenario's calendar.start.
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End of the history (no later event): YYYY-MM-DD, RFC 3339 or "now".
-    /// Default: --from plus the scenario's calendar.days.
-    #[arg(long)]
-    pub to: Option<String>,
+    /// Start of the history (day 0): RFC 3339 with Z or an offset (2026-11-01T15:00:00+01:00),
+    /// YYYY-MM-DD (midnight UTC) or now. Default: --to minus the scenario's calendar.days, else
+    /// the scenario's calendar.start.
+    #[arg(long, value_parser = crate::instant::instant_arg)]
+    pub from: Option<jiff::Timestamp>,
+    /// End of the history (no later event), in the same forms. Default: --from plus the
+    /// scenario's calendar.days.
+    #[arg(long, value_parser = crate::instant::instant_arg)]
+    pub to: Option<jiff::Timestamp>,
     /// Emit only events later than this instant (the simulation still starts at --from), e.g. to
     /// continue a run posted earlier with --to.
-    #[arg(long)]
-    pub after: Option<String>,
+    #[arg(long, value_parser = crate::instant::instant_arg)]
+    pub after: Option<jiff::Timestamp>,
     /// Write the NDJSON to this file instead of stdout.
     #[arg(long, conflicts_with = "url")]
     pub out: Option<PathBuf>,
@@ -78,19 +79,13 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     }
 }
 
-fn instant(value: Option<&str>, flag: &str) -> anyhow::Result<Option<i64>> {
-    value
-        .map(|v| time::parse_instant(v).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
-        .transpose()
-}
-
 fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let scenario = Scenario::resolve(&args.scenario)?;
     let options = Options {
         seed: args.seed,
-        from: instant(args.from.as_deref(), "--from")?,
-        to: instant(args.to.as_deref(), "--to")?,
-        after: instant(args.after.as_deref(), "--after")?,
+        from: args.from.map(|t| t.as_second()),
+        to: args.to.map(|t| t.as_second()),
+        after: args.after.map(|t| t.as_second()),
         scale: args.scale,
         cases: args.cases,
         employees: args.employees,
@@ -127,7 +122,12 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             args.batch,
             args.rate,
             |rejected| {
-                println!("{}: {}: {}", rejected.id, rejected.reason, rejected.message);
+                println!(
+                    "{}: {}: {}",
+                    rejected.id.as_deref().unwrap_or("(no id)"),
+                    rejected.reason,
+                    rejected.message
+                );
             },
         )?;
         println!(

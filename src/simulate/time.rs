@@ -8,38 +8,20 @@ pub const HOUR: i64 = 3_600;
 /// Why a date or a duration of the command line or a scenario was refused. The text quotes it.
 #[derive(Debug, thiserror::Error)]
 pub enum TimeError {
-    /// A `YYYY-MM-DD` date that is not an instant (out of range).
-    #[error("{text:?}: {error}")]
-    BadDate { text: String, error: jiff::Error },
-    #[error("{text:?} is not a date (YYYY-MM-DD), an RFC 3339 instant or \"now\": {error}")]
-    NotAnInstant { text: String, error: jiff::Error },
+    #[error(transparent)]
+    Instant(crate::instant::InstantError),
     #[error("{text:?} is not an ISO 8601 duration: {error}")]
     NotADuration { text: String, error: jiff::Error },
     #[error("{text:?} must be positive")]
     NotPositive { text: String },
 }
 
-/// `YYYY-MM-DD` (midnight UTC), an RFC 3339 instant with offset, or `now` (the current second).
+/// An instant as every command reads one (`crate::instant`: RFC 3339 with `Z` or an offset,
+/// `YYYY-MM-DD` as midnight UTC, or `now`), as Unix seconds.
 pub fn parse_instant(text: &str) -> Result<i64, TimeError> {
-    let text = text.trim();
-    if text == "now" {
-        return Ok(Timestamp::now().as_second());
-    }
-    if text.len() == 10 && text.parse::<jiff::civil::Date>().is_ok() {
-        return format!("{text}T00:00:00Z")
-            .parse::<Timestamp>()
-            .map(|t| t.as_second())
-            .map_err(|error| TimeError::BadDate {
-                text: text.to_owned(),
-                error,
-            });
-    }
-    text.parse::<Timestamp>()
+    crate::instant::parse_instant(text, Timestamp::now())
         .map(|t| t.as_second())
-        .map_err(|error| TimeError::NotAnInstant {
-            text: text.to_owned(),
-            error,
-        })
+        .map_err(TimeError::Instant)
 }
 
 /// The length of an ISO 8601 duration in seconds, months and years taken at their average length

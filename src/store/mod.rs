@@ -88,8 +88,9 @@ pub fn encode_position(at: EpochNanos, position: &SourcePosition) -> Vec<u8> {
 pub enum Record<'a> {
     /// An applied event: its arrival time and raw JSON text.
     Event { arrival: EpochNanos, raw: &'a str },
-    /// The configuration in force from here on (a `config::ConfigSource` as JSON).
-    Settings { source: &'a [u8] },
+    /// The configuration in force from here on (a `config::ConfigSource` as JSON), switched to
+    /// at `at` (the engine's clock when the reload was made: replay advances to it first).
+    Settings { at: EpochNanos, source: &'a [u8] },
     /// A stream source committed up to here.
     Position(SourcePosition),
 }
@@ -98,7 +99,10 @@ pub enum Record<'a> {
 pub fn decode_record(record: &[u8]) -> Option<Record<'_>> {
     let (time, rest) = record.split_first_chunk::<8>()?;
     match rest.split_first() {
-        Some((&SETTINGS_TAG, source)) => Some(Record::Settings { source }),
+        Some((&SETTINGS_TAG, source)) => Some(Record::Settings {
+            at: i64::from_le_bytes(*time),
+            source,
+        }),
         Some((&POSITION_TAG, position)) => {
             SourcePosition::from_bytes(position).map(Record::Position)
         }
@@ -128,6 +132,7 @@ mod tests {
         assert_eq!(
             super::decode_record(&settings),
             Some(Record::Settings {
+                at: 7,
                 source: b"{\"text\":\"\"}"
             })
         );

@@ -59,7 +59,7 @@ fn demo_loads_history_then_keeps_emitting_live_events() {
     );
     // The store was seeded with the history's days: the daily history and the report have them.
     let history = request(addr, "GET", "/v1/history", &[], b"").unwrap();
-    let days = history.json().unwrap()["days"].as_array().unwrap().len();
+    let days = history.decode::<backlogd::api::History>().days.len();
     assert!(days >= 700, "{days} days of history");
     let report = request(addr, "GET", "/report", &[], b"").unwrap().text();
     assert!(report.matches("<svg").count() >= 5, "charts in the report");

@@ -1,7 +1,7 @@
 //! The what-if forecast: `GET /v1/forecast` and `backlogd forecast` against a daemon with a small
 //! agency: four experienced caseworkers who decided 40 cases over the last four weeks.
 
-use serde_json::Value;
+use backlogd::api::Forecast;
 
 use crate::harness::{Daemon, backlogd};
 
@@ -42,27 +42,24 @@ fn the_forecast_projects_week_by_week_from_the_observed_rate() {
     );
     let response = daemon.get("/v1/forecast?weeks=8&inflow_per_week=0");
     assert_eq!(response.status, 200, "{}", response.text());
-    let forecast: Value = response.json().unwrap();
-    let weeks = forecast["weeks"].as_array().expect("weeks");
-    assert_eq!(weeks.len(), 8, "{forecast:#}");
+    let forecast: Forecast = response.decode();
+    let weeks = &forecast.weeks;
+    assert_eq!(weeks.len(), 8, "{forecast:#?}");
     // 60 open; 4 employees × 2.5 decisions a week (40 in 4 weeks, with a bucket of rounding).
-    let rate = forecast["observed"]["decisions_per_employee_week_experienced"]
-        .as_f64()
-        .unwrap();
+    let rate = forecast
+        .observed
+        .decisions_per_employee_week_experienced
+        .expect("a rate");
     assert!((rate - 2.5).abs() < 0.05, "{rate}");
-    let first = weeks[0]["decisions"].as_f64().unwrap();
+    let first = weeks[0].decisions;
     assert!((first - 10.0).abs() < 0.5, "{first}");
     // Nothing comes in: cleared in about six weeks.
-    assert_eq!(weeks[7]["open"].as_f64(), Some(0.0));
-    let clearance: jiff::Timestamp = forecast["clearance"]
-        .as_str()
-        .expect("a clearance date")
-        .parse()
-        .unwrap();
+    assert_eq!(weeks[7].open, 0.0);
+    let clearance = forecast.clearance.expect("a clearance date");
     let weeks_away =
         (clearance.as_second() - jiff::Timestamp::now().as_second()) as f64 / 604_800.0;
     assert!((weeks_away - 6.0).abs() < 0.2, "{weeks_away}");
-    assert_eq!(forecast["targets"][0]["target"], "backlog");
+    assert_eq!(forecast.targets[0].target, "backlog");
 
     let response = daemon.get("/v1/forecast?hires=ten");
     assert_eq!(response.status, 400);

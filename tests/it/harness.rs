@@ -475,6 +475,12 @@ impl Response {
     pub fn json(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::from_slice(&self.body)
     }
+
+    /// The body decoded as the answer type of the API (`backlogd::api`), or a panic naming what
+    /// did not decode (a missing field by its name).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> T {
+        backlogd::api::decode("test", &self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), with `Content-Length` unless a

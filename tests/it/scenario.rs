@@ -255,17 +255,10 @@ fn overdue_drill_down_lists_the_most_overdue_case_first_with_its_penalty() {
 
     let response = daemon.get("/v1/cases/overdue");
     assert_eq!(response.status, 200, "{}", response.text());
-    let cases = response.json().expect("the drill-down is JSON");
-    let cases = cases.as_array().expect("the drill-down is a JSON array");
+    let cases: Vec<backlogd::api::OverdueCase> = response.decode();
     let summary: Vec<(&str, &str, Option<&str>)> = cases
         .iter()
-        .map(|c| {
-            (
-                c["case"].as_str().unwrap_or("?"),
-                c["location"].as_str().unwrap_or("?"),
-                c["employee"].as_str(),
-            )
-        })
+        .map(|c| (c.case.as_str(), c.location.as_str(), c.employee.as_deref()))
         .collect();
     // Suspended zaak-BU-0003 and zaak-TA-0005 (deadline 2099) are not overdue.
     assert_eq!(
@@ -279,26 +272,22 @@ fn overdue_drill_down_lists_the_most_overdue_case_first_with_its_penalty() {
         "{cases:#?}"
     );
     let first = &cases[0];
-    assert_eq!(first["track"], "asylum");
-    assert_eq!(first["penalty_euros"].as_f64(), Some(1442.0), "{first}");
+    assert_eq!(first.track, "asylum");
+    assert_eq!(first.penalty_euros, 1442.0, "{first:?}");
     // The 10 suspended days moved the deadline from 2025-09-03 to 2025-09-13.
-    let deadline = first["deadline"].as_str().unwrap_or("");
-    assert!(deadline.starts_with("2025-09-13"), "{first}");
-    let overdue = first["overdue_seconds"].as_f64().expect("overdue_seconds");
+    assert!(
+        first.deadline.to_string().starts_with("2025-09-13"),
+        "{first:?}"
+    );
     let expected = seconds_since(1_757_746_800);
     assert!(
-        (overdue - expected).abs() < 30.0,
-        "{first}: expected {expected}"
+        (first.overdue_seconds - expected).abs() < 30.0,
+        "{first:?}: expected {expected}"
     );
 
     let response = daemon.get("/v1/cases/overdue?track=asylum&location=Budel&limit=1");
     assert_eq!(response.status, 200, "{}", response.text());
-    let cases = response.json().unwrap();
-    let ids: Vec<&str> = cases
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["case"].as_str())
-        .collect();
-    assert_eq!(ids, ["zaak-TA-0004"], "{cases}");
+    let cases: Vec<backlogd::api::OverdueCase> = response.decode();
+    let ids: Vec<&str> = cases.iter().map(|c| c.case.as_str()).collect();
+    assert_eq!(ids, ["zaak-TA-0004"], "{cases:?}");
 }

@@ -1,7 +1,7 @@
 //! Announced targets (`target.announced`): the metrics, `GET /v1/targets` with each announcement's
 //! projection at the moment, and the history kept across a restart.
 
-use serde_json::Value;
+use backlogd::api::{History, Target};
 
 use crate::harness::Daemon;
 
@@ -46,21 +46,21 @@ fn events() -> String {
     lines.join("\n") + "\n"
 }
 
-fn summary(targets: &Value) -> Vec<String> {
+fn summary(targets: &[Target]) -> Vec<String> {
     let mut out = Vec::new();
-    for t in targets.as_array().expect("a JSON array") {
+    for t in targets {
         out.push(format!(
-            "{} track={} configured={}",
-            t["target"].as_str().unwrap_or("?"),
-            t["track"],
-            t["configured_clear_by"].is_string()
+            "{} track={:?} configured={}",
+            t.target,
+            t.track,
+            t.configured_clear_by.is_some()
         ));
-        for a in t["announcements"].as_array().expect("announcements") {
+        for a in &t.announcements {
             out.push(format!(
-                "  by={} projected={} behind={}",
-                a["announced_by"],
-                a["projected_clearance"].is_string(),
-                a["behind_projection"]
+                "  by={:?} projected={} behind={}",
+                a.announced_by,
+                a.projected_clearance.is_some(),
+                a.behind_projection
             ));
         }
     }
@@ -97,21 +97,19 @@ fn announcements_set_the_target_and_keep_their_history_across_a_restart() {
 
     let response = daemon.get("/v1/targets");
     assert_eq!(response.status, 200, "{}", response.text());
-    let before = response.json().expect("JSON");
+    let before: Vec<Target> = response.decode();
     assert_eq!(
         summary(&before),
         [
-            r#"backlog track="asylum" configured=true"#,
-            r#"  by="minister" projected=false behind=true"#,
-            r#"  by=null projected=true behind=true"#,
-            r#"all-tracks track=null configured=false"#,
-            r#"  by=null projected=true behind=false"#,
+            r#"backlog track=Some("asylum") configured=true"#,
+            r#"  by=Some("minister") projected=false behind=true"#,
+            r#"  by=None projected=true behind=true"#,
+            r#"all-tracks track=None configured=false"#,
+            r#"  by=None projected=true behind=false"#,
         ],
-        "{before:#}"
+        "{before:#?}"
     );
-    let verdict = before[0]["announcements"][1]["verdict"]
-        .as_str()
-        .unwrap_or("");
+    let verdict = &before[0].announcements[1].verdict;
     assert!(
         verdict.starts_with("announced a date the projection already said would be missed"),
         "{verdict}"
@@ -119,10 +117,10 @@ fn announcements_set_the_target_and_keep_their_history_across_a_restart() {
     daemon.stop();
 
     let daemon = Daemon::start(&store, &[]);
-    let after = daemon.get("/v1/targets").json().expect("JSON");
+    let after: Vec<Target> = daemon.get("/v1/targets").decode();
     for t in 0..2 {
         assert_eq!(
-            after[t]["announcements"], before[t]["announcements"],
+            after[t].announcements, before[t].announcements,
             "the history survives a restart"
         );
     }
@@ -138,14 +136,39 @@ fn history_answers_the_days_and_refuses_a_bad_range() {
     let response = daemon.get("/v1/history?from=2025-01-01&to=2025-12-31");
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
-        response.json().expect("JSON"),
-        serde_json::json!({"days": [], "decision_window": "P28D", "new_staff_weeks": 12})
+        response.decode::<History>(),
+        History {
+            decision_window: "P28D".to_owned(),
+            new_staff_weeks: 12,
+            days: Vec::new()
+        }
     );
+    // Each of the first four used to be taken as a date and compared as text: 0 rows, a first
+    // day dropped, every row. Only YYYY-MM-DD is a day, on the history and on the report.
     for (query, names) in [
+        (
+            "from=20240401",
+            "`from`: \"20240401\" is not a day (YYYY-MM-DD",
+        ),
+        (
+            "from=2024-04-01T12:00",
+            "`from`: \"2024-04-01T12:00\" is not a day",
+        ),
+        (
+            "from=%2B002024-04-01",
+            "`from`: \"+002024-04-01\" is not a day",
+        ),
+        ("to=2024-04-01T00:00:00%2B01:00", "`to`"),
+        (
+            "from=2024-04-02&to=2024-04-01",
+            "`from` and `to`: 2024-04-02 is after 2024-04-01",
+        ),
         ("from=2025-13-01", "`from`"),
         ("to=yesterday", "`to`"),
         ("since=2025-01-01", "`since`"),
     ] {
+        let response = daemon.get(&format!("/report?{query}"));
+        assert_eq!(response.status, 400, "/report?{query}");
         let response = daemon.get(&format!("/v1/history?{query}"));
         assert_eq!(response.status, 400, "{query}");
         let error = response.json().expect("JSON")["error"]

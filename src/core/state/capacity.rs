@@ -79,10 +79,12 @@ impl State {
         let rate_experienced = capacity.rate(|c| experienced(c) && !mentoring(c));
         let rate_mentor = capacity.rate(|c| experienced(c) && mentoring(c));
         let rate_inexperienced = capacity.rate(|c| !experienced(c));
-        let rate_experienced = if rate_experienced.is_nan() {
-            0.0
-        } else {
-            rate_experienced
+        // Without experienced non-mentors in the window (everyone experienced mentored), their rate
+        // is the mentors' (docs/forecast.md); without either, 0.
+        let rate_experienced = match (rate_experienced.is_nan(), rate_mentor.is_nan()) {
+            (false, _) => rate_experienced,
+            (true, false) => rate_mentor,
+            (true, true) => 0.0,
         };
         let (shape, now) = (self.flow_shape, self.now);
         let window = self.settings.forecast_window.nanos();

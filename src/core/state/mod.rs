@@ -23,7 +23,9 @@ use jiff::Timestamp;
 
 use super::aggregates::{Aggregates, Flows, TrackAggregates, clearance_seconds};
 use super::event::{Contract, Event, RejectReason, Rejection};
-use super::history::{DailyHistory, DailyRow, DayTrack, MAX_DAYS, day_ending_at, midnight_after};
+use super::history::{
+    DailyHistory, DailyRow, DayTrack, MAX_DAYS, RowBasis, day_ending_at, midnight_after,
+};
 use super::ids::{Dedup, IdArena};
 use super::presence::PresenceIntegral;
 use super::rolling::{RollingCounter, RollingShape};
@@ -422,6 +424,16 @@ impl State {
         changed + self.advance_clock(now)
     }
 
+    /// Whether any event was ever applied to this state (a case, an employee, an audit or an
+    /// announcement is kept once seen; the clock and the daily history move without events).
+    pub fn holds_events(&self) -> bool {
+        !self.cases.is_empty()
+            || !self.employees.is_empty()
+            || !self.target_histories.is_empty()
+            || self.aggregates.audits_passed > 0
+            || self.aggregates.audits_failed > 0
+    }
+
     /// The day's history rows, oldest first.
     pub fn daily_history(&self) -> impl ExactSizeIterator<Item = &DailyRow> {
         self.history.rows.iter()
@@ -451,9 +463,16 @@ impl State {
             })
             .collect();
         let capacity = self.capacity();
+        // Rows taken under the same settings share their basis.
+        let basis = RowBasis::of(&self.settings);
+        let basis = match self.history.rows.back() {
+            Some(last) if *last.basis == basis => last.basis.clone(),
+            _ => std::sync::Arc::new(basis),
+        };
         let mut row = DailyRow {
             day: day_ending_at(&self.settings.timezone, at),
             at,
+            basis,
             tracks,
             audits_passed: self.aggregates.audits_passed,
             audits_failed: self.aggregates.audits_failed,

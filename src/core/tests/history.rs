@@ -152,3 +152,98 @@ fn the_history_survives_a_snapshot_and_stays_bounded() {
     let last = restored.daily_history().last().unwrap();
     assert!(last.at <= restored.now() && restored.now() - last.at < NANOS_PER_DAY);
 }
+
+/// The day names of the rows, in order.
+fn days(state: &State) -> Vec<String> {
+    state.daily_history().map(|row| row.day.clone()).collect()
+}
+
+/// One row a day, always (issue 20, defect 12): a reload that moves `time.timezone` west after the
+/// old zone's midnight reaches the end of the same calendar day again, in the new zone. The later
+/// row, the day's end in the zone now in force, replaces the earlier.
+#[test]
+fn a_time_zone_moved_west_does_not_repeat_a_day() {
+    let (Ok(amsterdam), Ok(new_york)) = (
+        jiff::tz::TimeZone::get("Europe/Amsterdam"),
+        jiff::tz::TimeZone::get("America/New_York"),
+    ) else {
+        panic!("the time zone database has Europe/Amsterdam and America/New_York");
+    };
+    let mut settings = CoreSettings::example();
+    settings.timezone = amsterdam;
+    let mut state = State::new(settings.clone());
+    let at = |text: &str| to_nanos(text.parse().unwrap()).unwrap();
+    state.advance(at("2025-01-01T10:00:00Z"));
+    // Amsterdam's midnight is 23:00 UTC: the row of 2025-01-01 is taken.
+    state.advance(at("2025-01-01T23:30:00Z"));
+    assert_eq!(days(&state), ["2025-01-01"]);
+    settings.timezone = new_york;
+    state.set_settings(settings).unwrap();
+    // New York's midnights: 05:00 UTC, ending 2025-01-01 again, then 2025-01-02.
+    state.advance(at("2025-01-03T12:00:00Z"));
+    assert_eq!(days(&state), ["2025-01-01", "2025-01-02"]);
+    let first = state.daily_history().next().unwrap();
+    assert_eq!(
+        first.at,
+        at("2025-01-02T05:00:00Z"),
+        "the later end of the day"
+    );
+}
+
+/// A row names the windows it counted over (issue 20, defect 2): after a reload that reverses the
+/// due-soon windows and changes the new-staff weeks, the rows taken before it keep theirs, and the
+/// label → count pairs of every row equal those of a state that never reloaded.
+#[test]
+fn a_reload_does_not_relabel_the_rows_taken_before_it() {
+    let pairs = |state: &State| -> Vec<Vec<(String, i64)>> {
+        state
+            .daily_history()
+            .map(|row| {
+                let mut pairs: Vec<(String, i64)> = row
+                    .basis
+                    .due_soon_windows
+                    .iter()
+                    .cloned()
+                    .zip(row.tracks[0].due_soon.iter().copied())
+                    .collect();
+                pairs.sort();
+                pairs
+            })
+            .collect()
+    };
+    // With a case due in 7 to 28 days, so that the two windows count differently.
+    let script = SCRIPT.replace(
+        "    case.registered case=c3\n",
+        "    case.registered case=c3\n    case.registered case=c9 deadline=2025-01-20T00:00:00Z\n",
+    );
+    let mut steady = State::new(CoreSettings::example());
+    run_script(&mut steady, &script, |_, _, _| {});
+    let mut reloaded = State::new(CoreSettings::example());
+    let (before, after) = script.split_at(script.find("    at 2025-01-04").unwrap());
+    run_script(&mut reloaded, before, |_, _, _| {});
+    let rows_before = reloaded.daily_history().len();
+    assert!(rows_before > 0);
+    let mut settings = CoreSettings::example();
+    settings.due_soon_windows.reverse();
+    settings.new_staff_weeks = 4;
+    reloaded.set_settings(settings).unwrap();
+    run_script(&mut reloaded, after, |_, _, _| {});
+    assert_eq!(pairs(&reloaded), pairs(&steady));
+    assert!(
+        steady
+            .daily_history()
+            .any(|row| row.tracks[0].due_soon[0] != row.tracks[0].due_soon[1]),
+        "the windows count differently somewhere, or a swap would go unseen"
+    );
+    for (n, row) in reloaded.daily_history().enumerate() {
+        let expected = if n < rows_before { 12 } else { 4 };
+        assert_eq!(row.basis.new_staff_weeks, expected, "{}", row.day);
+    }
+    // And through a snapshot of today's format and one of format 7 (which did not record the
+    // basis: its rows get the settings it is decoded under).
+    let bytes = reloaded.encode_snapshot();
+    let restored = State::decode_snapshot(reloaded.settings().clone(), &bytes).unwrap();
+    assert!(restored.daily_history().eq(reloaded.daily_history()));
+    let v7 = State::decode_snapshot(CoreSettings::example(), &steady.encode_snapshot_v7()).unwrap();
+    assert!(v7.daily_history().eq(steady.daily_history()));
+}

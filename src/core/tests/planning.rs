@@ -250,3 +250,37 @@ fn employees_joined_with_an_earlier_start_are_not_new_staff() {
         "fresh and odd, not the veteran"
     );
 }
+
+/// When every experienced employee mentored throughout the window there is no rate of experienced
+/// non-mentors: the forecast takes the mentors' rate for them (docs/forecast.md), not 0, so that
+/// hires do not ramp toward nothing.
+#[test]
+fn the_experienced_rate_falls_back_to_the_mentors_when_everyone_mentored() {
+    let mut state = State::new(CoreSettings::example());
+    let mut script = String::from(
+        r#"
+        at 2025-03-01T00:00:00Z
+        employee.joined employee=mentor experienced=true time=2024-01-01T00:00:00Z
+        employee.joined employee=new time=2024-12-01T00:00:00Z
+        mentor.assigned mentor=mentor mentee=new time=2024-12-01T00:00:00Z
+        "#,
+    );
+    for i in 0..4 {
+        script.push_str(&format!(
+            "case.registered case=c{i} time=2025-01-01T00:00:00Z\n"
+        ));
+        script.push_str(&format!(
+            "case.decided case=c{i} decided_by=mentor time=2025-02-{:02}T12:00:00Z\n",
+            i + 2
+        ));
+    }
+    run_script(&mut state, &script, |_, line, applied| {
+        assert!(!matches!(applied, Some(Err(_))), "line {line}: {applied:?}");
+    });
+    let inputs = state.forecast_inputs();
+    assert_eq!(inputs.experienced, 0.0, "{inputs:?}");
+    assert_eq!(inputs.mentors, 1.0, "{inputs:?}");
+    // 4 decisions in the 4 weeks of the window by the one mentor.
+    assert!((inputs.rate_mentor - 1.0).abs() < 0.01, "{inputs:?}");
+    assert_eq!(inputs.rate_experienced, inputs.rate_mentor, "{inputs:?}");
+}

@@ -1,9 +1,17 @@
-//! The daily history in a snapshot (format 6, and 7 with the window's decisions in each row): each
-//! row's figures, its tracks in the order of the snapshot's track names (mapped to the current
-//! tracks on load).
+//! The daily history in a snapshot (format 6, 7 with the window's decisions in each row, 8 with the
+//! basis each row was counted over): each row's figures, its tracks in the order of the snapshot's
+//! track names (mapped to the current tracks on load).
+
+use std::sync::Arc;
 
 use super::{MIN_STR, Reader, SnapshotError, State, Writer};
-use crate::core::history::{DailyRow, DayTrack, MAX_DAYS};
+use crate::core::history::{DailyRow, DayTrack, MAX_DAYS, RowBasis};
+
+/// Distinct bases a snapshot may hold: each is a reload that changed the windows, so a few at most
+/// in practice; bounded so that damaged bytes cannot make the decoder allocate without end.
+const MAX_BASES: usize = MAX_DAYS;
+/// A basis: a window count, a label and a week count.
+const MIN_BASIS: usize = 4 + MIN_STR + 4;
 
 /// A history row: its day, eight i64/u64 and a track count; a track in it: seven i64/u64 and a
 /// window count.
@@ -11,10 +19,33 @@ const MIN_DAY_ROW: usize = MIN_STR + 8 * 8 + 4;
 const MIN_DAY_TRACK: usize = 7 * 8 + 4;
 
 pub(super) fn write(w: &mut Writer, rows: &std::collections::VecDeque<DailyRow>, version: u32) {
-    w.u32(rows.len() as u32);
+    // Version 8: the distinct bases first (consecutive rows share one), then each row's index.
+    let mut bases: Vec<&Arc<RowBasis>> = Vec::new();
+    let mut basis_of_row = Vec::with_capacity(rows.len());
     for row in rows {
+        if bases.last().is_none_or(|last| **last != row.basis) {
+            bases.push(&row.basis);
+        }
+        basis_of_row.push(bases.len() as u32 - 1);
+    }
+    if version >= 8 {
+        w.u32(bases.len() as u32);
+        for basis in &bases {
+            w.u32(basis.due_soon_windows.len() as u32);
+            for label in &basis.due_soon_windows {
+                w.str(label);
+            }
+            w.str(&basis.decision_window);
+            w.u32(basis.new_staff_weeks);
+        }
+    }
+    w.u32(rows.len() as u32);
+    for (row, basis) in rows.iter().zip(basis_of_row) {
         w.str(&row.day);
         w.i64(row.at);
+        if version >= 8 {
+            w.u32(basis);
+        }
         for v in [
             row.employees_experienced,
             row.employees_inexperienced,
@@ -53,11 +84,43 @@ pub(super) fn read(
     state: &mut State,
     track_map: &[u8],
 ) -> Result<(), SnapshotError> {
+    // Rows of formats before 8 did not record their basis: they get the settings the snapshot is
+    // decoded under (recovery decodes under the configuration the snapshot records).
+    let current = Arc::new(RowBasis::of(&state.settings));
+    let mut bases = Vec::new();
+    if r.version >= 8 {
+        let count = r.count("history bases", MIN_BASIS, MAX_BASES)?;
+        for _ in 0..count {
+            let windows = r.count("history basis windows", MIN_STR, 256)?;
+            let due_soon_windows = (0..windows).map(|_| r.str()).collect::<Result<_, _>>()?;
+            let basis = RowBasis {
+                due_soon_windows,
+                decision_window: r.str()?,
+                new_staff_weeks: r.u32()?,
+            };
+            bases.push(if basis == *current {
+                current.clone()
+            } else {
+                Arc::new(basis)
+            });
+        }
+    }
     let rows = r.count("history rows", MIN_DAY_ROW, MAX_DAYS)?;
     for _ in 0..rows {
+        let day = r.str()?;
+        let at = r.i64()?;
+        let basis = if r.version >= 8 {
+            let index = r.u32()? as usize;
+            bases.get(index).cloned().ok_or(SnapshotError::UnknownId(
+                "a history row names a basis the snapshot does not define",
+            ))?
+        } else {
+            current.clone()
+        };
         let mut row = DailyRow {
-            day: r.str()?,
-            at: r.i64()?,
+            day,
+            at,
+            basis,
             employees_experienced: r.i64()?,
             employees_inexperienced: r.i64()?,
             mentors: r.i64()?,
