@@ -14,6 +14,7 @@ pub mod import;
 pub mod instant;
 pub mod metrics;
 pub mod metrics_auth;
+pub mod progress;
 pub mod publish;
 pub mod report;
 pub mod send;

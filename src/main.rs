@@ -58,6 +58,9 @@ enum Command {
         /// The subject to publish to with --nats (it must belong to a JetStream stream).
         #[arg(long, requires = "nats")]
         subject: Option<String>,
+        /// No progress display (it is drawn on standard error only when that is a terminal).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Asks a running daemon to reload its configuration and waits for the result: exit 0 when it
     /// took effect, 1 with the reason when it did not (the daemon keeps running on the old one).
@@ -134,6 +137,9 @@ enum Command {
         /// employee leaving after it has not happened yet.
         #[arg(long, default_value = "now", value_parser = backlogd::instant::instant_arg)]
         as_of: jiff::Timestamp,
+        /// No progress display (drawn on standard error only when that is a terminal).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Inspects the event log of a stopped daemon and reports the first damage; with
     /// --truncate-at, discards the newest segment's tail from that damage on (see docs/store.md).
@@ -191,6 +197,9 @@ enum Command {
         /// NDJSON event files, read in this order, in time order each.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// No progress display (drawn on standard error only when that is a terminal).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Evaluates the alerting rules of a rules file over a past range against a Prometheus (e.g.
     /// one started on blocks built from `backlogd backfill`), applying for: and keep_firing_for:
@@ -385,6 +394,7 @@ fn main() -> ExitCode {
             max_attempts,
             nats,
             subject,
+            quiet,
         } => {
             if let (Some(nats), Some(subject)) = (nats, subject) {
                 return send_to_nats(&nats, &subject, &files);
@@ -402,6 +412,7 @@ fn main() -> ExitCode {
                 token,
                 batch,
                 max_attempts,
+                quiet,
             };
             match backlogd::send::run(options) {
                 Ok(totals) if totals.rejected == 0 => ExitCode::SUCCESS,
@@ -496,12 +507,14 @@ fn main() -> ExitCode {
             employees,
             out,
             as_of,
+            quiet,
         } => import(
             &mapping,
             &cases,
             employees.as_deref(),
             out.as_deref(),
             as_of,
+            quiet,
         ),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
@@ -560,6 +573,7 @@ fn main() -> ExitCode {
             max_samples,
             labels,
             files,
+            quiet,
         } => {
             let writing = out.is_some() || store.is_none();
             let Some(step) = step.or((!writing).then_some(jiff::SignedDuration::from_hours(1)))
@@ -577,6 +591,7 @@ fn main() -> ExitCode {
                 max_samples,
                 labels,
                 not_after: None,
+                progress: !quiet,
             };
             backfill(
                 &config,
@@ -791,6 +806,7 @@ fn import(
     employees: Option<&Path>,
     out: Option<&Path>,
     as_of: jiff::Timestamp,
+    quiet: bool,
 ) -> ExitCode {
     let result = backlogd::import::read_mapping(mapping).and_then(|mapping| match out {
         Some(path) => {
@@ -802,6 +818,7 @@ fn import(
                 cases,
                 employees,
                 as_of,
+                !quiet,
                 std::io::BufWriter::new(file),
             )?;
             std::fs::rename(&partial, path).map_err(backlogd::import::ImportError::Write)?;
@@ -812,6 +829,7 @@ fn import(
             cases,
             employees,
             as_of,
+            !quiet,
             std::io::BufWriter::new(std::io::stdout().lock()),
         ),
     });

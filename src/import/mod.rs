@@ -159,8 +159,15 @@ pub fn run(
     cases: &Path,
     employees: Option<&Path>,
     now: Timestamp,
+    progress: bool,
     mut out: impl Write,
 ) -> Result<Summary, ImportError> {
+    let total_bytes = [Some(cases), employees]
+        .into_iter()
+        .flatten()
+        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
+        .sum();
+    let progress = crate::progress::Progress::new(total_bytes, "rows", !progress);
     // The zone was checked by `read_mapping`; a mapping built in code falls back to UTC.
     let tz = TimeZone::get(&mapping.format.timezone).unwrap_or(TimeZone::UTC);
     let dates = rows::Dates {
@@ -176,19 +183,27 @@ pub fn run(
                 message: "--employees needs an [employees] table in the mapping".into(),
             });
         };
-        rows::read_table(path, mapping.format.delimiter, |row| {
+        rows::read_table(path, mapping.format.delimiter, &progress, 0, |row| {
             summary.employees += 1;
             rows::employee_events(columns, &dates, row, now, &mut events)
         })
         .map(|bad| summary.bad_rows.extend(bad))?;
     }
-    rows::read_table(cases, mapping.format.delimiter, |row| {
-        summary.cases += 1;
-        rows::case_events(&mapping.cases, &dates, row, now, &mut events)
-    })
+    let employee_bytes = employees.map_or(0, |file| std::fs::metadata(file).map_or(0, |m| m.len()));
+    rows::read_table(
+        cases,
+        mapping.format.delimiter,
+        &progress,
+        employee_bytes,
+        |row| {
+            summary.cases += 1;
+            rows::case_events(&mapping.cases, &dates, row, now, &mut events)
+        },
+    )
     .map(|bad| summary.bad_rows.extend(bad))?;
     // Time order; at one instant, what makes the next possible first (an employee joins before
     // a case is assigned to them, a case is registered before it is decided).
+    progress.finish();
     events.sort_by_key(|event| (event.time, event.rank));
     for event in &events {
         writeln!(out, "{}", event.json).map_err(ImportError::Write)?;

@@ -113,6 +113,8 @@ impl Row<'_> {
 pub(super) fn read_table(
     path: &Path,
     delimiter: Option<char>,
+    progress: &crate::progress::Progress,
+    bytes_before: u64,
     mut convert: impl FnMut(&Row) -> Result<(), Bad>,
 ) -> Result<Vec<String>, ImportError> {
     let table_error = |message: String| ImportError::Table {
@@ -134,7 +136,10 @@ pub(super) fn read_table(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let (line, byte) = record.position().map_or((0, 0), |p| (p.line(), p.byte()));
+                if line.is_multiple_of(1024) {
+                    progress.advance(bytes_before + byte, 1024);
+                }
                 let row = Row {
                     line,
                     headers: &headers,

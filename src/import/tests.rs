@@ -24,6 +24,7 @@ fn import_example() -> (Summary, Vec<serde_json::Value>) {
         &example("cases.csv"),
         Some(&example("employees.csv")),
         now(),
+        false,
         &mut out,
     )
     .expect("the example imports");
