@@ -800,7 +800,9 @@ fn query_range(url: &str, query: &str, start: i64, end: i64, step: i64) -> Vec<(
 ///   about day 120): BacklogTargetUnreachable within 7 days, and before the stated date (day 180);
 /// - the open cases' lowest day after the first five weeks (daily `sum(backlogd_cases_open)`):
 ///   RenewedBacklog within 28 days (28-day windows and week-over-week averages), and never between
-///   the peak and that day.
+///   the peak and that day; BacklogForming, its early warning, within 21 days (two week-over-week
+///   rises of the weekly average of open cases, and more in than out over 28 and 7 days), before
+///   RenewedBacklog, and never between the peak and the low either.
 #[test]
 fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     let dir = tempfile::tempdir().unwrap();
@@ -977,6 +979,34 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     assert!(
         shrinking.is_empty(),
         "RenewedBacklog fired while the backlog shrank (day {} to {}): {shrinking:?}",
+        (peak.0 - start) / DAY,
+        (low.0 - start) / DAY
+    );
+
+    // BacklogForming, the early warning of the same turn: within 21 days of the low, and before
+    // RenewedBacklog.
+    let forming = fired("BacklogForming", low.0).expect("BacklogForming never fired");
+    assert!(
+        forming - low.0 <= 21 * DAY && forming < renewed,
+        "BacklogForming fired {:.1} days after the low on day {}, RenewedBacklog {:.1} days after",
+        (forming - low.0) as f64 / DAY as f64,
+        (low.0 - start) / DAY,
+        (renewed - low.0) as f64 / DAY as f64
+    );
+    // Nor does it fire while the backlog shrinks: no firing starts between the peak and the low,
+    // and one that started while the backlog still grew resolves within 10 days of the peak (its
+    // weekly averages learn of the turn up to a week late, and it keeps firing for 3 days).
+    let shrinking: Vec<_> = firings
+        .iter()
+        .filter(|(name, begin, resolved)| {
+            name == "BacklogForming"
+                && *begin < low.0
+                && (*begin > peak.0 || *resolved > peak.0 + 10 * DAY)
+        })
+        .collect();
+    assert!(
+        shrinking.is_empty(),
+        "BacklogForming fired while the backlog shrank (day {} to {}): {shrinking:?}",
         (peak.0 - start) / DAY,
         (low.0 - start) / DAY
     );

@@ -169,6 +169,8 @@ fn shipped_configuration_as_parsed() {
                 max_audit_gap: 1209600s,
             },
             thresholds: [
+                ("backlog_forming_min_net_inflow", 0.0),
+                ("backlog_forming_rise_factor", 1.0),
                 ("benefit_of_doubt_spike_factor", 1.5),
                 ("max_due_soon_per_weekly_outflow", 1.5),
                 ("max_hearing_cancellation_ratio", 0.15),
@@ -212,7 +214,14 @@ fn one_track_is_enough_and_everything_else_has_defaults() {
         SignedDuration::from_hours(91 * 24)
     );
     assert!(config.targets.is_empty());
-    assert!(config.thresholds.is_empty());
+    // Only the thresholds with a default: BacklogForming is armed without a line in the file.
+    assert_eq!(
+        config.thresholds,
+        [
+            ("backlog_forming_min_net_inflow".to_owned(), 0.0),
+            ("backlog_forming_rise_factor".to_owned(), 1.0)
+        ]
+    );
     assert_eq!(config.limits.max_locations, 64);
     assert_eq!(config.log.format, LogFormat::Text);
 
@@ -604,6 +613,18 @@ fn other_checks_name_the_key() {
             ],
         ),
         (
+            minimal_and("[thresholds]\nbacklog_forming_rise_factor = 0.9\n"),
+            expect![
+                "thresholds.backlog_forming_rise_factor: 0.9 is too small; the minimum is 1 (a factor on the week before's average of open cases: 1 is any rise)"
+            ],
+        ),
+        (
+            minimal_and("[thresholds]\nbacklog_forming_min_net_inflow = -5\n"),
+            expect![
+                "thresholds.backlog_forming_min_net_inflow: -5 is too small; the minimum is 0 (cases more in than out over 28 days)"
+            ],
+        ),
+        (
             minimal_and("[log]\nformat = \"xml\"\n"),
             expect![[r#"log.format: "xml" is not one of "text", "json""#]],
         ),
@@ -669,6 +690,21 @@ fn metrics_users_file_is_optional() {
 }
 
 #[test]
+fn a_threshold_with_a_default_takes_the_files_value() {
+    let config = load_from_str(&minimal_and(
+        "[thresholds]\nbacklog_forming_rise_factor = 1.02\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.thresholds,
+        [
+            ("backlog_forming_min_net_inflow".to_owned(), 0.0),
+            ("backlog_forming_rise_factor".to_owned(), 1.02)
+        ]
+    );
+}
+
+#[test]
 fn thresholds_accept_integers_and_floats_sorted_by_name() {
     let config = load_from_str(&minimal_and(
         "[thresholds]\nmax_overdue_cases = 100\nmax_clearance_days = 365.5\n",
@@ -677,6 +713,8 @@ fn thresholds_accept_integers_and_floats_sorted_by_name() {
     assert_eq!(
         config.thresholds,
         [
+            ("backlog_forming_min_net_inflow".to_owned(), 0.0),
+            ("backlog_forming_rise_factor".to_owned(), 1.0),
             ("max_clearance_days".to_owned(), 365.5),
             ("max_overdue_cases".to_owned(), 100.0)
         ]

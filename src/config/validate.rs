@@ -38,6 +38,23 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
     ("min_pass_ratio", "quality.min_pass_ratio"),
     ("max_audit_gap_seconds", "quality.max_audit_gap"),
 ];
+/// `[thresholds]` the shipped rules read that have a default, so that their alert is armed without a
+/// line in the file (docs/configuration.md); a value in `[thresholds]` replaces it. Each with its
+/// minimum and what the number is, for the error.
+const DEFAULT_THRESHOLDS: [(&str, f64, f64, &str); 2] = [
+    (
+        "backlog_forming_min_net_inflow",
+        0.0,
+        0.0,
+        "cases more in than out over 28 days",
+    ),
+    (
+        "backlog_forming_rise_factor",
+        1.0,
+        1.0,
+        "a factor on the week before's average of open cases: 1 is any rise",
+    ),
+];
 pub(super) const MAX_NAME_BYTES: usize = 64;
 const MAX_WINDOWS: usize = 8;
 /// The longest `ingest.max_future_skew`: clocks that are off by more than a day need fixing, not
@@ -582,9 +599,23 @@ fn validate_thresholds(raw: BTreeMap<String, f64>) -> Result<Vec<(String, f64)>,
         if value.is_nan() {
             return Err(invalid("must be a number, not nan", key));
         }
+        if let Some((_, _, minimum, meaning)) = DEFAULT_THRESHOLDS
+            .iter()
+            .find(|(defaulted, ..)| defaulted == name)
+            && value < minimum
+        {
+            return Err(invalid(
+                format!("{value} is too small; the minimum is {minimum} ({meaning})"),
+                key,
+            ));
+        }
+    }
+    let mut thresholds = raw;
+    for (name, default, ..) in DEFAULT_THRESHOLDS {
+        thresholds.entry(name.to_owned()).or_insert(default);
     }
     // A BTreeMap iterates in name order.
-    Ok(raw.into_iter().collect())
+    Ok(thresholds.into_iter().collect())
 }
 
 fn validate_log(raw: RawLog) -> Result<LogConfig, ConfigError> {
