@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::ServerLimits;
 use crate::engine::{self, Command, EngineHandle, IngestOutcome};
-use crate::metrics_auth::MetricsUsers;
+use crate::metrics_auth::{MetricsUsers, Verdict};
 use crate::telemetry::Telemetry;
 use crate::wire::{BodyError, BodyFormat};
 
@@ -281,10 +281,35 @@ async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpR
         (&Method::POST, "/-/reload") => reload(app, peer, &request).await,
         (&Method::POST, "/v1/events") => ingest(app, request).await,
         (&Method::GET, "/metrics") => {
-            if let Some(users) = &app.metrics_users
-                && !users.allows(request.headers().get(AUTHORIZATION)).await
-            {
-                return basic_auth_required();
+            if let Some(users) = &app.metrics_users {
+                let verdict = users
+                    .check(peer.ip(), request.headers().get(AUTHORIZATION))
+                    .await;
+                if let Some(cause) = verdict.cause() {
+                    app.telemetry
+                        .metrics_auth_refused
+                        .with_label_values(&[cause])
+                        .inc();
+                }
+                match verdict {
+                    Verdict::Allowed => {}
+                    Verdict::Refused => return basic_auth_required(),
+                    Verdict::PeerBusy => {
+                        return retry_shortly(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "a password check of this peer is already waiting; retry shortly",
+                        );
+                    }
+                    Verdict::QueueFull => {
+                        return retry_shortly(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &format!(
+                                "server.metrics_auth_queue ({}) password checks are waiting; retry shortly",
+                                app.limits.metrics_auth_queue
+                            ),
+                        );
+                    }
+                }
             }
             // Until recovery is complete there is no view: only the process' own families.
             let view = app.engine.view.latest();
@@ -524,7 +549,12 @@ fn refused(app: &App, cause: &str, message: &str) -> HttpResponse {
         .requests_refused
         .with_label_values(&[cause])
         .inc();
-    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, message);
+    retry_shortly(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+/// `status` with `Retry-After: 1`.
+fn retry_shortly(status: StatusCode, message: &str) -> HttpResponse {
+    let mut response = error_response(status, message);
     response.headers_mut().insert(
         hyper::header::RETRY_AFTER,
         hyper::header::HeaderValue::from_static("1"),

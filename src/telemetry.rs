@@ -57,6 +57,8 @@ pub struct Telemetry {
     pub connections_refused: IntCounter,
     pub requests_refused: IntCounterVec,
     pub inflight_bytes: IntGauge,
+    pub metrics_auth_checks: IntCounter,
+    pub metrics_auth_refused: IntCounterVec,
     pub ready: IntGauge,
     pub start_time: Gauge,
     /// `events_applied` per event type, indexed by the type's position in `EventType::ALL`.
@@ -159,6 +161,15 @@ impl Telemetry {
                 "backlogd_ingest_inflight_bytes",
                 "Bytes of ingest request bodies being read or waiting for the engine (limit: server.max_inflight_bytes).",
             )?,
+            metrics_auth_checks: counter(
+                "backlogd_metrics_auth_checks_total",
+                "bcrypt checks of /metrics basic-auth passwords run (outcomes already remembered are not checked again).",
+            )?,
+            metrics_auth_refused: counters(
+                "backlogd_metrics_auth_refused_total",
+                "/metrics requests turned away without a password check, per cause (peer_busy: 429, the peer had a check waiting; queue_full: 503, server.metrics_auth_queue checks were waiting).",
+                "cause",
+            )?,
             ready: gauge(
                 "backlogd_ready",
                 "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
@@ -191,6 +202,9 @@ impl Telemetry {
         // Known label values start at zero so rates and alerts see the series from the start.
         for cause in ["inflight_bytes", "queue_full", "store_failed"] {
             telemetry.requests_refused.with_label_values(&[cause]);
+        }
+        for cause in ["peer_busy", "queue_full"] {
+            telemetry.metrics_auth_refused.with_label_values(&[cause]);
         }
         for reason in RejectReason::ALL {
             telemetry

@@ -261,6 +261,9 @@ pub struct ServerLimits {
     /// Bytes of request bodies being read or waiting for the engine, over all requests; a request
     /// that would exceed it gets 503 with Retry-After.
     pub max_inflight_bytes: usize,
+    /// `/metrics` password checks (bcrypt) waiting or running at once, over all peers; beyond it
+    /// 503 with Retry-After. Each peer has at most one.
+    pub metrics_auth_queue: usize,
 }
 
 #[derive(Debug, Clone)]

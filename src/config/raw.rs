@@ -116,6 +116,7 @@ pub(super) struct RawServer {
     pub(super) idle_timeout: Option<String>,
     pub(super) max_connections: Option<Integer>,
     pub(super) max_inflight_bytes: Option<Integer>,
+    pub(super) metrics_auth_queue: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -271,6 +271,7 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             1_000_000,
         )?,
         max_inflight_bytes: usize::try_from(max_inflight_bytes).unwrap_or(usize::MAX),
+        metrics_auth_queue: count("server.metrics_auth_queue", raw.metrics_auth_queue, 8, 1024)?,
     };
     Ok(ServerConfig {
         listen,
