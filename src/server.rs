@@ -108,12 +108,83 @@ struct Activity {
     last_active: std::sync::Mutex<Option<Instant>>,
 }
 
+impl Activity {
+    /// When the connection last ended a request (`opened` if it never did).
+    fn last(&self, opened: Instant) -> Instant {
+        self.last_active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(opened)
+    }
+}
+
+/// One open connection as the accept loop sees it: its slot of `server.max_connections`, and
+/// what it takes to reclaim that slot when it is idle and a new connection finds none free.
+struct Open {
+    activity: Arc<Activity>,
+    opened: Instant,
+    /// The connection's slot; taken (`None`) when the connection is reclaimed.
+    slot: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// Cancelled when the slot is reclaimed: the connection closes gracefully.
+    reclaim: tokio_util::sync::CancellationToken,
+}
+
+/// Every open connection, by a number of its own.
+#[derive(Default)]
+struct OpenConnections {
+    next: u64,
+    open: std::collections::HashMap<u64, Arc<Open>>,
+}
+
+/// Removes a connection from `OpenConnections` when its task ends.
+struct Registered {
+    connections: Arc<std::sync::Mutex<OpenConnections>>,
+    number: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .remove(&self.number);
+    }
+}
+
+impl OpenConnections {
+    /// Takes the slot of the connection idle the longest (no request in progress), and tells it
+    /// to close; `None` when every connection is busy.
+    fn reclaim_idle(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let victim = self
+            .open
+            .values()
+            .filter(|open| open.activity.in_flight.load(Ordering::SeqCst) == 0)
+            .filter(|open| {
+                open.slot
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some()
+            })
+            .min_by_key(|open| open.activity.last(open.opened))?;
+        let slot = victim
+            .slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        victim.reclaim.cancel();
+        Some(slot)
+    }
+}
+
 /// Serves connections from `listener` until `shutdown` resolves, then stops accepting and waits (at
 /// most `drain`) for in-flight requests to finish.
 ///
-/// Every connection is bounded: at most `server.max_connections` are open (beyond, a new one is
-/// closed at once), headers must arrive within `server.header_timeout` (hyper's timer), and a
-/// keep-alive connection without a request for `server.idle_timeout` is closed.
+/// Every connection is bounded: at most `server.max_connections` hold a slot; when none is free, a
+/// new connection takes the slot of the connection idle the longest (no request in progress),
+/// which closes gracefully, and only when every connection is busy is the new one closed at once.
+/// Headers must arrive within `server.header_timeout` (hyper's timer), and a keep-alive
+/// connection without a request for `server.idle_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -123,6 +194,7 @@ pub async fn serve(
     let stopping = tokio_util::sync::CancellationToken::new();
     let connections = tokio_util::task::TaskTracker::new();
     let slots = Arc::new(Semaphore::new(app.limits.max_connections));
+    let open = Arc::new(std::sync::Mutex::new(OpenConnections::default()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -136,11 +208,38 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                let slot = match slots.clone().try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        let reclaimed = open.lock().unwrap_or_else(|e| e.into_inner()).reclaim_idle();
+                        if reclaimed.is_some() {
+                            app.telemetry.connections_reclaimed.inc();
+                            tracing::debug!(%peer, "server.max_connections reached: closing the connection idle the longest for a new one");
+                        }
+                        reclaimed
+                    }
+                };
+                let Some(slot) = slot else {
                     app.telemetry.connections_refused.inc();
-                    tracing::warn!(%peer, limit = app.limits.max_connections, "server.max_connections reached: closing a new connection");
+                    tracing::warn!(%peer, limit = app.limits.max_connections, "server.max_connections reached, none idle: closing a new connection");
                     drop(stream);
                     continue;
+                };
+                let entry = Arc::new(Open {
+                    activity: Arc::new(Activity::default()),
+                    opened: Instant::now(),
+                    slot: std::sync::Mutex::new(Some(slot)),
+                    reclaim: tokio_util::sync::CancellationToken::new(),
+                });
+                let slot = {
+                    let mut registry = open.lock().unwrap_or_else(|e| e.into_inner());
+                    registry.next += 1;
+                    let number = registry.next;
+                    registry.open.insert(number, entry.clone());
+                    Slot {
+                        entry,
+                        _registered: Registered { connections: open.clone(), number },
+                    }
                 };
                 // Two spawn sites, so that a plain connection's task is exactly what it was
                 // before TLS existed (no room for a TLS stream in its future).
@@ -176,6 +275,12 @@ pub async fn serve(
     }
 }
 
+/// A connection's place among the open ones (its slot lives in `entry` until reclaimed).
+struct Slot {
+    entry: Arc<Open>,
+    _registered: Registered,
+}
+
 /// Serves one TLS connection: the handshake comes first, here in the connection's own task (so a
 /// slow one never holds up `accept`), and must end within `server.header_timeout` (the same bound
 /// as a request's headers) or the connection is closed; then HTTP as on a plain connection.
@@ -185,7 +290,7 @@ async fn tls_connection(
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
 ) {
     let header_timeout = app.limits.header_timeout;
     let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
@@ -203,6 +308,7 @@ async fn tls_connection(
             }
         },
         () = stopping.cancelled() => return,
+        () = slot.entry.reclaim.cancelled() => return,
     };
     connection(stream, peer, app, stopping, slot).await;
 }
@@ -214,11 +320,12 @@ async fn connection<S>(
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::default());
+    let activity = slot.entry.activity.clone();
+    let opened = slot.entry.opened;
     let idle_timeout = app.limits.idle_timeout;
     let header_timeout = app.limits.header_timeout;
     let service = {
@@ -244,14 +351,9 @@ async fn connection<S>(
         .header_read_timeout(Some(header_timeout));
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let opened = Instant::now();
     let mut closing = false;
     loop {
-        let last = activity
-            .last_active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or(opened);
+        let last = activity.last(opened);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -263,9 +365,13 @@ async fn connection<S>(
                 connection.as_mut().graceful_shutdown();
                 closing = true;
             }
+            () = slot.entry.reclaim.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
             () = tokio::time::sleep_until((last + idle_timeout).into()), if !closing => {
                 let idle = activity.in_flight.load(Ordering::SeqCst) == 0
-                    && activity.last_active.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(opened) == last;
+                    && activity.last(opened) == last;
                 if idle {
                     connection.as_mut().graceful_shutdown();
                     closing = true;

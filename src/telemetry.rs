@@ -55,6 +55,7 @@ pub struct Telemetry {
     pub replay_rejected: IntCounterVec,
     pub store_healthy: IntGauge,
     pub connections_refused: IntCounter,
+    pub connections_reclaimed: IntCounter,
     pub requests_refused: IntCounterVec,
     pub inflight_bytes: IntGauge,
     pub metrics_auth_checks: IntCounter,
@@ -150,7 +151,11 @@ impl Telemetry {
             )?,
             connections_refused: counter(
                 "backlogd_http_connections_refused_total",
-                "Connections closed at once because server.max_connections were open.",
+                "Connections closed at once because server.max_connections were open and none of them was idle.",
+            )?,
+            connections_reclaimed: counter(
+                "backlogd_http_connections_reclaimed_total",
+                "Idle keep-alive connections closed to make room for a new connection because server.max_connections were open.",
             )?,
             requests_refused: counters(
                 "backlogd_ingest_requests_refused_total",
