@@ -558,3 +558,74 @@ fn idle_keep_alive_connections_make_room_for_ingest() {
     keep_alive_healthz(&mut flood[SLOTS - 1]);
     daemon.stop();
 }
+
+/// Issue 24, finding 7: with `store.dedup_window = "PT5S"` the remembered ids of a burst are all
+/// forgotten by the ticks alone, while no event arrives: at most two windows after the burst,
+/// plus the ticks in between. Before the fix the 100,000 ids stayed for as long as nothing came.
+/// Also prints the resident memory the ids took (for docs/store.md).
+#[test]
+fn remembered_ids_expire_on_the_tick_while_no_event_arrives() {
+    const IDS: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("store"),
+        &[("BACKLOGD__STORE__DEDUP_WINDOW", "PT5S")],
+    );
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .expect("VmRSS")
+            * 1024
+    };
+    let before = rss();
+    for chunk in 0..IDS / 10_000 {
+        let body: String = (0..10_000)
+            .map(|n| {
+                format!(
+                    "{{\"id\":\"audit-{chunk}-{n:05}-{}\",\"type\":\"quality.audit\",\"time\":\"2026-03-02T09:00:00+01:00\",\"data\":{{\"passed\":true}}}}\n",
+                    "x".repeat(20)
+                )
+            })
+            .collect();
+        daemon.post_ok(&body, 10_000);
+    }
+    let burst_ended = Instant::now();
+    let text = daemon.metrics();
+    let remembered = metric_value(&text, "backlogd_remembered_event_ids").unwrap_or(-1.0);
+    let after = rss();
+    eprintln!(
+        "{remembered} ids remembered; RSS {} -> {} MiB: {:.0} bytes per id",
+        before >> 20,
+        after >> 20,
+        (after.saturating_sub(before)) as f64 / IDS as f64
+    );
+    assert_eq!(remembered, IDS as f64);
+    // Two windows plus a tick for each turn of a generation, and then some for a loaded machine.
+    let started = Instant::now();
+    loop {
+        let remembered = daemon.metric("backlogd_remembered_event_ids");
+        if remembered == Some(0.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{remembered:?} ids still remembered {:?} after the last event (window 5 s)",
+            burst_ended.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "all forgotten {:?} after the last event",
+        burst_ended.elapsed()
+    );
+    daemon.stop();
+}

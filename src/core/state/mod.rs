@@ -510,6 +510,7 @@ impl State {
             return 0;
         }
         self.now = now;
+        self.dedup.expire(now);
         // Release buckets every window has left behind (and settle events that were ahead), so the
         // counters, and a snapshot of them, depend only on what can still count.
         let shape = self.flow_shape;
