@@ -383,6 +383,8 @@ pub struct QualityConfig {
 pub struct LimitsConfig {
     pub max_locations: u32,
     pub max_employee_series: u32,
+    /// Announcements kept per target (the newest), 1 to 10,000.
+    pub max_announcements_per_target: u32,
 }
 
 /// `[report]`: the HTML report (`GET /report`, `backlogd report`).
@@ -594,6 +596,7 @@ pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
             })
             .collect(),
         max_locations: config.limits.max_locations,
+        max_announcements_per_target: config.limits.max_announcements_per_target,
         dedup_window: config.store.dedup_window,
     }
 }

@@ -211,6 +211,7 @@ pub(super) struct RawQuality {
 pub(super) struct RawLimits {
     pub(super) max_locations: Option<Integer>,
     pub(super) max_employee_series: Option<Integer>,
+    pub(super) max_announcements_per_target: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -182,7 +182,11 @@ fn shipped_configuration_as_parsed() {
                 ("min_weekly_hearings", 10.0),
                 ("penalty_rise_factor", 1.1),
             ],
-            limits: LimitsConfig { max_locations: 64, max_employee_series: 20000 },
+            limits: LimitsConfig {
+                max_locations: 64,
+                max_employee_series: 20000,
+                max_announcements_per_target: 100,
+            },
             log: LogConfig { format: Text, level: "info" },
             report: ReportConfig { language: En },
             nats: None,

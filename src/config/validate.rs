@@ -135,6 +135,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 20_000,
                 0,
             )?,
+            max_announcements_per_target: u32::try_from(integer_in(
+                "limits.max_announcements_per_target",
+                raw.limits.max_announcements_per_target,
+                100,
+                1,
+                10_000,
+            )?)
+            .unwrap_or(10_000),
         },
         log: validate_log(raw.log)?,
         report: ReportConfig {

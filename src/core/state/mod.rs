@@ -316,6 +316,7 @@ impl State {
         }
         self.dedup
             .set_window(duration_nanos(self.settings.dedup_window));
+        self.trim_target_histories();
         // The next midnight again, in the (possibly new) time zone.
         self.history.next = None;
         self.rebuild_derived();
