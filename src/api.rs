@@ -39,8 +39,7 @@ mod instant {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
         let text = String::deserialize(deserializer)?;
-        text.parse()
-            .map_err(|e| D::Error::custom(format!("{text:?} is not an RFC 3339 instant: {e}")))
+        crate::instant::parse_rfc3339(&text).map_err(D::Error::custom)
     }
 }
 
@@ -63,10 +62,9 @@ mod nullable_instant {
     ) -> Result<Option<Timestamp>, D::Error> {
         match Option::<String>::deserialize(deserializer)? {
             None => Ok(None),
-            Some(text) => text
-                .parse()
+            Some(text) => crate::instant::parse_rfc3339(&text)
                 .map(Some)
-                .map_err(|e| D::Error::custom(format!("{text:?} is not an RFC 3339 instant: {e}"))),
+                .map_err(D::Error::custom),
         }
     }
 }
@@ -81,19 +79,8 @@ mod day {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse_day(&text).map_err(D::Error::custom)
+        crate::instant::parse_day(&text).map_err(D::Error::custom)
     }
-}
-
-/// A day written `YYYY-MM-DD` exactly (jiff alone would also take `YYYYMMDD` and signed years).
-pub fn parse_day(text: &str) -> Result<Date, String> {
-    let shape = text.len() == 10
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            _ => b.is_ascii_digit(),
-        });
-    let date = shape.then(|| text.parse::<Date>().ok()).flatten();
-    date.ok_or_else(|| format!("{text:?} is not a day (YYYY-MM-DD)"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ fn seed(
         };
         let (summary, state) =
             crate::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;
-        let written = crate::backfill::store::write(&config.store.path, &state, source)?;
+        let written = crate::backfill::store::write(&config.store.path, &state, source, None)?;
         println!(
             "backlogd demo: history seeded: {} events, {} days, {} open cases, in {:.1} s; live events follow",
             summary.applied,

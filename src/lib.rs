@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod forecast;
+pub mod import;
 pub mod instant;
 pub mod metrics;
 pub mod metrics_auth;

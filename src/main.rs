@@ -113,6 +113,28 @@ enum Command {
     },
     /// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
     Simulate(backlogd::simulate::cli::SimulateArgs),
+    /// Converts a case table (and an employee table) exported as CSV into the events of
+    /// docs/events.md, in time order, for `backfill --store` or `send`. A mapping file names the
+    /// columns, the date formats and the zone. Exit 0, 2 when some rows were bad (named by file,
+    /// line and column; the others are converted), 1 on a refusal. See docs/backfill.md.
+    Import {
+        /// The mapping (TOML): [format], [cases], [employees] (config/examples/import/).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// The case table, one row per case, with a header line.
+        #[arg(long)]
+        cases: PathBuf,
+        /// The employee table, one row per employee, with a header line.
+        #[arg(long)]
+        employees: Option<PathBuf>,
+        /// Write the NDJSON here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The instant of the export (RFC 3339, YYYY-MM-DD or now): a suspension ending or an
+        /// employee leaving after it has not happened yet.
+        #[arg(long, default_value = "now", value_parser = backlogd::instant::instant_arg)]
+        as_of: jiff::Timestamp,
+    },
     /// Inspects the event log of a stopped daemon and reports the first damage; with
     /// --truncate-at, discards the newest segment's tail from that damage on (see docs/store.md).
     Repair {
@@ -153,6 +175,12 @@ enum Command {
         /// continues from it. The directory must not hold a store.
         #[arg(long)]
         store: Option<PathBuf>,
+        /// With --store, when the events are also the messages of the NATS stream the daemon
+        /// will consume (sources.nats): the stream and the sequence of the last of them, e.g.
+        /// CASES:431207. The daemon's source then resumes right after it; without it, a daemon
+        /// with [sources.nats] refuses to start on the store until sources.nats.start_after is set.
+        #[arg(long, value_name = "STREAM:SEQUENCE", value_parser = stream_position, requires = "store")]
+        stream_position: Option<backlogd::store::SourcePosition>,
         /// Refuse to write more samples than this (steps x series).
         #[arg(long, default_value_t = backlogd::backfill::DEFAULT_MAX_SAMPLES)]
         max_samples: u64,
@@ -462,6 +490,19 @@ fn main() -> ExitCode {
             }
         }
         Command::Repair { store, truncate_at } => repair(&store, truncate_at.as_deref()),
+        Command::Import {
+            mapping,
+            cases,
+            employees,
+            out,
+            as_of,
+        } => import(
+            &mapping,
+            &cases,
+            employees.as_deref(),
+            out.as_deref(),
+            as_of,
+        ),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
         Command::AlertReplay {
@@ -515,6 +556,7 @@ fn main() -> ExitCode {
             to,
             out,
             store,
+            stream_position,
             max_samples,
             labels,
             files,
@@ -536,7 +578,12 @@ fn main() -> ExitCode {
                 labels,
                 not_after: None,
             };
-            backfill(&config, &options, out.as_deref(), store.as_deref())
+            backfill(
+                &config,
+                &options,
+                out.as_deref(),
+                store.as_deref().map(|dir| (dir, stream_position.as_ref())),
+            )
         }
     }
 }
@@ -547,7 +594,7 @@ fn backfill(
     config_file: &Path,
     options: &backlogd::backfill::Options,
     out: Option<&Path>,
-    store: Option<&Path>,
+    store: Option<(&Path, Option<&backlogd::store::SourcePosition>)>,
 ) -> ExitCode {
     use backlogd::backfill::{BackfillError, run_to_state};
     let fail = |message: String| {
@@ -562,7 +609,7 @@ fn backfill(
         Ok(config) => config,
         Err(e) => return fail(format!("{}: {e}", config_file.display())),
     };
-    if let Some(Err(e)) = store.map(backlogd::backfill::store::refuse_existing) {
+    if let Some(Err(e)) = store.map(|(dir, _)| backlogd::backfill::store::refuse_existing(dir)) {
         return fail(e.to_string());
     }
     let started = std::time::Instant::now();
@@ -603,8 +650,8 @@ fn backfill(
         Ok(done) => done,
         Err(e) => return fail(e.to_string()),
     };
-    if let Some(dir) = store {
-        match backlogd::backfill::store::write(dir, &state, &source) {
+    if let Some((dir, stream_position)) = store {
+        match backlogd::backfill::store::write(dir, &state, &source, stream_position) {
             Ok(written) => eprintln!(
                 "backlogd backfill: wrote the store {}: {} open cases, {} days of history, a {} byte snapshot",
                 dir.display(),
@@ -736,6 +783,78 @@ fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>>
 }
 
 /// `--label NAME=VALUE`.
+/// `backlogd import`: the events to `out` (whole or not at all) or stdout; the summary and the bad
+/// rows to stderr.
+fn import(
+    mapping: &Path,
+    cases: &Path,
+    employees: Option<&Path>,
+    out: Option<&Path>,
+    as_of: jiff::Timestamp,
+) -> ExitCode {
+    let result = backlogd::import::read_mapping(mapping).and_then(|mapping| match out {
+        Some(path) => {
+            let partial = path.with_extension("partial");
+            let file =
+                std::fs::File::create(&partial).map_err(backlogd::import::ImportError::Write)?;
+            let summary = backlogd::import::run(
+                &mapping,
+                cases,
+                employees,
+                as_of,
+                std::io::BufWriter::new(file),
+            )?;
+            std::fs::rename(&partial, path).map_err(backlogd::import::ImportError::Write)?;
+            Ok(summary)
+        }
+        None => backlogd::import::run(
+            &mapping,
+            cases,
+            employees,
+            as_of,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    });
+    match result {
+        Ok(summary) => {
+            for line in &summary.bad_rows {
+                eprintln!("backlogd import: skipped {line}");
+            }
+            eprintln!(
+                "backlogd import: {} cases and {} employees read, {} rows skipped, {} events written",
+                summary.cases,
+                summary.employees,
+                summary.bad_rows.len(),
+                summary.events
+            );
+            if summary.bad_rows.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("backlogd import: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `STREAM:SEQUENCE`, a position in a NATS JetStream stream.
+fn stream_position(text: &str) -> Result<backlogd::store::SourcePosition, String> {
+    let (stream, sequence) = text
+        .rsplit_once(':')
+        .filter(|(stream, _)| !stream.trim().is_empty())
+        .ok_or_else(|| format!("{text:?}: expected STREAM:SEQUENCE, e.g. CASES:431207"))?;
+    let sequence = sequence.trim().parse::<u64>().map_err(|_| {
+        format!("{text:?}: the sequence {sequence:?} is not a whole number, e.g. CASES:431207")
+    })?;
+    Ok(backlogd::store::SourcePosition {
+        stream: stream.trim().to_owned(),
+        sequence,
+    })
+}
+
 fn label_filter(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))

@@ -1236,3 +1236,79 @@ fn history_rows_keep_their_windows_across_reloads_restarts_and_formats() {
     );
     daemon.stop();
 }
+
+/// `backlogd import` (a case table and an employee table) then `backfill --store` gives the daemon
+/// the same daily history and the same state as the equivalent events written by hand
+/// (config/examples/import/equivalent.ndjson); a bad row is named and the rest converted.
+#[test]
+fn an_imported_case_table_gives_the_history_of_the_same_events_written_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/import");
+    let imported = dir.path().join("imported.ndjson");
+    let output = backlogd(&[
+        "import",
+        "--mapping",
+        examples.join("mapping.toml").to_str().unwrap(),
+        "--cases",
+        examples.join("cases.csv").to_str().unwrap(),
+        "--employees",
+        examples.join("employees.csv").to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+        "--as-of",
+        "2026-12-01T00:00:00Z",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cases.csv:8: column \"ontvangen\"")
+            && message.contains("7 cases and 3 employees read, 1 rows skipped, 26 events written"),
+        "{message}"
+    );
+    let mut histories = Vec::new();
+    let mut states = Vec::new();
+    for (name, events) in [
+        ("imported", imported.clone()),
+        ("by-hand", examples.join("equivalent.ndjson")),
+    ] {
+        let store = dir.path().join(name);
+        let seeded = backlogd(&[
+            "backfill",
+            "--config",
+            &config_arg(),
+            "--store",
+            store.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ]);
+        assert!(seeded.status.success(), "{name}: {}", stderr(&seeded));
+        assert!(
+            stderr(&seeded).contains("0 rejected"),
+            "{name}: {}",
+            stderr(&seeded)
+        );
+        let daemon = Daemon::start(&store, &[]);
+        histories.push(history_days(&daemon, "2026-11-30"));
+        let metrics = daemon.metrics();
+        states.push(
+            metrics
+                .lines()
+                .filter(|line| {
+                    line.starts_with("backlogd_cases_")
+                        || line.starts_with("backlogd_employees")
+                        || line.starts_with("backlogd_mentees")
+                        || line.starts_with("backlogd_decisions")
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        );
+        daemon.stop();
+    }
+    assert!(
+        histories[0].as_array().is_some_and(|days| days.len() > 100),
+        "{:#}",
+        histories[0]
+    );
+    assert_eq!(histories[0], histories[1], "the daily history");
+    assert!(states[0].len() > 20, "{:?}", states[0]);
+    assert_eq!(states[0], states[1], "the state");
+}

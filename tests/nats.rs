@@ -646,3 +646,101 @@ fn messages_the_stream_dropped_and_a_recreated_stream_are_reported() {
     );
     daemon.stop();
 }
+
+/// A store seeded by `backfill --store` from the events the stream also holds (issue 20, defect 4):
+/// the source used to start at sequence 1, and what the store held was applied again (the ids
+/// older than `ingest.dedup_window` forgotten, audits and hearings counted twice). Now such a store
+/// without a position is refused by name; `--stream-position` or `sources.nats.start_after` says
+/// where its events end, and the daemon then holds exactly the backfilled state and consumes what
+/// comes after.
+#[test]
+fn a_backfilled_store_resumes_after_its_stream_position_and_never_applies_it_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start();
+    let url = server.url();
+    let (file, count) = events(dir.path());
+    // The stream exists once a daemon with the source has connected (create_stream).
+    let creator = Daemon::start(&dir.path().join("creator"), &nats_env(&url, "creator", &[]));
+    creator.await_metric("backlogd_source_connected", 1.0);
+    creator.stop();
+    publish(&server, &file, count);
+
+    let config = harness::shipped_config();
+    let seed = |name: &str, position: Option<String>| {
+        let store = dir.path().join(name);
+        let mut args = vec![
+            "backfill".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+            "--store".to_owned(),
+            store.display().to_string(),
+        ];
+        if let Some(position) = position {
+            args.extend(["--stream-position".to_owned(), position]);
+        }
+        args.push(file.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = harness::backlogd(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        store
+    };
+
+    // Without a position: refused, naming the key and the option.
+    let unknown = seed("unknown", None);
+    let (code, stderr) =
+        harness::run_expecting_exit(&config, &unknown, &nats_env(&url, "unknown", &[]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the store holds events but no position in the NATS stream \"CASES\"")
+            && stderr.contains("sources.nats.start_after")
+            && stderr.contains("--stream-position CASES:SEQUENCE"),
+        "{stderr}"
+    );
+
+    // The reference: the backfilled store, no source.
+    let reference = Daemon::start(&seed("reference", None), &[]);
+    let last = format!("CASES:{count}");
+    for (name, durable, store, extra) in [
+        (
+            "--stream-position",
+            "positioned",
+            seed("positioned", Some(last)),
+            vec![],
+        ),
+        (
+            "sources.nats.start_after",
+            "start_after",
+            unknown.clone(),
+            vec![("BACKLOGD__SOURCES__NATS__START_AFTER", count.to_string())],
+        ),
+    ] {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let daemon = Daemon::start(&store, &nats_env(&url, durable, &extra));
+        daemon.await_metric("backlogd_source_connected", 1.0);
+        daemon.await_metric("backlogd_source_lag_messages", 0.0);
+        await_same_state(&daemon, &reference, name);
+        assert_eq!(
+            received_from_nats(&daemon),
+            0.0,
+            "{name}: nothing read twice"
+        );
+        daemon.stop();
+    }
+
+    // What the stream receives afterwards is consumed, once, by a restarted daemon.
+    let more = dir.path().join("more.ndjson");
+    std::fs::write(
+        &more,
+        "{\"id\":\"after-1\",\"type\":\"case.registered\",\"time\":\"2026-11-02T09:00:00+01:00\",\"data\":{\"case\":\"AFTER-1\",\"track\":\"asylum\"}}\n",
+    )
+    .unwrap();
+    publish(&server, &more, 1);
+    let daemon = Daemon::start(&unknown, &nats_env(&url, "start_after", &[]));
+    daemon.await_metric(r#"backlogd_events_received_total{source="nats"}"#, 1.0);
+    daemon.await_metric("backlogd_source_lag_messages", 0.0);
+    assert_eq!(received_from_nats(&daemon), 1.0);
+}

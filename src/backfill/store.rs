@@ -47,8 +47,14 @@ pub fn refuse_existing(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Writes `state` as the snapshot of a new store in `dir` (created if missing), recording `source`
-/// as the configuration it was built under.
-pub fn write(dir: &Path, state: &State, source: &ConfigSource) -> Result<Written, StoreError> {
+/// as the configuration it was built under and, when given, the stream position its events cover
+/// (a daemon's NATS source resumes right after it).
+pub fn write(
+    dir: &Path,
+    state: &State,
+    source: &ConfigSource,
+    stream_position: Option<&crate::store::SourcePosition>,
+) -> Result<Written, StoreError> {
     let io = |message: String| StoreError::Io {
         path: dir.to_owned(),
         message,
@@ -68,7 +74,7 @@ pub fn write(dir: &Path, state: &State, source: &ConfigSource) -> Result<Written
         meta,
         state.open_cases(),
         &source.to_bytes(),
-        None,
+        stream_position,
     )
     .map_err(|e| io(format!("cannot write {}: {e}", snapshots.display())))?;
     Ok(Written {

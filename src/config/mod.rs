@@ -205,6 +205,9 @@ pub struct NatsConfig {
     /// The partitions this instance applies the case events of: sorted, unique, each below
     /// `partitions`; all of them by default.
     pub owned_partitions: Vec<u32>,
+    /// Where to start reading the stream when the store has no position in it yet: after this
+    /// stream sequence. Required when such a store already holds events (docs/scaling.md).
+    pub start_after: Option<u64>,
 }
 
 impl Config {

@@ -65,6 +65,7 @@ pub(super) struct RawNats {
     pub(super) dead_letter_subject: Option<String>,
     pub(super) partitions: Option<Integer>,
     pub(super) owned_partitions: Option<IntegerList>,
+    pub(super) start_after: Option<Integer>,
 }
 
 /// A list of whole numbers, or (from the environment) one string of comma-separated ones.

@@ -96,6 +96,12 @@ pub(super) fn validate_nats(raw: RawNats) -> Result<NatsConfig, ConfigError> {
     )?)
     .unwrap_or(1);
     let owned_partitions = owned_partitions(raw.owned_partitions, partitions)?;
+    let start_after = match raw.start_after {
+        None => None,
+        Some(value) => {
+            Some(integer_in("sources.nats.start_after", Some(value), 0, 0, i64::MAX)? as u64)
+        }
+    };
     Ok(NatsConfig {
         url,
         stream,
@@ -108,6 +114,7 @@ pub(super) fn validate_nats(raw: RawNats) -> Result<NatsConfig, ConfigError> {
         dead_letter_subject,
         partitions,
         owned_partitions,
+        start_after,
     })
 }
 

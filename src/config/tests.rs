@@ -785,6 +785,7 @@ fn nats_source_is_validated_and_overridable() {
             dead_letter_subject: None,
             partitions: 1,
             owned_partitions: vec![0],
+            start_after: None,
         })
     );
     assert_eq!(load_from_str(MINIMAL).unwrap().nats, None);
@@ -803,12 +804,14 @@ fn nats_source_is_validated_and_overridable() {
         ("BACKLOGD__SOURCES__NATS__DEAD_LETTER_SUBJECT", "dead.cases"),
         ("BACKLOGD__SOURCES__NATS__PARTITIONS", "4"),
         ("BACKLOGD__SOURCES__NATS__OWNED_PARTITIONS", "3, 1"),
+        ("BACKLOGD__SOURCES__NATS__START_AFTER", "431207"),
     ])
     .unwrap()
     .nats
     .unwrap();
     assert_eq!(overridden.subjects, ["cases.a.>", "workforce"]);
     assert_eq!(overridden.max_in_flight, 64);
+    assert_eq!(overridden.start_after, Some(431_207));
     assert!(overridden.create_stream);
     assert_eq!(
         overridden.dead_letter_subject.as_deref(),
@@ -817,7 +820,9 @@ fn nats_source_is_validated_and_overridable() {
     let env_error = |name: &str, value: &str| with_env(&[(name, value)]).unwrap_err().to_string();
     expect!["sources.nats.max_in_flight: 0 is too small; the minimum is 1"]
         .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__MAX_IN_FLIGHT", "0"));
-    expect!["sources.nats.sbjects: unknown key; expected one of `url`, `stream`, `subjects`, `durable`, `create_stream`, `credentials_file`, `tls_ca_file`, `max_in_flight`, `dead_letter_subject`, `partitions`, `owned_partitions`"]
+    expect!["sources.nats.start_after: -1 is too small; the minimum is 0"]
+        .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__START_AFTER", "-1"));
+    expect!["sources.nats.sbjects: unknown key; expected one of `url`, `stream`, `subjects`, `durable`, `create_stream`, `credentials_file`, `tls_ca_file`, `max_in_flight`, `dead_letter_subject`, `partitions`, `owned_partitions`, `start_after`"]
         .assert_eq(&env_error("BACKLOGD__SOURCES__NATS__SBJECTS", "x"));
     check_errs(vec![
         (

@@ -235,6 +235,10 @@ pub fn start(
         snapshot_interval: config.store.snapshot_interval,
         snapshot_every_events: config.store.snapshot_every_events,
         snapshot_every_bytes: config.store.snapshot_every_bytes,
+        stream_start: config
+            .nats
+            .as_ref()
+            .map(|nats| (nats.stream.clone(), nats.start_after)),
     };
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
@@ -263,6 +267,9 @@ struct StoreSettings {
     snapshot_interval: std::time::Duration,
     snapshot_every_events: u64,
     snapshot_every_bytes: u64,
+    /// With a stream source: its stream, and `sources.nats.start_after`. Recovery makes sure the
+    /// store has a position in that stream before anything is consumed (`recover`).
+    stream_start: Option<(String, Option<u64>)>,
 }
 
 struct Engine {

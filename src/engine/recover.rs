@@ -162,6 +162,38 @@ impl Engine {
         } else {
             source
         };
+        // A stream source resumes after the store's position in its stream. A store without one
+        // starts it here, durably, before anything is consumed or ingested: after
+        // `sources.nats.start_after`, or from the stream's start when the store holds no event.
+        // A store that holds events (seeded by `backfill --store`, fed over HTTP, or consuming
+        // another stream before) and names no start would apply again what it holds, or what dedup
+        // has forgotten of it: refused, naming the way out (docs/scaling.md).
+        if let Some((stream, start_after)) = &store.stream_start
+            && source_position
+                .as_ref()
+                .is_none_or(|position| &position.stream != stream)
+        {
+            let sequence = match start_after {
+                Some(after) => *after,
+                None if state.holds_events() => anyhow::bail!(
+                    "the store holds events but no position in the NATS stream {stream:?} (it was \
+                     seeded by `backlogd backfill --store`, fed over HTTP, or consumed another \
+                     stream): reading {stream:?} from its start would apply its events again. \
+                     Set sources.nats.start_after to the last stream sequence the store's events \
+                     cover (0 reads the whole stream anyway), or seed the store with `backlogd \
+                     backfill --store DIR --stream-position {stream}:SEQUENCE`"
+                ),
+                None => 0,
+            };
+            let position = crate::store::SourcePosition {
+                stream: stream.clone(),
+                sequence,
+            };
+            log.append(&crate::store::encode_position(wall_clock(), &position))?;
+            log.commit(log::Durability::Fsync)?;
+            tracing::info!(stream = %stream, after = sequence, "the stream source starts after this sequence");
+            source_position = Some(position);
+        }
         state.advance(wall_clock());
         let snapshots = snapshot::Writer::start(snapshot_path);
         tracing::info!(

@@ -425,6 +425,16 @@ impl State {
         changed + self.advance_clock(now)
     }
 
+    /// Whether any event was ever applied to this state (a case, an employee, an audit or an
+    /// announcement is kept once seen; the clock and the daily history move without events).
+    pub fn holds_events(&self) -> bool {
+        !self.cases.is_empty()
+            || !self.employees.is_empty()
+            || !self.target_histories.is_empty()
+            || self.aggregates.audits_passed > 0
+            || self.aggregates.audits_failed > 0
+    }
+
     /// The day's history rows, oldest first.
     pub fn daily_history(&self) -> impl ExactSizeIterator<Item = &DailyRow> {
         self.history.rows.iter()
