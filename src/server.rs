@@ -382,6 +382,14 @@ async fn connection<S>(
 }
 
 async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpResponse {
+    // Which of two credentials would count is ambiguous (a proxy may have checked the other).
+    let authorizations = request.headers().get_all(AUTHORIZATION).iter().count();
+    if authorizations > 1 {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("the request has {authorizations} Authorization headers; send one"),
+        );
+    }
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
         (&Method::POST, "/-/reload") => reload(app, peer, &request).await,
@@ -672,7 +680,8 @@ fn retry_shortly(status: StatusCode, message: &str) -> HttpResponse {
 /// when ingest tokens are configured, only with one of them: any local process must not be able
 /// to make the engine rebuild its state at will.
 async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> HttpResponse {
-    if !peer.ip().is_loopback() {
+    // A dual-stack listener sees an IPv4 client as `::ffff:a.b.c.d`.
+    if !peer.ip().to_canonical().is_loopback() {
         return error_response(
             StatusCode::FORBIDDEN,
             "reload is accepted only from the loopback interface; send SIGHUP instead",
@@ -702,8 +711,9 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
     let mut limit = 100usize;
     for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
         match key.as_str() {
-            "track" if !value.is_empty() => track = Some(value),
-            "location" if !value.is_empty() => location = Some(value),
+            // An empty value means no filter.
+            "track" => track = Some(value).filter(|v| !v.is_empty()),
+            "location" => location = Some(value).filter(|v| !v.is_empty()),
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => limit = n,
                 _ => {
@@ -715,7 +725,14 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
                     );
                 }
             },
-            _ => {}
+            other => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "query parameter `{other}`: unknown; expected `track`, `location` or `limit`"
+                    ),
+                );
+            }
         }
     }
     let (reply, answer) = oneshot::channel();
@@ -728,8 +745,10 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
     if app.engine.commands.send(command).await.is_err() {
         return shutting_down();
     }
-    let Ok(cases) = answer.await else {
-        return shutting_down();
+    let cases = match answer.await {
+        Ok(Ok(cases)) => cases,
+        Ok(Err(problem)) => return error_response(StatusCode::BAD_REQUEST, &problem),
+        Err(_) => return shutting_down(),
     };
     let body: Vec<crate::api::OverdueCase> = cases
         .into_iter()

@@ -33,7 +33,7 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
             other => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown query parameter `{other}`; expected `announcements`"),
+                    &format!("query parameter `{other}`: unknown; expected `announcements`"),
                 );
             }
         }

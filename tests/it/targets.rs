@@ -323,7 +323,7 @@ fn a_target_keeps_a_bounded_history_of_announcements() {
         ),
         (
             "?bogus=1",
-            "unknown query parameter `bogus`; expected `announcements`",
+            "query parameter `bogus`: unknown; expected `announcements`",
         ),
     ] {
         let response = daemon.get(&format!("/v1/targets{query}"));
