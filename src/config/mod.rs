@@ -264,6 +264,9 @@ pub struct ServerLimits {
     /// Bytes of request bodies being read or waiting for the engine, over all requests; a request
     /// that would exceed it gets 503 with Retry-After.
     pub max_inflight_bytes: usize,
+    /// `/metrics` password checks (bcrypt) waiting or running at once, over all peers; beyond it
+    /// 503 with Retry-After. Each peer has at most one.
+    pub metrics_auth_queue: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -383,6 +386,8 @@ pub struct QualityConfig {
 pub struct LimitsConfig {
     pub max_locations: u32,
     pub max_employee_series: u32,
+    /// Announcements kept per target (the newest), 1 to 10,000.
+    pub max_announcements_per_target: u32,
 }
 
 /// `[report]`: the HTML report (`GET /report`, `backlogd report`).
@@ -594,6 +599,7 @@ pub fn core_settings(config: &Config) -> crate::core::CoreSettings {
             })
             .collect(),
         max_locations: config.limits.max_locations,
+        max_announcements_per_target: config.limits.max_announcements_per_target,
         dedup_window: config.store.dedup_window,
     }
 }

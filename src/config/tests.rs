@@ -110,6 +110,7 @@ fn shipped_configuration_as_parsed() {
                     idle_timeout: 60s,
                     max_connections: 1024,
                     max_inflight_bytes: 67108864,
+                    metrics_auth_queue: 8,
                 },
             },
             store: StoreConfig {
@@ -183,7 +184,11 @@ fn shipped_configuration_as_parsed() {
                 ("min_weekly_hearings", 10.0),
                 ("penalty_rise_factor", 1.1),
             ],
-            limits: LimitsConfig { max_locations: 64, max_employee_series: 20000 },
+            limits: LimitsConfig {
+                max_locations: 64,
+                max_employee_series: 20000,
+                max_announcements_per_target: 100,
+            },
             log: LogConfig { format: Text, level: "info" },
             report: ReportConfig { language: En },
             nats: None,
@@ -258,7 +263,7 @@ fn unknown_keys_are_errors_naming_the_key() {
         (
             minimal_and("[server]\nlissten = \"127.0.0.1:1\"\n"),
             expect![
-                "server.lissten: unknown key; expected one of `listen`, `max_body_bytes`, `ingest_tokens_file`, `allow_unauthenticated`, `tls_cert_file`, `tls_key_file`, `metrics_users_file`, `max_events_per_request`, `max_rejections_reported`, `header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`, `max_inflight_bytes`"
+                "server.lissten: unknown key; expected one of `listen`, `max_body_bytes`, `ingest_tokens_file`, `allow_unauthenticated`, `tls_cert_file`, `tls_key_file`, `metrics_users_file`, `max_events_per_request`, `max_rejections_reported`, `header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`, `max_inflight_bytes`, `metrics_auth_queue`"
             ],
         ),
         (
@@ -793,7 +798,7 @@ fn environment_overrides_the_file() {
         source.environment = [(name.to_owned(), value.to_owned())].into_iter().collect();
         source.load().unwrap_err().to_string()
     };
-    expect!["server.lisen: unknown key; expected one of `listen`, `max_body_bytes`, `ingest_tokens_file`, `allow_unauthenticated`, `tls_cert_file`, `tls_key_file`, `metrics_users_file`, `max_events_per_request`, `max_rejections_reported`, `header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`, `max_inflight_bytes`"].assert_eq(&private("BACKLOGD__SERVER__LISEN", "127.0.0.1:0"));
+    expect!["server.lisen: unknown key; expected one of `listen`, `max_body_bytes`, `ingest_tokens_file`, `allow_unauthenticated`, `tls_cert_file`, `tls_key_file`, `metrics_users_file`, `max_events_per_request`, `max_rejections_reported`, `header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`, `max_inflight_bytes`, `metrics_auth_queue`"].assert_eq(&private("BACKLOGD__SERVER__LISEN", "127.0.0.1:0"));
     expect![[r#"server.allow_unauthenticated: invalid type: string "maybe", expected a boolean (set in the environment)"#]].assert_eq(&private("BACKLOGD__SERVER__ALLOW_UNAUTHENTICATED", "maybe"));
 }
 

@@ -152,6 +152,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 20_000,
                 0,
             )?,
+            max_announcements_per_target: u32::try_from(integer_in(
+                "limits.max_announcements_per_target",
+                raw.limits.max_announcements_per_target,
+                100,
+                1,
+                10_000,
+            )?)
+            .unwrap_or(10_000),
         },
         log: validate_log(raw.log)?,
         report: ReportConfig {
@@ -288,6 +296,7 @@ fn validate_server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             1_000_000,
         )?,
         max_inflight_bytes: usize::try_from(max_inflight_bytes).unwrap_or(usize::MAX),
+        metrics_auth_queue: count("server.metrics_auth_queue", raw.metrics_auth_queue, 8, 1024)?,
     };
     Ok(ServerConfig {
         listen,

@@ -166,6 +166,7 @@ fn steering_story() -> (api::History, Vec<api::Target>) {
             "announced_by": "agency", "note": null, "projected_clearance": "2026-12-17T00:00:00Z",
             "behind_projection": false, "verdict": "...",
         }],
+        "announcements_total": 2,
     }]))
     .unwrap();
     (history, targets)
@@ -558,6 +559,7 @@ fn the_projection_is_drawn_against_the_date_promised_each_day() {
         "announcements": [{"announced_at": "2025-01-03T12:00:00Z", "track": null,
             "clear_by": "2025-06-01T00:00:00Z", "announced_by": null, "note": null,
             "projected_clearance": null, "behind_projection": true, "verdict": "..."}],
+        "announcements_total": 1,
     }]))
     .unwrap();
     let charts = super::target_charts(&history, &targets);

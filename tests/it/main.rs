@@ -12,6 +12,7 @@
 mod config;
 mod demo;
 mod durability;
+mod edge;
 mod failure;
 mod forecast;
 mod harness;
