@@ -18,15 +18,11 @@ pub struct ForecastOptions {
 
 /// Fetches the forecast and prints it; writes the SVG when asked.
 pub fn run(options: &ForecastOptions) -> anyhow::Result<()> {
-    let query: Vec<String> = options
-        .params
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
+    let query = query_string(&options.params);
     let path = if query.is_empty() {
         "/v1/forecast".to_owned()
     } else {
-        format!("/v1/forecast?{}", query.join("&"))
+        format!("/v1/forecast?{query}")
     };
     let answer: api::Forecast =
         crate::send::get_json(&options.url, &path, options.token.as_deref())?;
@@ -42,20 +38,11 @@ pub fn run(options: &ForecastOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Percent-encodes a query component (unreserved characters and `@`, `,` stay).
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'@' | b',' => {
-                out.push(byte as char)
-            }
-            other => {
-                let _ = write!(out, "%{other:02X}");
-            }
-        }
-    }
-    out
+/// The query string of the parameters, form-encoded (as the daemon decodes it).
+fn query_string(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
 }
 
 /// The day of an instant, `YYYY-MM-DD` in UTC.
@@ -185,13 +172,6 @@ fn seconds(t: api::Timestamp) -> f64 {
     t.as_second() as f64
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// A self-contained SVG: open and estimated overdue cases week by week, the projected clearance,
 /// and each announced target's date (drawn at the right edge, marked, when beyond the horizon).
 pub fn svg(answer: &api::Forecast) -> String {
@@ -228,7 +208,7 @@ pub fn svg(answer: &api::Forecast) -> String {
     let _ = writeln!(
         s,
         r#"<text x="{left}" y="22" font-size="15">Projected open cases from {} ({} weeks)</text>"#,
-        escape(&day(answer.start)),
+        crate::report::escape(&day(answer.start)),
         weeks.len()
     );
     // Axes and a few gridlines.
@@ -250,7 +230,7 @@ pub fn svg(answer: &api::Forecast) -> String {
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                 x(seconds(w.end)),
                 top + plot_h + 18.0,
-                escape(&day(w.end))
+                crate::report::escape(&day(w.end))
             );
         }
     }
@@ -320,7 +300,7 @@ pub fn svg(answer: &api::Forecast) -> String {
             ly - 4.0,
             lx + 16.0,
             ly + 1.0,
-            escape(text)
+            crate::report::escape(text)
         );
     }
     s.push_str("</svg>\n");
@@ -381,7 +361,16 @@ mod tests {
         assert!(drawing.contains("target backlog: 2026-02-01 (beyond the horizon)"));
         assert!(drawing.contains("projected clearance 2026-03-02"));
         assert_eq!(drawing.matches("<polyline").count(), 2);
-        assert_eq!(encode("250@2, 10@8"), "250@2%2C%2010@8".replace("%2C", ","));
+        // What the daemon's query parser reads back is what was given.
+        let params = vec![
+            ("hires".to_owned(), "250@2, 10@8".to_owned()),
+            ("ramp_up".to_owned(), "P26W&x=1".to_owned()),
+        ];
+        let decoded: Vec<(String, String)> =
+            form_urlencoded::parse(query_string(&params).as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(decoded, params);
     }
 
     /// A horizon too short to see the clearance says so, and does not call the backlog "never"

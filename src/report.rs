@@ -703,8 +703,8 @@ fn date_of(instant: api::Timestamp) -> String {
     instant.strftime("%Y-%m-%d").to_string()
 }
 
-/// Text for HTML.
-fn escape(text: &str) -> String {
+/// Text for HTML (and SVG): the one escape of the crate's pages.
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -205,17 +205,9 @@ fn seconds(ms: i64) -> String {
     }
 }
 
-/// Percent-encodes a query parameter value (everything but unreserved characters).
+/// A query parameter value, form-encoded.
 fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -224,10 +216,12 @@ mod tests {
 
     #[test]
     fn query_parameters() {
-        assert_eq!(
-            percent_encode(r#"a{b="c d"} > 1"#),
-            "a%7Bb%3D%22c%20d%22%7D%20%3E%201"
-        );
+        let query = r#"a{b="c d"} > 1 + rate(x[5m]) & y"#;
+        let encoded = format!("query={}", percent_encode(query));
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(encoded.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(decoded, [("query".to_owned(), query.to_owned())]);
         assert_eq!(seconds(1_700_000_000_000), "1700000000");
         assert_eq!(seconds(1_700_000_000_500), "1700000000.500");
     }
