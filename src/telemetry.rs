@@ -58,6 +58,8 @@ pub struct Telemetry {
     pub requests_refused: IntCounterVec,
     pub inflight_bytes: IntGauge,
     pub ready: IntGauge,
+    /// Damaged snapshots passed over at the last start (the state came from an older one).
+    pub snapshots_damaged: IntGauge,
     pub start_time: Gauge,
     /// `events_applied` per event type, indexed by the type's position in `EventType::ALL`.
     applied_by_type: Vec<IntCounter>,
@@ -162,6 +164,10 @@ impl Telemetry {
             ready: gauge(
                 "backlogd_ready",
                 "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
+            )?,
+            snapshots_damaged: gauge(
+                "backlogd_snapshots_damaged",
+                "Damaged snapshots (checksum mismatch, unreadable) passed over at the last start: the state was recovered from an older snapshot and the log. Nonzero means the disk or someone changed snapshots.sqlite.",
             )?,
             // Set here rather than read from /proc: the shipped unit's ProcSubset=pid hides
             // /proc/stat, without which the process collector's process_start_time_seconds cannot

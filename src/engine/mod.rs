@@ -294,6 +294,10 @@ struct Engine {
     last_snapshot: Instant,
     /// Log position of the newest snapshot submitted (or loaded).
     snapshot_position: LogPosition,
+    /// The log positions of the newest and the previous durable snapshots (the two the database
+    /// keeps): segments are deleted only before the previous one, so that a damaged newest
+    /// snapshot can fall back to it and replay the log from there.
+    durable_snapshots: [Option<LogPosition>; 2],
     /// Events and log bytes appended since then: a snapshot is also due after
     /// `store.snapshot_every_events` / `_bytes`, so that replay after a crash is bounded by work,
     /// not only by time.
@@ -498,7 +502,7 @@ impl Engine {
         self.handle.failure.notify_one();
     }
 
-    /// Deletes log segments covered by the newest durable snapshot, then submits a new snapshot if
+    /// Deletes log segments covered by both durable snapshots kept, then submits a new snapshot if
     /// anything was logged since the last one. Encoding runs here (O(cases), a short pause); the
     /// SQLite write runs on the snapshot thread.
     fn snapshot_now(&mut self) {
@@ -508,8 +512,13 @@ impl Engine {
         let Some(writer) = &self.snapshots else {
             return;
         };
-        if let Some(durable) = writer.last_durable() {
-            match self.log.delete_segments_before(durable.position) {
+        if let Some(durable) = writer.last_durable()
+            && self.durable_snapshots[0] != Some(durable.position)
+        {
+            self.durable_snapshots = [Some(durable.position), self.durable_snapshots[0]];
+        }
+        if let Some(previous) = self.durable_snapshots[1] {
+            match self.log.delete_segments_before(previous) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(segments = n, "deleted log segments covered by a snapshot"),
                 Err(e) => tracing::warn!(error = %e, "cannot delete old log segments"),

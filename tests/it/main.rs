@@ -7,7 +7,8 @@
 //! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
 //! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics;
 //! `targets` covers `target.announced` and `GET /v1/targets`; `forecast` `GET /v1/forecast` and
-//! `backlogd forecast`.
+//! `backlogd forecast`; `integrity` damages a stopped store (snapshots, log tail) and checks that
+//! the daemon refuses by name or starts with the figures the undamaged store gives.
 
 mod config;
 mod demo;
@@ -16,6 +17,7 @@ mod failure;
 mod forecast;
 mod harness;
 mod ingest;
+mod integrity;
 mod metrics;
 mod metrics_auth;
 mod operations;
