@@ -33,6 +33,10 @@ impl Engine {
             .map_err(|e| {
                 anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
             })?;
+        // The store's lock first, before the snapshot is read: a `backlogd backfill --store`
+        // still writing this store (or another daemon) makes the start fail here, by name, instead
+        // of starting empty and overwriting the backfill's snapshot with the next one.
+        let lock = log::lock_directory(&store.dir.join("log"))?;
         let snapshot_path = store.dir.join("snapshots.sqlite");
         // The newest intact snapshot: a damaged newer one (checksum mismatch, unreadable) is
         // passed over, by name, and the log replays from the older one's position, which the log
@@ -137,6 +141,7 @@ impl Engine {
             Ok(())
         };
         let (mut state, log) = replay::open_and_replay(
+            lock,
             &store.dir.join("log"),
             from,
             store.segment_bytes,

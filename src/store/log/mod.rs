@@ -160,8 +160,11 @@ pub enum LogError {
     /// `append` was given an empty payload (a length of 0 marks a zero-filled tail on disk).
     #[error("event log: an empty payload cannot be logged")]
     EmptyPayload,
-    /// Another `EventLog` (in this or another process) has the directory open.
-    #[error("event log: {} is locked by another open log", path.display())]
+    /// Another `EventLog` or [`DirLock`] (in this or another process) has the directory locked.
+    #[error(
+        "event log: {} is locked by another process using this store (a running daemon, `backlogd backfill --store` writing it, or `backlogd repair`); stop it or wait for it to finish",
+        path.display()
+    )]
     Locked { path: PathBuf },
     /// [`truncate_tail`] refused to cut the log (the reason says what it found instead).
     #[error("event log: repair refused: {reason}")]
@@ -228,7 +231,50 @@ impl fmt::Debug for EventLog {
     }
 }
 
+/// The log directory's lock, held without the log open: whoever holds it owns the store (the
+/// daemon from before it reads the snapshot until it stops; `backlogd backfill --store` while it
+/// builds one). [`EventLog::open_locked`] takes it over.
+pub struct DirLock {
+    guard: Box<dyn Any + Send>,
+}
+
+impl fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirLock").finish_non_exhaustive()
+    }
+}
+
+/// Creates `dir` (durably) if needed and takes its lock (the `LOCK` file the log holds while it is
+/// open); [`LogError::Locked`] when someone else holds it.
+pub fn lock_directory(dir: &Path) -> Result<DirLock, LogError> {
+    let storage = RealStorage;
+    create_dir_durably(&storage, dir).map_err(io_err("create directory", dir))?;
+    Ok(DirLock {
+        guard: lock_dir(&storage, dir)?,
+    })
+}
+
 impl EventLog {
+    /// [`EventLog::open`] of a directory whose lock the caller took before (with
+    /// [`lock_directory`]), so that nothing else could change the store in between.
+    #[allow(clippy::type_complexity)]
+    pub fn open_locked(
+        lock: DirLock,
+        dir: &Path,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
+    ) -> Result<EventLog, LogError> {
+        EventLog::open_inner(
+            Arc::new(RealStorage),
+            dir,
+            Some(lock.guard),
+            replay_from,
+            segment_bytes,
+            on_record,
+        )
+    }
+
     /// Opens (creating `dir` if needed) the log in `dir`. Recovery: scans every segment from
     /// `replay_from` on and calls `on_record(position, payload)` for each valid record at or after
     /// `replay_from`, in order. `replay_from.segment == 0` replays from the very beginning. A torn
@@ -260,9 +306,24 @@ impl EventLog {
         segment_bytes: u64,
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<EventLog, LogError> {
+        EventLog::open_inner(storage, dir, None, replay_from, segment_bytes, on_record)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn open_inner(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        lock: Option<Box<dyn Any + Send>>,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
+    ) -> Result<EventLog, LogError> {
         let fs = &*storage;
         create_dir_durably(fs, dir).map_err(io_err("create directory", dir))?;
-        let lock = lock_dir(fs, dir)?;
+        let lock = match lock {
+            Some(lock) => lock,
+            None => lock_dir(fs, dir)?,
+        };
         let numbers = list_segments(fs, dir)?;
         let start = replay_from.segment.max(1);
 
