@@ -340,7 +340,6 @@ impl Engine {
         let mut stop = false;
         let mut appended = false;
         let mut ticked = false;
-        let mut reloaded = false;
         let mut store_error: Option<String> = None;
         for command in group.drain(..) {
             match command {
@@ -420,13 +419,25 @@ impl Engine {
                         let _ = reply.send(Err(ReloadError::StoreFailed));
                         continue;
                     }
+                    // A reload of an unchanged file changes nothing: no settings record, no
+                    // snapshot, no rebuild (a storm of reloads costs nothing but the reading).
+                    if *source == *self.source {
+                        if *edge == *self.edge {
+                            self.telemetry.reloads_unchanged.inc();
+                        } else {
+                            // Only a file the edge reads changed (the pseudonym key).
+                            self.set_edge(*edge);
+                            ticked = true;
+                        }
+                        let _ = reply.send(Ok(()));
+                        continue;
+                    }
                     let result = self.reload(*settings, source, *edge, now);
                     if let Err(ReloadError::Store(e)) = &result {
                         store_error = Some(e.to_string());
                     }
                     appended |= result.is_ok();
                     ticked |= result.is_ok();
-                    reloaded |= result.is_ok();
                     let _ = reply.send(result);
                 }
                 Command::SourcePosition { reply } => {
@@ -467,10 +478,10 @@ impl Engine {
             let _ = reply.send(IngestOutcome::Done(summary));
         }
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
-        // After a reload, snapshot at once: replay after a restart applies the configuration of
-        // the moment, so the log tail before the reload should be covered by a snapshot.
-        if reloaded
-            || self.last_snapshot.elapsed() >= self.store.snapshot_interval
+        // A reload is a settings record in the log, not a snapshot: replay switches the settings
+        // at that record, at its instant (`recover`), so the tail before it needs no snapshot, and
+        // a storm of reloads writes a few bytes each, never a full snapshot each.
+        if self.last_snapshot.elapsed() >= self.store.snapshot_interval
             || self.logged_events >= self.store.snapshot_every_events
             || self.logged_bytes >= self.store.snapshot_every_bytes
         {
@@ -655,6 +666,12 @@ impl Engine {
             .map_err(ReloadError::Store)?;
         self.source = source;
         self.settings = Arc::new(settings);
+        self.set_edge(edge);
+        Ok(())
+    }
+
+    /// Replaces the edge settings; the per-employee rows are rebuilt at the next publish.
+    fn set_edge(&mut self, edge: EdgeSettings) {
         if edge.employee_label != self.edge.employee_label
             || edge.pseudonym_key != self.edge.pseudonym_key
         {
@@ -662,7 +679,6 @@ impl Engine {
         }
         self.edge = Arc::new(edge);
         self.workforce_dirty = true;
-        Ok(())
     }
 
     /// Publishes a new view. The per-employee rows are rebuilt when something changed and either

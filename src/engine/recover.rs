@@ -238,7 +238,7 @@ impl Engine {
             source_position = Some(position);
         }
         state.advance(wall_clock());
-        let snapshots = snapshot::Writer::start(snapshot_path);
+        let snapshots = snapshot::Writer::start(snapshot_path, telemetry.snapshots_written.clone());
         tracing::info!(
             replayed,
             source_position = ?source_position,

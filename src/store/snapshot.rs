@@ -469,7 +469,8 @@ struct WriterState {
 }
 
 impl Writer {
-    pub fn start(path: PathBuf) -> Writer {
+    /// Starts the writer thread; `written` counts the snapshots it made durable.
+    pub fn start(path: PathBuf, written: prometheus::IntCounter) -> Writer {
         let pending: Arc<(Mutex<WriterState>, std::sync::Condvar)> = Arc::default();
         let shared = pending.clone();
         let thread = std::thread::Builder::new()
@@ -504,6 +505,7 @@ impl Writer {
                     state.busy = false;
                     match result {
                         Ok(()) => {
+                            written.inc();
                             tracing::info!(
                                 bytes = bytes.len(),
                                 open_cases,

@@ -8,7 +8,8 @@
 //! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics;
 //! `targets` covers `target.announced` and `GET /v1/targets`; `forecast` `GET /v1/forecast` and
 //! `backlogd forecast`; `integrity` damages a stopped store (snapshots, log tail) and checks that
-//! the daemon refuses by name or starts with the figures the undamaged store gives.
+//! the daemon refuses by name or starts with the figures the undamaged store gives; `reloads` a reload
+//! storm.
 
 mod config;
 mod demo;
@@ -21,6 +22,7 @@ mod integrity;
 mod metrics;
 mod metrics_auth;
 mod operations;
+mod reloads;
 mod scenario;
 mod soak;
 mod targets;

@@ -135,7 +135,8 @@ pub fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
     const NOT_STATE: &[&str] = &[
         "process_",
         "backlogd_start_time_seconds",
-        "backlogd_snapshots_damaged",
+        "backlogd_snapshots_",
+        "backlogd_config_reloads_unchanged_total",
         "backlogd_events_",
         "backlogd_ingest_request_duration_seconds",
         "backlogd_store_commit_duration_seconds",
