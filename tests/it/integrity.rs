@@ -218,3 +218,43 @@ fn zeroed_bytes_in_the_snapshot_database_never_change_the_figures() {
         file.len()
     );
 }
+
+/// Finding 6 of issue 24: deleting the newest log segment started the daemon cleanly without the
+/// acknowledged events in it. Now the start is refused, naming the missing segment file.
+#[test]
+fn a_deleted_newest_log_segment_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let settings = [("BACKLOGD__STORE__SEGMENT_BYTES", "1048576")];
+    let daemon = Daemon::start(&store, &settings);
+    let note = "x".repeat(200);
+    for batch in 0..6 {
+        let body: String = (0..2000)
+            .map(|i| {
+                let n = batch * 2000 + i;
+                format!(
+                    r#"{{"specversion":"1.0","id":"seg-{n}","type":"case.registered","source":"{note}","time":"2026-01-01T00:00:00Z","data":{{"case":"c{n}","track":"asylum"}}}}"#
+                ) + "\n"
+            })
+            .collect();
+        daemon.post_ok(&body, 2000);
+    }
+    daemon.kill();
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(store.join("log"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let newest = segments.last().unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let (code, stderr) = crate::harness::run_expecting_exit(&shipped_config(), &store, &settings);
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        code.is_some_and(|c| c != 0)
+            && stderr.contains("segment file missing")
+            && stderr.contains(&name),
+        "the start must be refused naming {name} ({code:?}):\n{stderr}"
+    );
+}
