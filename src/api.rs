@@ -151,7 +151,11 @@ pub struct Target {
     /// `None`: the backlog is not shrinking.
     #[serde(with = "nullable_instant")]
     pub projected_clearance: Option<Timestamp>,
+    /// The kept announcements (the newest `limits.max_announcements_per_target`, or the newest
+    /// `announcements=N` of the query), oldest first.
     pub announcements: Vec<Announcement>,
+    /// Every announcement applied for the target, kept or not.
+    pub announcements_total: u64,
 }
 
 /// One announcement of a target, with the projection when it was applied.

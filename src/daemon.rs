@@ -101,12 +101,19 @@ async fn run_async(
         Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
         None => None,
     };
-    let metrics_users = match &config.server.metrics_users_file {
-        Some(path) => Some(Arc::new(MetricsUsers::new(Users::read(path)?))),
+    let users = match &config.server.metrics_users_file {
+        Some(path) => Some(Users::read(path)?),
         None => None,
     };
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
+    let metrics_users = users.map(|users| {
+        Arc::new(MetricsUsers::new(
+            users,
+            config.server.limits.metrics_auth_queue,
+            telemetry.metrics_auth_checks.clone(),
+        ))
+    });
     let source_metrics = match &config.nats {
         Some(_) => Some(
             telemetry

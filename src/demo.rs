@@ -115,6 +115,7 @@ fn seed(
             max_samples: crate::backfill::DEFAULT_MAX_SAMPLES,
             labels: Vec::new(),
             not_after: Some(jiff::Timestamp::now()),
+            progress: false,
         };
         let (summary, state) =
             crate::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;

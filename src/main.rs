@@ -58,6 +58,9 @@ enum Command {
         /// The subject to publish to with --nats (it must belong to a JetStream stream).
         #[arg(long, requires = "nats")]
         subject: Option<String>,
+        /// No progress display (it is drawn on standard error only when that is a terminal).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Asks a running daemon to reload its configuration and waits for the result: exit 0 when it
     /// took effect, 1 with the reason when it did not (the daemon keeps running on the old one).
@@ -113,6 +116,31 @@ enum Command {
     },
     /// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
     Simulate(backlogd::simulate::cli::SimulateArgs),
+    /// Converts a case table (and an employee table) exported as CSV into the events of
+    /// docs/events.md, in time order, for `backfill --store` or `send`. A mapping file names the
+    /// columns, the date formats and the zone. Exit 0, 2 when some rows were bad (named by file,
+    /// line and column; the others are converted), 1 on a refusal. See docs/backfill.md.
+    Import {
+        /// The mapping (TOML): [format], [cases], [employees] (config/examples/import/).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// The case table, one row per case, with a header line.
+        #[arg(long)]
+        cases: PathBuf,
+        /// The employee table, one row per employee, with a header line.
+        #[arg(long)]
+        employees: Option<PathBuf>,
+        /// Write the NDJSON here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The instant of the export (RFC 3339, YYYY-MM-DD or now): a suspension ending or an
+        /// employee leaving after it has not happened yet.
+        #[arg(long, default_value = "now", value_parser = backlogd::instant::instant_arg)]
+        as_of: jiff::Timestamp,
+        /// No progress display (drawn on standard error only when that is a terminal).
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Inspects the event log of a stopped daemon and reports the first damage; with
     /// --truncate-at, discards the newest segment's tail from that damage on (see docs/store.md).
     Repair {
@@ -169,6 +197,9 @@ enum Command {
         /// NDJSON event files, read in this order, in time order each.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// No progress display (drawn on standard error only when that is a terminal).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Evaluates the alerting rules of a rules file over a past range against a Prometheus (e.g.
     /// one started on blocks built from `backlogd backfill`), applying for: and keep_firing_for:
@@ -248,11 +279,18 @@ fn main() -> ExitCode {
                 Some(path) => config::ConfigSource::read(path),
                 None => Ok(config::ConfigSource::inline(EMBEDDED_DEFAULT)),
             };
-            let loaded = source.and_then(|source| Ok((source.load()?, source)));
-            let (config, source) = match loaded {
-                Ok(loaded) => loaded,
+            let source = match source {
+                Ok(source) => source,
                 Err(e) => {
                     eprintln!("backlogd: invalid configuration: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = match source.load() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("backlogd: invalid configuration:");
+                    eprintln!("{}", e.report(&source.origin, &source.text));
                     return ExitCode::FAILURE;
                 }
             };
@@ -267,16 +305,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { file } => match config::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+        Command::CheckConfig { file } => {
+            let source = match config::ConfigSource::read(&file) {
+                Ok(source) => source,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match source.load() {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    // Every problem found, one a line, with the file's line where it can be told.
+                    eprintln!("{}", e.report(&file.display().to_string(), &source.text));
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Pseudonym { employee, config } => {
             let edge = config::load(&config)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))
@@ -363,6 +411,7 @@ fn main() -> ExitCode {
             max_attempts,
             nats,
             subject,
+            quiet,
         } => {
             if let (Some(nats), Some(subject)) = (nats, subject) {
                 return send_to_nats(&nats, &subject, &files);
@@ -380,6 +429,7 @@ fn main() -> ExitCode {
                 token,
                 batch,
                 max_attempts,
+                quiet,
             };
             match backlogd::send::run(options) {
                 Ok(totals) if totals.rejected == 0 => ExitCode::SUCCESS,
@@ -468,6 +518,21 @@ fn main() -> ExitCode {
             }
         }
         Command::Repair { store, truncate_at } => repair(&store, truncate_at.as_deref()),
+        Command::Import {
+            mapping,
+            cases,
+            employees,
+            out,
+            as_of,
+            quiet,
+        } => import(
+            &mapping,
+            &cases,
+            employees.as_deref(),
+            out.as_deref(),
+            as_of,
+            quiet,
+        ),
         Command::Simulate(args) => backlogd::simulate::cli::run(args),
         Command::Demo(args) => backlogd::demo::run(args),
         Command::AlertReplay {
@@ -525,6 +590,7 @@ fn main() -> ExitCode {
             max_samples,
             labels,
             files,
+            quiet,
         } => {
             let writing = out.is_some() || store.is_none();
             let Some(step) = step.or((!writing).then_some(jiff::SignedDuration::from_hours(1)))
@@ -542,6 +608,7 @@ fn main() -> ExitCode {
                 max_samples,
                 labels,
                 not_after: None,
+                progress: !quiet,
             };
             backfill(
                 &config,
@@ -752,6 +819,66 @@ fn first_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>>
 }
 
 /// `--label NAME=VALUE`.
+/// `backlogd import`: the events to `out` (whole or not at all) or stdout; the summary and the bad
+/// rows to stderr.
+fn import(
+    mapping: &Path,
+    cases: &Path,
+    employees: Option<&Path>,
+    out: Option<&Path>,
+    as_of: jiff::Timestamp,
+    quiet: bool,
+) -> ExitCode {
+    let result = backlogd::import::read_mapping(mapping).and_then(|mapping| match out {
+        Some(path) => {
+            let partial = path.with_extension("partial");
+            let file =
+                std::fs::File::create(&partial).map_err(backlogd::import::ImportError::Write)?;
+            let summary = backlogd::import::run(
+                &mapping,
+                cases,
+                employees,
+                as_of,
+                !quiet,
+                std::io::BufWriter::new(file),
+            )?;
+            std::fs::rename(&partial, path).map_err(backlogd::import::ImportError::Write)?;
+            Ok(summary)
+        }
+        None => backlogd::import::run(
+            &mapping,
+            cases,
+            employees,
+            as_of,
+            !quiet,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    });
+    match result {
+        Ok(summary) => {
+            for line in &summary.bad_rows {
+                eprintln!("backlogd import: skipped {line}");
+            }
+            eprintln!(
+                "backlogd import: {} cases and {} employees read, {} rows skipped, {} events written",
+                summary.cases,
+                summary.employees,
+                summary.bad_rows.len(),
+                summary.events
+            );
+            if summary.bad_rows.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("backlogd import: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `STREAM:SEQUENCE`, a position in a NATS JetStream stream.
 fn stream_position(text: &str) -> Result<backlogd::store::SourcePosition, String> {
     let (stream, sequence) = text

@@ -100,8 +100,8 @@ texts! {
     AuditsPassedWeek "audits_passed" => ("Audits passed per week", "Goedgekeurde toetsen per week"),
     AuditsFailed "audits_failed" => ("Audits failed per day", "Afgekeurde toetsen per dag"),
     AuditsFailedWeek "audits_failed" => ("Audits failed per week", "Afgekeurde toetsen per week"),
-    Exposure "exposure" => ("Penalty exposure (EUR)", "Dwangsomrisico (EUR)"),
-    Incurred "incurred" => ("Penalties incurred (EUR)", "Betaalde dwangsommen (EUR)"),
+    Exposure "exposure" => ("Penalty exposure", "Dwangsomrisico"),
+    Incurred "incurred" => ("Penalties incurred", "Betaalde dwangsommen"),
     Headline "headline" => ("Where we stand", "Waar we staan"),
     Change "change" => ("since", "sinds"),
     Charts "charts" => ("Over time", "In de tijd"),
@@ -120,7 +120,7 @@ texts! {
     Staff "staff" => ("Staff", "Medewerkers"),
     Audits "audits" => ("Quality audits per day", "Kwaliteitstoetsen per dag"),
     AuditsWeek "audits" => ("Quality audits per week", "Kwaliteitstoetsen per week"),
-    Penalties "penalties" => ("Penalties (EUR)", "Dwangsommen (EUR)"),
+    Penalties "penalties" => ("Penalties", "Dwangsommen"),
     AnnouncedAt "announced_at" => ("Announced", "Aangekondigd"),
     AnnouncedBy "announced_by" => ("By", "Door"),
     ClearBy "clear_by" => ("Cleared by", "Weggewerkt op"),
@@ -418,47 +418,148 @@ pub fn charts(history: &api::History) -> Vec<Chart> {
 
 const COLOURS: [&str; 3] = ["#1f4e79", "#c0392b", "#d68910"];
 
-/// An inline SVG line chart of the series (each scaled to the largest value of the chart), with the
-/// first and last day of its values under the time axis; `days` are the days of the values.
-fn svg(lang: Lang, chart: &Chart, days: (&str, &str), top_label: Option<&str>) -> String {
+/// What a chart's vertical axis counts, for its tick labels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum YAxis {
+    Count,
+    Euros,
+    /// Weeks after `start`: the ticks are labelled with their dates.
+    WeeksAfter(jiff::Timestamp),
+}
+
+impl YAxis {
+    fn label(self, lang: Lang, value: f64) -> String {
+        match self {
+            YAxis::Count => lang.number(value),
+            YAxis::Euros => lang.euros(value),
+            YAxis::WeeksAfter(start) => start
+                .checked_add(jiff::SignedDuration::from_secs((value * 604_800.0) as i64))
+                .map_or_else(|_| lang.number(value), date_of),
+        }
+    }
+
+    /// The distance between ticks for a chart whose values reach `max`: about four ticks, at a
+    /// round number (1, 2, 2.5 or 5 times a power of ten; whole weeks for dates).
+    fn tick_step(self, max: f64) -> f64 {
+        if let YAxis::WeeksAfter(_) = self {
+            return [1.0, 2.0, 4.0, 8.0, 13.0, 26.0, 52.0, 104.0]
+                .into_iter()
+                .find(|&weeks| max / weeks <= 5.0)
+                .unwrap_or(208.0);
+        }
+        let rough = (max / 4.0).max(f64::MIN_POSITIVE);
+        let power = 10f64.powf(rough.log10().floor());
+        [1.0, 2.0, 2.5, 5.0, 10.0]
+            .into_iter()
+            .map(|m| m * power)
+            .find(|&step| step >= rough)
+            .unwrap_or(10.0 * power)
+    }
+}
+
+/// The ticks of a vertical axis whose values reach `max`: from 0 to the first tick at or above it.
+pub fn y_ticks(axis: YAxis, max: f64) -> Vec<f64> {
+    let max = if max > 0.0 { max } else { 1.0 };
+    let step = axis.tick_step(max);
+    if let YAxis::WeeksAfter(_) = axis {
+        // The top is the chart's own ("that date or later, or never"): a tick of its own.
+        let mut ticks: Vec<f64> = (0..)
+            .map(|i| f64::from(i) * step)
+            .take_while(|&t| t < max - step / 4.0)
+            .collect();
+        ticks.push(max);
+        return ticks;
+    }
+    let count = (max / step).ceil().max(1.0) as usize;
+    (0..=count).map(|i| i as f64 * step).collect()
+}
+
+/// The indices (into a chart's values) of the labelled days under the time axis: the first, the
+/// last, and up to three evenly between.
+pub fn x_ticks(values: usize) -> Vec<usize> {
+    match values {
+        0 => Vec::new(),
+        1 => vec![0],
+        n => {
+            let gaps = (n - 1).min(4);
+            let mut ticks: Vec<usize> = (0..=gaps).map(|i| i * (n - 1) / gaps).collect();
+            ticks.dedup();
+            ticks
+        }
+    }
+}
+
+/// An inline SVG line chart: light gridlines at labelled ticks on both axes (values on the left,
+/// days below), the series (`data-values` holds each exactly), and the legend. `days` names the
+/// day of each value; `top_label`, when given, is written above the plot.
+fn svg(lang: Lang, chart: &Chart, days: &[String], axis: YAxis, top_label: Option<&str>) -> String {
     let series = &chart.lines;
-    let (width, height, pad, top, bottom) = (640.0, 220.0, 30.0, 20.0, 50.0);
+    let (width, height, left, right, top, bottom) = (680.0, 240.0, 86.0, 14.0, 24.0, 56.0);
     let base = height - bottom;
     let max = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
-        .fold(0.0f64, f64::max)
-        .max(1.0);
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let ticks = y_ticks(axis, max);
+    let ceiling = ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    let y = |v: f64| base - v / ceiling * (base - top);
+    let plot_width = width - left - right;
+    let count = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let x = |i: usize| {
+        if count > 1 {
+            left + i as f64 * plot_width / (count - 1) as f64
+        } else {
+            left
+        }
+    };
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">\
-         <line x1=\"{pad}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#999\"/>\
-         <text x=\"2\" y=\"14\" font-size=\"11\">{}</text>\
-         <text x=\"{pad}\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text>\
-         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\" text-anchor=\"end\">{}</text>",
-        width - 10.0,
-        top_label.map_or_else(|| format_number(max), escape),
-        base + 16.0,
-        escape(days.0),
-        width - 10.0,
-        base + 16.0,
-        escape(days.1),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">"
+    );
+    if let Some(label) = top_label {
+        let _ = write!(
+            out,
+            "<text x=\"{left}\" y=\"12\" font-size=\"11\" fill=\"#555\">{}</text>",
+            escape(label)
+        );
+    }
+    for &tick in &ticks {
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#e6e6e6\"/>\
+             <text class=\"y-tick\" data-value=\"{tick}\" x=\"{}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\" text-anchor=\"end\">{}</text>",
+            width - right,
+            left - 6.0,
+            y(tick) + 3.5,
+            escape(&axis.label(lang, tick)),
+            y = y(tick),
+        );
+    }
+    for i in x_ticks(count) {
+        let anchor = match i {
+            0 => "start",
+            i if i + 1 == count => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{base}\" stroke=\"#eeeeee\"/>\
+             <text class=\"x-tick\" x=\"{x:.1}\" y=\"{}\" font-size=\"10\" fill=\"#555\" text-anchor=\"{anchor}\">{}</text>",
+            base + 14.0,
+            escape(days.get(i).map_or("", String::as_str)),
+            x = x(i),
+        );
+    }
+    let _ = write!(
+        out,
+        "<line x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#999\"/>",
+        width - right
     );
     for (i, (key, values)) in series.iter().enumerate() {
-        let step = if values.len() > 1 {
-            (width - pad - 10.0) / (values.len() - 1) as f64
-        } else {
-            0.0
-        };
         let points: Vec<String> = values
             .iter()
             .enumerate()
-            .map(|(x, v)| {
-                format!(
-                    "{:.1},{:.1}",
-                    pad + x as f64 * step,
-                    base - v / max * (base - top)
-                )
-            })
+            .map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v)))
             .collect();
         let data: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
         let colour = COLOURS[i % COLOURS.len()];
@@ -469,8 +570,8 @@ fn svg(lang: Lang, chart: &Chart, days: (&str, &str), top_label: Option<&str>) -
             key.id(),
             data.join(","),
             points.join(" "),
-            pad + 180.0 * i as f64,
-            height - 8.0,
+            left + 190.0 * i as f64,
+            height - 10.0,
             escape(key.get(lang))
         );
     }
@@ -478,11 +579,67 @@ fn svg(lang: Lang, chart: &Chart, days: (&str, &str), top_label: Option<&str>) -
     out
 }
 
-fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
+/// Groups the digits of a whole number in threes with `separator`.
+fn grouped(whole: u64, separator: char) -> String {
+    let digits = whole.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(separator);
+        }
+        out.push(digit);
+    }
+    out
+}
+
+impl Lang {
+    /// A number as the language writes it: whole numbers with thousands grouped (34,090 in
+    /// English, 34.090 in Dutch), others to one decimal (1.5, 1,5). Never `-0`.
+    pub fn number(self, v: f64) -> String {
+        let (thousands, decimal) = match self {
+            Lang::En => (',', '.'),
+            Lang::Nl => ('.', ','),
+        };
+        if !v.is_finite() {
+            return v.to_string();
+        }
+        let tenths = (v.abs() * 10.0).round();
+        let sign = if v < 0.0 && tenths > 0.0 { "-" } else { "" };
+        // Below 2^53 the tenths are exact integers; beyond, whole numbers only.
+        let tenths = tenths.min(9.0e15) as u64;
+        let (whole, tenth) = (tenths / 10, tenths % 10);
+        if tenth == 0 {
+            format!("{sign}{}", grouped(whole, thousands))
+        } else {
+            format!("{sign}{}{decimal}{tenth}", grouped(whole, thousands))
+        }
+    }
+
+    /// An amount of whole euros: €11,943,733 in English, € 11.943.733 in Dutch.
+    pub fn euros(self, v: f64) -> String {
+        let whole = self.number(v.round());
+        let (sign, digits) = match whole.strip_prefix('-') {
+            Some(digits) => ("-", digits.to_owned()),
+            None => ("", whole),
+        };
+        match self {
+            Lang::En => format!("{sign}€{digits}"),
+            Lang::Nl => format!("{sign}€ {digits}"),
+        }
+    }
+
+    /// A change: its sign always written (+1,234; -5; 0).
+    fn change(self, delta: f64, euros: bool) -> String {
+        let text = if euros {
+            self.euros(delta)
+        } else {
+            self.number(delta)
+        };
+        if delta > 0.0 && (delta * 10.0).round() != 0.0 {
+            format!("+{text}")
+        } else {
+            text
+        }
     }
 }
 
@@ -533,7 +690,7 @@ fn new_staff_fact(
         lang,
         &[
             ("share", &format!("{share:.0}")),
-            ("decisions", &format!("{decisions:.0}")),
+            ("decisions", &lang.number(decisions.round())),
             ("period", &period),
             ("day", &row.day.to_string()),
             ("weeks", &weeks.to_string()),
@@ -737,7 +894,7 @@ fn dilemmas(
     if unmentored == 1 {
         out.push(Text::UnmentoredOne.get(lang).to_owned());
     } else if unmentored > 1 {
-        out.push(Text::UnmentoredMany.fill(lang, &[("count", &unmentored.to_string())]));
+        out.push(Text::UnmentoredMany.fill(lang, &[("count", &lang.number(unmentored as f64))]));
     }
     // Each target as it stood at the range's end: the date promised by then against the
     // projection of the last row.
@@ -759,7 +916,7 @@ fn dilemmas(
                     &[
                         ("date", &date),
                         ("target", name),
-                        ("open", &open.to_string()),
+                        ("open", &lang.number(open as f64)),
                         ("day", &end),
                     ],
                 ));
@@ -836,7 +993,7 @@ pub fn render(
         "<!DOCTYPE html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>body{{font-family:sans-serif;max-width:720px;margin:2em auto;color:#222}}\
          table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}\
-         td.n,th.n{{text-align:right}}h2{{margin-top:1.6em}}@media print{{h2{{break-after:avoid}}svg{{break-inside:avoid}}}}</style>\
+         td.n,th.n{{text-align:right}}h2{{margin-top:1.6em}}@media print{{h2,h3{{break-after:avoid}}svg,table{{break-inside:avoid}}}}</style>\
          </head><body><h1>{title}</h1>",
     );
     let (Some(first), Some(last)) = (days.first(), days.last()) else {
@@ -845,7 +1002,7 @@ pub fn render(
             (Some(first), Some(last)) if held.days > 0 => Text::EmptyRange.fill(
                 lang,
                 &[
-                    ("days", &held.days.to_string()),
+                    ("days", &lang.number(held.days as f64)),
                     ("first", &first.to_string()),
                     ("last", &last.to_string()),
                 ],
@@ -908,19 +1065,22 @@ pub fn render(
             ),
             _ => key.get(lang).to_owned(),
         };
+        let euros = key == Text::Exposure;
         let _ = write!(
             html,
             "<tr><th>{}</th><td class=\"n\">{}</td>",
             escape(&label),
-            format_number(now),
+            if euros {
+                lang.euros(now)
+            } else {
+                lang.number(now)
+            },
         );
         for base in [previous, since_first].into_iter().flatten() {
-            let delta = now - value(base);
             let _ = write!(
                 html,
-                "<td class=\"n\">{}{}</td>",
-                if delta > 0.0 { "+" } else { "" },
-                format_number(delta)
+                "<td class=\"n\">{}</td>",
+                lang.change(now - value(base), euros)
             );
         }
         html.push_str("</tr>");
@@ -930,9 +1090,14 @@ pub fn render(
         let _ = write!(html, "<h3>{}</h3>", escape(chart.title.get(lang)));
         // A line needs two values; a difference line has one value fewer than it reads days.
         match chart.days.as_slice() {
-            [from, .., to] => {
-                let span = (day(&days[*from]), day(&days[*to]));
-                html.push_str(&svg(lang, &chart, (&span.0, &span.1), None));
+            [_, _, ..] => {
+                let labels: Vec<String> = chart.days.iter().map(|&i| day(&days[i])).collect();
+                let axis = if chart.title == Text::Penalties {
+                    YAxis::Euros
+                } else {
+                    YAxis::Count
+                };
+                html.push_str(&svg(lang, &chart, &labels, axis, None));
             }
             _ => {
                 let _ = write!(html, "<p>{}</p>", escape(Text::TooFewDays.get(lang)));
@@ -950,7 +1115,7 @@ pub fn render(
             days: target.days.clone(),
             weekly: false,
         };
-        let (Some(&from), Some(&to)) = (chart.days.first(), chart.days.last()) else {
+        let Some(&from) = chart.days.first() else {
             continue;
         };
         let _ = write!(
@@ -960,8 +1125,9 @@ pub fn render(
             escape(Text::Against.get(lang))
         );
         let top = Text::OrLater.fill(lang, &[("date", &date_of(target.top))]);
-        let span = (day(&days[from]), day(&days[to]));
-        html.push_str(&svg(lang, &chart, (&span.0, &span.1), Some(&top)));
+        let labels: Vec<String> = chart.days.iter().map(|&i| day(&days[i])).collect();
+        let axis = YAxis::WeeksAfter(days[from].at);
+        html.push_str(&svg(lang, &chart, &labels, axis, Some(&top)));
     }
     let mut rows = String::new();
     for target in targets {

@@ -21,6 +21,8 @@ pub struct SendOptions {
     pub token: Option<String>,
     pub batch: usize,
     pub max_attempts: u32,
+    /// No progress bar even on a terminal.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +37,14 @@ pub fn run(options: SendOptions) -> anyhow::Result<Totals> {
     let mut poster = Poster::new(&options.url, options.token.clone())?;
     poster.max_attempts = options.max_attempts;
     let mut totals = Totals::default();
+    // Progress in bytes of the files (their sizes are known before reading), events in the message.
+    let total_bytes = options
+        .files
+        .iter()
+        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
+        .sum();
+    let progress = crate::progress::Progress::new(total_bytes, "events sent", options.quiet);
+    let mut done_bytes = 0u64;
     for file in &options.files {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
@@ -51,21 +61,25 @@ pub fn run(options: SendOptions) -> anyhow::Result<Totals> {
                 body.push_str(line);
                 body.push('\n');
             }
+            done_bytes += body.len() as u64;
+            let events = chunk.len() as u64;
             let answer = poster.post(body)?;
+            progress.advance(done_bytes, events);
             totals.accepted += answer.accepted;
             totals.duplicates += answer.duplicates;
             for rejection in &answer.rejected {
                 totals.rejected += 1;
                 let line = chunk.get(rejection.index).map_or(0, |(n, _)| *n);
-                println!(
+                progress.println(&format!(
                     "{}:{line}: {}: {}",
                     file.display(),
                     rejection.reason,
                     rejection.message
-                );
+                ));
             }
         }
     }
+    progress.finish();
     println!(
         "accepted {}, duplicates {}, rejected {}",
         totals.accepted, totals.duplicates, totals.rejected

@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::ServerLimits;
 use crate::engine::{self, Command, EngineHandle, IngestOutcome};
-use crate::metrics_auth::MetricsUsers;
+use crate::metrics_auth::{MetricsUsers, Verdict};
 use crate::telemetry::Telemetry;
 use crate::wire::{BodyError, BodyFormat};
 
@@ -108,12 +108,83 @@ struct Activity {
     last_active: std::sync::Mutex<Option<Instant>>,
 }
 
+impl Activity {
+    /// When the connection last ended a request (`opened` if it never did).
+    fn last(&self, opened: Instant) -> Instant {
+        self.last_active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(opened)
+    }
+}
+
+/// One open connection as the accept loop sees it: its slot of `server.max_connections`, and
+/// what it takes to reclaim that slot when it is idle and a new connection finds none free.
+struct Open {
+    activity: Arc<Activity>,
+    opened: Instant,
+    /// The connection's slot; taken (`None`) when the connection is reclaimed.
+    slot: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// Cancelled when the slot is reclaimed: the connection closes gracefully.
+    reclaim: tokio_util::sync::CancellationToken,
+}
+
+/// Every open connection, by a number of its own.
+#[derive(Default)]
+struct OpenConnections {
+    next: u64,
+    open: std::collections::HashMap<u64, Arc<Open>>,
+}
+
+/// Removes a connection from `OpenConnections` when its task ends.
+struct Registered {
+    connections: Arc<std::sync::Mutex<OpenConnections>>,
+    number: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .remove(&self.number);
+    }
+}
+
+impl OpenConnections {
+    /// Takes the slot of the connection idle the longest (no request in progress), and tells it
+    /// to close; `None` when every connection is busy.
+    fn reclaim_idle(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let victim = self
+            .open
+            .values()
+            .filter(|open| open.activity.in_flight.load(Ordering::SeqCst) == 0)
+            .filter(|open| {
+                open.slot
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some()
+            })
+            .min_by_key(|open| open.activity.last(open.opened))?;
+        let slot = victim
+            .slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        victim.reclaim.cancel();
+        Some(slot)
+    }
+}
+
 /// Serves connections from `listener` until `shutdown` resolves, then stops accepting and waits (at
 /// most `drain`) for in-flight requests to finish.
 ///
-/// Every connection is bounded: at most `server.max_connections` are open (beyond, a new one is
-/// closed at once), headers must arrive within `server.header_timeout` (hyper's timer), and a
-/// keep-alive connection without a request for `server.idle_timeout` is closed.
+/// Every connection is bounded: at most `server.max_connections` hold a slot; when none is free, a
+/// new connection takes the slot of the connection idle the longest (no request in progress),
+/// which closes gracefully, and only when every connection is busy is the new one closed at once.
+/// Headers must arrive within `server.header_timeout` (hyper's timer), and a keep-alive
+/// connection without a request for `server.idle_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -123,6 +194,7 @@ pub async fn serve(
     let stopping = tokio_util::sync::CancellationToken::new();
     let connections = tokio_util::task::TaskTracker::new();
     let slots = Arc::new(Semaphore::new(app.limits.max_connections));
+    let open = Arc::new(std::sync::Mutex::new(OpenConnections::default()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -136,11 +208,38 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                let slot = match slots.clone().try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        let reclaimed = open.lock().unwrap_or_else(|e| e.into_inner()).reclaim_idle();
+                        if reclaimed.is_some() {
+                            app.telemetry.connections_reclaimed.inc();
+                            tracing::debug!(%peer, "server.max_connections reached: closing the connection idle the longest for a new one");
+                        }
+                        reclaimed
+                    }
+                };
+                let Some(slot) = slot else {
                     app.telemetry.connections_refused.inc();
-                    tracing::warn!(%peer, limit = app.limits.max_connections, "server.max_connections reached: closing a new connection");
+                    tracing::warn!(%peer, limit = app.limits.max_connections, "server.max_connections reached, none idle: closing a new connection");
                     drop(stream);
                     continue;
+                };
+                let entry = Arc::new(Open {
+                    activity: Arc::new(Activity::default()),
+                    opened: Instant::now(),
+                    slot: std::sync::Mutex::new(Some(slot)),
+                    reclaim: tokio_util::sync::CancellationToken::new(),
+                });
+                let slot = {
+                    let mut registry = open.lock().unwrap_or_else(|e| e.into_inner());
+                    registry.next += 1;
+                    let number = registry.next;
+                    registry.open.insert(number, entry.clone());
+                    Slot {
+                        entry,
+                        _registered: Registered { connections: open.clone(), number },
+                    }
                 };
                 // Two spawn sites, so that a plain connection's task is exactly what it was
                 // before TLS existed (no room for a TLS stream in its future).
@@ -176,6 +275,12 @@ pub async fn serve(
     }
 }
 
+/// A connection's place among the open ones (its slot lives in `entry` until reclaimed).
+struct Slot {
+    entry: Arc<Open>,
+    _registered: Registered,
+}
+
 /// Serves one TLS connection: the handshake comes first, here in the connection's own task (so a
 /// slow one never holds up `accept`), and must end within `server.header_timeout` (the same bound
 /// as a request's headers) or the connection is closed; then HTTP as on a plain connection.
@@ -185,7 +290,7 @@ async fn tls_connection(
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
 ) {
     let header_timeout = app.limits.header_timeout;
     let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
@@ -203,6 +308,7 @@ async fn tls_connection(
             }
         },
         () = stopping.cancelled() => return,
+        () = slot.entry.reclaim.cancelled() => return,
     };
     connection(stream, peer, app, stopping, slot).await;
 }
@@ -214,11 +320,12 @@ async fn connection<S>(
     peer: SocketAddr,
     app: Arc<App>,
     stopping: tokio_util::sync::CancellationToken,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::default());
+    let activity = slot.entry.activity.clone();
+    let opened = slot.entry.opened;
     let idle_timeout = app.limits.idle_timeout;
     let header_timeout = app.limits.header_timeout;
     let service = {
@@ -244,14 +351,9 @@ async fn connection<S>(
         .header_read_timeout(Some(header_timeout));
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let opened = Instant::now();
     let mut closing = false;
     loop {
-        let last = activity
-            .last_active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or(opened);
+        let last = activity.last(opened);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -263,9 +365,13 @@ async fn connection<S>(
                 connection.as_mut().graceful_shutdown();
                 closing = true;
             }
+            () = slot.entry.reclaim.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
             () = tokio::time::sleep_until((last + idle_timeout).into()), if !closing => {
                 let idle = activity.in_flight.load(Ordering::SeqCst) == 0
-                    && activity.last_active.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(opened) == last;
+                    && activity.last(opened) == last;
                 if idle {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
@@ -275,23 +381,104 @@ async fn connection<S>(
     }
 }
 
+/// Whether `Accept-Encoding` accepts gzip: a `gzip` (or `*`) coding whose `q` is not 0.
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// `body` gzipped at the fast level (a scrape is text that compresses about tenfold at it).
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body)?;
+    encoder.finish()
+}
+
 async fn route(app: &App, peer: SocketAddr, request: Request<Incoming>) -> HttpResponse {
+    // Which of two credentials would count is ambiguous (a proxy may have checked the other).
+    let authorizations = request.headers().get_all(AUTHORIZATION).iter().count();
+    if authorizations > 1 {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("the request has {authorizations} Authorization headers; send one"),
+        );
+    }
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
         (&Method::POST, "/-/reload") => reload(app, peer, &request).await,
         (&Method::POST, "/v1/events") => ingest(app, request).await,
         (&Method::GET, "/metrics") => {
-            if let Some(users) = &app.metrics_users
-                && !users.allows(request.headers().get(AUTHORIZATION)).await
-            {
-                return basic_auth_required();
+            if let Some(users) = &app.metrics_users {
+                let verdict = users
+                    .check(peer.ip(), request.headers().get(AUTHORIZATION))
+                    .await;
+                if let Some(cause) = verdict.cause() {
+                    app.telemetry
+                        .metrics_auth_refused
+                        .with_label_values(&[cause])
+                        .inc();
+                }
+                match verdict {
+                    Verdict::Allowed => {}
+                    Verdict::Refused => return basic_auth_required(),
+                    Verdict::PeerBusy => {
+                        return retry_shortly(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "a password check of this peer is already waiting; retry shortly",
+                        );
+                    }
+                    Verdict::QueueFull => {
+                        return retry_shortly(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &format!(
+                                "server.metrics_auth_queue ({}) password checks are waiting; retry shortly",
+                                app.limits.metrics_auth_queue
+                            ),
+                        );
+                    }
+                }
             }
             // Until recovery is complete there is no view: only the process' own families.
             let view = app.engine.view.latest();
             let text = crate::metrics::render(view.as_deref(), &app.telemetry);
-            Response::builder()
+            let builder = Response::builder()
                 .header(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
-                .body(Full::new(Bytes::from(text)))
+                .header(hyper::header::VARY, "Accept-Encoding");
+            // Prometheus asks for gzip on every scrape, as node_exporter answers it.
+            let body = if accepts_gzip(request.headers()) {
+                match gzip(text.as_bytes()) {
+                    Ok(compressed) => {
+                        return builder
+                            .header(hyper::header::CONTENT_ENCODING, "gzip")
+                            .body(Full::new(Bytes::from(compressed)))
+                            .unwrap_or_default();
+                    }
+                    // Compressing into memory cannot fail short of allocation; answer plain then.
+                    Err(_) => text,
+                }
+            } else {
+                text
+            };
+            builder
+                .body(Full::new(Bytes::from(body)))
                 .unwrap_or_default()
         }
         (&Method::GET, "/healthz") => {
@@ -524,7 +711,12 @@ fn refused(app: &App, cause: &str, message: &str) -> HttpResponse {
         .requests_refused
         .with_label_values(&[cause])
         .inc();
-    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, message);
+    retry_shortly(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+/// `status` with `Retry-After: 1`.
+fn retry_shortly(status: StatusCode, message: &str) -> HttpResponse {
+    let mut response = error_response(status, message);
     response.headers_mut().insert(
         hyper::header::RETRY_AFTER,
         hyper::header::HeaderValue::from_static("1"),
@@ -536,7 +728,8 @@ fn refused(app: &App, cause: &str, message: &str) -> HttpResponse {
 /// when ingest tokens are configured, only with one of them: any local process must not be able
 /// to make the engine rebuild its state at will.
 async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> HttpResponse {
-    if !peer.ip().is_loopback() {
+    // A dual-stack listener sees an IPv4 client as `::ffff:a.b.c.d`.
+    if !peer.ip().to_canonical().is_loopback() {
         return error_response(
             StatusCode::FORBIDDEN,
             "reload is accepted only from the loopback interface; send SIGHUP instead",
@@ -566,8 +759,9 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
     let mut limit = 100usize;
     for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
         match key.as_str() {
-            "track" if !value.is_empty() => track = Some(value),
-            "location" if !value.is_empty() => location = Some(value),
+            // An empty value means no filter.
+            "track" => track = Some(value).filter(|v| !v.is_empty()),
+            "location" => location = Some(value).filter(|v| !v.is_empty()),
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => limit = n,
                 _ => {
@@ -579,7 +773,14 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
                     );
                 }
             },
-            _ => {}
+            other => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "query parameter `{other}`: unknown; expected `track`, `location` or `limit`"
+                    ),
+                );
+            }
         }
     }
     let (reply, answer) = oneshot::channel();
@@ -592,8 +793,10 @@ async fn overdue(app: &App, request: Request<Incoming>) -> HttpResponse {
     if app.engine.commands.send(command).await.is_err() {
         return shutting_down();
     }
-    let Ok(cases) = answer.await else {
-        return shutting_down();
+    let cases = match answer.await {
+        Ok(Ok(cases)) => cases,
+        Ok(Err(problem)) => return error_response(StatusCode::BAD_REQUEST, &problem),
+        Err(_) => return shutting_down(),
     };
     let body: Vec<crate::api::OverdueCase> = cases
         .into_iter()

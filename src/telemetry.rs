@@ -55,8 +55,11 @@ pub struct Telemetry {
     pub replay_rejected: IntCounterVec,
     pub store_healthy: IntGauge,
     pub connections_refused: IntCounter,
+    pub connections_reclaimed: IntCounter,
     pub requests_refused: IntCounterVec,
     pub inflight_bytes: IntGauge,
+    pub metrics_auth_checks: IntCounter,
+    pub metrics_auth_refused: IntCounterVec,
     pub ready: IntGauge,
     /// Damaged snapshots passed over at the last start (the state came from an older one).
     pub snapshots_damaged: IntGauge,
@@ -154,7 +157,11 @@ impl Telemetry {
             )?,
             connections_refused: counter(
                 "backlogd_http_connections_refused_total",
-                "Connections closed at once because server.max_connections were open.",
+                "Connections closed at once because server.max_connections were open and none of them was idle.",
+            )?,
+            connections_reclaimed: counter(
+                "backlogd_http_connections_reclaimed_total",
+                "Idle keep-alive connections closed to make room for a new connection because server.max_connections were open.",
             )?,
             requests_refused: counters(
                 "backlogd_ingest_requests_refused_total",
@@ -164,6 +171,15 @@ impl Telemetry {
             inflight_bytes: gauge(
                 "backlogd_ingest_inflight_bytes",
                 "Bytes of ingest request bodies being read or waiting for the engine (limit: server.max_inflight_bytes).",
+            )?,
+            metrics_auth_checks: counter(
+                "backlogd_metrics_auth_checks_total",
+                "bcrypt checks of /metrics basic-auth passwords run (outcomes already remembered are not checked again).",
+            )?,
+            metrics_auth_refused: counters(
+                "backlogd_metrics_auth_refused_total",
+                "/metrics requests turned away without a password check, per cause (peer_busy: 429, the peer had a check waiting; queue_full: 503, server.metrics_auth_queue checks were waiting).",
+                "cause",
             )?,
             ready: gauge(
                 "backlogd_ready",
@@ -209,6 +225,9 @@ impl Telemetry {
         // Known label values start at zero so rates and alerts see the series from the start.
         for cause in ["inflight_bytes", "queue_full", "store_failed"] {
             telemetry.requests_refused.with_label_values(&[cause]);
+        }
+        for cause in ["peer_busy", "queue_full"] {
+            telemetry.metrics_auth_refused.with_label_values(&[cause]);
         }
         for reason in RejectReason::ALL {
             telemetry

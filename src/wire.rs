@@ -193,7 +193,7 @@ impl<'de> serde::de::Visitor<'de> for BoundedArray {
 
 /// Parses one CloudEvents JSON object into a core event.
 pub fn parse_event(raw: &str) -> Result<Event, ItemRejection> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| ItemRejection {
+    let value = strict_value(raw).map_err(|e| ItemRejection {
         id: None,
         rejection: Rejection::new(RejectReason::InvalidJson, format!("not valid JSON: {e}")),
     })?;
@@ -211,6 +211,112 @@ pub fn parse_event(raw: &str) -> Result<Event, ItemRejection> {
         _ => None,
     };
     parse_envelope(&envelope).map_err(|rejection| ItemRejection { id, rejection })
+}
+
+/// `raw` as a JSON value, refusing an object that repeats a key (serde_json keeps the last one
+/// silently), with the key's path (`data.case`, `x[0].a`) in the error.
+fn strict_value(raw: &str) -> serde_json::Result<Value> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    let value = Strict { path: None }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Where a value sits in the event, built on the stack as the parser descends (no allocation
+/// unless a duplicate is reported).
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+struct Path<'a> {
+    step: Step<'a>,
+    parent: Option<&'a Path<'a>>,
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(parent) = self.parent {
+            write!(f, "{parent}")?;
+        }
+        match self.step {
+            Step::Key(key) if self.parent.is_some() => write!(f, ".{key}"),
+            Step::Key(key) => write!(f, "{key}"),
+            Step::Index(index) => write!(f, "[{index}]"),
+        }
+    }
+}
+
+/// A `serde_json::Value` that refuses repeated keys.
+struct Strict<'a> {
+    path: Option<&'a Path<'a>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity, so `from_f64` always gives a number here.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let path = Path {
+                step: Step::Index(items.len()),
+                parent: self.path,
+            };
+            match seq.next_element_seed(Strict { path: Some(&path) })? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let path = Path {
+                step: Step::Key(&key),
+                parent: self.path,
+            };
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{path}`")));
+            }
+            let value = access.next_value_seed(Strict { path: Some(&path) })?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
 }
 
 fn parse_envelope(envelope: &Map<String, Value>) -> Result<Event, Rejection> {
@@ -620,6 +726,45 @@ mod tests {
             "invalid_json: an event must be a JSON object, got an array"
         );
         assert!(reject("{nope").starts_with("invalid_json: not valid JSON"));
+    }
+
+    /// Issue 24: with duplicate keys the last one won silently (a second `id` made the event
+    /// another one). Refused as invalid JSON naming the key, at any depth; no id is reported,
+    /// since which one is meant is unknown.
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_key() {
+        let cases = [
+            (
+                r#"{"id":"e1","id":"e2","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"c"}}"#,
+                "`id`",
+            ),
+            (
+                r#"{"id":"e1","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"c","case":"d"}}"#,
+                "`data.case`",
+            ),
+            (
+                r#"{"id":"e1","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"c"},"x":[{"a":1,"a":2}]}"#,
+                "`x[0].a`",
+            ),
+        ];
+        for (raw, key) in cases {
+            let rejection = parse_event(raw).unwrap_err();
+            assert_eq!(rejection.id, None, "{raw}");
+            let text = rejection.rejection.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "invalid_json: not valid JSON: duplicate key {key} at line 1 column "
+                )),
+                "{text}"
+            );
+        }
+        // The same key in sibling objects is no duplicate.
+        assert!(
+            parse_event(
+                r#"{"id":"e1","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"c"},"x":[{"a":1},{"a":2}]}"#
+            )
+            .is_ok()
+        );
     }
 
     /// docs/events.md says RFC 3339: what jiff's parser also takes is refused, naming the field.

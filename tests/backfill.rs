@@ -800,7 +800,9 @@ fn query_range(url: &str, query: &str, start: i64, end: i64, step: i64) -> Vec<(
 ///   about day 120): BacklogTargetUnreachable within 7 days, and before the stated date (day 180);
 /// - the open cases' lowest day after the first five weeks (daily `sum(backlogd_cases_open)`):
 ///   RenewedBacklog within 28 days (28-day windows and week-over-week averages), and never between
-///   the peak and that day.
+///   the peak and that day; BacklogForming, its early warning, within 21 days (two week-over-week
+///   rises of the weekly average of open cases, and more in than out over 28 and 7 days), before
+///   RenewedBacklog, and never between the peak and the low either.
 #[test]
 fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     let dir = tempfile::tempdir().unwrap();
@@ -966,20 +968,40 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     // While the backlog shrinks (peak to low) no RenewedBacklog firing starts, and one that started
     // while it still grew resolves within 8 days of the peak: the rule compares 7-day averages and
     // keeps firing for a day, so it learns of the turn a week late.
-    let shrinking: Vec<_> = firings
-        .iter()
-        .filter(|(name, begin, resolved)| {
-            name == "RenewedBacklog"
-                && *begin < low.0
-                && (*begin > peak.0 || *resolved > peak.0 + 8 * DAY)
-        })
-        .collect();
+    // `alert` starts no firing between the peak and the low, and one that started before the peak
+    // resolves within `allowance` days of it.
+    let silent_while_shrinking = |alert: &str, allowance: i64| {
+        let shrinking: Vec<_> = firings
+            .iter()
+            .filter(|(name, begin, resolved)| {
+                name == alert
+                    && *begin < low.0
+                    && (*begin > peak.0 || *resolved > peak.0 + allowance * DAY)
+            })
+            .collect();
+        assert!(
+            shrinking.is_empty(),
+            "{alert} fired while the backlog shrank (day {} to {}): {shrinking:?}",
+            (peak.0 - start) / DAY,
+            (low.0 - start) / DAY
+        );
+    };
+    silent_while_shrinking("RenewedBacklog", 8);
+
+    // BacklogForming, the early warning of the same turn: within 21 days of the low, and before
+    // RenewedBacklog.
+    let forming = fired("BacklogForming", low.0).expect("BacklogForming never fired");
     assert!(
-        shrinking.is_empty(),
-        "RenewedBacklog fired while the backlog shrank (day {} to {}): {shrinking:?}",
-        (peak.0 - start) / DAY,
-        (low.0 - start) / DAY
+        forming - low.0 <= 21 * DAY && forming < renewed,
+        "BacklogForming fired {:.1} days after the low on day {}, RenewedBacklog {:.1} days after",
+        (forming - low.0) as f64 / DAY as f64,
+        (low.0 - start) / DAY,
+        (renewed - low.0) as f64 / DAY as f64
     );
+    // Nor does it fire while the backlog shrinks: no firing starts between the peak and the low,
+    // and one that started while the backlog still grew resolves within 10 days of the peak (its
+    // weekly averages learn of the turn up to a week late, and it keeps firing for 3 days).
+    silent_while_shrinking("BacklogForming", 10);
 }
 
 /// The sum of the samples of `family` at `second` in backfilled OpenMetrics text whose labels
@@ -1314,4 +1336,80 @@ fn a_daemon_started_during_a_backfill_refuses_instead_of_losing_it() {
         stderr(&refused)
     );
     daemon.stop();
+}
+
+/// `backlogd import` (a case table and an employee table) then `backfill --store` gives the daemon
+/// the same daily history and the same state as the equivalent events written by hand
+/// (config/examples/import/equivalent.ndjson); a bad row is named and the rest converted.
+#[test]
+fn an_imported_case_table_gives_the_history_of_the_same_events_written_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/import");
+    let imported = dir.path().join("imported.ndjson");
+    let output = backlogd(&[
+        "import",
+        "--mapping",
+        examples.join("mapping.toml").to_str().unwrap(),
+        "--cases",
+        examples.join("cases.csv").to_str().unwrap(),
+        "--employees",
+        examples.join("employees.csv").to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+        "--as-of",
+        "2026-12-01T00:00:00Z",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cases.csv:8: column \"ontvangen\"")
+            && message.contains("7 cases and 3 employees read, 1 rows skipped, 26 events written"),
+        "{message}"
+    );
+    let mut histories = Vec::new();
+    let mut states = Vec::new();
+    for (name, events) in [
+        ("imported", imported.clone()),
+        ("by-hand", examples.join("equivalent.ndjson")),
+    ] {
+        let store = dir.path().join(name);
+        let seeded = backlogd(&[
+            "backfill",
+            "--config",
+            &config_arg(),
+            "--store",
+            store.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ]);
+        assert!(seeded.status.success(), "{name}: {}", stderr(&seeded));
+        assert!(
+            stderr(&seeded).contains("0 rejected"),
+            "{name}: {}",
+            stderr(&seeded)
+        );
+        let daemon = Daemon::start(&store, &[]);
+        histories.push(history_days(&daemon, "2026-11-30"));
+        let metrics = daemon.metrics();
+        states.push(
+            metrics
+                .lines()
+                .filter(|line| {
+                    line.starts_with("backlogd_cases_")
+                        || line.starts_with("backlogd_employees")
+                        || line.starts_with("backlogd_mentees")
+                        || line.starts_with("backlogd_decisions")
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        );
+        daemon.stop();
+    }
+    assert!(
+        histories[0].as_array().is_some_and(|days| days.len() > 100),
+        "{:#}",
+        histories[0]
+    );
+    assert_eq!(histories[0], histories[1], "the daily history");
+    assert!(states[0].len() > 20, "{:?}", states[0]);
+    assert_eq!(states[0], states[1], "the state");
 }

@@ -656,6 +656,53 @@ fn the_overview_links_to_the_overdue_drill_down() {
     );
 }
 
+/// The overview shows whether the backlog has turned: a panel of BacklogForming's (and
+/// RenewedBacklog's) state per track, and the moment BacklogForming began firing as an annotation.
+#[test]
+fn the_overview_shows_the_backlog_turn() {
+    let all = dashboards();
+    let (_, overview) = all
+        .iter()
+        .find(|(_, d)| d["uid"] == "backlogd-overview")
+        .unwrap();
+    let state = panels(overview)
+        .into_iter()
+        .find(|p| p["title"] == "Backlog turn")
+        .expect("the overview has a Backlog turn panel");
+    let expr = state["targets"][0]["expr"].as_str().unwrap();
+    for alert in ["BacklogForming", "RenewedBacklog"] {
+        assert!(
+            expr.contains(&format!(r#"alertname="{alert}", alertstate="firing""#)),
+            "{expr}"
+        );
+    }
+    let annotations = overview["annotations"]["list"].as_array().unwrap();
+    let turn = annotations
+        .iter()
+        .find(|a| a["name"] == "Backlog turned")
+        .expect("the overview marks the backlog's turn");
+    let expr = turn["expr"].as_str().unwrap();
+    assert!(
+        expr.contains(r#"alertname="BacklogForming""#)
+            && expr.contains("unless")
+            && expr.contains("offset"),
+        "the annotation marks where BacklogForming begins firing: {expr}"
+    );
+    // Only the overview.
+    for (name, dashboard) in &all {
+        if dashboard["uid"] != "backlogd-overview" {
+            assert!(
+                !dashboard["annotations"]["list"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["name"] == "Backlog turned"),
+                "{name}"
+            );
+        }
+    }
+}
+
 /// Whether a Grafana `byRegexp` matcher of the form `^prefix.*` (the only form used) matches.
 fn regexp_matches(pattern: &str, legend: &str) -> bool {
     let prefix = pattern

@@ -4,6 +4,8 @@
 //! Asserts that (a) every rule and every dashboard query evaluates without error in Prometheus,
 //! (b) the alerts the scripted stream should raise arrive at the webhook with their labels and
 //! annotations, and (c) an alert resolves once its condition clears (a reload raises a threshold).
+//! Alertmanager's inhibitions are checked with alerts sent as Prometheus would send them: BacklogdDown
+//! silences the data alerts of its instance, RenewedBacklog the BacklogForming ticket of its track.
 //! Every process it starts is killed when the test ends, pass or fail.
 
 #[allow(dead_code)]
@@ -588,6 +590,71 @@ fn alerts_fire_and_resolve_and_every_query_evaluates() {
                 .all(|a| a["status"]["state"] == "active")
                 .then_some(())
         },
+    );
+
+    // BacklogForming is the early ticket of what RenewedBacklog pages: while the page fires for a
+    // track, Alertmanager inhibits the ticket of that track, and only of that track. Sent as
+    // Prometheus would send them (the rules need weeks of history to fire).
+    let data_alert = |name: &str, severity: &str, track: &str| {
+        serde_json::json!({
+            "labels": {
+                "alertname": name, "job": "backlogd", "instance": instance, "track": track,
+                "severity": severity, "hours": "business", "source": "data"
+            },
+            "annotations": {"summary": format!("{name} in {track} (sent by the test)")},
+            "endsAt": rfc3339(3600),
+        })
+    };
+    post_alert(
+        serde_json::json!([
+            data_alert("BacklogForming", "ticket", "asylum"),
+            data_alert("BacklogForming", "ticket", "family"),
+            data_alert("RenewedBacklog", "page", "asylum"),
+        ])
+        .to_string(),
+    );
+    let is = |alert: &Value, name: &str, track: &str| {
+        alert["labels"]["alertname"] == name && alert["labels"]["track"] == track
+    };
+    await_until(
+        "BacklogForming of asylum inhibited by RenewedBacklog of asylum",
+        &logs,
+        || {
+            let alerts = alertmanager_alerts();
+            // (state, number of inhibiting alerts) of one alert.
+            let status = |name: &str, track: &str| {
+                alerts.iter().find(|a| is(a, name, track)).map(|a| {
+                    (
+                        a["status"]["state"].as_str().unwrap_or("").to_owned(),
+                        a["status"]["inhibitedBy"].as_array().map_or(0, Vec::len),
+                    )
+                })
+            };
+            (status("BacklogForming", "asylum") == Some(("suppressed".to_owned(), 1))
+                && status("BacklogForming", "family") == Some(("active".to_owned(), 0))
+                && status("RenewedBacklog", "asylum") == Some(("active".to_owned(), 0)))
+            .then_some(())
+        },
+    );
+    await_until(
+        "the page at the pager and the other track's ticket in the queue",
+        &logs,
+        || {
+            (delivered("/pager", "firing")
+                .iter()
+                .any(|a| is(a, "RenewedBacklog", "asylum"))
+                && delivered("/tickets", "firing")
+                    .iter()
+                    .any(|a| is(a, "BacklogForming", "family")))
+            .then_some(())
+        },
+    );
+    assert!(
+        !delivered("/tickets", "firing")
+            .iter()
+            .any(|a| is(a, "BacklogForming", "asylum")),
+        "the inhibited ticket was delivered: {:?}",
+        delivered("/tickets", "firing")
     );
 
     // (c) Raising the threshold by a reload clears OverdueCasesHigh, and the resolution arrives.

@@ -939,6 +939,8 @@ pub struct Dashboard {
     pub from: &'static str,
     pub filters: Filters,
     pub links: Vec<Value>,
+    /// Annotations of this dashboard, after the ones every dashboard has.
+    pub annotations: Vec<Value>,
     pub rows: Vec<Row>,
 }
 
@@ -968,7 +970,15 @@ fn query_variable(name: &str, label: &str, query: &str, all: bool, description: 
     variable
 }
 
-fn prometheus_annotation(name: &str, colour: &str, expr: &str, title: &str, text: &str) -> Value {
+/// An annotation from a Prometheus query: each point where `expr` has a value, scoped to the
+/// selected daemon like every query.
+pub fn prometheus_annotation(
+    name: &str,
+    colour: &str,
+    expr: &str,
+    title: &str,
+    text: &str,
+) -> Value {
     json!({
         "name": name,
         "datasource": datasource(),
@@ -1038,7 +1048,7 @@ impl Dashboard {
             ));
         }
 
-        let annotations = json!({"list": [
+        let mut annotations = json!({"list": [
             {
                 "builtIn": 1,
                 "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -1083,6 +1093,11 @@ impl Dashboard {
                 "backlogd restarted (backlogd_start_time_seconds changed)",
             ),
         ]});
+        // `json!` built a list above, so `as_array_mut` cannot fail.
+        annotations["list"]
+            .as_array_mut()
+            .expect("the annotations are a list")
+            .extend(self.annotations.iter().cloned());
 
         let mut links = vec![json!({
             "asDropdown": true,

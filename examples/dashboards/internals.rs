@@ -13,6 +13,7 @@ pub fn dashboard() -> Dashboard {
         from: "now-24h",
         filters: Filters::None,
         links: Vec::new(),
+        annotations: vec![],
         rows: vec![
             row("Health", health()),
             row("Ingestion", ingestion()),

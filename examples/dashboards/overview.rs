@@ -1,5 +1,6 @@
 //! backlogd / Backlog overview: open, overdue and due-soon cases, the clearance forecast, inflow and
-//! outflow, penalties and lead times.
+//! outflow, penalties and lead times; whether the backlog has turned (BacklogForming, RenewedBacklog),
+//! with the moment BacklogForming began firing as an annotation.
 
 use serde_json::json;
 
@@ -26,6 +27,13 @@ pub fn dashboard() -> Dashboard {
             "type": "link",
             "url": format!("{DRILLDOWN_URL}?limit=100"),
         })],
+        annotations: vec![prometheus_annotation(
+            "Backlog turned",
+            "orange",
+            r#"ALERTS{alertname="BacklogForming", alertstate="firing"} unless ALERTS{alertname="BacklogForming", alertstate="firing"} offset 5m"#,
+            "backlog turned in {{track}}",
+            "BacklogForming began firing for {{track}}: more cases in than out over 28 and 7 days, and the weekly average of open cases up two weeks in a row (docs/runbooks.md, BacklogForming)",
+        )],
         rows: vec![
             row("Backlog now", now()),
             row("Clearance forecast", forecast()),
@@ -60,6 +68,16 @@ fn now() -> Vec<Panel> {
             .query(q(r#"sum(backlogd_penalty_exposure_euros{track=~"$track"})"#, "exposure"))
             .colours(fixed("green", &[("orange", 1.0)], "orange from 1 euro: money is owed. No alert has a level for it: PenaltyExposureRising compares this week's average exposure with last week's."))
             .runbook("PenaltyExposureRising"),
+        stat("Backlog turn", "none")
+            .desc("Whether each track's backlog has turned, from the alerts: 'no turn' while neither fires; 'forming' while BacklogForming fires (more cases in than out over 28 and 7 days, and the weekly average of open cases up two weeks in a row: a ticket, the early warning); 'renewed' while RenewedBacklog fires (the overdue cases confirm it: a page). The moment BacklogForming began firing is marked on every graph of this dashboard ('Backlog turned').")
+            .query(q(r#"max by (track) (2 * ALERTS{alertname="RenewedBacklog", alertstate="firing", track=~"$track"} or ALERTS{alertname="BacklogForming", alertstate="firing", track=~"$track"} or 0 * backlogd_cases_open{track=~"$track"})"#, "{{track}}"))
+            .value_text("0", "no turn", "green")
+            .value_text("1", "forming", "orange")
+            .value_text("2", "renewed", "red")
+            .colours(fixed("green", &[("orange", 1.0), ("red", 2.0)], "orange from 1: BacklogForming fires (a ticket); red from 2: RenewedBacklog fires (a page)."))
+            .graph("none")
+            .runbook("BacklogForming")
+            .runbook("RenewedBacklog"),
         stat("Penalty incurred in range", "currencyEUR")
             .desc("Penalty payments that became final (cases decided or closed after their deadline) during the selected time range, in euros. Anything above 0 means decisions came too late.")
             .query(q(r#"sum(increase(backlogd_penalty_incurred_euros_total{track=~"$track"}[$__range]))"#, "incurred").instant())
@@ -124,6 +142,7 @@ fn flow() -> Vec<Panel> {
             .query(q(r#"sum by (track) (backlogd_outflow_rolling{track=~"$track", window="P28D"}) - sum by (track) (backlogd_inflow_rolling{track=~"$track", window="P28D"})"#, "net outflow {{track}}"))
             .no_min()
             .override_fields("byRegexp", "^net outflow.*", json!([{"id": "custom.lineStyle", "value": {"fill": "dot"}}, {"id": "custom.fillOpacity", "value": 0}]))
+            .runbook("BacklogForming")
             .runbook("RenewedBacklog"),
         timeseries("Inflow vs outflow (P7D)", "short")
             .desc("Cases registered or reopened (inflow) and cases decided or closed (outflow) with event time in the last P7D, per track (window P7D of windows.rolling). Outflow below inflow means the backlog grows. Empty if P7D is not one of the configured rolling windows.")
@@ -131,7 +150,8 @@ fn flow() -> Vec<Panel> {
             .query(q(r#"sum by (track) (backlogd_outflow_rolling{track=~"$track", window="P7D"})"#, "outflow {{track}}"))
             .query(q(r#"sum by (track) (backlogd_outflow_rolling{track=~"$track", window="P7D"}) - sum by (track) (backlogd_inflow_rolling{track=~"$track", window="P7D"})"#, "net outflow {{track}}"))
             .no_min()
-            .override_fields("byRegexp", "^net outflow.*", json!([{"id": "custom.lineStyle", "value": {"fill": "dot"}}, {"id": "custom.fillOpacity", "value": 0}])),
+            .override_fields("byRegexp", "^net outflow.*", json!([{"id": "custom.lineStyle", "value": {"fill": "dot"}}, {"id": "custom.fillOpacity", "value": 0}]))
+            .runbook("BacklogForming"),
         timeseries("Case flow per day", "short")
             .desc("Cases registered, reopened (e.g. a decision annulled by a court), decided, closed without decision, deadline extensions and transfers to another location, each in the trailing 24 hours. Registrations persistently above decisions + closures mean the backlog grows; many reopenings hint at decision quality problems.")
             .size(24, 8)
@@ -147,7 +167,7 @@ fn flow() -> Vec<Panel> {
 fn open_and_overdue() -> Vec<Panel> {
     vec![
         timeseries("Open cases by track", "short")
-            .desc("Open cases (including suspended) per track for the selected locations. A rising line means the backlog grows.")
+            .desc("Open cases (including suspended) per track for the selected locations. A rising line means the backlog grows; BacklogForming raises a ticket when the weekly average of all locations rises two weeks in a row while more cases come in than go out (marked 'Backlog turned').")
             .query(q(r#"sum by (track) (backlogd_cases_open{track=~"$track", location=~"$location"})"#, "{{track}}"))
             .stacked(),
         timeseries("Overdue cases", "short")

@@ -13,6 +13,7 @@ pub fn dashboard() -> Dashboard {
         from: "now-90d",
         filters: Filters::Track,
         links: Vec::new(),
+        annotations: vec![],
         rows: vec![
             row("Audits", audits()),
             row("Per day", per_day()),

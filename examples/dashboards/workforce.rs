@@ -14,6 +14,7 @@ pub fn dashboard() -> Dashboard {
         from: "now-30d",
         filters: Filters::None,
         links: Vec::new(),
+        annotations: vec![],
         rows: vec![
             row("Workforce now", now()),
             row("Workload", workload()),

@@ -57,6 +57,8 @@ pub struct Options {
     /// must not be ahead of its clock, where the daemon would have refused the event
     /// (`time_in_future`).
     pub not_after: Option<Timestamp>,
+    /// Draw progress on standard error when it is a terminal (`crate::progress`).
+    pub progress: bool,
 }
 
 /// What a backfill read and wrote.
@@ -248,6 +250,13 @@ pub fn run_to_state<W: Write>(
     let skew = duration_nanos(config.ingest.max_future_skew);
     let mut latest: Option<EpochNanos> = None;
     let mut line = Vec::new();
+    let total_bytes = options
+        .files
+        .iter()
+        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
+        .sum();
+    let progress = crate::progress::Progress::new(total_bytes, "events", !options.progress);
+    let mut done_bytes = 0u64;
     'files: for path in &options.files {
         let read_error = |source| BackfillError::Read {
             path: path.clone(),
@@ -262,6 +271,10 @@ pub fn run_to_state<W: Write>(
                 break;
             }
             number += 1;
+            done_bytes += line.len() as u64;
+            if number.is_multiple_of(4096) {
+                progress.advance(done_bytes, 4096);
+            }
             let text = String::from_utf8_lossy(&line);
             let text = text.trim();
             if text.is_empty() {
@@ -347,6 +360,7 @@ pub fn run_to_state<W: Write>(
             latest = Some(latest.map_or(time, |l| l.max(time)));
         }
     }
+    progress.finish();
     let last = match (backfill.to, latest) {
         (Some(to), _) => to,
         (None, Some(latest)) => latest,

@@ -36,6 +36,7 @@ fn events_file(dir: &Path) -> (PathBuf, Vec<String>) {
 fn options(files: Vec<PathBuf>, step: SignedDuration) -> Options {
     Options {
         not_after: None,
+        progress: false,
         files,
         step,
         from: None,

@@ -117,6 +117,7 @@ pub(super) struct RawServer {
     pub(super) idle_timeout: Option<String>,
     pub(super) max_connections: Option<Integer>,
     pub(super) max_inflight_bytes: Option<Integer>,
+    pub(super) metrics_auth_queue: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +212,7 @@ pub(super) struct RawQuality {
 pub(super) struct RawLimits {
     pub(super) max_locations: Option<Integer>,
     pub(super) max_employee_series: Option<Integer>,
+    pub(super) max_announcements_per_target: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize)]

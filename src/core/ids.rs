@@ -174,17 +174,25 @@ impl Dedup {
 
     /// Remembers `hash`, arrived at `now`.
     pub fn insert(&mut self, hash: EventIdHash, now: EpochNanos) {
-        self.rotate(now);
+        self.expire(now);
+        if self.current.is_empty() && self.previous.is_empty() {
+            // Nothing is remembered: the generation starts with its first id.
+            self.current_started = now;
+        }
         self.current.insert(hash);
     }
 
-    fn rotate(&mut self, now: EpochNanos) {
+    /// Forgets what the clock at `now` lets go: once `current` is a window old it becomes
+    /// `previous`, and the old `previous` (every id of it older than the window) is dropped. Called
+    /// on every move of the clock, not only on insert, so that ids expire while none arrive (at
+    /// most two windows after their arrival, plus the step of the clock).
+    pub fn expire(&mut self, now: EpochNanos) {
         if !self.legacy.is_empty() && now >= self.legacy_until {
             self.legacy = hashbrown::HashSet::default();
         }
-        if self.current.is_empty() {
-            self.current_started = now;
-        } else if now.saturating_sub(self.current_started) >= self.window {
+        if now.saturating_sub(self.current_started) >= self.window
+            && !(self.current.is_empty() && self.previous.is_empty())
+        {
             self.previous = std::mem::take(&mut self.current);
             self.current_started = now;
         }
@@ -384,28 +392,46 @@ mod tests {
         assert!(has(&dedup, "d") && has(&dedup, "e"));
     }
 
-    /// Memory per remembered id: prints bytes per id (`--nocapture` to see them; set
-    /// `BACKLOGD_MEMORY_FIGURES=1` for the 1,000,000-id figure too).
+    /// Memory per remembered id (docs/store.md): the hash tables' bytes over the ids they hold, at
+    /// sizes across several doublings of a table. A table of u128 hashes holds 16 bytes and one
+    /// control byte per bucket, is at most 7/8 full, and doubles when full; so an id costs from
+    /// 17 × 8/7 = 19.4 bytes (a full table) to twice that (just after a doubling). `--nocapture`
+    /// prints the figures; `BACKLOGD_MEMORY_FIGURES=1` adds sizes up to 2,000,000.
     #[test]
     fn memory_per_remembered_id() {
-        let sizes: &[usize] = match std::env::var_os("BACKLOGD_MEMORY_FIGURES") {
-            Some(_) => &[100_000, 1_000_000],
-            None => &[100_000],
+        let largest: usize = match std::env::var_os("BACKLOGD_MEMORY_FIGURES") {
+            Some(_) => 2_000_000,
+            None => 200_000,
         };
-        for &n in sizes {
-            let mut keyed = Dedup::new(i64::MAX);
-            let mut unkeyed = hashbrown::HashSet::<u64, KeyedBits>::default();
-            for i in 0..n {
-                let id = format!("ev-{i:09}");
-                keyed.insert(keyed.hash(&id), 0);
-                unkeyed.insert(legacy_event_id_hash(&id));
+        let full = 17.0 * 8.0 / 7.0;
+        let (mut low, mut high) = (f64::MAX, 0.0f64);
+        let mut keyed = Dedup::new(i64::MAX);
+        let mut next_report = 1_000;
+        for i in 0..largest {
+            let id = format!("ev-{i:09}");
+            keyed.insert(keyed.hash(&id), 0);
+            let n: usize = i + 1;
+            // Every size from 1,000 on, in steps of 1/64 of a doubling.
+            if n >= 1_000 && n.is_multiple_of((n.next_power_of_two() / 64).max(1)) {
+                let per_id = keyed.allocation_size() as f64 / n as f64;
+                low = low.min(per_id);
+                high = high.max(per_id);
+                // The group of 16 trailing control bytes adds 16 / n.
+                assert!(
+                    per_id >= full - 0.01 && per_id <= 2.0 * full + 16.0 / n as f64 + 0.01,
+                    "{n} ids: {per_id} B/id"
+                );
             }
-            assert_eq!(keyed.len(), n);
-            eprintln!(
-                "{n} remembered ids: u64 unkeyed {:.1} B/id, u128 keyed {:.1} B/id",
-                unkeyed.allocation_size() as f64 / n as f64,
-                keyed.allocation_size() as f64 / n as f64
-            );
+            if n == next_report {
+                eprintln!(
+                    "{n} remembered ids: {:.1} B/id",
+                    keyed.allocation_size() as f64 / n as f64
+                );
+                next_report *= 10;
+            }
         }
+        eprintln!("1,000 to {largest} ids: {low:.1} to {high:.1} B/id");
+        // Both ends are reached: the figures are the tables' own, not an artefact of sampling.
+        assert!(low < full + 0.5 && high > 1.9 * full, "{low} {high}");
     }
 }

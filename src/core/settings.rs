@@ -33,6 +33,8 @@ pub struct CoreSettings {
     pub targets: Vec<TargetSettings>,
     /// Locations beyond this many distinct values are counted as `other`.
     pub max_locations: u32,
+    /// Announcements kept per target (the newest); older ones are only counted. At least 1.
+    pub max_announcements_per_target: u32,
     /// How long applied event ids are remembered, by arrival time.
     pub dedup_window: SignedDuration,
 }
@@ -151,6 +153,7 @@ impl CoreSettings {
                 clear_by: 1_814_392_800 * super::time::NANOS_PER_SECOND,
             }],
             max_locations: 64,
+            max_announcements_per_target: 100,
             dedup_window: SignedDuration::from_hours(24 * 30),
         }
     }

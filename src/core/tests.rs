@@ -854,6 +854,86 @@ fn duplicates_are_ignored_and_rejected_ids_can_be_resent() {
     );
 }
 
+/// Issue 24, finding 7: remembered ids expire as the clock moves, not only when a new id arrives:
+/// with no event for two windows (plus the moves of the clock in between), none is left. Each is
+/// still remembered for at least the window after its arrival. Before the fix all 1,000 stayed.
+#[test]
+fn remembered_ids_expire_on_the_clock_without_new_events() {
+    let mut settings = CoreSettings::example();
+    settings.dedup_window = jiff::SignedDuration::from_secs(5);
+    let mut state = State::new(settings);
+    let clock: Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+    let start = to_nanos(clock).unwrap();
+    let audit = |n: usize| {
+        build_event(
+            "quality.audit",
+            &[("passed", "true"), ("id", &format!("a{n}"))],
+            clock,
+            1,
+        )
+    };
+    // 1,000 ids over the first 2.5 s.
+    for n in 0..1_000 {
+        let at = start + (n as i64) * 2_500_000;
+        assert_eq!(state.apply(&audit(n), at), Ok(Applied::New));
+    }
+    assert_eq!(state.remembered_event_ids(), 1_000);
+    // Ticks of one second, no event. At every tick up to 5 s after the last arrival, all are
+    // still there, and every one is a duplicate (checked on a copy, so no insert moves things).
+    let last_arrival = start + 999 * 2_500_000;
+    let mut tick = start;
+    let mut forgotten_at = None;
+    for _ in 0..60 {
+        tick += secs(1);
+        state.advance(tick);
+        if tick < last_arrival + secs(5) {
+            assert_eq!(
+                state.remembered_event_ids(),
+                1_000,
+                "at +{}s",
+                (tick - start) / secs(1)
+            );
+        }
+        if state.remembered_event_ids() == 0 {
+            forgotten_at = Some(tick);
+            break;
+        }
+    }
+    let forgotten_at = forgotten_at.expect("the ids expire without new events");
+    // At most two windows after the first arrival, plus one tick for each generation's turn.
+    assert!(
+        forgotten_at <= start + secs(10) + secs(2),
+        "forgotten {} s after the first arrival",
+        (forgotten_at - start) / secs(1)
+    );
+    // Every id was kept at least the window after its arrival: resend each at the window's end.
+    let mut fresh = State::new({
+        let mut settings = CoreSettings::example();
+        settings.dedup_window = jiff::SignedDuration::from_secs(5);
+        settings
+    });
+    for n in 0..1_000 {
+        let at = start + (n as i64) * 2_500_000;
+        fresh.apply(&audit(n), at).unwrap();
+    }
+    for n in (0..1_000).step_by(7) {
+        let arrival = start + (n as i64) * 2_500_000;
+        let resent = arrival + secs(5) - 1;
+        let mut copy = fresh.clone();
+        // The clock moves in ticks of a second until the resend.
+        let mut tick = last_arrival;
+        while tick < resent {
+            copy.advance(tick);
+            tick += secs(1);
+        }
+        assert_eq!(
+            copy.apply(&audit(n), resent),
+            Ok(Applied::Duplicate),
+            "a{n}"
+        );
+    }
+}
+
 #[test]
 fn locations_beyond_the_limit_become_other() {
     let mut settings = CoreSettings::example();

@@ -93,7 +93,8 @@ pub enum Command {
         track: Option<String>,
         location: Option<String>,
         limit: usize,
-        reply: oneshot::Sender<Vec<OverdueCase>>,
+        /// The cases, or why the query cannot be answered (an unknown track), for a 400.
+        reply: oneshot::Sender<Result<Vec<OverdueCase>, String>>,
     },
     /// The daily history rows with `from ≤ day ≤ to` (`GET /v1/history`).
     History {
@@ -377,11 +378,24 @@ impl Engine {
                     limit,
                     reply,
                 } => {
-                    let _ = reply.send(self.state.overdue_cases(
-                        track.as_deref(),
-                        location.as_deref(),
-                        limit,
-                    ));
+                    let settings = self.state.settings();
+                    let answer = match track.as_deref() {
+                        Some(name) if settings.track_index(name).is_none() => Err(format!(
+                            "query parameter `track`: {name:?} is not a configured track (configured: {})",
+                            settings
+                                .tracks
+                                .iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                        _ => Ok(self.state.overdue_cases(
+                            track.as_deref(),
+                            location.as_deref(),
+                            limit,
+                        )),
+                    };
+                    let _ = reply.send(answer);
                 }
                 Command::Targets { reply } => {
                     let _ = reply.send(self.state.target_reports());

@@ -505,6 +505,10 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         "backlogd_target_announcements_total",
         "target.announced events applied for the target.",
     );
+    let mut kept = Family::gauge(
+        "backlogd_target_announcements_kept",
+        "target.announced events kept in the target's history (the newest, at most limits.max_announcements_per_target; older ones are only counted).",
+    );
     let mut behind = Family::gauge(
         "backlogd_target_announced_behind_projection",
         "1 when the target's latest announcement promised a date that the projection at that moment already said would be missed, else 0.",
@@ -514,6 +518,7 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         target.sample(&labels, figures.clear_by_seconds);
         projected.sample(&labels, figures.projected_clearance);
         announcements.sample(&labels, figures.announcements as f64);
+        kept.sample(&labels, figures.announcements_kept as f64);
         behind.sample(
             &labels,
             f64::from(u8::from(figures.latest_behind_projection)),
@@ -553,6 +558,7 @@ fn flow_families(view: &View) -> Vec<MetricFamily> {
         target.0,
         projected.0,
         announcements.0,
+        kept.0,
         behind.0,
         ratio.0,
         audits.0,

@@ -166,6 +166,7 @@ fn steering_story() -> (api::History, Vec<api::Target>) {
             "announced_by": "agency", "note": null, "projected_clearance": "2026-12-17T00:00:00Z",
             "behind_projection": false, "verdict": "...",
         }],
+        "announcements_total": 2,
     }]))
     .unwrap();
     (history, targets)
@@ -558,6 +559,7 @@ fn the_projection_is_drawn_against_the_date_promised_each_day() {
         "announcements": [{"announced_at": "2025-01-03T12:00:00Z", "track": null,
             "clear_by": "2025-06-01T00:00:00Z", "announced_by": null, "note": null,
             "projected_clearance": null, "behind_projection": true, "verdict": "..."}],
+        "announcements_total": 1,
     }]))
     .unwrap();
     let charts = super::target_charts(&history, &targets);
@@ -687,5 +689,146 @@ fn each_range_speaks_of_its_own_rows() {
             1,
             "one fact per target: {from}..{to}"
         );
+    }
+}
+
+/// Numbers are written for the language: thousands grouped, a decimal comma in Dutch, euros with
+/// their sign, never `-0` (issue 22: the page printed "34090" and "45973515").
+#[test]
+fn numbers_are_written_for_the_language() {
+    for (v, en, nl) in [
+        (34_090.0, "34,090", "34.090"),
+        (10_566_228.0, "10,566,228", "10.566.228"),
+        (999.0, "999", "999"),
+        (1_000.0, "1,000", "1.000"),
+        (1.5, "1.5", "1,5"),
+        (22.25, "22.3", "22,3"),
+        (-1_234.0, "-1,234", "-1.234"),
+        (-0.0, "0", "0"),
+        (-0.04, "0", "0"),
+        (0.0, "0", "0"),
+    ] {
+        assert_eq!(Lang::En.number(v), en, "{v}");
+        assert_eq!(Lang::Nl.number(v), nl, "{v}");
+    }
+    assert_eq!(Lang::En.euros(45_973_515.4), "€45,973,515");
+    assert_eq!(Lang::Nl.euros(45_973_515.4), "€ 45.973.515");
+    assert_eq!(Lang::En.euros(-144_217.0), "-€144,217");
+    assert_eq!(Lang::En.change(144_217.0, true), "+€144,217");
+    assert_eq!(Lang::Nl.change(-4.0, false), "-4");
+    assert_eq!(Lang::En.change(0.0, false), "0");
+}
+
+/// The y-tick values and labels, and the gridlines, of each chart of a page, in page order.
+fn y_axes(page: &str) -> Vec<Vec<(f64, String)>> {
+    page.split("<svg")
+        .skip(1)
+        .map(|svg| {
+            svg.split("class=\"y-tick\" data-value=\"")
+                .skip(1)
+                .map(|tick| {
+                    let (value, rest) = tick.split_once('"').unwrap();
+                    let label = rest.split_once('>').unwrap().1.split_once('<').unwrap().0;
+                    (value.parse().unwrap(), label.to_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The headline and the axes with large figures: grouped, in euros where they are euros; each
+/// chart's vertical axis has round, evenly spaced ticks from 0 to at least its largest value,
+/// labelled as the page writes numbers, with a gridline each, and days under the time axis.
+#[test]
+fn large_figures_are_readable_and_every_chart_has_labelled_ticks() {
+    let mut history = history_after(&story(), "2026-03-07T12:00:00Z");
+    let last = history.days.len() - 1;
+    for (i, day) in history.days.iter_mut().enumerate() {
+        let track = day.tracks.get_mut("asylum").unwrap();
+        track.open = 30_000 + 680 * i as i64;
+        track.penalty_exposure_euros = 45_000_000.0 + 194_703.0 * i as f64;
+    }
+    assert_eq!(history.days[last].tracks["asylum"].open, 33_400);
+    for (lang, open, exposure, change) in [
+        (Lang::En, "34,090", "€45,973,515", "+€194,703"),
+        (Lang::Nl, "34.090", "€ 45.973.515", "+€ 194.703"),
+    ] {
+        let mut history = history.clone();
+        history.days[last].tracks.get_mut("asylum").unwrap().open = 34_090;
+        let page = render(lang, &history, &[], &context());
+        assert!(
+            page.contains(&format!("<td class=\"n\">{open}</td>")),
+            "{lang:?}: open cases {open}"
+        );
+        assert!(
+            page.contains(&format!("<td class=\"n\">{exposure}</td>")),
+            "{lang:?}: exposure {exposure}"
+        );
+        assert!(
+            page.contains(&format!("<td class=\"n\">{change}</td>")),
+            "{lang:?}"
+        );
+        // Raw figures only in the charts' data-values, never as text.
+        assert!(
+            !page.contains(">34090<") && !page.contains(">45973515<"),
+            "{lang:?}"
+        );
+
+        let axes = y_axes(&page);
+        let drawn = charts(&history);
+        assert_eq!(axes.len(), drawn.len(), "{lang:?}: an axis a chart");
+        for (ticks, chart) in axes.iter().zip(&drawn) {
+            let max = chart
+                .lines
+                .iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .fold(0.0f64, f64::max);
+            let values: Vec<f64> = ticks.iter().map(|(v, _)| *v).collect();
+            assert_eq!(values[0], 0.0, "{:?}", chart.title);
+            assert!(
+                *values.last().unwrap() >= max,
+                "{:?}: {values:?} < {max}",
+                chart.title
+            );
+            assert!(
+                (2..=7).contains(&values.len()),
+                "{:?}: {values:?}",
+                chart.title
+            );
+            let step = values[1] - values[0];
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!(
+                [1.0, 2.0, 2.5, 5.0]
+                    .iter()
+                    .any(|m| (m - mantissa).abs() < 1e-9),
+                "{:?}: step {step}",
+                chart.title
+            );
+            for pair in values.windows(2) {
+                assert!((pair[1] - pair[0] - step).abs() < 1e-9 * step.max(1.0));
+            }
+            for (value, label) in ticks {
+                let expected = if chart.title == Text::Penalties {
+                    lang.euros(*value)
+                } else {
+                    lang.number(*value)
+                };
+                assert_eq!(label, &expected, "{:?}", chart.title);
+            }
+        }
+        // The penalties' axis is in euros, the open cases' grouped.
+        assert!(
+            axes[0]
+                .iter()
+                .any(|(_, label)| label == &Lang::number(lang, 10_000.0))
+        );
+        assert!(axes[5].iter().all(|(_, label)| label.contains('€')));
+        // Gridlines at every tick, and the first and last day under each time axis.
+        let svgs: Vec<&str> = page.split("<svg").skip(1).collect();
+        for (svg, ticks) in svgs.iter().zip(&axes) {
+            assert!(svg.matches("class=\"grid\"").count() >= ticks.len() + 2);
+            assert!(svg.contains(">2026-03-01</text>") || svg.contains(">2026-03-02</text>"));
+            assert!(svg.contains(">2026-03-06</text>"), "{svg}");
+        }
     }
 }

@@ -16,9 +16,37 @@ pub(super) async fn targets(app: &App, request: Request<Incoming>) -> HttpRespon
     if let Some(denied) = authenticate(app, &request) {
         return denied;
     }
-    let Some(reports) = ask_targets(app).await else {
+    let mut newest = None;
+    for (key, value) in form_pairs(request.uri().query().unwrap_or("")) {
+        match key.as_str() {
+            "announcements" => match value.parse::<usize>() {
+                Ok(n) if n <= 10_000 => newest = Some(n),
+                _ => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "query parameter `announcements`: {value:?} is not a number from 0 to 10000"
+                        ),
+                    );
+                }
+            },
+            other => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("query parameter `{other}`: unknown; expected `announcements`"),
+                );
+            }
+        }
+    }
+    let Some(mut reports) = ask_targets(app).await else {
         return shutting_down();
     };
+    if let Some(newest) = newest {
+        for report in &mut reports {
+            let excess = report.announcements.len().saturating_sub(newest);
+            report.announcements.drain(..excess);
+        }
+    }
     json_response(StatusCode::OK, &targets_body(&reports))
 }
 
@@ -384,6 +412,7 @@ pub fn targets_body(reports: &[engine::TargetReport]) -> Vec<api::Target> {
                 clear_by: t.clear_by,
                 projected_clearance: t.projected_clearance,
                 announcements,
+                announcements_total: t.announcements_total,
             }
         })
         .collect()
@@ -418,6 +447,7 @@ mod tests {
                 announcement("2028-01-01T00:00:00Z", Some("2026-12-26T00:00:00Z"), false),
                 announcement("2026-12-01T00:00:00Z", Some("2026-12-26T00:00:00Z"), true),
             ],
+            announcements_total: 2,
         };
         let body = targets_body(&[report]);
         let verdicts: Vec<&str> = body[0]

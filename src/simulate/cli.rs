@@ -66,6 +66,9 @@ pub struct SimulateArgs {
     /// Print the simulation's monthly figures (open, overdue estimate, staff, ...) to stderr.
     #[arg(long)]
     pub stats: bool,
+    /// No progress display (drawn on standard error only when that is a terminal).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Runs the command: exit 0, 2 when the daemon rejected events, 1 on any other failure.
@@ -90,15 +93,22 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         cases: args.cases,
         employees: args.employees,
     };
-    let (_, to) = options.span(&scenario)?;
+    let (from, to) = options.span(&scenario)?;
     let mut generator = generate(&scenario, &options)?;
+    // Progress in simulated time.
+    let progress =
+        crate::progress::Progress::new(u64::try_from(to - from).unwrap_or(0), "events", args.quiet);
+    let mut events = generator
+        .by_ref()
+        .inspect(|event| progress.advance(u64::try_from(event.time - from).unwrap_or(0), 1));
     let code = if let (Some(nats), Some(subject)) = (&args.nats, &args.subject) {
         let mut pacer = Pacer::new(args.rate);
-        let lines = generator.by_ref().map(|event| {
+        let lines = events.by_ref().map(|event| {
             pacer.wait(1);
             event.line
         });
         let published = crate::publish::publish_lines(nats, subject, lines)?;
+        progress.finish();
         println!(
             "published {}, duplicates {}",
             published.stored, published.duplicates
@@ -117,19 +127,20 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         };
         let poster = Poster::new(url, token)?;
         let totals = send_events(
-            generator.by_ref(),
+            events.by_ref(),
             &poster,
             args.batch,
             args.rate,
             |rejected| {
-                println!(
+                progress.println(&format!(
                     "{}: {}: {}",
                     rejected.id.as_deref().unwrap_or("(no id)"),
                     rejected.reason,
                     rejected.message
-                );
+                ));
             },
         )?;
+        progress.finish();
         println!(
             "accepted {}, duplicates {}, rejected {}",
             totals.accepted, totals.duplicates, totals.rejected
@@ -152,7 +163,7 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let batch = pacer.batch(args.batch);
         let mut in_batch = 0;
         let mut result = Ok(());
-        for event in generator.by_ref() {
+        for event in events.by_ref() {
             if in_batch == 0 {
                 pacer.wait(batch);
             }
@@ -176,6 +187,7 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         if result.is_ok() {
             result = sink.flush();
         }
+        progress.finish();
         match result {
             // A closed pipe (`| head`) ends the stream quietly.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}

@@ -454,3 +454,178 @@ fn replay_after_a_reload_and_a_crash_applies_each_event_under_its_own_settings()
     let daemon = Daemon::start_with_config(&config, &store, &[]);
     assert_eq!(daemon.metric(REGISTERED), Some(2.0), "{}", daemon.stderr());
 }
+
+/// Sends `GET /healthz` on a keep-alive `stream` and reads its whole answer (by Content-Length),
+/// leaving the connection open.
+fn keep_alive_healthz(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("the request is sent");
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).expect("the answer arrives");
+        assert!(n > 0, "closed before answering: {raw:?}");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .expect("the answer has a Content-Length");
+            if body.len() >= length {
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the server has closed `stream` (without waiting).
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
+}
+
+/// Issue 24, finding 8: keep-alive connections that made one request and then sit idle fill
+/// `server.max_connections`; a new connection (here: ingest) must still be served, by closing the
+/// connection idle the longest. Before the fix the new connection was closed at once, and ingest
+/// stayed blocked for up to `server.idle_timeout` (renewable by the flood).
+#[test]
+fn idle_keep_alive_connections_make_room_for_ingest() {
+    const SLOTS: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("store"),
+        &[("BACKLOGD__SERVER__MAX_CONNECTIONS", &SLOTS.to_string())],
+    );
+    let mut flood: Vec<TcpStream> = (0..SLOTS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(daemon.addr).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            keep_alive_healthz(&mut stream);
+            stream
+        })
+        .collect();
+    // Every slot is taken by an idle connection; now a sender arrives, then a scraper.
+    let body = registrations("k", 1);
+    let posted = request(daemon.addr, "POST", "/v1/events", &NDJSON, body.as_bytes());
+    match posted {
+        Ok(response) => assert_eq!(response.status, 200, "{}", response.text()),
+        Err(e) => panic!("ingest was refused while idle connections held every slot: {e}"),
+    }
+    let metrics = request(daemon.addr, "GET", "/metrics", &[], b"")
+        .expect("a scrape is served while idle connections held every slot");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    // The sender's connection took an idle one's slot and gave it back when it closed; the
+    // scraper found that slot free.
+    let reclaimed = metric_value(&text, "backlogd_http_connections_reclaimed_total");
+    assert_eq!(reclaimed, Some(1.0), "one idle connection for the sender");
+    assert_eq!(
+        metric_value(&text, "backlogd_http_connections_refused_total"),
+        Some(0.0)
+    );
+    // Exactly as many idle connections were closed as were reclaimed: the oldest ones.
+    let started = Instant::now();
+    let closed = loop {
+        let closed: Vec<usize> = (0..SLOTS)
+            .filter(|&n| closed_by_server(&mut flood[n]))
+            .collect();
+        if !closed.is_empty() || started.elapsed() > Duration::from_secs(5) {
+            break closed;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(closed, vec![0], "the connection idle the longest");
+    // The rest still work.
+    keep_alive_healthz(&mut flood[SLOTS - 1]);
+    daemon.stop();
+}
+
+/// Issue 24, finding 7: with `store.dedup_window = "PT5S"` the remembered ids of a burst are all
+/// forgotten by the ticks alone, while no event arrives: at most two windows after the burst,
+/// plus the ticks in between. Before the fix the 100,000 ids stayed for as long as nothing came.
+/// Also prints the resident memory the ids took (for docs/store.md).
+#[test]
+fn remembered_ids_expire_on_the_tick_while_no_event_arrives() {
+    const IDS: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("store"),
+        &[("BACKLOGD__STORE__DEDUP_WINDOW", "PT5S")],
+    );
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .expect("VmRSS")
+            * 1024
+    };
+    let before = rss();
+    for chunk in 0..IDS / 10_000 {
+        let body: String = (0..10_000)
+            .map(|n| {
+                format!(
+                    "{{\"id\":\"audit-{chunk}-{n:05}-{}\",\"type\":\"quality.audit\",\"time\":\"2026-03-02T09:00:00+01:00\",\"data\":{{\"passed\":true}}}}\n",
+                    "x".repeat(20)
+                )
+            })
+            .collect();
+        daemon.post_ok(&body, 10_000);
+    }
+    let burst_ended = Instant::now();
+    let text = daemon.metrics();
+    let remembered = metric_value(&text, "backlogd_remembered_event_ids").unwrap_or(-1.0);
+    let after = rss();
+    eprintln!(
+        "{remembered} ids remembered; RSS {} -> {} MiB: {:.0} bytes per id",
+        before >> 20,
+        after >> 20,
+        (after.saturating_sub(before)) as f64 / IDS as f64
+    );
+    assert_eq!(remembered, IDS as f64);
+    // Two windows plus a tick for each turn of a generation, and then some for a loaded machine.
+    let started = Instant::now();
+    loop {
+        let remembered = daemon.metric("backlogd_remembered_event_ids");
+        if remembered == Some(0.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{remembered:?} ids still remembered {:?} after the last event (window 5 s)",
+            burst_ended.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "all forgotten {:?} after the last event",
+        burst_ended.elapsed()
+    );
+    daemon.stop();
+}

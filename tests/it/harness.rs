@@ -524,6 +524,40 @@ pub fn request(
     exchange(&mut stream, addr, method, path, headers, body)
 }
 
+/// A TCP connection to `addr` from the local address `source` (e.g. `127.0.0.2`: every address of
+/// 127.0.0.0/8 is the loopback interface on Linux), so a test can play several peers.
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    // std cannot bind before connecting; tokio's socket can, on a one-off runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let stream = runtime.block_on(async {
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await?.into_std()
+    })?;
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    stream.set_write_timeout(Some(PATIENCE))?;
+    Ok(stream)
+}
+
+/// Like `request`, on a connection from the local address `source` (see `connect_from`).
+pub fn request_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut stream = connect_from(source, addr)?;
+    exchange(&mut stream, addr, method, path, headers, body)
+}
+
 /// Like `request`, over TLS with `client`, checking the certificate against the IP address of
 /// `addr` (test certificates name 127.0.0.1). A failed handshake is an error.
 pub fn tls_request(

@@ -14,6 +14,7 @@
 mod config;
 mod demo;
 mod durability;
+mod edge;
 mod failure;
 mod forecast;
 mod harness;

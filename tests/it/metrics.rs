@@ -106,3 +106,57 @@ fn a_passing_deadline_shows_without_waiting_for_the_next_tick() {
     let late = jiff::Timestamp::now().duration_since(deadline);
     eprintln!("overdue on /metrics {late:?} after the deadline");
 }
+
+/// The samples of an exposition that do not move between two scrapes: without the process' own
+/// figures and the HTTP instruments, which count the scrapes themselves.
+fn still(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| {
+            !line.starts_with("process_")
+                && !line.contains("backlogd_http_")
+                && !line.starts_with("backlogd_engine_")
+        })
+        .collect()
+}
+
+/// `/metrics` answers gzip when the request accepts it, as Prometheus asks on every scrape (and
+/// node_exporter answers), and the plain text otherwise; the two bodies carry the same samples.
+#[test]
+fn metrics_are_gzipped_when_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    post_scenario(&daemon);
+    let plain = daemon.request("GET", "/metrics", &[], b"");
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    let gzipped = daemon.request(
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip, deflate")],
+        b"",
+    );
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzipped.header("vary"), Some("Accept-Encoding"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(gzipped.body.as_slice()),
+        &mut text,
+    )
+    .expect("a gzip body");
+    let plain_text = String::from_utf8(plain.body.clone()).unwrap();
+    assert!(still(&plain_text).len() > 100);
+    assert_eq!(still(&text), still(&plain_text));
+    assert!(
+        gzipped.body.len() * 4 < plain.body.len(),
+        "{} bytes gzipped, {} plain",
+        gzipped.body.len(),
+        plain.body.len()
+    );
+    // Refused with q=0, or not asked for: plain.
+    for refusing in ["gzip;q=0", "identity", "br"] {
+        let response = daemon.request("GET", "/metrics", &[("Accept-Encoding", refusing)], b"");
+        assert_eq!(response.header("content-encoding"), None, "{refusing}");
+        assert!(response.body.starts_with(b"# HELP"), "{refusing}");
+    }
+}

@@ -197,3 +197,179 @@ fn metrics_users_file_that_cannot_be_used_stops_the_start() {
         );
     }
 }
+
+/// What the attacking threads of `wrong_passwords_…` saw.
+#[derive(Default)]
+struct AttackCounts {
+    /// 401 answers: each is one bcrypt the daemon ran (every attempt has a new password).
+    refused: std::sync::atomic::AtomicU64,
+    /// 429 answers: the peer already had a check waiting.
+    peer_busy: std::sync::atomic::AtomicU64,
+    /// 503 answers: `server.metrics_auth_queue` checks were waiting.
+    queue_full: std::sync::atomic::AtomicU64,
+    /// Anything else (a status or a connection error), as text.
+    unexpected: std::sync::Mutex<Vec<String>>,
+}
+
+/// Issue 24, finding 1: attackers hammering `/metrics` with wrong passwords (each a new one, so
+/// each costs a bcrypt) from two other addresses must not hold up a listed scraper's first,
+/// uncached check. Measured without a clock: the attackers count the 401s they receive, each one
+/// bcrypt the daemon ran; between the scraper's request and its answer at most the checks already
+/// waiting may finish: one per attacking peer plus one running, and one answer per peer in
+/// transit. Before the fix every attacking connection's check was queued ahead of the scraper
+/// (one FIFO turn for all), so about 32 refusals arrived while it waited.
+#[test]
+fn wrong_passwords_from_other_peers_do_not_hold_up_a_listed_scraper() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    const COST: u32 = 8;
+    const PEERS: [&str; 2] = ["127.0.0.2", "127.0.0.3"];
+    const CONNECTIONS_PER_PEER: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("metrics-users");
+    let prometheus_hash = bcrypt::hash("scrape-secret", COST).unwrap();
+    std::fs::write(
+        &users,
+        format!(
+            "prometheus:{prometheus_hash}\nagent:{}\n",
+            bcrypt::hash("agent-secret", COST).unwrap()
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("store"),
+        &[(
+            "BACKLOGD__SERVER__METRICS_USERS_FILE",
+            users.to_str().unwrap(),
+        )],
+    );
+    let addr = daemon.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(AttackCounts::default());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let attackers: Vec<_> = PEERS
+        .iter()
+        .flat_map(|peer| (0..CONNECTIONS_PER_PEER).map(move |n| (*peer, n)))
+        .map(|(peer, n)| {
+            let (stop, counts) = (stop.clone(), counts.clone());
+            std::thread::spawn(move || {
+                let source: std::net::IpAddr = peer.parse().unwrap();
+                for attempt in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+                        break;
+                    }
+                    let authorization = basic("prometheus", &format!("wrong-{peer}-{n}-{attempt}"));
+                    let answer = crate::harness::request_from(
+                        source,
+                        addr,
+                        "GET",
+                        "/metrics",
+                        &[("Authorization", &authorization)],
+                        b"",
+                    );
+                    let counter = match answer.as_ref().map(|a| a.status) {
+                        Ok(401) => &counts.refused,
+                        Ok(429) => &counts.peer_busy,
+                        Ok(503) => &counts.queue_full,
+                        other => {
+                            counts.unexpected.lock().unwrap().push(format!("{other:?}"));
+                            break;
+                        }
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if answer.is_ok_and(|a| a.status != 401) {
+                        // A turned-away attacker comes straight back; a short pause only spares
+                        // the test machine's CPU.
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // The attack is under way once every connection has been answered a few times over.
+    let answered = || {
+        counts.refused.load(Ordering::SeqCst)
+            + counts.peer_busy.load(Ordering::SeqCst)
+            + counts.queue_full.load(Ordering::SeqCst)
+    };
+    let started = Instant::now();
+    while answered() < (2 * PEERS.len() * CONNECTIONS_PER_PEER) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the attack did not get going: {} answers; {:?}",
+            answered(),
+            counts.unexpected.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The cost of one bcrypt at this cost, on this machine, under this load.
+    let timed = Instant::now();
+    assert!(bcrypt::verify("scrape-secret", &prometheus_hash).unwrap());
+    let bcrypt_cost = timed.elapsed();
+
+    let bound = 2 * PEERS.len() as u64 + 1;
+    for (user, password) in [("prometheus", "scrape-secret"), ("agent", "agent-secret")] {
+        let before = counts.refused.load(Ordering::SeqCst);
+        let timed = Instant::now();
+        let status = scrape(&daemon, Some(&basic(user, password)));
+        let latency = timed.elapsed();
+        let waited_behind = counts.refused.load(Ordering::SeqCst) - before;
+        eprintln!(
+            "{user}: first scrape {status} in {latency:?} (one bcrypt here: {bcrypt_cost:?}) while {waited_behind} wrong passwords were refused"
+        );
+        assert_eq!(status, 200, "{user}");
+        assert!(
+            waited_behind <= bound,
+            "{user}'s first scrape waited behind {waited_behind} attackers' checks (at most {bound})"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    for attacker in attackers {
+        attacker.join().unwrap();
+    }
+    let unexpected = counts.unexpected.lock().unwrap().clone();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    let refused = counts.refused.load(Ordering::SeqCst);
+    let peer_busy = counts.peer_busy.load(Ordering::SeqCst);
+    let queue_full = counts.queue_full.load(Ordering::SeqCst);
+    eprintln!(
+        "attackers: {refused} refused (one bcrypt each), {peer_busy} turned away as busy, {queue_full} as queue full"
+    );
+
+    // The daemon's own figures agree with what the attackers saw: every refusal cost one bcrypt
+    // (distinct passwords), the two scrapers one each; every 429 and 503 is counted by cause.
+    let good = basic("prometheus", "scrape-secret");
+    let text = daemon
+        .request("GET", "/metrics", &[("Authorization", &good)], b"")
+        .text();
+    let value = |series: &str| crate::harness::metric_value(&text, series).unwrap_or(-1.0);
+    assert_eq!(
+        value("backlogd_metrics_auth_checks_total"),
+        (refused + 2) as f64
+    );
+    assert_eq!(
+        value("backlogd_metrics_auth_refused_total{cause=\"peer_busy\"}"),
+        peer_busy as f64
+    );
+    assert_eq!(
+        value("backlogd_metrics_auth_refused_total{cause=\"queue_full\"}"),
+        queue_full as f64
+    );
+
+    // A wrong password repeated costs one bcrypt, not one per attempt.
+    let repeated = basic("prometheus", "the same wrong password");
+    for _ in 0..20 {
+        assert_eq!(scrape(&daemon, Some(&repeated)), 401);
+    }
+    let text = daemon
+        .request("GET", "/metrics", &[("Authorization", &good)], b"")
+        .text();
+    assert_eq!(
+        crate::harness::metric_value(&text, "backlogd_metrics_auth_checks_total"),
+        Some((refused + 3) as f64)
+    );
+    daemon.stop();
+}

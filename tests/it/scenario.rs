@@ -297,3 +297,62 @@ fn overdue_drill_down_lists_the_most_overdue_case_first_with_its_penalty() {
     let ids: Vec<&str> = cases.iter().map(|c| c.case.as_str()).collect();
     assert_eq!(ids, ["zaak-TA-0004"], "{cases:?}");
 }
+
+/// `backlogd send` in a terminal (a pseudo-terminal made by util-linux `script`) shows its progress
+/// on standard error before the totals; through a pipe, and with --quiet, nothing but the totals.
+#[test]
+fn send_shows_progress_in_a_terminal_and_nothing_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let file = fixture("scenario.ndjson");
+    let events = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .count();
+    let in_terminal = |extra: &str| {
+        let command = format!(
+            "{} send {} --url {} --batch 5 {extra}",
+            crate::harness::BINARY,
+            file.display(),
+            daemon.url()
+        );
+        let output = std::process::Command::new("script")
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("util-linux script runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let shown = in_terminal("");
+    let totals = shown.rfind("accepted ").expect("the totals");
+    let bar = shown
+        .find("events sent")
+        .unwrap_or_else(|| panic!("no progress: {shown:?}"));
+    assert!(
+        bar < totals,
+        "the progress comes before the totals: {shown:?}"
+    );
+    assert!(shown.contains("% "), "a percentage: {shown:?}");
+    // The totals are unchanged, on a line of their own.
+    assert!(
+        shown
+            .trim_end()
+            .ends_with(&format!("accepted {events}, duplicates 0, rejected 0")),
+        "{shown:?}"
+    );
+    let quiet = in_terminal("--quiet");
+    assert!(!quiet.contains("events sent"), "{quiet:?}");
+    assert_eq!(
+        quiet.trim_end(),
+        format!("accepted 0, duplicates {events}, rejected 0")
+    );
+    let (code, piped) = send_scenario(&daemon);
+    assert_eq!(code, Some(0));
+    assert!(
+        !piped.contains("events sent") && !piped.contains('\u{1b}'),
+        "{piped:?}"
+    );
+}

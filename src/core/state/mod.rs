@@ -316,6 +316,7 @@ impl State {
         }
         self.dedup
             .set_window(duration_nanos(self.settings.dedup_window));
+        self.trim_target_histories();
         // The next midnight again, in the (possibly new) time zone.
         self.history.next = None;
         self.rebuild_derived();
@@ -520,6 +521,7 @@ impl State {
             return 0;
         }
         self.now = now;
+        self.dedup.expire(now);
         // Release buckets every window has left behind (and settle events that were ahead), so the
         // counters, and a snapshot of them, depend only on what can still count.
         let shape = self.flow_shape;

@@ -33,11 +33,32 @@ impl Announcement {
     }
 }
 
-/// The announcements of one target name, oldest first.
+/// The announcements of one target name, oldest first: the newest
+/// `max_announcements_per_target`, and how many older ones were let go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetHistory {
     pub name: String,
     pub announcements: Vec<Announcement>,
+    /// Announcements applied but no longer kept (the oldest).
+    pub forgotten: u64,
+}
+
+impl TargetHistory {
+    /// Every announcement applied for the target, kept or not.
+    pub fn total(&self) -> u64 {
+        self.forgotten
+            .saturating_add(self.announcements.len() as u64)
+    }
+
+    /// Lets the oldest announcements go until at most `keep` are left.
+    pub(super) fn trim(&mut self, keep: u32) {
+        let keep = usize::try_from(keep.max(1)).unwrap_or(usize::MAX);
+        if self.announcements.len() > keep {
+            let excess = self.announcements.len() - keep;
+            self.announcements.drain(..excess);
+            self.forgotten = self.forgotten.saturating_add(excess as u64);
+        }
+    }
 }
 
 /// A target in effect: its configured values overridden by its latest announcement.
@@ -60,7 +81,10 @@ pub struct TargetFigures {
     pub clear_by_seconds: f64,
     /// Now plus the clearance time at the current net outflow; +Inf when not shrinking.
     pub projected_clearance: f64,
+    /// Every announcement applied, kept or not.
     pub announcements: u64,
+    /// The announcements kept (at most `max_announcements_per_target`).
+    pub announcements_kept: u64,
     /// Whether the latest announcement promised a date its projection already said would be missed.
     pub latest_behind_projection: bool,
 }
@@ -73,7 +97,10 @@ pub struct TargetReport {
     pub configured_clear_by: Option<Timestamp>,
     pub clear_by: Timestamp,
     pub projected_clearance: Option<Timestamp>,
+    /// The kept announcements, oldest first.
     pub announcements: Vec<AnnouncementReport>,
+    /// Every announcement applied, kept or not.
+    pub announcements_total: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,16 +174,29 @@ impl State {
             note: note.map(str::to_owned),
             projected_clearance: self.projected_clearance(track),
         };
+        let keep = self.settings.max_announcements_per_target;
         match known {
-            Some(index) => self.target_histories[index]
-                .announcements
-                .push(announcement),
+            Some(index) => {
+                let history = &mut self.target_histories[index];
+                history.announcements.push(announcement);
+                history.trim(keep);
+            }
             None => self.target_histories.push(TargetHistory {
                 name: target.to_owned(),
                 announcements: vec![announcement],
+                forgotten: 0,
             }),
         }
         Ok(())
+    }
+
+    /// Lets every target's oldest announcements go beyond `max_announcements_per_target` (after a
+    /// load or a change of settings).
+    pub(super) fn trim_target_histories(&mut self) {
+        let keep = self.settings.max_announcements_per_target;
+        for history in &mut self.target_histories {
+            history.trim(keep);
+        }
     }
 
     /// Per track: the net outflow over the forecast window, per second.
@@ -242,13 +282,14 @@ impl State {
         self.targets_in_effect()
             .into_iter()
             .map(|t| {
-                let history = t.history.map(|i| &self.target_histories[i].announcements);
+                let history = t.history.map(|i| &self.target_histories[i]);
                 TargetFigures {
                     clear_by_seconds: seconds_f64(t.clear_by),
                     projected_clearance: self.projected_clearance_at(&net, t.track),
-                    announcements: history.map_or(0, |h| h.len() as u64),
+                    announcements: history.map_or(0, TargetHistory::total),
+                    announcements_kept: history.map_or(0, |h| h.announcements.len() as u64),
                     latest_behind_projection: history
-                        .and_then(|h| h.last())
+                        .and_then(|h| h.announcements.last())
                         .is_some_and(Announcement::behind_projection),
                     name: t.name,
                 }
@@ -285,6 +326,7 @@ impl State {
                         behind_projection: a.behind_projection(),
                     })
                     .collect(),
+                announcements_total: t.history.map_or(0, |i| self.target_histories[i].total()),
                 name: t.name,
             })
             .collect()

@@ -284,3 +284,63 @@ fn the_experienced_rate_falls_back_to_the_mentors_when_everyone_mentored() {
     assert!((inputs.rate_mentor - 1.0).abs() < 0.01, "{inputs:?}");
     assert_eq!(inputs.rate_experienced, inputs.rate_mentor, "{inputs:?}");
 }
+
+/// Issue 24, finding 3: a target keeps its newest `max_announcements_per_target` announcements;
+/// the rest are counted. The count and the kept ones survive a snapshot, a format-8 snapshot loads
+/// with none forgotten, and a lower limit (a reload, or a start under it) trims at once.
+#[test]
+fn a_target_keeps_its_newest_announcements_and_counts_the_rest() {
+    let mut settings = CoreSettings::example();
+    settings.max_announcements_per_target = 4;
+    let mut state = State::new(settings.clone());
+    let mut script = String::from("at 2025-03-01T00:00:00Z\n");
+    for n in 0..10 {
+        script.push_str(&format!(
+            "target.announced target=backlog clear_by=2026-01-{:02}T00:00:00Z note=n{n}\n",
+            n + 1
+        ));
+    }
+    run_script(&mut state, &script, |_, _, applied| {
+        assert!(matches!(applied, None | Some(Ok(_))), "{applied:?}");
+    });
+    let notes = |state: &State| -> Vec<String> {
+        state.target_reports()[0]
+            .announcements
+            .iter()
+            .map(|a| a.note.clone().unwrap_or_default())
+            .collect()
+    };
+    let figures = |state: &State| {
+        let f = &state.flows().targets[0];
+        (f.announcements, f.announcements_kept)
+    };
+    assert_eq!(notes(&state), ["n6", "n7", "n8", "n9"]);
+    assert_eq!(figures(&state), (10, 4));
+    assert_eq!(state.target_reports()[0].announcements_total, 10);
+    // The target in effect is still the latest announcement's.
+    assert_eq!(
+        state.target_reports()[0].clear_by,
+        "2026-01-10T00:00:00Z".parse::<Timestamp>().unwrap()
+    );
+
+    let restored = State::decode_snapshot(settings.clone(), &state.encode_snapshot()).unwrap();
+    assert_eq!(
+        (notes(&restored), figures(&restored)),
+        (notes(&state), figures(&state))
+    );
+    let v8 = State::decode_snapshot(settings.clone(), &state.encode_snapshot_v8()).unwrap();
+    assert_eq!((notes(&v8), figures(&v8)), (notes(&state), (4, 4)));
+
+    let mut lower = settings.clone();
+    lower.max_announcements_per_target = 2;
+    let started_lower = State::decode_snapshot(lower.clone(), &state.encode_snapshot()).unwrap();
+    assert_eq!(
+        (notes(&started_lower), figures(&started_lower)),
+        (vec!["n8".into(), "n9".into()], (10, 2))
+    );
+    state.set_settings(lower).unwrap();
+    assert_eq!(
+        (notes(&state), figures(&state)),
+        (vec!["n8".into(), "n9".into()], (10, 2))
+    );
+}

@@ -23,20 +23,22 @@ use crate::core::settings::CoreSettings;
 /// (older versions load without one); version 7 added to each history row the decisions in the
 /// forecast window and those by new staff (rows of version 6 load with none); version 8 added to
 /// the history the windows each row was counted over (rows of older versions load with those of
-/// the settings they are decoded under).
-const MAGIC: &[u8; 8] = b"BLGDSNP8";
+/// the settings they are decoded under); version 9 added, at the end, each target's count of
+/// announcements no longer kept (older versions load with none).
+const MAGIC: &[u8; 8] = b"BLGDSNP9";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 7] = [
+const READ_MAGICS: [(&[u8; 8], u32); 8] = [
     (b"BLGDSNP2", 2),
     (b"BLGDSNP3", 3),
     (b"BLGDSNP4", 4),
     (b"BLGDSNP5", 5),
     (b"BLGDSNP6", 6),
     (b"BLGDSNP7", 7),
-    (MAGIC, 8),
+    (b"BLGDSNP8", 8),
+    (MAGIC, 9),
 ];
 /// The version `MAGIC` stands for.
-const VERSION: u32 = 8;
+const VERSION: u32 = 9;
 
 /// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
 /// damaged bytes, where.
@@ -120,6 +122,13 @@ impl State {
     #[cfg(test)]
     pub(crate) fn encode_snapshot_v7(&self) -> Vec<u8> {
         self.encode(false, 7)
+    }
+
+    /// The encoding of format version 8 (targets without their count of forgotten announcements),
+    /// for the test that such snapshots still load.
+    #[cfg(test)]
+    pub(crate) fn encode_snapshot_v8(&self) -> Vec<u8> {
+        self.encode(false, 8)
     }
 
     /// The encoding with the remembered ids sorted: equal states give equal bytes (the hash sets
@@ -296,6 +305,11 @@ impl State {
             return w.0;
         }
         history::write(&mut w, &self.history.rows, version);
+        if version >= 9 {
+            for history in &self.target_histories {
+                w.u64(history.forgotten);
+            }
+        }
         w.0
     }
 
@@ -584,6 +598,7 @@ impl State {
                 state.target_histories.push(TargetHistory {
                     name,
                     announcements,
+                    forgotten: 0,
                 });
             }
             for index in 0..employee_count {
@@ -613,6 +628,13 @@ impl State {
         if r.version >= 6 {
             history::read(&mut r, &mut state, &track_map)?;
         }
+        if r.version >= 9 {
+            for index in 0..state.target_histories.len() {
+                state.target_histories[index].forgotten = r.u64()?;
+            }
+        }
+        // A lower `max_announcements_per_target` than the snapshot was written under.
+        state.trim_target_histories();
         // Each active employee's presence counts in their class: as stored (version 5), or, for
         // older formats, throughout the window (the base).
         for index in 0..employee_count as u32 {
