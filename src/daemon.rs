@@ -376,6 +376,12 @@ async fn reloads(
                 None => return,
             },
         };
+        // Requests that queued up meanwhile are served by this one reload: it reads the files as
+        // they are now, which is what each of them asked for.
+        let mut replies: Vec<server::ReloadRequest> = reply.into_iter().collect();
+        while let Ok(queued) = requests.try_recv() {
+            replies.push(queued);
+        }
         let result = reload_once(path.as_deref(), &mut current, &engine, &edge).await;
         match &result {
             Ok(()) => {
@@ -388,8 +394,15 @@ async fn reloads(
             }
         }
         notify_systemd(&[sd_notify::NotifyState::Ready]);
-        if let Some(reply) = reply {
-            let _ = reply.send(result);
+        for reply in replies {
+            // Each waiting request gets the outcome; the error's text is the whole story
+            // (`ReloadError` has no sources), the variants the server tells apart are kept.
+            let _ = reply.send(match &result {
+                Ok(()) => Ok(()),
+                Err(ReloadError::ShuttingDown) => Err(ReloadError::ShuttingDown),
+                Err(ReloadError::StoreFailed) => Err(ReloadError::StoreFailed),
+                Err(e) => Err(ReloadError::Edge(e.to_string())),
+            });
         }
     }
 }

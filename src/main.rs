@@ -641,9 +641,13 @@ fn backfill(
         Ok(config) => config,
         Err(e) => return fail(format!("{}: {e}", config_file.display())),
     };
-    if let Some(Err(e)) = store.map(|(dir, _)| backlogd::backfill::store::refuse_existing(dir)) {
-        return fail(e.to_string());
-    }
+    // The store's lock is held from here until its snapshot is written: a daemon started on the
+    // directory meanwhile refuses to start instead of starting empty (issue 24, finding 4).
+    let seeding = match store.map(|(dir, _)| backlogd::backfill::store::begin(dir)) {
+        Some(Err(e)) => return fail(e.to_string()),
+        Some(Ok(seeding)) => Some(seeding),
+        None => None,
+    };
     let started = std::time::Instant::now();
     let mut options = options.clone();
     if store.is_some() {
@@ -682,8 +686,8 @@ fn backfill(
         Ok(done) => done,
         Err(e) => return fail(e.to_string()),
     };
-    if let Some((dir, stream_position)) = store {
-        match backlogd::backfill::store::write(dir, &state, &source, stream_position) {
+    if let (Some((dir, stream_position)), Some(seeding)) = (store, seeding) {
+        match seeding.write(&state, &source, stream_position) {
             Ok(written) => eprintln!(
                 "backlogd backfill: wrote the store {}: {} open cases, {} days of history, a {} byte snapshot",
                 dir.display(),

@@ -61,6 +61,12 @@ pub struct Telemetry {
     pub metrics_auth_checks: IntCounter,
     pub metrics_auth_refused: IntCounterVec,
     pub ready: IntGauge,
+    /// Damaged snapshots passed over at the last start (the state came from an older one).
+    pub snapshots_damaged: IntGauge,
+    /// Snapshots made durable by this process.
+    pub snapshots_written: IntCounter,
+    /// Reloads that found nothing changed and did nothing.
+    pub reloads_unchanged: IntCounter,
     pub start_time: Gauge,
     /// `events_applied` per event type, indexed by the type's position in `EventType::ALL`.
     applied_by_type: Vec<IntCounter>,
@@ -178,6 +184,18 @@ impl Telemetry {
             ready: gauge(
                 "backlogd_ready",
                 "1 once the state is recovered from the store and ingestion is open; 0 while recovering and after the event log failed.",
+            )?,
+            snapshots_damaged: gauge(
+                "backlogd_snapshots_damaged",
+                "Damaged snapshots (checksum mismatch, unreadable) passed over at the last start: the state was recovered from an older snapshot and the log. Nonzero means the disk or someone changed snapshots.sqlite.",
+            )?,
+            snapshots_written: counter(
+                "backlogd_snapshots_written_total",
+                "Snapshots of the state written to snapshots.sqlite by this process (every store.snapshot_interval, snapshot_every_events or _bytes when something was logged, and at shutdown; never per reload).",
+            )?,
+            reloads_unchanged: counter(
+                "backlogd_config_reloads_unchanged_total",
+                "Reloads (SIGHUP, POST /-/reload) that found the configuration and the files it names unchanged and did nothing: no settings record, no snapshot.",
             )?,
             // Set here rather than read from /proc: the shipped unit's ProcSubset=pid hides
             // /proc/stat, without which the process collector's process_start_time_seconds cannot

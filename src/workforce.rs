@@ -15,7 +15,7 @@ use crate::config::{Config, EmployeeLabel};
 use crate::core::State;
 
 /// Settings of the edge that the core does not need: thresholds, workforce limits, labels.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EdgeSettings {
     /// Every `backlogd_threshold{name}` series: `[thresholds]` plus the named limits.
     pub thresholds: Vec<(String, f64)>,

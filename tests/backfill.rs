@@ -1043,7 +1043,15 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
         "{}",
         stderr(&seeded)
     );
-    assert!(!store.join("log").exists(), "no log segments are written");
+    let segments = std::fs::read_dir(store.join("log"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name() != "LOCK")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(segments, 0, "no log segments are written");
     let again = seed(&store, &events);
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(
@@ -1255,6 +1263,77 @@ fn history_rows_keep_their_windows_across_reloads_restarts_and_formats() {
         history_days(&daemon, last_day),
         expected,
         "after a crash and recovery"
+    );
+    daemon.stop();
+}
+
+/// Issue 24, finding 4: a daemon started on the directory while `backfill --store` still runs used
+/// to start empty, and its next snapshot buried the seeded state. The backfill now holds the
+/// store's lock from its start until its snapshot is durable, and the daemon takes that lock
+/// before it reads a snapshot: started meanwhile, it refuses by name; started after, it serves the
+/// seeded state. The backfill reads its events from a FIFO the test holds open, so it is still
+/// running when the daemon starts (no timing).
+#[test]
+fn a_daemon_started_during_a_backfill_refuses_instead_of_losing_it() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fifo = dir.path().join("events.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    let backfill = Command::new(harness::BINARY)
+        .args(["backfill", "--config", &config_arg(), "--store"])
+        .arg(&store)
+        .arg(&fifo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the FIFO for writing waits until the backfill opened it for reading: from then on
+    // it holds the lock (taken before any event file is opened).
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let (code, stderr_text) = harness::run_expecting_exit(&shipped_config(), &store, &[]);
+    assert!(
+        code.is_some_and(|c| c != 0) && stderr_text.contains("is locked by another process"),
+        "a daemon on a store being backfilled must refuse, naming the lock ({code:?}):\n{stderr_text}"
+    );
+    let registered = 25;
+    for n in 0..registered {
+        writeln!(
+            writer,
+            "{}",
+            event(&format!("seed-{n}"), "2026-01-05T10:00:00Z")
+        )
+        .unwrap();
+    }
+    drop(writer);
+    let output = backfill.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let daemon = Daemon::start(&store, &[]);
+    assert_eq!(
+        daemon.metric(r#"backlogd_cases_registered_total{track="asylum"}"#),
+        Some(f64::from(registered)),
+        "the daemon started after the backfill serves the seeded state"
+    );
+    daemon.stop();
+    // And a backfill cannot start on a store a daemon holds.
+    let daemon = Daemon::start(&store, &[]);
+    let events = dir.path().join("more.ndjson");
+    std::fs::write(&events, event("late-1", "2026-01-06T10:00:00Z") + "\n").unwrap();
+    let refused = backlogd(&[
+        "backfill",
+        "--config",
+        &config_arg(),
+        "--store",
+        store.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("is locked by another process"),
+        "{}",
+        stderr(&refused)
     );
     daemon.stop();
 }

@@ -295,6 +295,10 @@ struct Engine {
     last_snapshot: Instant,
     /// Log position of the newest snapshot submitted (or loaded).
     snapshot_position: LogPosition,
+    /// The log positions of the newest and the previous durable snapshots (the two the database
+    /// keeps): segments are deleted only before the previous one, so that a damaged newest
+    /// snapshot can fall back to it and replay the log from there.
+    durable_snapshots: [Option<LogPosition>; 2],
     /// Events and log bytes appended since then: a snapshot is also due after
     /// `store.snapshot_every_events` / `_bytes`, so that replay after a crash is bounded by work,
     /// not only by time.
@@ -337,7 +341,6 @@ impl Engine {
         let mut stop = false;
         let mut appended = false;
         let mut ticked = false;
-        let mut reloaded = false;
         let mut store_error: Option<String> = None;
         for command in group.drain(..) {
             match command {
@@ -430,13 +433,25 @@ impl Engine {
                         let _ = reply.send(Err(ReloadError::StoreFailed));
                         continue;
                     }
+                    // A reload of an unchanged file changes nothing: no settings record, no
+                    // snapshot, no rebuild (a storm of reloads costs nothing but the reading).
+                    if *source == *self.source {
+                        if *edge == *self.edge {
+                            self.telemetry.reloads_unchanged.inc();
+                        } else {
+                            // Only a file the edge reads changed (the pseudonym key).
+                            self.set_edge(*edge);
+                            ticked = true;
+                        }
+                        let _ = reply.send(Ok(()));
+                        continue;
+                    }
                     let result = self.reload(*settings, source, *edge, now);
                     if let Err(ReloadError::Store(e)) = &result {
                         store_error = Some(e.to_string());
                     }
                     appended |= result.is_ok();
                     ticked |= result.is_ok();
-                    reloaded |= result.is_ok();
                     let _ = reply.send(result);
                 }
                 Command::SourcePosition { reply } => {
@@ -477,10 +492,10 @@ impl Engine {
             let _ = reply.send(IngestOutcome::Done(summary));
         }
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
-        // After a reload, snapshot at once: replay after a restart applies the configuration of
-        // the moment, so the log tail before the reload should be covered by a snapshot.
-        if reloaded
-            || self.last_snapshot.elapsed() >= self.store.snapshot_interval
+        // A reload is a settings record in the log, not a snapshot: replay switches the settings
+        // at that record, at its instant (`recover`), so the tail before it needs no snapshot, and
+        // a storm of reloads writes a few bytes each, never a full snapshot each.
+        if self.last_snapshot.elapsed() >= self.store.snapshot_interval
             || self.logged_events >= self.store.snapshot_every_events
             || self.logged_bytes >= self.store.snapshot_every_bytes
         {
@@ -512,7 +527,7 @@ impl Engine {
         self.handle.failure.notify_one();
     }
 
-    /// Deletes log segments covered by the newest durable snapshot, then submits a new snapshot if
+    /// Deletes log segments covered by both durable snapshots kept, then submits a new snapshot if
     /// anything was logged since the last one. Encoding runs here (O(cases), a short pause); the
     /// SQLite write runs on the snapshot thread.
     fn snapshot_now(&mut self) {
@@ -522,8 +537,13 @@ impl Engine {
         let Some(writer) = &self.snapshots else {
             return;
         };
-        if let Some(durable) = writer.last_durable() {
-            match self.log.delete_segments_before(durable.position) {
+        if let Some(durable) = writer.last_durable()
+            && self.durable_snapshots[0] != Some(durable.position)
+        {
+            self.durable_snapshots = [Some(durable.position), self.durable_snapshots[0]];
+        }
+        if let Some(previous) = self.durable_snapshots[1] {
+            match self.log.delete_segments_before(previous) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(segments = n, "deleted log segments covered by a snapshot"),
                 Err(e) => tracing::warn!(error = %e, "cannot delete old log segments"),
@@ -660,6 +680,12 @@ impl Engine {
             .map_err(ReloadError::Store)?;
         self.source = source;
         self.settings = Arc::new(settings);
+        self.set_edge(edge);
+        Ok(())
+    }
+
+    /// Replaces the edge settings; the per-employee rows are rebuilt at the next publish.
+    fn set_edge(&mut self, edge: EdgeSettings) {
         if edge.employee_label != self.edge.employee_label
             || edge.pseudonym_key != self.edge.pseudonym_key
         {
@@ -667,7 +693,6 @@ impl Engine {
         }
         self.edge = Arc::new(edge);
         self.workforce_dirty = true;
-        Ok(())
     }
 
     /// Publishes a new view. The per-employee rows are rebuilt when something changed and either

@@ -33,8 +33,27 @@ impl Engine {
             .map_err(|e| {
                 anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
             })?;
+        // The store's lock first, before the snapshot is read: a `backlogd backfill --store`
+        // still writing this store (or another daemon) makes the start fail here, by name, instead
+        // of starting empty and overwriting the backfill's snapshot with the next one.
+        let lock = log::lock_directory(&store.dir.join("log"))?;
         let snapshot_path = store.dir.join("snapshots.sqlite");
-        let loaded = snapshot::load_latest(&snapshot_path)?;
+        // The newest intact snapshot: a damaged newer one (checksum mismatch, unreadable) is
+        // passed over, by name, and the log replays from the older one's position, which the log
+        // still covers unless it was deleted by hand (then opening the log refuses, below).
+        let (loaded, damaged, older_snapshot) = match snapshot::load_newest_intact(&snapshot_path)?
+        {
+            Some(intact) => (Some(intact.loaded), intact.damaged, intact.older),
+            None => (None, Vec::new(), None),
+        };
+        for (id, reason) in &damaged {
+            tracing::error!(
+                snapshot = id,
+                %reason,
+                "a snapshot is damaged; falling back to the previous one and replaying the log from its position"
+            );
+        }
+        telemetry.snapshots_damaged.set(damaged.len() as i64);
         // The settings in force at the replay start: those recorded with the snapshot. Snapshots
         // written before settings were recorded have none; the current ones are the best guess.
         let mut in_force: Option<(CoreSettings, Arc<[u8]>)> = match loaded
@@ -122,6 +141,7 @@ impl Engine {
             Ok(())
         };
         let (mut state, log) = replay::open_and_replay(
+            lock,
             &store.dir.join("log"),
             from,
             store.segment_bytes,
@@ -133,9 +153,32 @@ impl Engine {
                 "snapshot in {} cannot be loaded: {e}",
                 snapshot_path.display()
             ),
+            other if !damaged.is_empty() => anyhow::anyhow!(
+                "the newest snapshot in {} is damaged ({}), and the log does not replay from the \
+                 previous one (at log position {from}): {other}. Restore the store from a backup \
+                 (docs/store.md, Restore; docs/runbooks.md, BacklogdSnapshotDamaged)",
+                snapshot_path.display(),
+                damaged
+                    .iter()
+                    .map(|(_, reason)| reason.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             other => anyhow::Error::new(other),
         })?;
         let mut log = log;
+        if !damaged.is_empty() {
+            // The state is whole again (the older snapshot and the log): the damaged rows go, so
+            // that the two rows kept are intact ones.
+            let ids: Vec<i64> = damaged.iter().map(|(id, _)| *id).collect();
+            match snapshot::discard(&snapshot_path, &ids) {
+                Ok(()) => tracing::warn!(
+                    ?ids,
+                    "removed the damaged snapshots after recovering without them"
+                ),
+                Err(e) => tracing::warn!(error = %e, ?ids, "cannot remove the damaged snapshots"),
+            }
+        }
         // From now on the current configuration is in force. Unless the log already says so, that
         // change is logged (and synced) before any event is applied under it.
         let unchanged = in_force.as_ref().is_some_and(|(recorded, bytes)| {
@@ -195,7 +238,7 @@ impl Engine {
             source_position = Some(position);
         }
         state.advance(wall_clock());
-        let snapshots = snapshot::Writer::start(snapshot_path);
+        let snapshots = snapshot::Writer::start(snapshot_path, telemetry.snapshots_written.clone());
         tracing::info!(
             replayed,
             source_position = ?source_position,
@@ -220,6 +263,12 @@ impl Engine {
             snapshots: Some(snapshots),
             last_snapshot: Instant::now(),
             snapshot_position: from,
+            // The log is kept back to the older of the two snapshots kept, so that a damaged
+            // newest one can fall back (docs/store.md).
+            durable_snapshots: [
+                loaded.as_ref().map(|loaded| loaded.meta.position),
+                older_snapshot,
+            ],
             // The replayed tail counts as logged since the snapshot: a long one is snapshotted
             // soon, so that the next restart does not replay it again.
             logged_events: replayed,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::core::event::Event;
 use crate::core::time::EpochNanos;
-use crate::store::log::{EventLog, LogError, LogPosition, ReplayError};
+use crate::store::log::{DirLock, EventLog, LogError, LogPosition, ReplayError};
 use crate::store::{Record, decode_record};
 use crate::wire;
 
@@ -49,6 +49,7 @@ pub(super) enum RecoveryError<E: std::error::Error + 'static> {
 /// `decode` builds the starting state here; then hands every parsed record, in log order, to
 /// `apply`. Any error stops both threads.
 pub(super) fn open_and_replay<S, E: std::error::Error + Send + 'static>(
+    lock: DirLock,
     dir: &Path,
     from: LogPosition,
     segment_bytes: u64,
@@ -59,16 +60,17 @@ pub(super) fn open_and_replay<S, E: std::error::Error + Send + 'static>(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Replayed>>(4);
         let reader = scope.spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
-            let log = EventLog::open(dir, from, segment_bytes, &mut |position, payload| {
-                batch.push(parse(position, payload)?);
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    // Closed: the engine thread failed (its error is the one reported).
-                    tx.send(full)
-                        .map_err(|_| ReplayError("recovery stopped".to_owned()))?;
-                }
-                Ok(())
-            })?;
+            let log =
+                EventLog::open_locked(lock, dir, from, segment_bytes, &mut |position, payload| {
+                    batch.push(parse(position, payload)?);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        // Closed: the engine thread failed (its error is the one reported).
+                        tx.send(full)
+                            .map_err(|_| ReplayError("recovery stopped".to_owned()))?;
+                    }
+                    Ok(())
+                })?;
             let _ = tx.send(batch);
             Ok::<EventLog, LogError>(log)
         });

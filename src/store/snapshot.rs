@@ -14,6 +14,11 @@
 //! `source_position` (added the same way, NULL before it existed and without a stream source) is
 //! the last committed position of the stream source (`store::SourcePosition::to_bytes`) as of the
 //! snapshot's log position.
+//!
+//! `checksum` (added the same way; NULL in rows written before it existed, which load unchecked) is
+//! the CRC32C of everything a row says: the state's bytes, the log position, the time, the settings
+//! and the source position (`row_checksum`). A row whose checksum does not match is damaged: the
+//! store falls back to an older intact row (`load_newest_intact`), and the log replays from there.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -67,7 +72,39 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     if !has_position {
         connection.execute_batch("ALTER TABLE snapshots ADD COLUMN source_position BLOB")?;
     }
+    let has_checksum = connection
+        .prepare("SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'checksum'")?
+        .exists([])?;
+    if !has_checksum {
+        connection.execute_batch("ALTER TABLE snapshots ADD COLUMN checksum INTEGER")?;
+    }
     Ok(connection)
+}
+
+/// The CRC32C over everything a snapshot row says, in a fixed order: the state's bytes, the log
+/// position (segment, offset) and the time (each `u64`/`i64` little-endian), the settings (its
+/// length first) and the source position (a 0 byte for none, else 1 and its bytes). A flipped bit
+/// anywhere in them changes it (CRC32C detects every error of up to 3 bits in the sizes here and
+/// any other with probability 1 - 2^-32).
+pub fn row_checksum(
+    bytes: &[u8],
+    meta: SnapshotMeta,
+    settings: &[u8],
+    source_position: Option<&[u8]>,
+) -> u32 {
+    let mut crc = crc32c::crc32c(bytes);
+    crc = crc32c::crc32c_append(crc, &meta.position.segment.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &meta.position.offset.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &meta.taken_at.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &(settings.len() as u64).to_le_bytes());
+    crc = crc32c::crc32c_append(crc, settings);
+    match source_position {
+        None => crc32c::crc32c_append(crc, &[0]),
+        Some(position) => {
+            crc = crc32c::crc32c_append(crc, &[1]);
+            crc32c::crc32c_append(crc, position)
+        }
+    }
 }
 
 /// Writes one snapshot durably and drops the older ones beyond the newest `KEEP`.
@@ -80,11 +117,13 @@ pub fn save(
     source_position: Option<&SourcePosition>,
 ) -> rusqlite::Result<()> {
     let mut connection = open(path)?;
+    let source_position = source_position.map(SourcePosition::to_bytes);
+    let checksum = row_checksum(bytes, meta, settings, source_position.as_deref());
     let tx = connection.transaction()?;
     tx.execute(
         "INSERT INTO snapshots (taken_at_ns, log_segment, log_offset, bytes, open_cases, settings,
-             source_position)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             source_position, checksum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             meta.taken_at,
             meta.position.segment as i64,
@@ -92,7 +131,8 @@ pub fn save(
             bytes.len() as i64,
             open_cases,
             settings,
-            source_position.map(SourcePosition::to_bytes)
+            source_position,
+            i64::from(checksum)
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -168,44 +208,157 @@ fn position_from_columns(path: &Path, segment: i64, offset: i64) -> anyhow::Resu
 /// A snapshot read back: the state's bytes, what it covers, and the settings it was built under
 /// (`None` for snapshots written before they were recorded).
 pub struct Loaded {
+    /// The row's id (rows are numbered in the order they were written).
+    pub id: i64,
     pub bytes: Vec<u8>,
     pub meta: SnapshotMeta,
     pub settings: Option<Vec<u8>>,
     /// The stream source's committed position, if the snapshot records one.
     pub source_position: Option<SourcePosition>,
+    /// Whether the row carried a checksum (rows written before checksums existed do not).
+    pub checked: bool,
 }
 
-/// The newest snapshot, or `None` when there is none.
+/// The newest intact snapshot and what was passed over to find it.
+pub struct Intact {
+    pub loaded: Loaded,
+    /// Newer rows that are damaged (checksum mismatch, unreadable, inconsistent): id and reason.
+    pub damaged: Vec<(i64, String)>,
+    /// The log position of the next older intact-looking row, if any (the log is kept back to it,
+    /// so that a damaged newest snapshot can fall back to it).
+    pub older: Option<LogPosition>,
+}
+
+/// The newest snapshot, or `None` when there is none. No fallback: a damaged newest row is an
+/// error (recovery uses `load_newest_intact`).
 pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
     if !path.exists() {
         return Ok(None);
     }
-    let connection = open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
-    let newest = connection
+    let connection = open_existing(path)?;
+    match row_ids(&connection, path)?.first() {
+        None => Ok(None),
+        Some(&id) => load_row(&connection, path, id).map(Some),
+    }
+}
+
+/// The newest snapshot whose row is intact (its checksum matches, or it has none), newest first
+/// over the rows kept, with the damaged newer rows named; `None` when there is no snapshot. An
+/// error when the database cannot be read at all or every row is damaged: the message names the
+/// file, each row's damage and the way out.
+pub fn load_newest_intact(path: &Path) -> anyhow::Result<Option<Intact>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let connection =
+        open_existing(path).map_err(|e| anyhow::anyhow!("{e:#}. {}", way_out(path)))?;
+    let ids =
+        row_ids(&connection, path).map_err(|e| anyhow::anyhow!("{e:#}. {}", way_out(path)))?;
+    let mut damaged = Vec::new();
+    for (index, &id) in ids.iter().enumerate() {
+        match load_row(&connection, path, id) {
+            Ok(loaded) => {
+                let older = ids[index + 1..]
+                    .iter()
+                    .find_map(|&older| row_position(&connection, path, older).ok());
+                return Ok(Some(Intact {
+                    loaded,
+                    damaged,
+                    older,
+                }));
+            }
+            Err(e) => damaged.push((id, format!("{e:#}"))),
+        }
+    }
+    if damaged.is_empty() {
+        return Ok(None);
+    }
+    let reasons: Vec<String> = damaged.into_iter().map(|(_, reason)| reason).collect();
+    anyhow::bail!(
+        "no intact snapshot in {}: {}. {}",
+        path.display(),
+        reasons.join("; "),
+        way_out(path)
+    )
+}
+
+/// What an operator can do about a damaged snapshot database (docs/runbooks.md).
+fn way_out(path: &Path) -> String {
+    format!(
+        "The snapshot database is damaged (disk or media error, or an edit). Restore {file} and the \
+         log segments from a backup (docs/store.md, Restore), or, if the log still begins at segment \
+         1, move {file} aside: the daemon then rebuilds the state from the whole log (docs/runbooks.md, \
+         BacklogdSnapshotDamaged)",
+        file = path.display()
+    )
+}
+
+/// Removes damaged rows (after a recovery that fell back past them), so that the rows kept are
+/// intact ones.
+pub fn discard(path: &Path, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut connection = open(path)?;
+    let tx = connection.transaction()?;
+    for id in ids {
+        tx.execute(
+            "DELETE FROM snapshot_chunks WHERE snapshot_id = ?1",
+            params![id],
+        )?;
+        tx.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+    }
+    tx.commit()
+}
+
+fn open_existing(path: &Path) -> anyhow::Result<Connection> {
+    open(path).map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))
+}
+
+/// The ids of the rows, newest first.
+fn row_ids(connection: &Connection, path: &Path) -> anyhow::Result<Vec<i64>> {
+    let read = || -> rusqlite::Result<Vec<i64>> {
+        let mut select = connection.prepare("SELECT id FROM snapshots ORDER BY id DESC")?;
+        let ids = select.query_map([], |row| row.get(0))?;
+        ids.collect()
+    };
+    read().map_err(|e| anyhow::anyhow!("cannot read snapshot database {}: {e}", path.display()))
+}
+
+fn row_position(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<LogPosition> {
+    let (segment, offset) = connection.query_row(
+        "SELECT log_segment, log_offset FROM snapshots WHERE id = ?1",
+        params![id],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+    )?;
+    position_from_columns(path, segment, offset)
+}
+
+/// One row read back and checked: its chunks add up to its length, and its checksum (if it has
+/// one) matches.
+fn load_row(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<Loaded> {
+    let read = |e: rusqlite::Error| {
+        anyhow::anyhow!("snapshot {id} in {} cannot be read: {e}", path.display())
+    };
+    let (taken_at, segment, offset, length, settings, source_position_bytes, checksum) = connection
         .query_row(
-            "SELECT id, taken_at_ns, log_segment, log_offset, bytes, settings, source_position
-             FROM snapshots ORDER BY id DESC LIMIT 1",
-            [],
+            "SELECT taken_at_ns, log_segment, log_offset, bytes, settings, source_position,
+                 checksum
+             FROM snapshots WHERE id = ?1",
+            params![id],
             |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, i64>(2)?,
                     row.get::<_, i64>(3)?,
-                    row.get::<_, i64>(4)?,
+                    row.get::<_, Option<Vec<u8>>>(4)?,
                     row.get::<_, Option<Vec<u8>>>(5)?,
-                    row.get::<_, Option<Vec<u8>>>(6)?,
+                    row.get::<_, Option<i64>>(6)?,
                 ))
             },
         )
-        .optional()?;
-    let Some((id, taken_at, segment, offset, length, settings, source_position)) = newest else {
-        return Ok(None);
-    };
-    let source_position = match source_position {
+        .map_err(read)?;
+    let source_position = match &source_position_bytes {
         None => None,
-        Some(bytes) => Some(SourcePosition::from_bytes(&bytes).ok_or_else(|| {
+        Some(bytes) => Some(SourcePosition::from_bytes(bytes).ok_or_else(|| {
             anyhow::anyhow!(
                 "snapshot {id} in {} has an invalid source position",
                 path.display()
@@ -214,11 +367,13 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
     };
     let position = position_from_columns(path, segment, offset)?;
     // The length column is not trusted for an allocation: it must equal what the chunks hold.
-    let present: i64 = connection.query_row(
-        "SELECT COALESCE(SUM(length(data)), 0) FROM snapshot_chunks WHERE snapshot_id = ?1",
-        params![id],
-        |row| row.get(0),
-    )?;
+    let present: i64 = connection
+        .query_row(
+            "SELECT COALESCE(SUM(length(data)), 0) FROM snapshot_chunks WHERE snapshot_id = ?1",
+            params![id],
+            |row| row.get(0),
+        )
+        .map_err(read)?;
     if length != present {
         anyhow::bail!(
             "snapshot {id} in {} is damaged: it records {length} bytes but its chunks hold {present}",
@@ -239,10 +394,14 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
         )
     })?;
     let mut select = connection
-        .prepare("SELECT data FROM snapshot_chunks WHERE snapshot_id = ?1 ORDER BY seq")?;
-    let mut rows = select.query(params![id])?;
-    while let Some(row) = rows.next()? {
-        let chunk = row.get_ref(0)?.as_blob()?;
+        .prepare("SELECT data FROM snapshot_chunks WHERE snapshot_id = ?1 ORDER BY seq")
+        .map_err(read)?;
+    let mut rows = select.query(params![id]).map_err(read)?;
+    while let Some(row) = rows.next().map_err(read)? {
+        let chunk =
+            row.get_ref(0).map_err(read)?.as_blob().map_err(|e| {
+                anyhow::anyhow!("snapshot {id} in {} is damaged: {e}", path.display())
+            })?;
         if bytes.len() + chunk.len() > capacity {
             anyhow::bail!(
                 "snapshot {id} in {} changed while it was read",
@@ -258,12 +417,30 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
             bytes.len()
         );
     }
-    Ok(Some(Loaded {
+    let meta = SnapshotMeta { position, taken_at };
+    if let Some(stored) = checksum {
+        let computed = row_checksum(
+            &bytes,
+            meta,
+            settings.as_deref().unwrap_or_default(),
+            source_position_bytes.as_deref(),
+        );
+        if stored != i64::from(computed) {
+            anyhow::bail!(
+                "snapshot {id} in {} is damaged: its checksum does not match (stored {stored:08x}, \
+                 computed {computed:08x})",
+                path.display()
+            );
+        }
+    }
+    Ok(Loaded {
+        id,
         bytes,
-        meta: SnapshotMeta { position, taken_at },
+        meta,
         settings,
         source_position,
-    }))
+        checked: checksum.is_some(),
+    })
 }
 
 /// A background thread that writes submitted snapshots, one at a time; while one is being written a
@@ -292,7 +469,8 @@ struct WriterState {
 }
 
 impl Writer {
-    pub fn start(path: PathBuf) -> Writer {
+    /// Starts the writer thread; `written` counts the snapshots it made durable.
+    pub fn start(path: PathBuf, written: prometheus::IntCounter) -> Writer {
         let pending: Arc<(Mutex<WriterState>, std::sync::Condvar)> = Arc::default();
         let shared = pending.clone();
         let thread = std::thread::Builder::new()
@@ -327,6 +505,7 @@ impl Writer {
                     state.busy = false;
                     match result {
                         Ok(()) => {
+                            written.inc();
                             tracing::info!(
                                 bytes = bytes.len(),
                                 open_cases,
@@ -507,5 +686,164 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.contains("chunks hold 0"), "{error}");
+    }
+
+    /// Every single-byte change of a snapshot's bytes, and a change of each column the row's
+    /// meaning depends on, is found at load (before checksums, all of them loaded): the newest row
+    /// is refused by `load_latest`, and `load_newest_intact` falls back to the older intact row,
+    /// naming the damaged one.
+    #[test]
+    fn a_changed_byte_anywhere_in_a_row_is_found_and_the_older_row_is_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("snapshots.sqlite");
+        let older: Vec<u8> = (0..200u8).collect();
+        let newer: Vec<u8> = (0..200u8).map(|b| b.wrapping_mul(7)).collect();
+        let position = SourcePosition {
+            stream: "S".to_owned(),
+            sequence: 9,
+        };
+        save(&path, &older, meta(1, 8), 1, b"old settings", None).unwrap();
+        save(&path, &newer, meta(2, 64), 2, b"settings", Some(&position)).unwrap();
+        let connection = Connection::open(&path).unwrap();
+        let newest: i64 = connection
+            .query_row("SELECT MAX(id) FROM snapshots", [], |row| row.get(0))
+            .unwrap();
+        let check_fallback = |what: &str| {
+            let error = load_latest(&path).err().map(|e| format!("{e:#}"));
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("checksum does not match")),
+                "{what}: {error:?}"
+            );
+            let intact = load_newest_intact(&path).unwrap().unwrap();
+            assert_eq!(
+                (
+                    intact.loaded.bytes.as_slice(),
+                    intact.loaded.meta,
+                    intact.damaged.len()
+                ),
+                (older.as_slice(), meta(1, 8), 1),
+                "{what}"
+            );
+            assert_eq!(intact.damaged[0].0, newest, "{what}");
+        };
+        let mut checked = 0;
+        for at in 0..newer.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut damaged = newer.clone();
+                damaged[at] ^= flip;
+                connection
+                    .execute(
+                        "UPDATE snapshot_chunks SET data = ?1 WHERE snapshot_id = ?2",
+                        params![damaged, newest],
+                    )
+                    .unwrap();
+                check_fallback(&format!("byte {at} ^ {flip:#04x}"));
+                checked += 1;
+            }
+        }
+        connection
+            .execute(
+                "UPDATE snapshot_chunks SET data = ?1 WHERE snapshot_id = ?2",
+                params![newer, newest],
+            )
+            .unwrap();
+        assert_eq!(load_latest(&path).unwrap().unwrap().bytes, newer);
+        for (column, value) in [
+            ("log_segment", rusqlite::types::Value::Integer(3)),
+            ("log_offset", rusqlite::types::Value::Integer(72)),
+            ("taken_at_ns", rusqlite::types::Value::Integer(43)),
+            (
+                "settings",
+                rusqlite::types::Value::Blob(b"settingz".to_vec()),
+            ),
+            (
+                "source_position",
+                rusqlite::types::Value::Blob(position_bytes(10)),
+            ),
+        ] {
+            let original: rusqlite::types::Value = connection
+                .query_row(
+                    &format!("SELECT {column} FROM snapshots WHERE id = ?1"),
+                    params![newest],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            connection
+                .execute(
+                    &format!("UPDATE snapshots SET {column} = ?1 WHERE id = ?2"),
+                    params![value, newest],
+                )
+                .unwrap();
+            check_fallback(column);
+            connection
+                .execute(
+                    &format!("UPDATE snapshots SET {column} = ?1 WHERE id = ?2"),
+                    params![original, newest],
+                )
+                .unwrap();
+            checked += 1;
+        }
+        assert_eq!(load_latest(&path).unwrap().unwrap().bytes, newer);
+        eprintln!("{checked} changed rows, each refused and fallen back from");
+        // With both rows damaged there is nothing to fall back to: refused, with the way out.
+        connection
+            .execute("UPDATE snapshots SET taken_at_ns = taken_at_ns + 1", [])
+            .unwrap();
+        let error = load_newest_intact(&path)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(
+            error.contains("no intact snapshot")
+                && error.contains("Restore")
+                && error.contains("docs/runbooks.md"),
+            "{error}"
+        );
+    }
+
+    fn position_bytes(sequence: u64) -> Vec<u8> {
+        SourcePosition {
+            stream: "S".to_owned(),
+            sequence,
+        }
+        .to_bytes()
+    }
+
+    /// Rows written before checksums existed (no such column, or NULL in it) load unchecked.
+    #[test]
+    fn rows_without_a_checksum_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("snapshots.sqlite");
+        save(&path, b"old", meta(1, 8), 1, b"s", None).unwrap();
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch("ALTER TABLE snapshots DROP COLUMN checksum")
+            .unwrap();
+        drop(connection);
+        let loaded = load_latest(&path).unwrap().unwrap();
+        assert_eq!(
+            (loaded.bytes.as_slice(), loaded.checked),
+            (b"old".as_slice(), false)
+        );
+        // The column is back, NULL in the old row; a new row has one.
+        save(&path, b"new", meta(2, 8), 1, b"s", None).unwrap();
+        let intact = load_newest_intact(&path).unwrap().unwrap();
+        assert_eq!(
+            (
+                intact.loaded.bytes.as_slice(),
+                intact.loaded.checked,
+                intact.older
+            ),
+            (
+                b"new".as_slice(),
+                true,
+                Some(LogPosition {
+                    segment: 1,
+                    offset: 8
+                })
+            )
+        );
     }
 }

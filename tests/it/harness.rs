@@ -169,6 +169,31 @@ impl Daemon {
         }
     }
 
+    /// Polls `/readyz` until it answers 200 (`None`) or the process exits (its status), bounded:
+    /// for a start that may either succeed or refuse.
+    pub fn await_ready_or_exit(&mut self) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if let Some(drain) = self.stderr_drain.take() {
+                    let _ = drain.join();
+                }
+                return Some(status);
+            }
+            if let Ok(response) = self.try_request("GET", "/readyz", &[], b"")
+                && response.status == 200
+            {
+                return None;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "backlogd neither became ready nor exited within {PATIENCE:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -7,7 +7,9 @@
 //! `operations` covers workforce metrics, reload, ingest auth, label modes, windows and forecast;
 //! `tls` covers TLS on the listener and certificate rotation; `metrics_auth` basic auth on /metrics;
 //! `targets` covers `target.announced` and `GET /v1/targets`; `forecast` `GET /v1/forecast` and
-//! `backlogd forecast`.
+//! `backlogd forecast`; `integrity` damages a stopped store (snapshots, log tail) and checks that
+//! the daemon refuses by name or starts with the figures the undamaged store gives; `reloads` a reload
+//! storm.
 
 mod config;
 mod demo;
@@ -17,9 +19,11 @@ mod failure;
 mod forecast;
 mod harness;
 mod ingest;
+mod integrity;
 mod metrics;
 mod metrics_auth;
 mod operations;
+mod reloads;
 mod scenario;
 mod soak;
 mod targets;

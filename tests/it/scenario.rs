@@ -131,10 +131,12 @@ pub fn seconds_since(epoch_seconds: i64) -> f64 {
 
 /// The series that are state (everything but the per-process instruments and the values that move
 /// with the clock), as written, for before/after comparisons.
-fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
+pub fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
     const NOT_STATE: &[&str] = &[
         "process_",
         "backlogd_start_time_seconds",
+        "backlogd_snapshots_",
+        "backlogd_config_reloads_unchanged_total",
         "backlogd_events_",
         "backlogd_ingest_request_duration_seconds",
         "backlogd_store_commit_duration_seconds",
@@ -152,7 +154,11 @@ fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
         .collect()
 }
 
-fn assert_same_state(before: &[(SeriesKey, String)], after: &[(SeriesKey, String)], when: &str) {
+pub fn assert_same_state(
+    before: &[(SeriesKey, String)],
+    after: &[(SeriesKey, String)],
+    when: &str,
+) {
     let differences: Vec<String> = before
         .iter()
         .filter(|sample| !after.contains(sample))

@@ -340,8 +340,10 @@ fn negative_control_without_fsync_power_loss_loses_acknowledged_records() {
     eprintln!(
         "store fault test, negative control (durability none): {lost} of {runs} power-cut runs lost acknowledged records"
     );
+    // Rolls sync the directory (for the newest-segment marker), so fewer unsynced bytes are at
+    // stake than before; a quarter of the runs still shows the loss.
     assert!(
-        lost > runs / 2,
+        lost > runs / 4,
         "only {lost} of {runs} runs detected the loss"
     );
 }

@@ -73,3 +73,54 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     let name = Path::new(name).file_name()?.to_str()?;
     parse_segment_name(name)
 }
+
+/// The prefix of the newest-segment marker's name: `MANIFEST-{segment:020}`. The name is the
+/// record (the file is empty): the newest segment the log ever created. It is written after that
+/// segment's directory entry is durable, so whenever a marker survives, so does its segment (or
+/// someone deleted it). Markers of older numbers are left behind one roll, then removed.
+const MANIFEST_PREFIX: &str = "MANIFEST-";
+
+pub(super) fn manifest_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{MANIFEST_PREFIX}{segment:020}"))
+}
+
+/// The segment numbers of the newest-segment markers in `dir`, ascending.
+pub(super) fn list_manifests(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, LogError> {
+    let mut numbers: Vec<u64> = storage
+        .list(dir)
+        .map_err(io_err("list directory", dir))?
+        .iter()
+        .filter_map(|name| {
+            let digits = name.strip_prefix(MANIFEST_PREFIX)?;
+            (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Records durably that segment `newest` exists (its directory entry must be durable already),
+/// then removes the markers below `keep_from`.
+pub(super) fn record_newest(
+    storage: &dyn Storage,
+    dir: &Path,
+    newest: u64,
+    keep_from: u64,
+) -> Result<(), LogError> {
+    let path = manifest_path(dir, newest);
+    match storage.create_new(&path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err("create", &path)(e)),
+    }
+    sync_dir(storage, dir)?;
+    for old in list_manifests(storage, dir)? {
+        if old < keep_from.min(newest) {
+            // Best effort: an old marker left behind says less than the newest one.
+            let _ = storage.remove(&manifest_path(dir, old));
+        }
+    }
+    Ok(())
+}

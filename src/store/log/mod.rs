@@ -11,6 +11,10 @@
 //! * The directory holds segment files named `{segment:020}.log` (e.g. `00000000000000000001.log`),
 //!   numbered from 1 without gaps, and a `LOCK` file that is `flock`ed while the log is open (a second
 //!   [`EventLog::open`] of the same directory fails with [`LogError::Locked`]). Other files are ignored.
+//! * An empty file `MANIFEST-{segment:020}` names the newest segment the log ever created: written
+//!   (and the directory synced) right after each new segment's directory entry is durable, and at
+//!   `open` when missing or behind; the one before it is kept until the next roll, older ones are
+//!   removed. A log without one (written before it existed) opens unchecked and gets one.
 //! * Every segment starts with the 8-byte magic `b"BLGDLOG1"`.
 //! * Then records, back to back: `u32` little-endian payload length, `u32` little-endian CRC32C
 //!   (Castagnoli) of the 4 length bytes followed by the payload, then the payload. A length of 0 or
@@ -42,7 +46,8 @@
 //!   last (they are synced before their successor exists, so this is never a torn write), a bad frame
 //!   in the last segment followed by a valid frame (acknowledged records after it would otherwise be
 //!   silently dropped), a bad header other than the torn case above, a missing segment at or after
-//!   the replay start (the path names the missing file), a replay start older than the oldest
+//!   the replay start (the path names the missing file), a newest segment older than the newest
+//!   `MANIFEST-` file names (the newest segments were deleted or lost), a replay start older than the oldest
 //!   segment or newer than the newest, and a `replay_from` that is not at a record boundary or the
 //!   end of its segment's valid records (the caller's snapshot is ahead of the log).
 //!
@@ -56,7 +61,7 @@
 //! ([`EventLog::poisoned`]): every later [`EventLog::append`] and [`EventLog::commit`] returns
 //! [`LogError::Poisoned`]. A failed `fsync` is never retried (the page cache state is unknown
 //! afterwards). Right after poisoning, the log truncates the segment of the last committed record
-//! back to [`EventLog::end`], removes segment files the failed commit created, and syncs file and
+//! back to [`EventLog::end`], empties (to the header) the segment files the failed commit created that a `MANIFEST-` file names and removes the others, and syncs file and
 //! directory (best effort, failures logged): so a restart in the same boot does not replay, from the
 //! page cache, records that were never acknowledged and may not be on the disk. `open` also asks the
 //! kernel to drop the cached pages of every segment it scans (`posix_fadvise(DONTNEED)`), so replay
@@ -80,7 +85,10 @@ mod files;
 mod repair;
 mod scan;
 
-use files::{frame_crc, io_err, list_segments, lock_dir, segment_path, sync_dir};
+use files::{
+    frame_crc, io_err, list_manifests, list_segments, lock_dir, manifest_path, record_newest,
+    segment_path, sync_dir,
+};
 pub use files::{parse_segment_file_name, segment_file_name};
 
 pub use repair::{
@@ -160,8 +168,11 @@ pub enum LogError {
     /// `append` was given an empty payload (a length of 0 marks a zero-filled tail on disk).
     #[error("event log: an empty payload cannot be logged")]
     EmptyPayload,
-    /// Another `EventLog` (in this or another process) has the directory open.
-    #[error("event log: {} is locked by another open log", path.display())]
+    /// Another `EventLog` or [`DirLock`] (in this or another process) has the directory locked.
+    #[error(
+        "event log: {} is locked by another process using this store (a running daemon, `backlogd backfill --store` writing it, or `backlogd repair`); stop it or wait for it to finish",
+        path.display()
+    )]
     Locked { path: PathBuf },
     /// [`truncate_tail`] refused to cut the log (the reason says what it found instead).
     #[error("event log: repair refused: {reason}")]
@@ -228,7 +239,50 @@ impl fmt::Debug for EventLog {
     }
 }
 
+/// The log directory's lock, held without the log open: whoever holds it owns the store (the
+/// daemon from before it reads the snapshot until it stops; `backlogd backfill --store` while it
+/// builds one). [`EventLog::open_locked`] takes it over.
+pub struct DirLock {
+    guard: Box<dyn Any + Send>,
+}
+
+impl fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirLock").finish_non_exhaustive()
+    }
+}
+
+/// Creates `dir` (durably) if needed and takes its lock (the `LOCK` file the log holds while it is
+/// open); [`LogError::Locked`] when someone else holds it.
+pub fn lock_directory(dir: &Path) -> Result<DirLock, LogError> {
+    let storage = RealStorage;
+    create_dir_durably(&storage, dir).map_err(io_err("create directory", dir))?;
+    Ok(DirLock {
+        guard: lock_dir(&storage, dir)?,
+    })
+}
+
 impl EventLog {
+    /// [`EventLog::open`] of a directory whose lock the caller took before (with
+    /// [`lock_directory`]), so that nothing else could change the store in between.
+    #[allow(clippy::type_complexity)]
+    pub fn open_locked(
+        lock: DirLock,
+        dir: &Path,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
+    ) -> Result<EventLog, LogError> {
+        EventLog::open_inner(
+            Arc::new(RealStorage),
+            dir,
+            Some(lock.guard),
+            replay_from,
+            segment_bytes,
+            on_record,
+        )
+    }
+
     /// Opens (creating `dir` if needed) the log in `dir`. Recovery: scans every segment from
     /// `replay_from` on and calls `on_record(position, payload)` for each valid record at or after
     /// `replay_from`, in order. `replay_from.segment == 0` replays from the very beginning. A torn
@@ -260,11 +314,49 @@ impl EventLog {
         segment_bytes: u64,
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<EventLog, LogError> {
+        EventLog::open_inner(storage, dir, None, replay_from, segment_bytes, on_record)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn open_inner(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        lock: Option<Box<dyn Any + Send>>,
+        replay_from: LogPosition,
+        segment_bytes: u64,
+        on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
+    ) -> Result<EventLog, LogError> {
         let fs = &*storage;
         create_dir_durably(fs, dir).map_err(io_err("create directory", dir))?;
-        let lock = lock_dir(fs, dir)?;
+        let lock = match lock {
+            Some(lock) => lock,
+            None => lock_dir(fs, dir)?,
+        };
         let numbers = list_segments(fs, dir)?;
         let start = replay_from.segment.max(1);
+        // The newest segment the log ever created (a log written before the marker existed has
+        // none, and is checked as before): one missing at the end lost acknowledged events.
+        let recorded = list_manifests(fs, dir)?.last().copied();
+        if let Some(recorded) = recorded
+            && numbers.last().is_none_or(|&last| last < recorded)
+        {
+            let present = numbers
+                .last()
+                .map_or("none".to_string(), |last| format!("{last}"));
+            return Err(LogError::Corrupt {
+                path: segment_path(dir, recorded),
+                offset: 0,
+                reason: format!(
+                    "segment file missing: the log created segments up to {recorded} ({}), but the \
+                     newest present is {present}: the newest segments were deleted or lost, and \
+                     with them acknowledged events. Restore them from a backup (docs/store.md, \
+                     Restore). Only if they are gone for good and losing their events is accepted, \
+                     remove {} to start from what is there",
+                    manifest_path(dir, recorded).display(),
+                    manifest_path(dir, recorded).display()
+                ),
+            });
+        }
 
         let Some(&last) = numbers.last() else {
             if start > 1 || (replay_from.segment == 1 && replay_from.offset > HEADER_LEN) {
@@ -281,6 +373,7 @@ impl EventLog {
             file.write_all(&MAGIC).map_err(io_err("write", &path))?;
             file.sync_data().map_err(io_err("sync", &path))?;
             sync_dir(fs, dir)?;
+            record_newest(fs, dir, 1, 1)?;
             return Ok(EventLog::new(
                 storage.clone(),
                 dir,
@@ -369,6 +462,11 @@ impl EventLog {
         // that later rolls and Fsync commits never depend on data this process did not sync.
         file.sync_data().map_err(io_err("sync", &path))?;
         sync_dir(fs, dir)?;
+        if recorded != Some(last) {
+            // A log from before the marker, or a crash between a segment's creation and its
+            // marker: record what is there now.
+            record_newest(fs, dir, last, last)?;
+        }
         Ok(EventLog::new(
             storage.clone(),
             dir,
@@ -522,8 +620,32 @@ impl EventLog {
         let end = self.end;
         let mut removed = false;
         // One past the newest known segment too: a failed create may still have left a file.
+        // Segments a marker says exist must stay (a missing one is refused at open): those are
+        // cut back to their header instead, which replays nothing.
+        let recorded = list_manifests(&*self.storage, &self.dir)
+            .ok()
+            .and_then(|numbers| numbers.last().copied())
+            .unwrap_or(0);
         for n in (end.segment + 1..=self.segment + 1).rev() {
             let path = segment_path(&self.dir, n);
+            if n <= recorded {
+                let emptied = self.storage.open_append(&path).and_then(|mut file| {
+                    file.set_len(0)?;
+                    file.write_all(&MAGIC)?;
+                    file.sync_data()
+                });
+                if let Err(error) = emptied {
+                    tracing::error!(
+                        file = %path.display(),
+                        %error,
+                        "event log: cannot empty a segment created by a failed commit"
+                    );
+                }
+                if let Some(size) = self.older.remove(&n) {
+                    self.older_bytes -= size;
+                }
+                continue;
+            }
             match self.storage.remove(&path) {
                 Ok(()) => removed = true,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -738,7 +860,13 @@ impl EventLog {
         self.segment = number;
         self.file_len = 0;
         self.file_dirty = false;
-        self.write_current(&MAGIC)
+        self.write_current(&MAGIC)?;
+        // The new segment's entry durable first, then the marker that says it exists: a marker
+        // never outlives its segment through a power loss. The previous marker is kept (a failed
+        // commit may fall back to the previous segment, `discard_failed_tail`).
+        sync_dir(&*self.storage, &self.dir)?;
+        self.dir_dirty = false;
+        record_newest(&*self.storage, &self.dir, number, number - 1)
     }
 }
 

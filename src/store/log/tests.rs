@@ -827,11 +827,17 @@ fn sync_failure_truncates_the_failed_group_so_reopen_does_not_replay_it() {
     let error = log.sync_current().unwrap_err();
     log.poison(&error);
     assert!(log.poisoned());
-    assert_eq!(
-        segment_numbers(dir),
-        vec![1],
-        "segments of the failed group removed"
-    );
+    // Segments of the failed group that the newest-segment marker names stay, emptied to their
+    // header (a missing one would be refused at open); any later one is removed.
+    let numbers = segment_numbers(dir);
+    assert!(numbers.len() > 1 && numbers[0] == 1, "{numbers:?}");
+    for &n in &numbers[1..] {
+        assert_eq!(
+            file_len(&seg(dir, n)),
+            8,
+            "segment {n} emptied to its header"
+        );
+    }
     assert_eq!(file_len(&seg(dir, 1)), end.offset);
     assert_eq!(log.disk_bytes(), end.offset);
     // Housekeeping on the poisoned log never deletes the segment it truncated back to.
@@ -844,13 +850,15 @@ fn sync_failure_truncates_the_failed_group_so_reopen_does_not_replay_it() {
         committed,
         "the failed group is not replayed"
     );
-    assert_eq!(log.end(), end);
+    // The log goes on in the newest (emptied) segment.
+    let newest = *numbers.last().unwrap();
+    assert_eq!(log.end(), pos(newest, 8));
     let next = write_all(&mut log, &[b"after".to_vec()], Durability::Fsync);
-    assert_eq!(next, vec![end]);
+    assert_eq!(next, vec![pos(newest, 8)]);
     drop(log);
     let (_, records) = open_all(dir, 200);
     assert_eq!(records.len(), 4);
-    assert_eq!(records[3], (end, b"after".to_vec()));
+    assert_eq!(records[3], (pos(newest, 8), b"after".to_vec()));
 }
 
 #[test]
@@ -931,7 +939,9 @@ fn fsync_commit_covers_data_of_earlier_none_commits() {
     assert_eq!(log.append(b"b").unwrap(), pos(2, 8));
     log.commit(Durability::None).unwrap();
     assert_eq!(log.syncs, 1);
-    assert!(log.dir_dirty && log.file_dirty);
+    // The roll synced the directory (the new segment's entry is durable before the marker that
+    // names it), not the new segment's data.
+    assert!(!log.dir_dirty && log.file_dirty);
     log.commit(Durability::Fsync).unwrap();
     assert_eq!(log.syncs, 2);
     assert!(!log.dir_dirty && !log.file_dirty);
@@ -953,11 +963,12 @@ fn sync_makes_none_commits_durable_and_a_failure_poisons() {
     assert!(!log.file_dirty && !log.dir_dirty);
     log.sync().unwrap();
     assert_eq!(log.syncs, 1, "clean: no second fdatasync");
-    // A roll under Durability::None leaves the new segment and its directory entry unsynced.
+    // A roll under Durability::None leaves the new segment's data unsynced (its directory entry is
+    // synced before the newest-segment marker names it).
     log.append(&[1; 30]).unwrap();
     log.append(b"b").unwrap();
     log.commit(Durability::None).unwrap();
-    assert!(log.file_dirty && log.dir_dirty);
+    assert!(log.file_dirty && !log.dir_dirty);
     let syncs = log.syncs;
     log.sync().unwrap();
     assert_eq!(log.syncs, syncs + 1);
@@ -1142,5 +1153,84 @@ fn find_valid_frame_crosses_window_boundaries() {
             find_valid_frame(&mut file, 0, (at + frame.len() - 1) as u64).unwrap(),
             None
         );
+    }
+}
+
+/// Issue 24, finding 6: deleting the newest segment, or truncating one at a record boundary and
+/// deleting the next, opened cleanly without the records in them (before: both opened, silently
+/// short). The newest-segment marker makes both a refusal naming the missing file and the way
+/// out. A log without a marker (written before it existed) opens as before and gets one.
+#[test]
+fn a_missing_newest_segment_is_refused_by_name() {
+    let fresh = || {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open_all(tmp.path(), 200);
+        let records: Vec<_> = (0..30).map(payload).collect();
+        let positions = write_all(&mut log, &records, Durability::Fsync);
+        drop(log);
+        assert!(segment_numbers(tmp.path()).len() >= 3);
+        (tmp, positions)
+    };
+    let refused = |dir: &Path, newest: u64| {
+        let error = open_all_err(dir);
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("{}", seg(dir, newest).display()))
+                && text.contains("segment file missing")
+                && text.contains("Restore them from a backup"),
+            "{text}"
+        );
+    };
+    // The newest segment deleted.
+    let (tmp, _) = fresh();
+    let newest = *segment_numbers(tmp.path()).last().unwrap();
+    std::fs::remove_file(seg(tmp.path(), newest)).unwrap();
+    refused(tmp.path(), newest);
+    // A segment truncated at a record boundary (a snapshot position) and the next one deleted.
+    let (tmp, positions) = fresh();
+    let newest = *segment_numbers(tmp.path()).last().unwrap();
+    let cut = positions
+        .iter()
+        .find(|p| p.segment == newest - 1 && p.offset > 8)
+        .copied()
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg(tmp.path(), cut.segment))
+        .unwrap()
+        .set_len(cut.offset)
+        .unwrap();
+    std::fs::remove_file(seg(tmp.path(), newest)).unwrap();
+    refused(tmp.path(), newest);
+    // Every segment deleted: refused too, not a new empty log.
+    let (tmp, _) = fresh();
+    for n in segment_numbers(tmp.path()) {
+        std::fs::remove_file(seg(tmp.path(), n)).unwrap();
+    }
+    refused(tmp.path(), newest);
+    // A log from before the marker: opens as before (the old behaviour, documented), and records
+    // its newest segment, so that from now on a missing one is found.
+    let (tmp, _) = fresh();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("MANIFEST-") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    std::fs::remove_file(seg(tmp.path(), newest)).unwrap();
+    let (log, records) = open_all(tmp.path(), 200);
+    assert!(
+        records.len() < 30,
+        "the old behaviour: the tail is silently gone"
+    );
+    drop(log);
+    std::fs::remove_file(seg(tmp.path(), newest - 1)).unwrap();
+    refused(tmp.path(), newest - 1);
+}
+
+fn open_all_err(dir: &Path) -> LogError {
+    match open_collect(dir, LogPosition::default(), 200) {
+        Ok(_) => panic!("{} opened", dir.display()),
+        Err(error) => error,
     }
 }

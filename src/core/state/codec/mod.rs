@@ -75,6 +75,26 @@ pub enum SnapshotError {
     UnknownId(&'static str),
     #[error("{0} unexpected bytes after the end")]
     TrailingBytes(usize),
+    /// A stored counter at or above `MAX_COUNTER`: no daemon counts that far, so the bytes are
+    /// damaged (and the next increment could wrap it).
+    #[error(
+        "the counter {what} holds {value}, at or above 2^62, more than any daemon can count: the snapshot is damaged"
+    )]
+    ImpossibleCounter { what: &'static str, value: u64 },
+}
+
+/// Every stored counter is below this (2^62): at a billion events a second a counter takes 146
+/// years to get there, so a snapshot that holds more is damaged, and a counter below it cannot
+/// wrap at any increment a daemon makes.
+pub const MAX_COUNTER: u64 = 1 << 62;
+
+/// `value` if it is a possible counter, else `ImpossibleCounter` naming it.
+fn possible(what: &'static str, value: u64) -> Result<u64, SnapshotError> {
+    if value < MAX_COUNTER {
+        Ok(value)
+    } else {
+        Err(SnapshotError::ImpossibleCounter { what, value })
+    }
 }
 
 impl State {
@@ -439,32 +459,43 @@ impl State {
         }
         let mut stored_tracks = Vec::with_capacity(track_map.len());
         for _ in 0..track_map.len() {
+            let penalty = r.i64()?;
+            possible("penalty_incurred_cents", penalty.unsigned_abs())?;
             let mut t = TrackAggregates {
-                penalty_incurred_cents: r.i64()?,
-                registered: r.u64()?,
-                reopened: r.u64()?,
+                penalty_incurred_cents: penalty,
+                registered: possible("registered", r.u64()?)?,
+                reopened: possible("reopened", r.u64()?)?,
                 ..TrackAggregates::default()
             };
             for slot in t.decided_by_outcome.iter_mut() {
-                *slot = r.u64()?;
+                *slot = possible("decided_by_outcome", r.u64()?)?;
             }
             for slot in t.closed_by_reason.iter_mut() {
-                *slot = r.u64()?;
+                *slot = possible("closed_by_reason", r.u64()?)?;
             }
-            for slot in [
-                &mut t.decisions_overdue,
-                &mut t.decisions_by_inexperienced,
-                &mut t.decisions_benefit_of_doubt,
-                &mut t.decisions_without_investigation,
-                &mut t.deadline_extensions,
-                &mut t.hearings_held,
-                &mut t.hearings_cancelled,
-                &mut t.transfers,
+            for (what, slot) in [
+                ("decisions_overdue", &mut t.decisions_overdue),
+                (
+                    "decisions_by_inexperienced",
+                    &mut t.decisions_by_inexperienced,
+                ),
+                (
+                    "decisions_benefit_of_doubt",
+                    &mut t.decisions_benefit_of_doubt,
+                ),
+                (
+                    "decisions_without_investigation",
+                    &mut t.decisions_without_investigation,
+                ),
+                ("deadline_extensions", &mut t.deadline_extensions),
+                ("hearings_held", &mut t.hearings_held),
+                ("hearings_cancelled", &mut t.hearings_cancelled),
+                ("transfers", &mut t.transfers),
             ] {
-                *slot = r.u64()?;
+                *slot = possible(what, r.u64()?)?;
             }
             for slot in t.lead_time.bucket_counts.iter_mut() {
-                *slot = r.u64()?;
+                *slot = possible("lead_time bucket", r.u64()?)?;
             }
             t.lead_time.sum_seconds = f64::from_bits(r.u64()?);
             stored_tracks.push(t);
@@ -486,8 +517,8 @@ impl State {
             live.transfers = stored.transfers;
             live.lead_time = stored.lead_time;
         }
-        state.aggregates.audits_passed = r.u64()?;
-        state.aggregates.audits_failed = r.u64()?;
+        state.aggregates.audits_passed = possible("audits_passed", r.u64()?)?;
+        state.aggregates.audits_failed = possible("audits_failed", r.u64()?)?;
         state.aggregates.last_audit_time = r.opt_i64()?;
         state.aggregates.last_event_time = r.opt_i64()?;
         let dedup_window = crate::core::time::duration_nanos(state.settings.dedup_window);

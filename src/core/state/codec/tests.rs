@@ -237,3 +237,63 @@ fn a_version_4_snapshot_loads_without_target_history_or_capacity() {
     bytes[..8].copy_from_slice(b"BLGDSNP5");
     assert!(decode(&bytes).unwrap_err().contains("truncated"));
 }
+
+/// A stored counter at or above 2^62 is refused by name (issue 21 part 7; before: it loaded, and
+/// the next event counting there overflowed: a panic in a debug build, a silent wrap to 0 in
+/// release). Just below the bound loads, and the next event counts on.
+#[test]
+fn impossible_counters_are_refused_by_name() {
+    type Set = fn(&mut State, u64);
+    let fields: [(&str, Set); 6] = [
+        ("registered", |s, v| s.aggregates.tracks[0].registered = v),
+        ("closed_by_reason", |s, v| {
+            s.aggregates.tracks[0].closed_by_reason[1] = v
+        }),
+        ("hearings_held", |s, v| {
+            s.aggregates.tracks[0].hearings_held = v
+        }),
+        ("lead_time bucket", |s, v| {
+            s.aggregates.tracks[0].lead_time.bucket_counts[0] = v
+        }),
+        ("audits_failed", |s, v| s.aggregates.audits_failed = v),
+        ("penalty_incurred_cents", |s, v| {
+            s.aggregates.tracks[0].penalty_incurred_cents = -(v.min(i64::MAX as u64) as i64)
+        }),
+    ];
+    for (what, set) in fields {
+        for value in [u64::MAX, MAX_COUNTER] {
+            let mut state = example_state();
+            set(&mut state, value);
+            let error = decode(&state.encode_snapshot()).err().unwrap_or_default();
+            assert!(
+                error.contains(&format!("counter {what} holds")) && error.contains("damaged"),
+                "{what} = {value}: {error:?}"
+            );
+        }
+        let mut state = example_state();
+        set(&mut state, MAX_COUNTER - 1);
+        assert!(
+            decode(&state.encode_snapshot()).is_ok(),
+            "{what} just below the bound"
+        );
+    }
+    // The registered counter just below the bound counts the next case without wrapping.
+    let mut state = example_state();
+    state.aggregates.tracks[0].registered = MAX_COUNTER - 1;
+    let mut state =
+        State::decode_snapshot(CoreSettings::example(), &state.encode_snapshot()).unwrap();
+    let at: jiff::Timestamp = "2025-01-02T00:00:00Z".parse().unwrap();
+    let event = Event {
+        id: "next".into(),
+        time: at,
+        kind: EventKind::CaseRegistered {
+            case: "case-2".into(),
+            track: "asylum".into(),
+            received_at: None,
+            location: None,
+            deadline: None,
+        },
+    };
+    state.apply(&event, to_nanos(at).unwrap()).unwrap();
+    assert_eq!(state.aggregates.tracks[0].registered, MAX_COUNTER);
+}
