@@ -610,6 +610,9 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
         }
     };
     let events = batch.items.len();
+    app.telemetry
+        .non_ascii_ids
+        .observe(batch.items.iter().map(|(_, parsed)| parsed));
     match app.engine.commands.try_send(Command::Ingest(batch)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {

@@ -116,3 +116,46 @@ fn overdue_refuses_unknown_parameters_and_tracks() {
     }
     daemon.stop();
 }
+
+/// Ids are opaque and compared byte for byte (docs/events.md, "Ids"): the NFC and the NFD
+/// spelling of `Z-café` are two cases, as the case system that sent them keeps them apart. An
+/// event with a non-ASCII id is counted in `backlogd_events_non_ascii_ids_total` and logged (at
+/// most one line a minute), so an operator can see that look-alike ids arrive. Before the fix
+/// the two cases were made silently: no counter, no log line.
+#[test]
+fn non_ascii_ids_are_kept_apart_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"), &[]);
+    let nfc = "Z-caf\u{e9}";
+    let nfd = "Z-cafe\u{301}";
+    assert_ne!(nfc.as_bytes(), nfd.as_bytes());
+    let registered = |id: &str, case: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","type":"case.registered","source":"it","time":"2025-01-06T09:00:00Z","data":{{"case":"{case}","track":"asylum"}}}}"#
+        )
+    };
+    // Two non-ASCII case ids, one non-ASCII event id, one event that is ASCII throughout.
+    let body = [
+        registered("e-1", nfc),
+        registered("e-2", nfd),
+        registered("\u{e9}-3", "Z-3"),
+        registered("e-4", "Z-4"),
+    ]
+    .join("\n");
+    daemon.post_ok(&body, 4);
+    daemon.await_metric("backlogd_cases_known", 4.0);
+    daemon.await_metric("backlogd_events_non_ascii_ids_total", 3.0);
+    let line = daemon.await_stderr("non-ASCII");
+    assert!(line.contains("e-1") && line.contains("data.case"), "{line}");
+    assert!(
+        !line.contains(nfc),
+        "the log names the field, not the id: {line}"
+    );
+    let lines = daemon.stderr();
+    assert_eq!(
+        lines.matches("non-ASCII").count(),
+        1,
+        "one line a minute at most:\n{lines}"
+    );
+    daemon.stop();
+}
