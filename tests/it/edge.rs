@@ -1,7 +1,10 @@
 //! Smaller findings of issue 24 at the HTTP edge: ambiguous credentials, the reload guard behind a
-//! dual-stack listener, and query parameters of the drill-down. Each test failed before its fix.
+//! dual-stack listener, query parameters of the drill-down, look-alike ids, and requests the HTTP
+//! parser refuses. Each test failed before its fix.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
 
 use crate::harness::{Daemon, request};
 
@@ -157,5 +160,123 @@ fn non_ascii_ids_are_kept_apart_and_counted() {
         1,
         "one line a minute at most:\n{lines}"
     );
+    daemon.stop();
+}
+
+/// Status, headers (lower-case names) and body of one response.
+type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Sends `bytes` on a fresh connection and reads until the server closes; returns each response
+/// as (status, headers with lower-case names, body), in order. Bodies are framed by
+/// `Content-Length` (every answer of the daemon has one).
+fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<RawResponse> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let mut responses = Vec::new();
+    let mut rest = &raw[..];
+    while !rest.is_empty() {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no end of head in {:?}", String::from_utf8_lossy(rest)));
+        let head = std::str::from_utf8(&rest[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let body = rest[end + 4..end + 4 + length].to_vec();
+        rest = &rest[end + 4 + length..];
+        responses.push((status, headers, body));
+    }
+    responses
+}
+
+/// The requests hyper's parser refuses before our code sees them (a malformed head, a request
+/// target over 65,534 bytes, more than 100 header fields) are answered with the JSON error shape
+/// of every other refusal, saying what was wrong, and the connection is closed; also after a good
+/// request on the same connection (pipelined). Before the fix hyper's own 400, 414 and 431 had
+/// empty bodies.
+#[test]
+fn parser_refusals_answer_with_the_json_error_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"), &[]);
+    let many_headers: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let long_target = format!("/v1/history?x={}", "a".repeat(70_000));
+    let good = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let cases = [
+        (
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n".to_owned(),
+            400,
+            "the request is not valid HTTP/1.1",
+        ),
+        (
+            "GET /healthz HTTP/9.9\r\n\r\n".to_owned(),
+            400,
+            "the request is not valid HTTP/1.1",
+        ),
+        (
+            format!("GET {long_target} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            414,
+            "the request target is longer than 65534 bytes",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+            "the request head has more than 100 header fields or more than 409600 bytes",
+        ),
+    ];
+    for (bad, status, message) in &cases {
+        for pipelined in [false, true] {
+            let bytes = if pipelined {
+                format!("{good}{bad}")
+            } else {
+                bad.clone()
+            };
+            let responses = raw_exchange(daemon.addr, bytes.as_bytes());
+            let what = format!("{status} pipelined={pipelined}: {responses:?}");
+            assert_eq!(responses.len(), 1 + usize::from(pipelined), "{what}");
+            if pipelined {
+                assert_eq!(responses[0].0, 200, "{what}");
+            }
+            let (got, headers, body) = responses.last().unwrap();
+            assert_eq!(got, status, "{what}");
+            assert!(
+                headers
+                    .iter()
+                    .any(|(n, v)| n == "content-type" && v == "application/json"),
+                "{what}"
+            );
+            assert!(
+                headers
+                    .iter()
+                    .any(|(n, v)| n == "connection" && v == "close"),
+                "{what}"
+            );
+            let json: serde_json::Value =
+                serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+            let error = json["error"].as_str().unwrap_or_else(|| panic!("{what}"));
+            assert!(error.starts_with(message), "{what}");
+        }
+    }
+    // The daemon still serves.
+    assert_eq!(daemon.get("/healthz").status, 200);
     daemon.stop();
 }
