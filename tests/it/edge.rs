@@ -280,3 +280,86 @@ fn parser_refusals_answer_with_the_json_error_shape() {
     assert_eq!(daemon.get("/healthz").status, 200);
     daemon.stop();
 }
+
+/// A location holds a label only while it has an open case (docs/metrics.md, "Locations"): three
+/// junk locations whose cases are all closed no longer keep a real location in `other`, also
+/// after a restart; a junk location whose case reopens comes back, and then the real location,
+/// seen after it, is the one beyond `limits.max_locations` and counts in `other`. Before the fix
+/// the first three locations ever seen kept their labels for good, and `Ter Apel` stayed in
+/// `other` (before and after a restart).
+#[test]
+fn location_labels_are_freed_when_their_cases_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let env = [("BACKLOGD__LIMITS__MAX_LOCATIONS", "3")];
+    let daemon = Daemon::start(&store, &env);
+    let event = |id: &str, kind: &str, data: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","type":"case.{kind}","source":"it","time":"2025-01-06T09:00:00Z","data":{data}}}"#
+        )
+    };
+    let mut lines = Vec::new();
+    for j in 1..=3 {
+        lines.push(event(
+            &format!("r{j}"),
+            "registered",
+            &format!(r#"{{"case":"J-{j}","track":"asylum","location":"junk-{j}"}}"#),
+        ));
+        lines.push(event(
+            &format!("c{j}"),
+            "closed",
+            &format!(r#"{{"case":"J-{j}","reason":"withdrawn"}}"#),
+        ));
+    }
+    lines.push(event(
+        "r-real",
+        "registered",
+        r#"{"case":"Z-1","track":"asylum","location":"Ter Apel"}"#,
+    ));
+    daemon.post_ok(&lines.join("\n"), 7);
+    let real = r#"backlogd_cases_open{track="asylum",location="Ter Apel"}"#;
+    let other = r#"backlogd_cases_open{track="asylum",location="other"}"#;
+    let check = |daemon: &Daemon, real_open: Option<f64>, other_open: Option<f64>, junk: bool| {
+        daemon.await_metrics("location labels", |text| {
+            let got = (
+                crate::harness::metric_value(text, real),
+                crate::harness::metric_value(text, other),
+                text.contains("location=\"junk-1\""),
+            );
+            if got == (real_open, other_open, junk) {
+                Ok(())
+            } else {
+                Err(format!("(Ter Apel, other, junk-1 shown) = {got:?}"))
+            }
+        })
+    };
+    check(&daemon, Some(1.0), None, false);
+    daemon.stop();
+    let daemon = Daemon::start(&store, &env);
+    check(&daemon, Some(1.0), None, false);
+    // Three junk cases reopen: the three locations seen first take the labels, Ter Apel counts
+    // in `other`; once they close again, Ter Apel has its label back.
+    let reopen: Vec<String> = (1..=3)
+        .map(|j| {
+            event(
+                &format!("o{j}"),
+                "reopened",
+                &format!(r#"{{"case":"J-{j}"}}"#),
+            )
+        })
+        .collect();
+    daemon.post_ok(&reopen.join("\n"), 3);
+    check(&daemon, None, Some(1.0), true);
+    let close: Vec<String> = (1..=3)
+        .map(|j| {
+            event(
+                &format!("d{j}"),
+                "closed",
+                &format!(r#"{{"case":"J-{j}","reason":"withdrawn"}}"#),
+            )
+        })
+        .collect();
+    daemon.post_ok(&close.join("\n"), 3);
+    check(&daemon, Some(1.0), None, false);
+    daemon.stop();
+}

@@ -11,6 +11,8 @@ impl State {
     /// the state's current `now`. Used after loading a snapshot and after a settings change; the tests
     /// use it to check that incremental maintenance equals recomputation.
     pub fn rebuild_derived(&mut self) {
+        self.locations
+            .reset(&mut self.aggregates, self.settings.max_locations as usize);
         for track in &mut self.aggregates.tracks {
             track.reset_gauges();
             track
@@ -83,15 +85,22 @@ impl State {
         let case = &self.cases[index as usize];
         let (track, location, phase) = (
             usize::from(case.track),
-            usize::from(case.location),
+            case.location,
             usize::from(case.phase),
         );
         let (employee, suspended, deadline) = (case.employee, case.suspended, case.deadline);
         let penalty = self.settings.tracks[track]
             .penalty
             .accrued_cents(class.penalty_days);
+        self.locations.count(
+            &mut self.aggregates,
+            self.settings.max_locations as usize,
+            track,
+            location,
+            class.overdue,
+            delta,
+        );
         let t = &mut self.aggregates.tracks[track];
-        t.open_by_location[location] += delta;
         t.open_by_phase[phase] += delta;
         if suspended {
             t.suspended += delta;
@@ -103,7 +112,6 @@ impl State {
             *open_cases = open_cases.wrapping_add_signed(delta as i32);
         }
         if class.overdue {
-            t.overdue_by_location[location] += delta;
             t.penalty_exposure_cents += delta * penalty;
             if delta > 0 {
                 self.overdue_by_track[track].insert((deadline, index));

@@ -2,9 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::{
-    Case, Class, Employee, Links, NO_TIMER, NONE, OTHER_LOCATION, State, UNKNOWN_LOCATION,
-};
+use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, UNKNOWN_LOCATION};
 use crate::core::aggregates::TrackAggregates;
 use crate::core::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
 use crate::core::time::{EpochNanos, from_nanos, to_nanos, to_nanos_saturating};
@@ -470,36 +468,15 @@ impl State {
         &mut self.aggregates.tracks[track]
     }
 
+    /// The id of a location name, remembered when new (whether it has a label is decided by its
+    /// open cases: `locations.rs`).
     fn location_id(&mut self, name: &str) -> u16 {
-        if let Some(&id) = self.location_ids.get(name) {
-            return id;
-        }
-        let named = self
-            .location_ids
-            .keys()
-            .filter(|k| k.as_str() != OTHER_LOCATION)
-            .count();
-        let name = if named >= self.settings.max_locations as usize {
-            OTHER_LOCATION
-        } else {
-            name
-        };
-        if let Some(&id) = self.location_ids.get(name) {
-            return id;
-        }
-        self.add_location(name)
+        self.locations.id_or_add(name)
     }
 
-    /// Registers a new location name at the next id, with zero gauges in every track.
+    /// Remembers a new location name at the next id (the snapshot decoder's order).
     pub(super) fn add_location(&mut self, name: &str) -> u16 {
-        let id = self.aggregates.locations.len() as u16;
-        self.aggregates.locations.push(name.to_owned());
-        self.location_ids.insert(name.to_owned(), id);
-        for t in &mut self.aggregates.tracks {
-            t.open_by_location.push(0);
-            t.overdue_by_location.push(0);
-        }
-        id
+        self.locations.add(name)
     }
 
     fn known_case(&self, case: &str) -> Result<u32, Rejection> {
