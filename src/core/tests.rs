@@ -1193,7 +1193,7 @@ fn an_event_at_the_epoch_does_not_make_the_rolling_counters_grow() {
         case.registered case=now
         case.decided case=zero decided_by=e1 time=1970-01-01T00:00:00Z
         case.decided case=now decided_by=e1
-        quality.audit passed=true time=1678-01-01T00:00:00Z
+        quality.audit passed=true time=1900-01-01T00:00:00Z
         quality.audit passed=false
         case.registered case=ahead time=2025-03-01T00:04:00Z
         "#,

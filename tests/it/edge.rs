@@ -363,3 +363,69 @@ fn location_labels_are_freed_when_their_cases_are_closed() {
     check(&daemon, Some(1.0), None, false);
     daemon.stop();
 }
+
+/// Instants outside the supported range (docs/events.md: years 1900 to 2189, in which any two
+/// instants are less than 292 years apart, so every difference fits) are refused naming the
+/// field, also when the daemon computes them: a deadline extended by `P1000Y`, a default deadline
+/// (received + decision period) beyond 2189, a deadline in 1700. Before the fix the extension and
+/// the deadline in 1700 were applied, and the most overdue case stuck at 9.22e9 s (292 years,
+/// the end of i64 nanoseconds) whatever its real age.
+#[test]
+fn instants_outside_the_supported_range_are_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"), &[]);
+    let event = |id: &str, kind: &str, data: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","type":"case.{kind}","source":"it","time":"2025-01-06T09:00:00Z","data":{data}}}"#
+        )
+    };
+    daemon.post_ok(
+        &event("r1", "registered", r#"{"case":"Z-1","track":"asylum"}"#),
+        1,
+    );
+    for (line, message) in [
+        (
+            event("x1", "deadline_extended", r#"{"case":"Z-1","by":"P1000Y"}"#),
+            "field `data.by`: \"P1000Y\" moves the deadline",
+        ),
+        (
+            event(
+                "r2",
+                "registered",
+                r#"{"case":"Z-2","track":"asylum","deadline":"1700-01-01T00:00:00Z"}"#,
+            ),
+            "field `data.deadline`: 1700-01-01T00:00:00Z is out of the supported range (years 1900 to 2189)",
+        ),
+        (
+            event(
+                "r3",
+                "registered",
+                r#"{"case":"Z-3","track":"asylum","received_at":"2189-12-01T00:00:00Z"}"#,
+            ),
+            "field `data.received_at`: the deadline it gives (2190-",
+        ),
+    ] {
+        let (status, answer) = daemon.post("application/x-ndjson", &line);
+        assert_eq!(status, 422, "{line}: {answer}");
+        let rejected = &answer["rejected"][0];
+        assert_eq!(rejected["reason"], "invalid_field", "{answer}");
+        let got = rejected["message"].as_str().unwrap();
+        assert!(got.starts_with(message), "{line}:\n{got}");
+    }
+    // Z-1 is the only case: its deadline is unchanged, six calendar months after 2025-01-06 10:00
+    // in Amsterdam (the shipped time zone), i.e. 2025-07-06 10:00 summer time, 08:00 UTC.
+    let overdue = daemon
+        .metric(r#"backlogd_case_max_overdue_seconds{track="asylum"}"#)
+        .unwrap();
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let deadline = "2025-07-06T08:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_second() as f64;
+    assert!(
+        (overdue - (now - deadline).max(0.0)).abs() < 5.0,
+        "{overdue} against {}",
+        now - deadline
+    );
+    daemon.stop();
+}

@@ -31,7 +31,7 @@ use super::ids::{Dedup, IdArena};
 use super::presence::PresenceIntegral;
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
-use super::time::{EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos, to_nanos};
+use super::time::{EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos};
 use links::Links;
 
 pub use codec::SnapshotError;
@@ -558,12 +558,13 @@ impl State {
         if self.dedup.contains(&event.id, hash) {
             return Ok(Applied::Duplicate);
         }
-        let time = to_nanos(event.time).ok_or_else(|| {
+        let time = super::time::to_supported_nanos(event.time).ok_or_else(|| {
             Rejection::new(
                 RejectReason::InvalidField,
                 format!(
-                    "field `time`: {} is out of the supported range (years 1678 to 2261)",
-                    event.time
+                    "field `time`: {} is out of the supported range ({})",
+                    event.time,
+                    super::time::SUPPORTED_RANGE
                 ),
             )
         })?;
