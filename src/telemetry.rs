@@ -113,6 +113,10 @@ pub struct Telemetry {
     pub ready: IntGauge,
     pub start_time: Gauge,
     pub non_ascii_ids: NonAsciiIds,
+    /// `statvfs` of `store.path`, refreshed every `time.tick` (`crate::daemon`); NaN until the
+    /// first reading and after a failed one.
+    pub store_free_bytes: Gauge,
+    pub store_filesystem_size_bytes: Gauge,
     /// `events_applied` per event type, indexed by the type's position in `EventType::ALL`.
     applied_by_type: Vec<IntCounter>,
     /// `events_rejected` per reason, indexed by the reason's position in `RejectReason::ALL`.
@@ -244,6 +248,14 @@ impl Telemetry {
                 )?,
                 logged: Default::default(),
             },
+            store_free_bytes: float_gauge(
+                "backlogd_store_free_bytes",
+                "Bytes free for the daemon (not counting the root reserve) on the filesystem of store.path, read every time.tick; NaN when it cannot be read.",
+            )?,
+            store_filesystem_size_bytes: float_gauge(
+                "backlogd_store_filesystem_size_bytes",
+                "Size of the filesystem of store.path in bytes, read every time.tick; NaN when it cannot be read.",
+            )?,
             registry: registry.clone(),
             applied_by_type: Vec::new(),
             rejected_by_reason: Vec::new(),
@@ -262,6 +274,8 @@ impl Telemetry {
             .set(1);
         telemetry.config_last_reload_successful.set(1.0);
         telemetry.store_healthy.set(1);
+        telemetry.store_free_bytes.set(f64::NAN);
+        telemetry.store_filesystem_size_bytes.set(f64::NAN);
         // Known label values start at zero so rates and alerts see the series from the start.
         for cause in ["inflight_bytes", "queue_full", "store_failed"] {
             telemetry.requests_refused.with_label_values(&[cause]);

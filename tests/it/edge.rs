@@ -429,3 +429,54 @@ fn instants_outside_the_supported_range_are_refused_by_field() {
     );
     daemon.stop();
 }
+
+/// `statvfs` of `path` as `stat -f` (coreutils) reports it: (bytes available to an unprivileged
+/// user, size of the filesystem in bytes).
+fn df(path: &std::path::Path) -> (f64, f64) {
+    let out = std::process::Command::new("stat")
+        .args(["-f", "-c", "%a %S %b"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let numbers: Vec<f64> = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (numbers[0] * numbers[1], numbers[2] * numbers[1])
+}
+
+/// The free space of the store's filesystem is exported (`backlogd_store_free_bytes`, refreshed
+/// every `time.tick`) with the filesystem's size, so an alert can warn before the disk is full
+/// (before, `/readyz` said 200 until the first write failed, and nothing showed the space).
+/// Checked against `stat -f` of the store directory, taken just before and after the scrape:
+/// the size exactly, the free space within what other writers on the machine changed meanwhile
+/// plus 256 MiB.
+#[test]
+fn the_store_free_space_is_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let daemon = Daemon::start(&store, &[]);
+    let mib = 1024.0 * 1024.0;
+    daemon.await_metrics(
+        "store free space",
+        |text| match crate::harness::metric_value(text, "backlogd_store_free_bytes") {
+            Some(free) if free.is_finite() => Ok(()),
+            other => Err(format!("backlogd_store_free_bytes {other:?}")),
+        },
+    );
+    let before = df(&store);
+    let text = daemon.metrics();
+    let after = df(&store);
+    let free = crate::harness::metric_value(&text, "backlogd_store_free_bytes").unwrap();
+    let size = crate::harness::metric_value(&text, "backlogd_store_filesystem_size_bytes").unwrap();
+    assert_eq!(size, before.1, "the filesystem's size");
+    let (low, high) = (before.0.min(after.0), before.0.max(after.0));
+    assert!(
+        free >= low - 256.0 * mib && free <= high + 256.0 * mib,
+        "free {free} against stat -f {low}..{high}"
+    );
+    assert!(free > 0.0 && free < size, "{free} of {size}");
+    daemon.stop();
+}
