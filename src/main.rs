@@ -279,11 +279,18 @@ fn main() -> ExitCode {
                 Some(path) => config::ConfigSource::read(path),
                 None => Ok(config::ConfigSource::inline(EMBEDDED_DEFAULT)),
             };
-            let loaded = source.and_then(|source| Ok((source.load()?, source)));
-            let (config, source) = match loaded {
-                Ok(loaded) => loaded,
+            let source = match source {
+                Ok(source) => source,
                 Err(e) => {
                     eprintln!("backlogd: invalid configuration: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = match source.load() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("backlogd: invalid configuration:");
+                    eprintln!("{}", e.report(&source.origin, &source.text));
                     return ExitCode::FAILURE;
                 }
             };
@@ -298,16 +305,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { file } => match config::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+        Command::CheckConfig { file } => {
+            let source = match config::ConfigSource::read(&file) {
+                Ok(source) => source,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match source.load() {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    // Every problem found, one a line, with the file's line where it can be told.
+                    eprintln!("{}", e.report(&file.display().to_string(), &source.text));
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Pseudonym { employee, config } => {
             let edge = config::load(&config)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))

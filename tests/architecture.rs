@@ -49,7 +49,10 @@ fn actual() -> BTreeMap<String, BTreeSet<String>> {
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in files {
         let relative = file.strip_prefix(&src).unwrap();
-        if relative.file_name().is_some_and(|n| n == "tests.rs") || relative == Path::new("lib.rs")
+        // Test code: `tests.rs` files and whatever lies in a `tests/` directory of src/.
+        if relative.file_name().is_some_and(|n| n == "tests.rs")
+            || relative.components().any(|c| c.as_os_str() == "tests")
+            || relative == Path::new("lib.rs")
         {
             continue;
         }
@@ -62,7 +65,7 @@ fn actual() -> BTreeMap<String, BTreeSet<String>> {
             .trim_end_matches(".rs")
             .to_owned();
         let text = std::fs::read_to_string(&file).unwrap();
-        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        let code = without_inline_test_modules(&text);
         let entry = uses.entry(module.clone()).or_default();
         for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
             for prefix in ["crate::", "backlogd::"] {
@@ -79,6 +82,58 @@ fn actual() -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     uses
+}
+
+/// `text` without its inline test modules (`#[cfg(test)] mod NAME { … }`, braces matched; string
+/// and character literals with braces are rare enough in this code base to be ignored). A module
+/// declared `mod tests;` lives in its own file and cuts nothing: the whole file is read, code after
+/// the declaration included.
+fn without_inline_test_modules(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let item = after.trim_start();
+        let header_end = item.find(['{', ';']).unwrap_or(item.len());
+        if item.starts_with("mod ") && item[header_end..].starts_with('{') {
+            let mut depth = 0usize;
+            let mut end = item.len();
+            for (i, c) in item.char_indices().skip(header_end) {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = i + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            rest = &item[end..];
+        } else {
+            // An attribute on something else (`mod tests;`, a test helper): keep reading after it.
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_scanner_reads_past_a_test_module_declaration() {
+    let code = "use crate::a;\n#[cfg(test)]\nmod tests;\nfn f() { crate::b::g(); }\n\
+                #[cfg(test)]\nmod inline {\n    use crate::c;\n    fn t() { if x { crate::d(); } }\n}\n\
+                fn h() { crate::e(); }\n";
+    let kept = without_inline_test_modules(code);
+    for used in ["crate::a", "crate::b", "crate::e"] {
+        assert!(kept.contains(used), "{used} in {kept:?}");
+    }
+    for test_only in ["crate::c", "crate::d"] {
+        assert!(!kept.contains(test_only), "{test_only} in {kept:?}");
+    }
 }
 
 #[test]

@@ -968,20 +968,25 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     // While the backlog shrinks (peak to low) no RenewedBacklog firing starts, and one that started
     // while it still grew resolves within 8 days of the peak: the rule compares 7-day averages and
     // keeps firing for a day, so it learns of the turn a week late.
-    let shrinking: Vec<_> = firings
-        .iter()
-        .filter(|(name, begin, resolved)| {
-            name == "RenewedBacklog"
-                && *begin < low.0
-                && (*begin > peak.0 || *resolved > peak.0 + 8 * DAY)
-        })
-        .collect();
-    assert!(
-        shrinking.is_empty(),
-        "RenewedBacklog fired while the backlog shrank (day {} to {}): {shrinking:?}",
-        (peak.0 - start) / DAY,
-        (low.0 - start) / DAY
-    );
+    // `alert` starts no firing between the peak and the low, and one that started before the peak
+    // resolves within `allowance` days of it.
+    let silent_while_shrinking = |alert: &str, allowance: i64| {
+        let shrinking: Vec<_> = firings
+            .iter()
+            .filter(|(name, begin, resolved)| {
+                name == alert
+                    && *begin < low.0
+                    && (*begin > peak.0 || *resolved > peak.0 + allowance * DAY)
+            })
+            .collect();
+        assert!(
+            shrinking.is_empty(),
+            "{alert} fired while the backlog shrank (day {} to {}): {shrinking:?}",
+            (peak.0 - start) / DAY,
+            (low.0 - start) / DAY
+        );
+    };
+    silent_while_shrinking("RenewedBacklog", 8);
 
     // BacklogForming, the early warning of the same turn: within 21 days of the low, and before
     // RenewedBacklog.
@@ -996,20 +1001,7 @@ fn the_shortened_story_raises_each_alert_within_its_delay_of_the_turn() {
     // Nor does it fire while the backlog shrinks: no firing starts between the peak and the low,
     // and one that started while the backlog still grew resolves within 10 days of the peak (its
     // weekly averages learn of the turn up to a week late, and it keeps firing for 3 days).
-    let shrinking: Vec<_> = firings
-        .iter()
-        .filter(|(name, begin, resolved)| {
-            name == "BacklogForming"
-                && *begin < low.0
-                && (*begin > peak.0 || *resolved > peak.0 + 10 * DAY)
-        })
-        .collect();
-    assert!(
-        shrinking.is_empty(),
-        "BacklogForming fired while the backlog shrank (day {} to {}): {shrinking:?}",
-        (peak.0 - start) / DAY,
-        (low.0 - start) / DAY
-    );
+    silent_while_shrinking("BacklogForming", 10);
 }
 
 /// The sum of the samples of `family` at `second` in backfilled OpenMetrics text whose labels

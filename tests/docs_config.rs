@@ -8,10 +8,16 @@ const TRACK: &str = "[tracks.a]\ndecision_period = \"P1M\"\n";
 
 /// The keys the parser expects where `toml` has the unknown key `bogus`.
 fn expected_keys(toml: &str) -> Vec<String> {
-    let error = backlogd::config::load_from_str(toml)
+    let errors = backlogd::config::load_from_str(toml)
         .err()
-        .unwrap_or_else(|| panic!("an unknown key is refused:\n{toml}"))
-        .to_string();
+        .unwrap_or_else(|| panic!("an unknown key is refused:\n{toml}"));
+    // The unknown key's problem (a table missing its required keys has others too).
+    let error = errors
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .find(|problem| problem.contains("unknown key"))
+        .unwrap_or_else(|| errors.to_string());
     let list = error
         .split_once("expected ")
         .map(|(_, list)| list.trim_start_matches("one of "))

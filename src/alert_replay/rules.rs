@@ -91,7 +91,7 @@ impl Rules {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Rules, RulesError> {
-        let raw: RawFile = serde_yaml::from_str(text).map_err(|e| RulesError::Yaml {
+        let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| RulesError::Yaml {
             path: path.to_owned(),
             message: e.to_string(),
         })?;

@@ -1,6 +1,7 @@
 //! Writes prometheus `MetricFamily`s as OpenMetrics text with an explicit sample timestamp, the
-//! input of `promtool tsdb create-blocks-from openmetrics`. The prometheus crate's encoders write
-//! the 0.0.4 text format without timestamps, so this is written by hand.
+//! input of `promtool tsdb create-blocks-from openmetrics`. The prometheus crate has no OpenMetrics
+//! encoder (its text encoder writes the 0.0.4 format, whose millisecond timestamps promtool's
+//! OpenMetrics importer does not read), so this is written by hand.
 //!
 //! The mapping, for each family type:
 //! - counter: `# TYPE` names the family without `_total`; every sample is `<family>_total`;

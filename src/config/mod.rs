@@ -157,6 +157,9 @@ pub enum ConfigError {
     /// A configuration source stored in the event log or a snapshot cannot be decoded.
     #[error("a stored configuration source is unreadable: {0}")]
     StoredSource(serde_json::Error),
+    /// Several problems, each of the variants above, in the order found (at most 64).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Many(Vec<ConfigError>),
 }
 
 /// The validated configuration. Lists that other modules look names up in are sorted by name.
@@ -445,10 +448,231 @@ fn build(
     let merged = builder
         .build()
         .map_err(|error| from_config_error(error, origin))?;
-    let raw: RawConfig = merged
-        .try_deserialize()
-        .map_err(|error| from_config_error(error, origin))?;
-    validate::validate(raw)
+    let mut root = merged.cache;
+    // Every problem in one pass: validate, and on a problem at a key, note it, take the key out
+    // (so that its default or its absence is used) and validate again, until the rest is valid or
+    // a problem names nothing that can be taken out. Each pass removes a key, so it ends.
+    let mut problems = Vec::new();
+    let mut taken = Vec::new();
+    for _ in 0..MAX_PROBLEMS {
+        let result = root
+            .clone()
+            .try_deserialize::<RawConfig>()
+            .map_err(|error| from_config_error(error, origin))
+            .and_then(validate::validate);
+        let error = match result {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => break,
+            Err(error) => error,
+        };
+        let found = match error {
+            ConfigError::Many(found) => found,
+            one => vec![one],
+        };
+        let mut removed = false;
+        for problem in found {
+            if let ConfigError::Invalid { key, .. } = &problem {
+                // A problem of a key taken out before, of a table around one, or inside one, is
+                // the taking out's consequence ("missing" after a bad required value, "no
+                // track" after the only track's table): not named, nothing more taken out. (So
+                // after a bad required key the rest of its table is not checked.)
+                let consequence = taken.iter().any(|taken: &String| {
+                    let within = |outer: &str, inner: &str| {
+                        inner == outer
+                            || inner.starts_with(&format!("{outer}."))
+                            || inner.starts_with(&format!("{outer}["))
+                    };
+                    within(taken, key) || within(key, taken)
+                });
+                if consequence {
+                    continue;
+                }
+                if let Some(path) = remove_key(&mut root, key) {
+                    removed = true;
+                    taken.push(path);
+                }
+            }
+            // A problem seen again (its key could not be taken out) is named once.
+            if !problems
+                .iter()
+                .any(|seen: &ConfigError| seen.to_string() == problem.to_string())
+            {
+                problems.push(problem);
+            }
+        }
+        if !removed {
+            break;
+        }
+    }
+    Err(if problems.len() == 1 {
+        problems.remove(0)
+    } else {
+        ConfigError::Many(problems)
+    })
+}
+
+/// At most this many problems are reported at once.
+const MAX_PROBLEMS: usize = 64;
+
+/// Takes `key` (`a.b[2].c`) out of the configuration tree, or, when it is absent (a required key
+/// reported missing), the table that should have held it; returns what was taken out.
+fn remove_key(root: &mut ::config::Value, key: &str) -> Option<String> {
+    let segments: Vec<&str> = key.split('.').collect();
+    (1..=segments.len())
+        .rev()
+        .find(|&depth| remove_path(root, &segments[..depth]))
+        .map(|depth| segments[..depth].join("."))
+}
+
+fn remove_path(root: &mut ::config::Value, path: &[&str]) -> bool {
+    use ::config::ValueKind;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut node = root;
+    for segment in parents {
+        let (name, index) = split_index(segment);
+        let ValueKind::Table(table) = &mut node.kind else {
+            return false;
+        };
+        let Some(child) = table.get_mut(name) else {
+            return false;
+        };
+        node = match index {
+            None => child,
+            Some(i) => match &mut child.kind {
+                ValueKind::Array(items) => match items.get_mut(i) {
+                    Some(item) => item,
+                    None => return false,
+                },
+                _ => return false,
+            },
+        };
+    }
+    let (name, index) = split_index(last);
+    let ValueKind::Table(table) = &mut node.kind else {
+        return false;
+    };
+    match index {
+        None => table.remove(name).is_some(),
+        Some(i) => match table.get_mut(name).map(|child| &mut child.kind) {
+            Some(ValueKind::Array(items)) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
+/// `name[3]` → (`name`, Some(3)); `name` → (`name`, None).
+fn split_index(segment: &str) -> (&str, Option<usize>) {
+    match segment.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse().ok()),
+        None => (segment, None),
+    }
+}
+
+impl ConfigError {
+    /// Each problem: the one, or each of `Many`.
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Many(problems) => problems.iter().collect(),
+            one => vec![one],
+        }
+    }
+
+    /// The whole report for a person: one line per problem, `FILE:LINE: key: problem` when the
+    /// line of the key in `text` can be told, else `FILE: key: problem`.
+    pub fn report(&self, file: &str, text: &str) -> String {
+        let mut problems = self.problems();
+        // In the order of the file; those without a line (environment, defaults) last.
+        problems.sort_by_key(|problem| match problem {
+            ConfigError::Invalid { key, .. } => line_of(text, key).unwrap_or(usize::MAX),
+            _ => 0,
+        });
+        problems
+            .iter()
+            .map(|problem| {
+                match problem {
+                    ConfigError::Invalid { key, .. } => match line_of(text, key) {
+                        Some(line) => format!("{file}:{line}: {problem}"),
+                        None => format!("{file}: {problem}"),
+                    },
+                    // These name their file (or origin) and position themselves.
+                    ConfigError::Read { .. } | ConfigError::Syntax { .. } => problem.to_string(),
+                    _ => format!("{file}: {problem}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The line (from 1) of the TOML `text` that sets `key` (`server.listen`, `targets[1].clear_by`,
+/// `tracks.asylum.penalty[0].days`), or of the table header of its nearest table that the text
+/// has. A plain reading of table headers and `name =` lines, enough for the files people write;
+/// `None` when the key is not in the text (an environment variable, a default).
+pub fn line_of(text: &str, key: &str) -> Option<usize> {
+    // Without list indices, which name an element of an array, not a line.
+    let plain: Vec<String> = key
+        .split('.')
+        .map(|segment| split_index(segment).0.to_owned())
+        .collect();
+    let index_of_table_array = key
+        .split('.')
+        .next()
+        .map(split_index)
+        .and_then(|(_, index)| index);
+    let mut table: Vec<String> = Vec::new();
+    let mut array_seen: Option<usize> = None;
+    let mut best: Option<(usize, usize)> = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || trimmed.is_empty() {
+            continue;
+        }
+        if let Some(header) = trimmed.strip_prefix("[[").and_then(|h| h.split_once("]]")) {
+            table = header.0.split('.').map(|s| s.trim().to_owned()).collect();
+            if table.first() == plain.first() && table.len() == 1 {
+                array_seen = Some(array_seen.map_or(0, |i| i + 1));
+            }
+        } else if let Some(header) = trimmed.strip_prefix('[').and_then(|h| h.split_once(']')) {
+            table = header
+                .0
+                .split('.')
+                .map(|s| s.trim().trim_matches('"').to_owned())
+                .collect();
+        } else if let Some((name, _)) = trimmed.split_once('=') {
+            let mut path = table.clone();
+            path.extend(
+                name.trim()
+                    .trim_matches('"')
+                    .split('.')
+                    .map(|s| s.trim().to_owned()),
+            );
+            let in_element = match (index_of_table_array, array_seen) {
+                (Some(wanted), Some(seen)) if table.first() == plain.first() => wanted == seen,
+                (Some(_), _) => table.first() != plain.first(),
+                _ => true,
+            };
+            if path == plain && in_element {
+                return Some(n + 1);
+            }
+            continue;
+        } else {
+            continue;
+        }
+        // A header: the deepest table of the key the text opens, as a fallback.
+        let depth = table.len();
+        if depth <= plain.len()
+            && plain[..depth] == table[..]
+            && best.is_none_or(|(d, _)| depth > d)
+        {
+            best = Some((depth, n + 1));
+        }
+    }
+    best.map(|(_, line)| line)
 }
 
 /// Turns an error of the `config` crate into one that leads with the key path, keeping its reason.

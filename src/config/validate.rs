@@ -38,10 +38,10 @@ const RESERVED_THRESHOLDS: [(&str, &str); 4] = [
     ("min_pass_ratio", "quality.min_pass_ratio"),
     ("max_audit_gap_seconds", "quality.max_audit_gap"),
 ];
-/// `[thresholds]` the shipped rules read that have a default, so that their alert is armed without a
-/// line in the file (docs/configuration.md); a value in `[thresholds]` replaces it. Each with its
-/// minimum and what the number is, for the error.
-const DEFAULT_THRESHOLDS: [(&str, f64, f64, &str); 2] = [
+/// Every `[thresholds]` key the shipped rules read, with its default, so that each alert is armed
+/// without a line in the file (docs/configuration.md, the reasoning in docs/alerting.md); a value in
+/// `[thresholds]` replaces it. Each with its minimum and what the number is, for the error.
+pub(super) const DEFAULT_THRESHOLDS: [(&str, f64, f64, &str); 13] = [
     (
         "backlog_forming_min_net_inflow",
         0.0,
@@ -53,6 +53,62 @@ const DEFAULT_THRESHOLDS: [(&str, f64, f64, &str); 2] = [
         1.0,
         1.0,
         "a factor on the week before's average of open cases: 1 is any rise",
+    ),
+    (
+        "benefit_of_doubt_spike_factor",
+        1.5,
+        1.0,
+        "a factor on the 28-day share of benefit-of-doubt decisions",
+    ),
+    (
+        "max_due_soon_per_weekly_outflow",
+        1.5,
+        0.0,
+        "cases due within 7 days per case decided last week",
+    ),
+    (
+        "max_hearing_cancellation_ratio",
+        0.15,
+        0.0,
+        "a share of the hearings called",
+    ),
+    (
+        "max_inexperienced_decision_ratio",
+        0.1,
+        0.0,
+        "a share of the week's decisions",
+    ),
+    (
+        "max_ingest_gap_seconds",
+        345_600.0,
+        60.0,
+        "seconds without an applied event",
+    ),
+    ("max_overdue_cases", 100.0, 0.0, "overdue cases"),
+    (
+        "max_unassigned_cases",
+        50.0,
+        0.0,
+        "cases assigned to nobody",
+    ),
+    (
+        "min_quality_audits",
+        10.0,
+        0.0,
+        "audits in the quality window",
+    ),
+    ("min_weekly_decisions", 20.0, 0.0, "decisions in 7 days"),
+    (
+        "min_weekly_hearings",
+        10.0,
+        0.0,
+        "hearings called in 7 days",
+    ),
+    (
+        "penalty_rise_factor",
+        1.1,
+        1.0,
+        "a factor on last week's average penalty exposure",
     ),
 ];
 pub(super) const MAX_NAME_BYTES: usize = 64;
@@ -69,8 +125,146 @@ const MAX_PENALTY_TIER_DAYS: i64 = 3650;
 const MAX_PENALTY_PER_DAY_EUROS: f64 = 1_000_000.0;
 const MEBIBYTE: i64 = 1024 * 1024;
 
+/// The problems of the sections checked so far: each section is checked whatever the others
+/// said, so that one pass names a problem of every section (`super::build` takes out the key of
+/// each and checks again, for the problems after the first within a section).
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|error| self.0.push(error)).ok()
+    }
+}
+
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-    let phases = names_list("phases", raw.phases, &DEFAULT_PHASES)?;
+    let mut problems = Problems::default();
+    let phases = problems.take(validate_phases(raw.phases));
+    let tracks = problems.take(validate_tracks(raw.tracks));
+    let targets = tracks
+        .as_ref()
+        .and_then(|tracks| problems.take(validate_targets(raw.targets, tracks)));
+    let windows = problems.take(validate_windows(
+        raw.windows.rolling,
+        raw.windows.due_soon,
+        raw.forecast.window,
+    ));
+    let new_staff_weeks = problems.take(
+        integer_in(
+            "forecast.new_staff_weeks",
+            raw.forecast.new_staff_weeks,
+            12,
+            1,
+            520,
+        )
+        .map(|weeks| u32::try_from(weeks).unwrap_or(12)),
+    );
+    let server = problems.take(validate_server(raw.server));
+    let store = problems.take(validate_store(raw.store));
+    let time = problems.take(validate_time(raw.time));
+    let max_future_skew = problems.take(at_most_days(
+        "ingest.max_future_skew",
+        raw.ingest.max_future_skew.as_deref().unwrap_or("PT5M"),
+        non_negative_duration,
+        MAX_FUTURE_SKEW_DAYS,
+    ));
+    let workforce = problems.take(validate_workforce(raw.workforce));
+    let max_mentees = problems.take(integer_u32(
+        "mentoring.max_mentees",
+        raw.mentoring.max_mentees,
+        5,
+        0,
+    ));
+    let quality = problems.take(validate_quality(raw.quality));
+    let thresholds = problems.take(validate_thresholds(raw.thresholds));
+    let limits = problems.take(validate_limits(raw.limits));
+    let log = problems.take(validate_log(raw.log));
+    let language = problems.take(match raw.report.language.as_deref().unwrap_or("en") {
+        "en" => Ok(ReportLanguage::En),
+        "nl" => Ok(ReportLanguage::Nl),
+        other => Err(invalid(
+            format!("{other:?} is not one of \"en\", \"nl\""),
+            "report.language",
+        )),
+    });
+    let nats = problems.take(
+        raw.sources
+            .nats
+            .map(super::sources::validate_nats)
+            .transpose(),
+    );
+    let (
+        Some(phases),
+        Some(tracks),
+        Some(targets),
+        Some((windows, forecast_window)),
+        Some(new_staff_weeks),
+        Some(server),
+        Some(store),
+        Some(time),
+        Some(max_future_skew),
+        Some(workforce),
+        Some(max_mentees),
+        Some(quality),
+        Some(thresholds),
+        Some(limits),
+        Some(log),
+        Some(language),
+        Some(nats),
+    ) = (
+        phases,
+        tracks,
+        targets,
+        windows,
+        new_staff_weeks,
+        server,
+        store,
+        time,
+        max_future_skew,
+        workforce,
+        max_mentees,
+        quality,
+        thresholds,
+        limits,
+        log,
+        language,
+        nats,
+    )
+    else {
+        // A section is missing only when it had a problem, which `problems` holds.
+        let mut found = problems.0;
+        return Err(if found.len() == 1 {
+            found.remove(0)
+        } else {
+            ConfigError::Many(found)
+        });
+    };
+    Ok(Config {
+        phases,
+        server,
+        store,
+        time,
+        ingest: IngestConfig { max_future_skew },
+        tracks,
+        windows,
+        forecast: ForecastConfig {
+            window: forecast_window,
+            new_staff_weeks,
+        },
+        targets,
+        workforce,
+        mentoring: MentoringConfig { max_mentees },
+        quality,
+        thresholds,
+        limits,
+        log,
+        report: ReportConfig { language },
+        nats,
+    })
+}
+
+fn validate_phases(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let phases = names_list("phases", raw, &DEFAULT_PHASES)?;
     if let Some(index) = phases.iter().position(|phase| phase == RESERVED_PHASE) {
         return Err(invalid(
             format!(
@@ -79,106 +273,59 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("phases[{index}]"),
         ));
     }
-    let tracks = validate_tracks(raw.tracks)?;
-    let targets = validate_targets(raw.targets, &tracks)?;
     // The core numbers tracks, phases and roles with one byte each.
-    if tracks.len() > MAX_LIST {
-        return Err(invalid(
-            format!("at most {MAX_LIST} tracks, got {}", tracks.len()),
-            "tracks",
-        ));
-    }
     if phases.len() > MAX_LIST {
         return Err(invalid(
             format!("at most {MAX_LIST} phases, got {}", phases.len()),
             "phases",
         ));
     }
-    let rolling = window_list("windows.rolling", raw.windows.rolling)?;
-    let forecast = window(
-        "forecast.window",
-        raw.forecast.window.as_deref().unwrap_or("P28D"),
-    )?;
+    Ok(phases)
+}
+
+/// `[windows]` and `forecast.window`, which share time buckets.
+fn validate_windows(
+    rolling: Option<Vec<String>>,
+    due_soon: Option<Vec<String>>,
+    forecast: Option<String>,
+) -> Result<(WindowsConfig, Window), ConfigError> {
+    let rolling = window_list("windows.rolling", rolling)?;
+    let forecast = window("forecast.window", forecast.as_deref().unwrap_or("P28D"))?;
     check_shared_buckets(&rolling, &forecast)?;
-    Ok(Config {
-        phases,
-        server: validate_server(raw.server)?,
-        store: validate_store(raw.store)?,
-        time: validate_time(raw.time)?,
-        ingest: IngestConfig {
-            max_future_skew: at_most_days(
-                "ingest.max_future_skew",
-                raw.ingest.max_future_skew.as_deref().unwrap_or("PT5M"),
-                non_negative_duration,
-                MAX_FUTURE_SKEW_DAYS,
-            )?,
+    Ok((
+        WindowsConfig {
+            rolling,
+            due_soon: window_list("windows.due_soon", due_soon)?,
         },
-        tracks,
-        windows: WindowsConfig {
-            rolling: rolling.clone(),
-            due_soon: window_list("windows.due_soon", raw.windows.due_soon)?,
-        },
-        forecast: ForecastConfig {
-            window: forecast.clone(),
-            new_staff_weeks: u32::try_from(integer_in(
-                "forecast.new_staff_weeks",
-                raw.forecast.new_staff_weeks,
-                12,
-                1,
-                520,
-            )?)
-            .unwrap_or(12),
-        },
-        targets,
-        workforce: validate_workforce(raw.workforce)?,
-        mentoring: MentoringConfig {
-            max_mentees: integer_u32("mentoring.max_mentees", raw.mentoring.max_mentees, 5, 0)?,
-        },
-        quality: validate_quality(raw.quality)?,
-        thresholds: validate_thresholds(raw.thresholds)?,
-        limits: LimitsConfig {
-            // Location ids are 16-bit in the core; `other` takes the id after the last named one.
-            max_locations: u32::try_from(integer_in(
-                "limits.max_locations",
-                raw.limits.max_locations,
-                64,
-                1,
-                i64::from(u16::MAX),
-            )?)
-            .unwrap_or(u32::from(u16::MAX)),
-            max_employee_series: integer_u32(
-                "limits.max_employee_series",
-                raw.limits.max_employee_series,
-                20_000,
-                0,
-            )?,
-            max_announcements_per_target: u32::try_from(integer_in(
-                "limits.max_announcements_per_target",
-                raw.limits.max_announcements_per_target,
-                100,
-                1,
-                10_000,
-            )?)
-            .unwrap_or(10_000),
-        },
-        log: validate_log(raw.log)?,
-        report: ReportConfig {
-            language: match raw.report.language.as_deref().unwrap_or("en") {
-                "en" => ReportLanguage::En,
-                "nl" => ReportLanguage::Nl,
-                other => {
-                    return Err(invalid(
-                        format!("{other:?} is not one of \"en\", \"nl\""),
-                        "report.language",
-                    ));
-                }
-            },
-        },
-        nats: raw
-            .sources
-            .nats
-            .map(super::sources::validate_nats)
-            .transpose()?,
+        forecast,
+    ))
+}
+
+fn validate_limits(raw: super::raw::RawLimits) -> Result<LimitsConfig, ConfigError> {
+    Ok(LimitsConfig {
+        // Location ids are 16-bit in the core; `other` takes the id after the last named one.
+        max_locations: u32::try_from(integer_in(
+            "limits.max_locations",
+            raw.max_locations,
+            64,
+            1,
+            i64::from(u16::MAX),
+        )?)
+        .unwrap_or(u32::from(u16::MAX)),
+        max_employee_series: integer_u32(
+            "limits.max_employee_series",
+            raw.max_employee_series,
+            20_000,
+            0,
+        )?,
+        max_announcements_per_target: u32::try_from(integer_in(
+            "limits.max_announcements_per_target",
+            raw.max_announcements_per_target,
+            100,
+            1,
+            10_000,
+        )?)
+        .unwrap_or(10_000),
     })
 }
 
@@ -404,6 +551,13 @@ fn validate_tracks(raw: BTreeMap<String, RawTrack>) -> Result<Vec<TrackConfig>, 
         return Err(invalid(
             "at least one track must be configured, e.g. [tracks.asylum] with decision_period = \
              \"P6M\"",
+            "tracks",
+        ));
+    }
+    // The core numbers tracks, phases and roles with one byte each.
+    if raw.len() > MAX_LIST {
+        return Err(invalid(
+            format!("at most {MAX_LIST} tracks, got {}", raw.len()),
             "tracks",
         ));
     }

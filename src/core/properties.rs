@@ -224,8 +224,18 @@ fn run(state: &mut State, steps: &[Step], mut clock: EpochNanos) -> (EpochNanos,
             }
             Step::Apply(raw) => {
                 let event = raw.event(clock);
-                if state.apply(&event, clock).is_ok() {
-                    accepted.push(event);
+                // What the state would be with only its clock moved to `clock`.
+                let mut clock_only = state.clone();
+                clock_only.advance(clock);
+                match state.apply(&event, clock) {
+                    Ok(_) => accepted.push(event),
+                    // All-or-nothing: a rejected event changes nothing but the clock, which
+                    // `apply` moves first (the engine has already moved it to `now`).
+                    Err(rejection) => assert!(
+                        state.encode_snapshot_canonical() == clock_only.encode_snapshot_canonical(),
+                        "the rejected {:?} ({rejection}) changed the state",
+                        event.kind.event_type()
+                    ),
                 }
             }
         }

@@ -101,6 +101,11 @@ impl Row<'_> {
         self.get(column).map(|cell| (cell, column.clone()))
     }
 
+    fn required_time(&self, dates: &Dates, column: &str) -> Result<Timestamp, Bad> {
+        self.time(dates, column)?
+            .ok_or_else(|| bad(column, "empty"))
+    }
+
     fn time(&self, dates: &Dates, column: &str) -> Result<Option<Timestamp>, Bad> {
         self.get(column)
             .map(|cell| dates.parse(cell).map_err(|reason| bad(column, reason)))
@@ -214,9 +219,7 @@ pub(super) fn case_events(
     let mut out = Vec::new();
     let case = row.required(&columns.id)?;
     let track = translate(&columns.values, "track", row.required(&columns.track)?);
-    let registered = row
-        .time(dates, &columns.registered)?
-        .ok_or_else(|| bad(&columns.registered, "empty"))?;
+    let registered = row.required_time(dates, &columns.registered)?;
     let at_or_registered = |column: Option<&String>| -> Result<Timestamp, Bad> {
         match column {
             Some(column) => Ok(row.time(dates, column)?.unwrap_or(registered)),
@@ -369,9 +372,7 @@ pub(super) fn employee_events(
     let mut out = Vec::new();
     let employee = row.required(&columns.id)?;
     let role = translate(&columns.values, "role", row.required(&columns.role)?);
-    let joined = row
-        .time(dates, &columns.joined)?
-        .ok_or_else(|| bad(&columns.joined, "empty"))?;
+    let joined = row.required_time(dates, &columns.joined)?;
     let experienced_since = match &columns.experienced_since {
         Some(column) => row.time(dates, column)?.filter(|&at| at <= now),
         None => None,
