@@ -131,6 +131,11 @@ async fn run_async(
 
     let (handle, recovered, engine_thread) =
         engine::start(&config, &source, edge, telemetry.clone());
+    let disk = tokio::spawn(watch_free_space(
+        config.store.path.clone(),
+        config.time.tick,
+        telemetry.clone(),
+    ));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let app = Arc::new(
         App::new(
@@ -256,6 +261,7 @@ async fn run_async(
     let _ = stop_tx.send(());
     let _ = server_task.await;
     ticker.abort();
+    disk.abort();
     let _ = handle.commands.send(Command::Shutdown).await;
     tokio::task::spawn_blocking(move || engine_thread.join())
         .await
@@ -316,6 +322,62 @@ async fn tick(engine: engine::EngineHandle, period: Duration) {
             return;
         }
     }
+}
+
+/// Reads the free space and the size of the store's filesystem every `period` into
+/// `backlogd_store_free_bytes` and `backlogd_store_filesystem_size_bytes` (NaN when it cannot be
+/// read, with one warning per run of failures). Off the async workers: `statvfs` may block on a
+/// network filesystem.
+async fn watch_free_space(path: std::path::PathBuf, period: Duration, telemetry: Arc<Telemetry>) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut failing = false;
+    loop {
+        interval.tick().await;
+        let path = path.clone();
+        let read = tokio::task::spawn_blocking(move || filesystem_space(&path)).await;
+        match read {
+            Ok(Ok((free, size))) => {
+                telemetry.store_free_bytes.set(free as f64);
+                telemetry.store_filesystem_size_bytes.set(size as f64);
+                failing = false;
+            }
+            Ok(Err(e)) => {
+                telemetry.store_free_bytes.set(f64::NAN);
+                telemetry.store_filesystem_size_bytes.set(f64::NAN);
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read the free space of store.path");
+                }
+                failing = true;
+            }
+            // The runtime is shutting down.
+            Err(_) => return,
+        }
+    }
+}
+
+/// (bytes available to an unprivileged user, filesystem size in bytes) of the filesystem holding
+/// `path`, or of its nearest existing ancestor (the store directory may not exist yet).
+fn filesystem_space(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct, and statvfs writes
+    // only into it, given a NUL-terminated path that lives across the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The fields are u64 on 64-bit Linux (the only target the unit ships for).
+    let block = stat.f_frsize.max(1);
+    Ok((
+        stat.f_bavail.saturating_mul(block),
+        stat.f_blocks.saturating_mul(block),
+    ))
 }
 
 /// Tells systemd (Type=notify) about a state change; a no-op outside systemd.

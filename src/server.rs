@@ -5,6 +5,7 @@
 //! never waits for a commit.
 
 mod answers;
+mod parser_answers;
 
 use answers::{forecast, targets};
 pub use answers::{forecast_body, history_body, targets_body};
@@ -346,10 +347,18 @@ async fn connection<S>(
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // One flat write buffer: hyper's own answer to a request it cannot parse is then the tail of
+    // one write, where `JsonParserAnswers` puts the JSON error shape in its place. The default
+    // of 100 header fields stays (setting `max_headers` moves them to the heap).
     builder
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Some(header_timeout));
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+        .header_read_timeout(Some(header_timeout))
+        .writev(false)
+        .max_buf_size(parser_answers::MAX_HEAD_BYTES);
+    let connection = builder.serve_connection(
+        TokioIo::new(parser_answers::JsonParserAnswers::new(stream)),
+        service,
+    );
     tokio::pin!(connection);
     let mut closing = false;
     loop {
@@ -610,6 +619,9 @@ async fn ingest_inner(app: &App, request: Request<Incoming>) -> HttpResponse {
         }
     };
     let events = batch.items.len();
+    app.telemetry
+        .non_ascii_ids
+        .observe(batch.items.iter().map(|(_, parsed)| parsed));
     match app.engine.commands.try_send(Command::Ingest(batch)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {

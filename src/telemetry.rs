@@ -10,7 +10,7 @@ use prometheus::{
     Registry,
 };
 
-use crate::core::event::{EventType, RejectReason};
+use crate::core::event::{Event, EventType, RejectReason};
 
 /// Registers `metric` in `registry` and hands it back.
 fn register<M: prometheus::core::Collector + Clone + 'static>(
@@ -39,6 +39,56 @@ pub struct SourceMetrics {
     pub missed: IntCounter,
     /// 1 while the stream's last sequence is below the logged position.
     pub behind: IntGauge,
+    /// The daemon's count of events with non-ASCII ids, shared with the HTTP edge.
+    pub non_ascii_ids: NonAsciiIds,
+}
+
+/// `backlogd_events_non_ascii_ids_total` and its log line: ids are compared byte for byte
+/// (docs/events.md, "Ids"), so an id with a non-ASCII character may have look-alikes (NFC and NFD
+/// spellings) that are other ids. Each such event is counted; a warning names the event and the
+/// field (never the id's value) at most once a minute, with the count since the last line.
+#[derive(Clone)]
+pub struct NonAsciiIds {
+    counter: IntCounter,
+    /// When the last line was logged, and how many such events arrived since.
+    logged: std::sync::Arc<std::sync::Mutex<(Option<std::time::Instant>, u64)>>,
+}
+
+impl NonAsciiIds {
+    /// At most one warning in this interval.
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Counts the parsed events of a batch that carry a non-ASCII id. The ASCII path takes no
+    /// lock.
+    pub fn observe<'a, R>(&self, events: impl IntoIterator<Item = &'a Result<Event, R>>)
+    where
+        R: 'a,
+    {
+        for event in events.into_iter().filter_map(|parsed| parsed.as_ref().ok()) {
+            let Some(field) = event.non_ascii_id_field() else {
+                continue;
+            };
+            self.counter.inc();
+            // A poisoned lock only means another thread panicked while logging, and a panic
+            // aborts the process: recover the value.
+            let mut logged = self
+                .logged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            logged.1 += 1;
+            if logged.0.is_none_or(|at| at.elapsed() >= Self::LOG_EVERY) {
+                tracing::warn!(
+                    event_id = %event.id.escape_debug(),
+                    field,
+                    events_since_last_line = logged.1,
+                    "an event has a non-ASCII id; ids are compared byte for byte, so a look-alike \
+                     spelling (NFC or NFD) is another id (docs/events.md, Ids; \
+                     backlogd_events_non_ascii_ids_total counts them)"
+                );
+                *logged = (Some(std::time::Instant::now()), 0);
+            }
+        }
+    }
 }
 
 pub struct Telemetry {
@@ -68,6 +118,11 @@ pub struct Telemetry {
     /// Reloads that found nothing changed and did nothing.
     pub reloads_unchanged: IntCounter,
     pub start_time: Gauge,
+    pub non_ascii_ids: NonAsciiIds,
+    /// `statvfs` of `store.path`, refreshed every `time.tick` (`crate::daemon`); NaN until the
+    /// first reading and after a failed one.
+    pub store_free_bytes: Gauge,
+    pub store_filesystem_size_bytes: Gauge,
     /// `events_applied` per event type, indexed by the type's position in `EventType::ALL`.
     applied_by_type: Vec<IntCounter>,
     /// `events_rejected` per reason, indexed by the reason's position in `RejectReason::ALL`.
@@ -204,6 +259,21 @@ impl Telemetry {
                 "backlogd_start_time_seconds",
                 "When this process started, in seconds since the epoch (restarts: changes() of it).",
             )?,
+            non_ascii_ids: NonAsciiIds {
+                counter: counter(
+                    "backlogd_events_non_ascii_ids_total",
+                    "Events received (parsed, whether applied or not) whose id or a case, employee, mentor or mentee id holds a non-ASCII character: ids are compared byte for byte, so look-alike spellings are different ids.",
+                )?,
+                logged: Default::default(),
+            },
+            store_free_bytes: float_gauge(
+                "backlogd_store_free_bytes",
+                "Bytes free for the daemon (not counting the root reserve) on the filesystem of store.path, read every time.tick; NaN when it cannot be read.",
+            )?,
+            store_filesystem_size_bytes: float_gauge(
+                "backlogd_store_filesystem_size_bytes",
+                "Size of the filesystem of store.path in bytes, read every time.tick; NaN when it cannot be read.",
+            )?,
             registry: registry.clone(),
             applied_by_type: Vec::new(),
             rejected_by_reason: Vec::new(),
@@ -222,6 +292,8 @@ impl Telemetry {
             .set(1);
         telemetry.config_last_reload_successful.set(1.0);
         telemetry.store_healthy.set(1);
+        telemetry.store_free_bytes.set(f64::NAN);
+        telemetry.store_filesystem_size_bytes.set(f64::NAN);
         // Known label values start at zero so rates and alerts see the series from the start.
         for cause in ["inflight_bytes", "queue_full", "store_failed"] {
             telemetry.requests_refused.with_label_values(&[cause]);
@@ -287,6 +359,7 @@ impl Telemetry {
                     "1 while the stream's last sequence is below the position this daemon logged (the stream was purged or recreated): its messages up to that position are not read; 0 otherwise.",
                 )?,
             )?,
+            non_ascii_ids: self.non_ascii_ids.clone(),
         })
     }
 

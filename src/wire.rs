@@ -800,6 +800,66 @@ mod tests {
         }
     }
 
+    /// Each id field of `data` is found by name when it is the one with a non-ASCII character;
+    /// free text (an audit's `case`, a hearing's `reason`) and labels are not ids.
+    #[test]
+    fn non_ascii_ids_are_named_by_field() {
+        let field = |data: &str, event_type: &str| {
+            parse_event(&format!(
+                r#"{{"id":"e","type":"{event_type}","time":"2025-01-01T00:00:00Z","data":{data}}}"#
+            ))
+            .unwrap_or_else(|r| panic!("{data}: {r:?}"))
+            .non_ascii_id_field()
+        };
+        let cases = [
+            (
+                r#"{"case":"ç","track":"asylum"}"#,
+                "case.registered",
+                Some("data.case"),
+            ),
+            (
+                r#"{"case":"c","track":"asylum","location":"Zoë"}"#,
+                "case.registered",
+                None,
+            ),
+            (
+                r#"{"case":"c","employee":"ë"}"#,
+                "case.assigned",
+                Some("data.employee"),
+            ),
+            (
+                r#"{"case":"c","outcome":"granted","decided_by":"ë"}"#,
+                "case.decided",
+                Some("data.decided_by"),
+            ),
+            (
+                r#"{"mentor":"m","mentee":"ë"}"#,
+                "mentor.assigned",
+                Some("data.mentee"),
+            ),
+            (
+                r#"{"mentor":"ë","mentee":"ë"}"#,
+                "mentor.assigned",
+                Some("data.mentor"),
+            ),
+            (
+                r#"{"case":"c","reason":"tolk ziek ë"}"#,
+                "case.hearing_cancelled",
+                None,
+            ),
+            (r#"{"passed":true,"case":"ë"}"#, "quality.audit", None),
+            (r#"{"case":"c"}"#, "case.hearing_held", None),
+        ];
+        for (data, event_type, expected) in cases {
+            assert_eq!(field(data, event_type), expected, "{event_type} {data}");
+        }
+        let event = parse_event(
+            r#"{"id":"é","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{"case":"ç"}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.non_ascii_id_field(), Some("id"));
+    }
+
     #[test]
     fn rejection_keeps_the_id_when_readable() {
         let rejection =

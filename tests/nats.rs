@@ -176,6 +176,9 @@ fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
         "backlogd_source_",
         "backlogd_ingest_",
         "backlogd_store_commit_duration_seconds",
+        // The disk, not the state: other writers move it.
+        "backlogd_store_free_bytes",
+        "backlogd_store_filesystem_size_bytes",
         "backlogd_case_max_overdue_seconds",
         "backlogd_backlog_projected_clearance_timestamp_seconds",
         "backlogd_capacity_presence_seconds",

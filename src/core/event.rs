@@ -112,6 +112,52 @@ pub enum EventKind {
     },
 }
 
+impl Event {
+    /// The wire name of the first id of this event (its `id`, then the case, employee, mentor and
+    /// mentee ids of `data`) that holds a non-ASCII character, if any. Ids are compared byte for
+    /// byte, so such an id has look-alikes (an NFC and an NFD spelling) that are other ids.
+    pub fn non_ascii_id_field(&self) -> Option<&'static str> {
+        if !self.id.is_ascii() {
+            return Some("id");
+        }
+        use EventKind::*;
+        let ids: [(&'static str, Option<&str>); 2] = match &self.kind {
+            CaseRegistered { case, .. }
+            | CaseUnassigned { case }
+            | CasePhaseChanged { case, .. }
+            | CaseHearingHeld { case }
+            | CaseHearingCancelled { case, .. }
+            | CaseDeadlineExtended { case, .. }
+            | CaseSuspended { case }
+            | CaseResumed { case }
+            | CaseTransferred { case, .. }
+            | CaseClosed { case, .. }
+            | CaseReopened { case, .. } => [("data.case", Some(case)), ("", None)],
+            CaseAssigned { case, employee } => {
+                [("data.case", Some(case)), ("data.employee", Some(employee))]
+            }
+            CaseDecided {
+                case, decided_by, ..
+            } => [
+                ("data.case", Some(case)),
+                ("data.decided_by", Some(decided_by)),
+            ],
+            EmployeeJoined { employee, .. }
+            | EmployeeUpdated { employee, .. }
+            | EmployeeLeft { employee } => [("data.employee", Some(employee)), ("", None)],
+            MentorAssigned { mentor, mentee } => {
+                [("data.mentor", Some(mentor)), ("data.mentee", Some(mentee))]
+            }
+            MentorUnassigned { mentee } => [("data.mentee", Some(mentee)), ("", None)],
+            // The audit's `case` is free text, and a target's name is a label, not an id.
+            QualityAudit { .. } | TargetAnnounced { .. } => [("", None), ("", None)],
+        };
+        ids.into_iter()
+            .find(|(_, id)| id.is_some_and(|id| !id.is_ascii()))
+            .map(|(field, _)| field)
+    }
+}
+
 /// How `case.deadline_extended` moves the deadline.
 #[derive(Debug, Clone)]
 pub enum Extension {

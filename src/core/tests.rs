@@ -934,12 +934,17 @@ fn remembered_ids_expire_on_the_clock_without_new_events() {
     }
 }
 
+/// `limits.max_locations` labels go to the locations with an open case, in the order first seen;
+/// the open cases of the others count in `other` (docs/metrics.md, "Locations"). Here 2 labels,
+/// locations a, b, c, d seen in that order, then e: a's only case moves to e, so a has no open
+/// case and its label goes to c (b, c labelled; d and e in `other`); then b's case closes and d
+/// takes its label (c, d; e in `other`).
 #[test]
-fn locations_beyond_the_limit_become_other() {
+fn location_labels_go_to_the_first_seen_locations_with_open_cases() {
     let mut settings = CoreSettings::example();
     settings.max_locations = 2;
     check_with(
-        settings,
+        settings.clone(),
         r#"
         at 2025-01-01T00:00:00Z
         case.registered case=c1 location=a
@@ -950,10 +955,33 @@ fn locations_beyond_the_limit_become_other() {
         "#,
         expect![[r#"
             open{asylum,b} 1
-            open{asylum,other} 3
+            open{asylum,c} 1
+            open{asylum,other} 2
             phase{asylum,none} 4
             unassigned{asylum} 4
             registered{asylum} 4
+            transfers{asylum} 1
+        "#]],
+    );
+    check_with(
+        settings,
+        r#"
+        at 2025-01-01T00:00:00Z
+        case.registered case=c1 location=a
+        case.registered case=c2 location=b
+        case.registered case=c3 location=c
+        case.registered case=c4 location=d
+        case.transferred case=c1 location=e
+        case.closed case=c2 reason=withdrawn
+        "#,
+        expect![[r#"
+            open{asylum,c} 1
+            open{asylum,d} 1
+            open{asylum,other} 1
+            phase{asylum,none} 3
+            unassigned{asylum} 3
+            registered{asylum} 4
+            closed{asylum,withdrawn} 1
             transfers{asylum} 1
         "#]],
     );
@@ -1165,7 +1193,7 @@ fn an_event_at_the_epoch_does_not_make_the_rolling_counters_grow() {
         case.registered case=now
         case.decided case=zero decided_by=e1 time=1970-01-01T00:00:00Z
         case.decided case=now decided_by=e1
-        quality.audit passed=true time=1678-01-01T00:00:00Z
+        quality.audit passed=true time=1900-01-01T00:00:00Z
         quality.audit passed=false
         case.registered case=ahead time=2025-03-01T00:04:00Z
         "#,

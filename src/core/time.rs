@@ -1,8 +1,9 @@
 //! Instants inside the core: nanoseconds since the Unix epoch in an `i64`.
 //!
 //! Hot structures store this compact form (8 bytes instead of a 12-byte `jiff::Timestamp`); calendar
-//! arithmetic converts to `jiff` and back at the edges of a computation. The range (years 1678–2261)
-//! is checked when an event enters the core.
+//! arithmetic converts to `jiff` and back at the edges of a computation. The supported range (years
+//! 1900–2189, `MIN_SUPPORTED`..`END_SUPPORTED`) is checked when an event enters the core, and on
+//! the deadlines computed from one.
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -11,6 +12,21 @@ pub type EpochNanos = i64;
 
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 pub const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SECOND;
+
+/// The first supported instant, 1900-01-01T00:00:00Z. Supported instants are less than 292 years
+/// apart (290), so the difference of any two of them (how long overdue, a lead time) fits in an
+/// `i64` of nanoseconds and never saturates.
+pub const MIN_SUPPORTED: EpochNanos = -2_208_988_800 * NANOS_PER_SECOND;
+/// The first instant after the supported range, 2190-01-01T00:00:00Z.
+pub const END_SUPPORTED: EpochNanos = 6_942_585_600 * NANOS_PER_SECOND;
+/// The supported range, as rejections name it.
+pub const SUPPORTED_RANGE: &str = "years 1900 to 2189";
+
+/// Converts a timestamp of an event (or computed from one), or `None` when it lies outside the
+/// supported range.
+pub fn to_supported_nanos(at: Timestamp) -> Option<EpochNanos> {
+    to_nanos(at).filter(|nanos| (MIN_SUPPORTED..END_SUPPORTED).contains(nanos))
+}
 
 /// Converts a timestamp, or `None` when it lies outside what an `i64` of nanoseconds holds.
 pub fn to_nanos(at: Timestamp) -> Option<EpochNanos> {

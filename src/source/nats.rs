@@ -300,7 +300,10 @@ async fn session(
             let Ok(share) = queue_share.clone().acquire_owned().await else {
                 return Err(SourceError::EngineGone);
             };
-            let item = hand_over(config, engine, message, sequence, max_events, share).await?;
+            let item = hand_over(
+                config, engine, metrics, message, sequence, max_events, share,
+            )
+            .await?;
             if in_flight.send(item).await.is_err() {
                 // The acker stopped; its error is the one reported.
                 return Ok(());
@@ -360,6 +363,7 @@ fn check_bounds(after: u64, first: u64, last: u64, counted_through: u64) -> Boun
 async fn hand_over(
     config: &NatsConfig,
     engine: &EngineHandle,
+    metrics: &SourceMetrics,
     message: jetstream::Message,
     sequence: u64,
     max_events: usize,
@@ -393,6 +397,9 @@ async fn hand_over(
             }
         });
     }
+    metrics
+        .non_ascii_ids
+        .observe(batch.items.iter().map(|(_, parsed)| parsed));
     batch.position = Some(SourcePosition {
         stream: config.stream.clone(),
         sequence,

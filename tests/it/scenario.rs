@@ -140,6 +140,9 @@ pub fn state_series(text: &str) -> Vec<(SeriesKey, String)> {
         "backlogd_events_",
         "backlogd_ingest_request_duration_seconds",
         "backlogd_store_commit_duration_seconds",
+        // The disk, not the state: other writers move it.
+        "backlogd_store_free_bytes",
+        "backlogd_store_filesystem_size_bytes",
         "backlogd_last_event_timestamp_seconds",
         "backlogd_case_max_overdue_seconds",
         "backlogd_backlog_projected_clearance_timestamp_seconds",

@@ -11,6 +11,8 @@ impl State {
     /// the state's current `now`. Used after loading a snapshot and after a settings change; the tests
     /// use it to check that incremental maintenance equals recomputation.
     pub fn rebuild_derived(&mut self) {
+        self.locations
+            .reset(&mut self.aggregates, self.settings.max_locations as usize);
         for track in &mut self.aggregates.tracks {
             track.reset_gauges();
             track
@@ -83,15 +85,22 @@ impl State {
         let case = &self.cases[index as usize];
         let (track, location, phase) = (
             usize::from(case.track),
-            usize::from(case.location),
+            case.location,
             usize::from(case.phase),
         );
         let (employee, suspended, deadline) = (case.employee, case.suspended, case.deadline);
         let penalty = self.settings.tracks[track]
             .penalty
             .accrued_cents(class.penalty_days);
+        self.locations.count(
+            &mut self.aggregates,
+            self.settings.max_locations as usize,
+            track,
+            location,
+            class.overdue,
+            delta,
+        );
         let t = &mut self.aggregates.tracks[track];
-        t.open_by_location[location] += delta;
         t.open_by_phase[phase] += delta;
         if suspended {
             t.suspended += delta;
@@ -103,7 +112,6 @@ impl State {
             *open_cases = open_cases.wrapping_add_signed(delta as i32);
         }
         if class.overdue {
-            t.overdue_by_location[location] += delta;
             t.penalty_exposure_cents += delta * penalty;
             if delta > 0 {
                 self.overdue_by_track[track].insert((deadline, index));
@@ -226,19 +234,47 @@ mod end_of_time_tests {
             settings.tracks[0].penalty_grace = Span::new().days(2);
             let mut state = State::new(settings);
             let now = 1_735_689_600 * NANOS_PER_SECOND;
-            for (case, deadline) in [("due", i64::MAX), ("overdue", i64::MAX - NANOS_PER_DAY)] {
-                let event = Event {
-                    id: case.into(),
-                    time: from_nanos(now),
-                    kind: EventKind::CaseRegistered {
-                        case: case.into(),
-                        track: "asylum".into(),
-                        received_at: None,
-                        location: None,
-                        deadline: Some(from_nanos(deadline)),
+            // Events cannot name an instant after 2189 any more, but a resumption still moves a
+            // deadline later by the time suspended, saturating at the end of time: suspended from
+            // `since` until `now`, a deadline in 2189 lands at `target`.
+            let deadline = crate::core::time::to_supported_nanos(
+                "2189-01-01T00:00:00Z".parse().expect("a valid timestamp"),
+            )
+            .expect("in the supported range");
+            for (case, target) in [("due", i64::MAX), ("overdue", i64::MAX - NANOS_PER_DAY)] {
+                let since = if target == i64::MAX {
+                    crate::core::time::MIN_SUPPORTED
+                } else {
+                    deadline + now - target
+                };
+                let event = |kind: &str, at: EpochNanos| Event {
+                    id: format!("{case}-{kind}"),
+                    time: from_nanos(at),
+                    kind: match kind {
+                        "registered" => EventKind::CaseRegistered {
+                            case: case.into(),
+                            track: "asylum".into(),
+                            received_at: None,
+                            location: None,
+                            deadline: Some(from_nanos(deadline)),
+                        },
+                        "suspended" => EventKind::CaseSuspended { case: case.into() },
+                        _ => EventKind::CaseResumed { case: case.into() },
                     },
                 };
-                assert_eq!(state.apply(&event, now), Ok(Applied::New));
+                for (kind, at) in [
+                    ("registered", since),
+                    ("suspended", since),
+                    ("resumed", now),
+                ] {
+                    assert_eq!(
+                        state.apply(&event(kind, at), now),
+                        Ok(Applied::New),
+                        "{case} {kind}"
+                    );
+                }
+                let index = state.case_ids.get(case).expect("registered");
+                assert_eq!(state.cases[index as usize].deadline, target, "{case}");
             }
             state.advance(i64::MAX);
             let mut recomputed = state.clone();

@@ -14,6 +14,7 @@ mod capacity;
 mod codec;
 mod derived;
 mod links;
+mod locations;
 mod targets;
 mod transitions;
 
@@ -30,7 +31,7 @@ use super::ids::{Dedup, IdArena};
 use super::presence::PresenceIntegral;
 use super::rolling::{RollingCounter, RollingShape};
 use super::settings::CoreSettings;
-use super::time::{EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos, to_nanos};
+use super::time::{EpochNanos, NANOS_PER_DAY, duration_nanos, from_nanos};
 use links::Links;
 
 pub use codec::SnapshotError;
@@ -159,7 +160,8 @@ pub struct State {
     timers: BTreeSet<(EpochNanos, u32)>,
     /// Per track: (deadline, case index) of overdue cases, most overdue first.
     overdue_by_track: Vec<BTreeSet<(EpochNanos, u32)>>,
-    location_ids: hashbrown::HashMap<String, u16>,
+    /// Location names and ids, and which have a label (`locations.rs`).
+    locations: locations::Locations,
     dedup: Dedup,
     aggregates: Aggregates,
     /// Bucket shape of the inflow/outflow counters (rolling windows and the forecast window).
@@ -192,7 +194,7 @@ impl State {
             employees: Vec::new(),
             timers: BTreeSet::new(),
             overdue_by_track: vec![BTreeSet::new(); track_count],
-            location_ids: hashbrown::HashMap::new(),
+            locations: locations::Locations::new(track_count),
             aggregates: Aggregates::default(),
             flow_shape: flow_shape(&settings),
             inflow: vec![RollingCounter::default(); track_count],
@@ -556,12 +558,13 @@ impl State {
         if self.dedup.contains(&event.id, hash) {
             return Ok(Applied::Duplicate);
         }
-        let time = to_nanos(event.time).ok_or_else(|| {
+        let time = super::time::to_supported_nanos(event.time).ok_or_else(|| {
             Rejection::new(
                 RejectReason::InvalidField,
                 format!(
-                    "field `time`: {} is out of the supported range (years 1678 to 2261)",
-                    event.time
+                    "field `time`: {} is out of the supported range ({})",
+                    event.time,
+                    super::time::SUPPORTED_RANGE
                 ),
             )
         })?;
@@ -592,8 +595,8 @@ impl State {
         limit: usize,
     ) -> Vec<OverdueCase> {
         let location_id = match location {
-            Some(name) => match self.location_ids.get(name) {
-                Some(&id) => Some(id),
+            Some(name) => match self.locations.id(name) {
+                Some(id) => Some(id),
                 None => return Vec::new(),
             },
             None => None,
@@ -628,7 +631,7 @@ impl State {
                 OverdueCase {
                     case: self.case_ids.str_of(index).to_owned(),
                     track: track.name.clone(),
-                    location: self.aggregates.locations[usize::from(case.location)].clone(),
+                    location: self.locations.name(case.location).to_owned(),
                     employee: (case.employee != NONE)
                         .then(|| self.employees[case.employee as usize].id.to_string()),
                     deadline: from_nanos(deadline),

@@ -2,12 +2,10 @@
 
 use jiff::Timestamp;
 
-use super::{
-    Case, Class, Employee, Links, NO_TIMER, NONE, OTHER_LOCATION, State, UNKNOWN_LOCATION,
-};
+use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, UNKNOWN_LOCATION};
 use crate::core::aggregates::TrackAggregates;
 use crate::core::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
-use crate::core::time::{EpochNanos, from_nanos, to_nanos, to_nanos_saturating};
+use crate::core::time::{EpochNanos, SUPPORTED_RANGE, from_nanos, to_supported_nanos};
 
 /// The fields of an `employee.joined`.
 struct Joining<'a> {
@@ -80,7 +78,15 @@ impl State {
                 let current = self.cases[index as usize].deadline;
                 let new_deadline = match extension {
                     Extension::By(span) => {
-                        to_nanos_saturating(self.settings.add_calendar(from_nanos(current), *span))
+                        let moved = self.settings.add_calendar(from_nanos(current), *span);
+                        to_supported_nanos(moved).ok_or_else(|| {
+                            Rejection::new(
+                                RejectReason::InvalidField,
+                                format!(
+                                    "field `data.by`: \"{span}\" moves the deadline to {moved}, out of the supported range ({SUPPORTED_RANGE})"
+                                ),
+                            )
+                        })?
                     }
                     Extension::To(at) => self.checked_nanos(*at, "data.deadline")?,
                 };
@@ -312,7 +318,15 @@ impl State {
         };
         let deadline = match deadline {
             Some(at) => self.checked_nanos(at, "data.deadline")?,
-            None => self.default_deadline(track_id, received),
+            None => self.default_deadline(
+                track_id,
+                received,
+                if received_at.is_some() {
+                    "data.received_at"
+                } else {
+                    "time"
+                },
+            )?,
         };
         let location_id = self.location_id(location.unwrap_or(UNKNOWN_LOCATION));
         let index = self.case_ids.intern(case);
@@ -357,7 +371,7 @@ impl State {
         };
         let deadline = match deadline {
             Some(at) => self.checked_nanos(at, "data.deadline")?,
-            None => self.default_deadline(track_id, time),
+            None => self.default_deadline(track_id, time, "time")?,
         };
         let c = &mut self.cases[index as usize];
         c.open = true;
@@ -460,9 +474,27 @@ impl State {
         }
     }
 
-    fn default_deadline(&self, track: u8, from: EpochNanos) -> EpochNanos {
-        let period = self.settings.tracks[usize::from(track)].decision_period;
-        to_nanos_saturating(self.settings.add_calendar(from_nanos(from), period))
+    /// `from` plus the track's decision period; refused naming `field` (where `from` came from)
+    /// when that is out of the supported range.
+    fn default_deadline(
+        &self,
+        track: u8,
+        from: EpochNanos,
+        field: &str,
+    ) -> Result<EpochNanos, Rejection> {
+        let track = &self.settings.tracks[usize::from(track)];
+        let deadline = self
+            .settings
+            .add_calendar(from_nanos(from), track.decision_period);
+        to_supported_nanos(deadline).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::InvalidField,
+                format!(
+                    "field `{field}`: the deadline it gives ({deadline}, with the decision period {} of track {}) is out of the supported range ({SUPPORTED_RANGE}); send `data.deadline`",
+                    track.decision_period, track.name
+                ),
+            )
+        })
     }
 
     fn track_of(&mut self, index: u32) -> &mut TrackAggregates {
@@ -470,36 +502,15 @@ impl State {
         &mut self.aggregates.tracks[track]
     }
 
+    /// The id of a location name, remembered when new (whether it has a label is decided by its
+    /// open cases: `locations.rs`).
     fn location_id(&mut self, name: &str) -> u16 {
-        if let Some(&id) = self.location_ids.get(name) {
-            return id;
-        }
-        let named = self
-            .location_ids
-            .keys()
-            .filter(|k| k.as_str() != OTHER_LOCATION)
-            .count();
-        let name = if named >= self.settings.max_locations as usize {
-            OTHER_LOCATION
-        } else {
-            name
-        };
-        if let Some(&id) = self.location_ids.get(name) {
-            return id;
-        }
-        self.add_location(name)
+        self.locations.id_or_add(name)
     }
 
-    /// Registers a new location name at the next id, with zero gauges in every track.
+    /// Remembers a new location name at the next id (the snapshot decoder's order).
     pub(super) fn add_location(&mut self, name: &str) -> u16 {
-        let id = self.aggregates.locations.len() as u16;
-        self.aggregates.locations.push(name.to_owned());
-        self.location_ids.insert(name.to_owned(), id);
-        for t in &mut self.aggregates.tracks {
-            t.open_by_location.push(0);
-            t.overdue_by_location.push(0);
-        }
-        id
+        self.locations.add(name)
     }
 
     fn known_case(&self, case: &str) -> Result<u32, Rejection> {
@@ -584,10 +595,10 @@ impl State {
         at: Timestamp,
         field: &str,
     ) -> Result<EpochNanos, Rejection> {
-        to_nanos(at).ok_or_else(|| {
+        to_supported_nanos(at).ok_or_else(|| {
             Rejection::new(
                 RejectReason::InvalidField,
-                format!("field `{field}`: {at} is out of the supported range (years 1678 to 2261)"),
+                format!("field `{field}`: {at} is out of the supported range ({SUPPORTED_RANGE})"),
             )
         })
     }

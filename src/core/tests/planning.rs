@@ -69,7 +69,7 @@ fn announced_targets_keep_their_history_with_the_projection_of_the_moment() {
     });
     expect![[r#"
         line 17: unknown_track: field `data.track`: track "labour" is not configured (configured: asylum)
-        line 18: invalid_field: field `data.clear_by`: 1500-01-01T00:00:00Z is out of the supported range (years 1678 to 2261)
+        line 18: invalid_field: field `data.clear_by`: 1500-01-01T00:00:00Z is out of the supported range (years 1900 to 2189)
         target backlog track=asylum clear_by=2025-03-20T00:00:00Z configured=2027-06-30T22:00:00Z projected=2025-04-07T00:00:00Z announcements=3 latest_behind=true
           2025-03-01T00:00:00Z by=minister clear_by=2025-09-30T22:00:00Z projected=never behind=true note=Some("autumn 2025")
           2025-03-10T00:00:00Z by=agency clear_by=2025-06-01T00:00:00Z projected=2025-04-07T00:00:00Z behind=false note=None

@@ -168,14 +168,7 @@ impl State {
             self.settings.roles.iter().map(String::as_str).collect(),
             &mut w,
         );
-        names(
-            self.aggregates
-                .locations
-                .iter()
-                .map(String::as_str)
-                .collect(),
-            &mut w,
-        );
+        names(self.locations.names().collect(), &mut w);
         w.u32(self.cases.len() as u32);
         for (index, case) in self.cases.iter().enumerate() {
             w.str(self.case_ids.str_of(index as u32));
@@ -336,7 +329,7 @@ impl State {
         let location_count = r.count("locations", MIN_STR, 1 << 16)?;
         for _ in 0..location_count {
             let name = r.str()?;
-            if state.location_ids.contains_key(name.as_str()) {
+            if state.locations.id(&name).is_some() {
                 return Err(SnapshotError::Duplicate {
                     what: "location",
                     name,
@@ -364,7 +357,7 @@ impl State {
             let track = r.u8()?;
             let phase = r.u8()?;
             let flags = r.u8()?;
-            if usize::from(location) >= state.aggregates.locations.len() {
+            if usize::from(location) >= state.locations.len() {
                 return Err(SnapshotError::UnknownLocation { case: id });
             }
             let track = *track_map
