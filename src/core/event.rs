@@ -307,6 +307,8 @@ wire_names! {
         SameEmployee => "same_employee",
         /// `target.announced` names a new target when [`MAX_TARGETS`] targets are known already.
         TooManyTargets => "too_many_targets",
+        /// `case.registered` when the case ids already take `ids::MAX_ARENA_BYTES` (4 GiB).
+        TooManyCases => "too_many_cases",
     }
 }
 

@@ -20,8 +20,13 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::time::EpochNanos;
 
+/// The most bytes of ids an arena holds: its spans are `u32` offsets, so beyond this they would
+/// wrap and name the wrong bytes (about 33 million ids of 128 bytes, 4 GiB). `intern` refuses an id
+/// that would cross it; the state rejects the event (`too_many_cases`).
+pub const MAX_ARENA_BYTES: usize = u32::MAX as usize;
+
 /// Interned strings with dense `u32` ids in insertion order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IdArena {
     bytes: Vec<u8>,
     /// `spans[i]` = (start, end) of id `i` in `bytes`.
@@ -29,9 +34,36 @@ pub struct IdArena {
     table: HashTable<u32>,
     /// The per-process secret key of `table`'s hashes.
     hasher: RandomState,
+    /// `MAX_ARENA_BYTES`, or less in tests (a 4 GiB arena is too large to build in one).
+    max_bytes: usize,
+}
+
+impl Default for IdArena {
+    fn default() -> IdArena {
+        IdArena::with_max_bytes(MAX_ARENA_BYTES)
+    }
 }
 
 impl IdArena {
+    /// An arena that holds at most `max_bytes` of ids (at most `MAX_ARENA_BYTES`).
+    pub fn with_max_bytes(max_bytes: usize) -> IdArena {
+        IdArena {
+            bytes: Vec::new(),
+            spans: Vec::new(),
+            table: HashTable::new(),
+            hasher: RandomState::new(),
+            max_bytes: max_bytes.min(MAX_ARENA_BYTES),
+        }
+    }
+
+    /// Whether `id` can be interned: it is there already, or fits under the bound (and the ids
+    /// stay countable in a `u32`).
+    pub fn has_room_for(&self, id: &str) -> bool {
+        self.get(id).is_some()
+            || (self.bytes.len() + id.len() <= self.max_bytes
+                && self.spans.len() < u32::MAX as usize)
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }
@@ -47,11 +79,17 @@ impl IdArena {
             .copied()
     }
 
-    /// Interns `id`, returning its index (the existing one when already present).
+    /// Interns `id`, returning its index (the existing one when already present). The caller
+    /// checked `has_room_for` (validation comes before mutation); an id beyond the bound panics
+    /// rather than wrap to another id's bytes.
     pub fn intern(&mut self, id: &str) -> u32 {
         if let Some(index) = self.get(id) {
             return index;
         }
+        assert!(
+            self.has_room_for(id),
+            "IdArena::intern past its bound: the caller must check has_room_for"
+        );
         let index = self.spans.len() as u32;
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(id.as_bytes());
@@ -61,6 +99,7 @@ impl IdArena {
             spans,
             table,
             hasher,
+            ..
         } = self;
         table.insert_unique(hasher.hash_one(id.as_bytes()), index, |&i| {
             let (s, e) = spans[i as usize];
@@ -306,6 +345,36 @@ mod tests {
         }
         assert_eq!(arena.get("c9999").map(|i| arena.str_of(i)), Some("c9999"));
         assert_eq!(arena.len(), 10_002);
+    }
+
+    /// The spans are `u32` offsets: the arena stops at its bound instead of wrapping (issue 24,
+    /// the suspected IdArena overflow). Proven on an arena bounded at 64 bytes, the same code as
+    /// the 4 GiB one; and the production bound is exactly what a `u32` offset can reach.
+    #[test]
+    fn the_arena_stops_at_its_bound_instead_of_wrapping() {
+        assert_eq!(MAX_ARENA_BYTES, u32::MAX as usize);
+        assert_eq!(IdArena::default().max_bytes, MAX_ARENA_BYTES);
+        assert_eq!(
+            IdArena::with_max_bytes(usize::MAX).max_bytes,
+            MAX_ARENA_BYTES
+        );
+        let mut arena = IdArena::with_max_bytes(64);
+        for i in 0..8 {
+            let id = format!("case-{i:03}"); // 8 bytes
+            assert!(arena.has_room_for(&id));
+            arena.intern(&id);
+        }
+        // 64 bytes held: one more byte does not fit, a known id does.
+        assert!(!arena.has_room_for("x"));
+        assert!(arena.has_room_for("case-003"));
+        assert_eq!(arena.intern("case-003"), 3);
+        for i in 0..8 {
+            assert_eq!(arena.str_of(i), format!("case-{i:03}"));
+        }
+        assert!(
+            std::panic::catch_unwind(move || arena.clone().intern("x")).is_err(),
+            "interning past the bound must not wrap silently"
+        );
     }
 
     #[test]

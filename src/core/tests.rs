@@ -1452,3 +1452,31 @@ fn a_version_2_snapshot_still_loads() {
 mod history;
 /// Announced targets and observed capacity.
 mod planning;
+
+/// A registration that would take the case ids past their bound is rejected `too_many_cases`,
+/// naming `data.case`, and changes nothing; known cases go on as before (an arena bounded at 16
+/// bytes stands for the 4 GiB one).
+#[test]
+fn registrations_past_the_case_id_bound_are_rejected_not_wrapped() {
+    let mut state = State::new(CoreSettings::example());
+    state.bound_case_ids(16);
+    let mut outcomes = Vec::new();
+    run_script(
+        &mut state,
+        "case.registered case=Z-0001\ncase.registered case=Z-0002\n\
+         case.registered case=Z-0003\ncase.decided case=Z-0001 decided_by=e1\n",
+        |_, line, applied| outcomes.push((line, applied)),
+    );
+    let rejected = outcomes[2].1.as_ref().unwrap().as_ref().unwrap_err();
+    assert_eq!(rejected.reason.as_str(), "too_many_cases");
+    assert!(
+        rejected
+            .message
+            .starts_with("field `data.case`: \"Z-0003\""),
+        "{}",
+        rejected.message
+    );
+    assert_eq!(state.open_cases(), 2);
+    assert!(matches!(outcomes[0].1, Some(Ok(Applied::New))));
+    assert!(matches!(outcomes[1].1, Some(Ok(Applied::New))));
+}

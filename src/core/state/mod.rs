@@ -256,6 +256,13 @@ impl State {
     }
 
     /// (buckets, events ahead) of the largest rolling counter, for memory checks in tests.
+    /// Bounds the case ids at `max_bytes` (tests of the bound; production holds 4 GiB).
+    #[cfg(test)]
+    pub(crate) fn bound_case_ids(&mut self, max_bytes: usize) {
+        assert!(self.case_ids.is_empty(), "bound an empty state");
+        self.case_ids = super::ids::IdArena::with_max_bytes(max_bytes);
+    }
+
     #[cfg(test)]
     pub(crate) fn largest_rolling_counter(&self) -> (usize, usize) {
         self.inflow

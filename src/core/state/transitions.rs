@@ -308,6 +308,16 @@ impl State {
                 format!("case \"{case}\" is already registered"),
             ));
         }
+        if !self.case_ids.has_room_for(case) {
+            return Err(Rejection::new(
+                RejectReason::TooManyCases,
+                format!(
+                    "field `data.case`: \"{case}\" would take the case ids past {} bytes, the most one \
+                     daemon holds; partition the cases over instances (docs/scaling.md)",
+                    super::super::ids::MAX_ARENA_BYTES
+                ),
+            ));
+        }
         let track_id = self.track_id(track, "data.track")?;
         if let Some(location) = location {
             self.check_text(location, "data.location")?;

@@ -342,6 +342,13 @@ impl State {
         state.cases.reserve(case_count);
         for _ in 0..case_count {
             let id = r.str()?;
+            // Unreachable from a stored snapshot (SQLite keeps a blob under 4 GiB), but bytes
+            // are bytes: refused, never wrapped.
+            if !state.case_ids.has_room_for(&id) {
+                return Err(SnapshotError::UnknownId(
+                    "the case ids are longer than one state holds (4 GiB)",
+                ));
+            }
             let index = state.case_ids.intern(&id);
             if index as usize != state.cases.len() {
                 return Err(SnapshotError::Duplicate {
