@@ -555,6 +555,9 @@ fn svg(lang: Lang, chart: &Chart, days: &[String], axis: YAxis, top_label: Optio
         "<line x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#999\"/>",
         width - right
     );
+    // Each legend starts after the one before it: its text at about 6.5 px a character (11 px
+    // sans-serif) and a gap, so a long label (the Dutch ones) is not cut at the right edge.
+    let mut legend_x = left;
     for (i, (key, values)) in series.iter().enumerate() {
         let points: Vec<String> = values
             .iter()
@@ -570,10 +573,11 @@ fn svg(lang: Lang, chart: &Chart, days: &[String], axis: YAxis, top_label: Optio
             key.id(),
             data.join(","),
             points.join(" "),
-            left + 190.0 * i as f64,
+            legend_x,
             height - 10.0,
             escape(key.get(lang))
         );
+        legend_x += key.get(lang).chars().count() as f64 * 6.5 + 24.0;
     }
     out.push_str("</svg>");
     out
@@ -615,7 +619,8 @@ impl Lang {
         }
     }
 
-    /// An amount of whole euros: €11,943,733 in English, € 11.943.733 in Dutch.
+    /// An amount of whole euros: €11,943,733 in English, € 11.943.733 in Dutch (a non-breaking
+    /// space after the sign).
     pub fn euros(self, v: f64) -> String {
         let whole = self.number(v.round());
         let (sign, digits) = match whole.strip_prefix('-') {
@@ -624,7 +629,8 @@ impl Lang {
         };
         match self {
             Lang::En => format!("{sign}€{digits}"),
-            Lang::Nl => format!("{sign}€ {digits}"),
+            // A non-breaking space: the amount never wraps away from its sign.
+            Lang::Nl => format!("{sign}€\u{a0}{digits}"),
         }
     }
 

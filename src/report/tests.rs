@@ -712,7 +712,7 @@ fn numbers_are_written_for_the_language() {
         assert_eq!(Lang::Nl.number(v), nl, "{v}");
     }
     assert_eq!(Lang::En.euros(45_973_515.4), "€45,973,515");
-    assert_eq!(Lang::Nl.euros(45_973_515.4), "€ 45.973.515");
+    assert_eq!(Lang::Nl.euros(45_973_515.4), "€\u{a0}45.973.515");
     assert_eq!(Lang::En.euros(-144_217.0), "-€144,217");
     assert_eq!(Lang::En.change(144_217.0, true), "+€144,217");
     assert_eq!(Lang::Nl.change(-4.0, false), "-4");
@@ -751,7 +751,7 @@ fn large_figures_are_readable_and_every_chart_has_labelled_ticks() {
     assert_eq!(history.days[last].tracks["asylum"].open, 33_400);
     for (lang, open, exposure, change) in [
         (Lang::En, "34,090", "€45,973,515", "+€194,703"),
-        (Lang::Nl, "34.090", "€ 45.973.515", "+€ 194.703"),
+        (Lang::Nl, "34.090", "€\u{a0}45.973.515", "+€\u{a0}194.703"),
     ] {
         let mut history = history.clone();
         history.days[last].tracks.get_mut("asylum").unwrap().open = 34_090;
