@@ -423,6 +423,18 @@ fn a_range_with_an_offset_covers_exactly_the_hours_asked() {
     }
 }
 
+/// `backlogd backfill --config CONFIG --store STORE EVENTS`.
+fn backfill_store(config: &Path, store: &Path, events: &Path) -> Output {
+    backlogd(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ])
+}
+
 /// A child process killed on drop.
 struct Server(Child, PathBuf);
 
@@ -1026,16 +1038,7 @@ fn a_backfilled_store_gives_the_daemon_the_history_of_the_events() {
     let events = dir.path().join("events.ndjson");
     simulate("taskforce", "0.05", "2024-01-01", "2024-03-01", &events);
     let store = dir.path().join("store");
-    let seed = |store: &Path, events: &Path| {
-        backlogd(&[
-            "backfill",
-            "--config",
-            &config_arg(),
-            "--store",
-            store.to_str().unwrap(),
-            events.to_str().unwrap(),
-        ])
-    };
+    let seed = |store: &Path, events: &Path| backfill_store(&shipped_config(), store, events);
     let seeded = seed(&store, &events);
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     assert!(
@@ -1201,14 +1204,7 @@ fn history_rows_keep_their_windows_across_reloads_restarts_and_formats() {
     std::fs::write(&config, &shipped).unwrap();
 
     let fresh = dir.path().join("fresh");
-    let seeded = backlogd(&[
-        "backfill",
-        "--config",
-        config.to_str().unwrap(),
-        "--store",
-        fresh.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let seeded = backfill_store(&config, &fresh, &events);
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     let daemon = Daemon::start_with_config(&config, &fresh, &[]);
     let expected = history_days(&daemon, last_day);
@@ -1321,14 +1317,7 @@ fn a_daemon_started_during_a_backfill_refuses_instead_of_losing_it() {
     let daemon = Daemon::start(&store, &[]);
     let events = dir.path().join("more.ndjson");
     std::fs::write(&events, event("late-1", "2026-01-06T10:00:00Z") + "\n").unwrap();
-    let refused = backlogd(&[
-        "backfill",
-        "--config",
-        &config_arg(),
-        "--store",
-        store.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let refused = backfill_store(&shipped_config(), &store, &events);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("is locked by another process"),
@@ -1373,14 +1362,7 @@ fn an_imported_case_table_gives_the_history_of_the_same_events_written_by_hand()
         ("by-hand", examples.join("equivalent.ndjson")),
     ] {
         let store = dir.path().join(name);
-        let seeded = backlogd(&[
-            "backfill",
-            "--config",
-            &config_arg(),
-            "--store",
-            store.to_str().unwrap(),
-            events.to_str().unwrap(),
-        ]);
+        let seeded = backfill_store(&shipped_config(), &store, &events);
         assert!(seeded.status.success(), "{name}: {}", stderr(&seeded));
         assert!(
             stderr(&seeded).contains("0 rejected"),
