@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
-use crate::harness::{Daemon, fixture, run_command, shipped_config};
+use crate::harness::{Daemon, SeriesKey, fixture, run_command, shipped_config};
 use crate::scenario::{assert_same_state, state_series};
 
 /// Copies a store directory (files and `log/`).
@@ -87,6 +87,16 @@ fn assert_undamaged(
     );
 }
 
+/// The state series a daemon serves from an undamaged copy of `store` (made in `dir`).
+fn undamaged_series(dir: &Path, store: &Path) -> Vec<(SeriesKey, String)> {
+    let copy = dir.join("baseline");
+    copy_store(store, &copy);
+    let daemon = Daemon::start(&copy, &[]);
+    let series = state_series(&daemon.metrics());
+    daemon.stop();
+    series
+}
+
 /// Finding 2 of issue 24: a flipped byte in the newest snapshot's bytes used to start the daemon
 /// with changed figures (e.g. `backlogd_cases_closed_total{reason="withdrawn"}` at 2^40). Each
 /// position here must be detected (`backlogd_snapshots_damaged 1`), and the start falls back to the
@@ -95,14 +105,7 @@ fn assert_undamaged(
 fn a_flipped_byte_in_the_newest_snapshot_falls_back_to_the_older_one_with_the_same_figures() {
     let dir = tempfile::tempdir().unwrap();
     let (store, resend) = store_with_two_snapshots(dir.path());
-    let baseline = {
-        let copy = dir.path().join("baseline");
-        copy_store(&store, &copy);
-        let daemon = Daemon::start(&copy, &[]);
-        let series = state_series(&daemon.metrics());
-        daemon.stop();
-        series
-    };
+    let baseline = undamaged_series(dir.path(), &store);
     let (newest, blob): (i64, Vec<u8>) = Connection::open(store.join("snapshots.sqlite"))
         .unwrap()
         .query_row(
@@ -176,14 +179,7 @@ fn a_flipped_byte_in_the_newest_snapshot_falls_back_to_the_older_one_with_the_sa
 fn zeroed_bytes_in_the_snapshot_database_never_change_the_figures() {
     let dir = tempfile::tempdir().unwrap();
     let (store, resend) = store_with_two_snapshots(dir.path());
-    let baseline = {
-        let copy = dir.path().join("baseline");
-        copy_store(&store, &copy);
-        let daemon = Daemon::start(&copy, &[]);
-        let series = state_series(&daemon.metrics());
-        daemon.stop();
-        series
-    };
+    let baseline = undamaged_series(dir.path(), &store);
     let file = std::fs::read(store.join("snapshots.sqlite")).unwrap();
     let step = (file.len() / 40).max(1);
     let (mut served, mut refused) = (0, 0);
