@@ -70,6 +70,15 @@ impl Progress {
     }
 }
 
+/// The total size of `files`, the "total" of a progress over bytes read (a file that cannot be
+/// read counts 0; reading it reports the error).
+pub fn bytes_of<P: AsRef<std::path::Path>>(files: impl IntoIterator<Item = P>) -> u64 {
+    files
+        .into_iter()
+        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
+        .sum()
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();

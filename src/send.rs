@@ -38,12 +38,11 @@ pub fn run(options: SendOptions) -> anyhow::Result<Totals> {
     poster.max_attempts = options.max_attempts;
     let mut totals = Totals::default();
     // Progress in bytes of the files (their sizes are known before reading), events in the message.
-    let total_bytes = options
-        .files
-        .iter()
-        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
-        .sum();
-    let progress = crate::progress::Progress::new(total_bytes, "events sent", options.quiet);
+    let progress = crate::progress::Progress::new(
+        crate::progress::bytes_of(&options.files),
+        "events sent",
+        options.quiet,
+    );
     let mut done_bytes = 0u64;
     for file in &options.files {
         let text = std::fs::read_to_string(file)

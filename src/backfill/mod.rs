@@ -250,12 +250,11 @@ pub fn run_to_state<W: Write>(
     let skew = duration_nanos(config.ingest.max_future_skew);
     let mut latest: Option<EpochNanos> = None;
     let mut line = Vec::new();
-    let total_bytes = options
-        .files
-        .iter()
-        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
-        .sum();
-    let progress = crate::progress::Progress::new(total_bytes, "events", !options.progress);
+    let progress = crate::progress::Progress::new(
+        crate::progress::bytes_of(&options.files),
+        "events",
+        !options.progress,
+    );
     let mut done_bytes = 0u64;
     'files: for path in &options.files {
         let read_error = |source| BackfillError::Read {

@@ -585,24 +585,27 @@ impl ConfigError {
     /// The whole report for a person: one line per problem, `FILE:LINE: key: problem` when the
     /// line of the key in `text` can be told, else `FILE: key: problem`.
     pub fn report(&self, file: &str, text: &str) -> String {
-        let mut problems = self.problems();
+        // Each problem with its line, found once.
+        let mut problems: Vec<(Option<usize>, &ConfigError)> = self
+            .problems()
+            .into_iter()
+            .map(|problem| match problem {
+                ConfigError::Invalid { key, .. } => (line_of(text, key), problem),
+                _ => (None, problem),
+            })
+            .collect();
         // In the order of the file; those without a line (environment, defaults) last.
-        problems.sort_by_key(|problem| match problem {
-            ConfigError::Invalid { key, .. } => line_of(text, key).unwrap_or(usize::MAX),
+        problems.sort_by_key(|(line, problem)| match problem {
+            ConfigError::Invalid { .. } => line.unwrap_or(usize::MAX),
             _ => 0,
         });
         problems
             .iter()
-            .map(|problem| {
-                match problem {
-                    ConfigError::Invalid { key, .. } => match line_of(text, key) {
-                        Some(line) => format!("{file}:{line}: {problem}"),
-                        None => format!("{file}: {problem}"),
-                    },
-                    // These name their file (or origin) and position themselves.
-                    ConfigError::Read { .. } | ConfigError::Syntax { .. } => problem.to_string(),
-                    _ => format!("{file}: {problem}"),
-                }
+            .map(|(line, problem)| match (problem, line) {
+                (ConfigError::Invalid { .. }, Some(line)) => format!("{file}:{line}: {problem}"),
+                // These name their file (or origin) and position themselves.
+                (ConfigError::Read { .. } | ConfigError::Syntax { .. }, _) => problem.to_string(),
+                _ => format!("{file}: {problem}"),
             })
             .collect::<Vec<_>>()
             .join("\n")

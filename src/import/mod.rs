@@ -162,12 +162,13 @@ pub fn run(
     progress: bool,
     mut out: impl Write,
 ) -> Result<Summary, ImportError> {
-    let total_bytes = [Some(cases), employees]
-        .into_iter()
-        .flatten()
-        .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
-        .sum();
-    let progress = crate::progress::Progress::new(total_bytes, "rows", !progress);
+    // The employees are read first: the cases' bytes come after theirs.
+    let employee_bytes = crate::progress::bytes_of(employees);
+    let progress = crate::progress::Progress::new(
+        employee_bytes + crate::progress::bytes_of([cases]),
+        "rows",
+        !progress,
+    );
     // The zone was checked by `read_mapping`; a mapping built in code falls back to UTC.
     let tz = TimeZone::get(&mapping.format.timezone).unwrap_or(TimeZone::UTC);
     let dates = rows::Dates {
@@ -189,7 +190,6 @@ pub fn run(
         })
         .map(|bad| summary.bad_rows.extend(bad))?;
     }
-    let employee_bytes = employees.map_or(0, |file| std::fs::metadata(file).map_or(0, |m| m.len()));
     rows::read_table(
         cases,
         mapping.format.delimiter,
