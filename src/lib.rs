@@ -5,7 +5,7 @@ pub mod alert_replay;
 pub mod api;
 pub mod backfill;
 pub mod config;
-pub mod core;
+pub use backlogd_core as core;
 pub mod daemon;
 pub mod demo;
 pub mod engine;

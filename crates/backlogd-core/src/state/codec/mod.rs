@@ -7,12 +7,12 @@
 
 use super::links::{Links, case_links, list_push};
 use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
-use crate::core::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
-use crate::core::event::{CloseReason, Contract, Outcome};
-use crate::core::ids::{Dedup, DedupExport};
-use crate::core::presence::PresenceIntegral;
-use crate::core::rolling::{RollingCounter, RollingShape};
-use crate::core::settings::CoreSettings;
+use crate::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
+use crate::event::{CloseReason, Contract, Outcome};
+use crate::ids::{Dedup, DedupExport};
+use crate::presence::PresenceIntegral;
+use crate::rolling::{RollingCounter, RollingShape};
+use crate::settings::CoreSettings;
 
 /// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
 /// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
@@ -521,7 +521,7 @@ impl State {
         state.aggregates.audits_failed = possible("audits_failed", r.u64()?)?;
         state.aggregates.last_audit_time = r.opt_i64()?;
         state.aggregates.last_event_time = r.opt_i64()?;
-        let dedup_window = crate::core::time::duration_nanos(state.settings.dedup_window);
+        let dedup_window = crate::time::duration_nanos(state.settings.dedup_window);
         let dedup = if r.version >= 4 {
             let key = [r.u64()?, r.u64()?];
             let current_started = r.i64()?;

@@ -3,9 +3,9 @@
 use jiff::Timestamp;
 
 use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, UNKNOWN_LOCATION};
-use crate::core::aggregates::TrackAggregates;
-use crate::core::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
-use crate::core::time::{EpochNanos, SUPPORTED_RANGE, from_nanos, to_supported_nanos};
+use crate::aggregates::TrackAggregates;
+use crate::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
+use crate::time::{EpochNanos, SUPPORTED_RANGE, from_nanos, to_supported_nanos};
 
 /// The fields of an `employee.joined`.
 struct Joining<'a> {
