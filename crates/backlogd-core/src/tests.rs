@@ -1377,6 +1377,78 @@ fn settings_reload_recomputes_gauges_and_refuses_renamed_tracks() {
     assert_eq!(state.settings().tracks[0].name, "asylum");
 }
 
+/// The script behind `testdata/snapshot-v9.bin`, a snapshot of the last format that remembered
+/// event ids in two generations (magic `BLGDSNP9`). The dedup window is 30 days: the ids of
+/// 2025-01-01 are the previous generation when the clock turns it on 2025-02-05, the later ones
+/// the current generation, started then.
+const SNAPSHOT_V9_SCRIPT: &str = r#"
+    at 2025-01-01T00:00:00Z
+    employee.joined employee=w1 experienced=true id=v9-join
+    case.registered case=c1 location=Zwolle id=v9-reg-1
+    case.registered case=c2 deadline=2025-01-10T00:00:00Z id=v9-reg-2
+    case.assigned case=c1 employee=w1 id=v9-assign
+    at 2025-02-05T00:00:00Z
+    case.registered case=c3 id=v9-reg-3
+    case.decided case=c1 decided_by=w1 id=v9-decide
+    at 2025-02-20T00:00:00Z
+    quality.audit passed=true id=v9-audit
+"#;
+
+/// `testdata/snapshot-v9.bin` was written by the code of commit 3425606 (format 9) from
+/// `SNAPSHOT_V9_SCRIPT`.
+const SNAPSHOT_V9: &[u8] = include_bytes!("testdata/snapshot-v9.bin");
+
+/// A store of format 9 loads into the buckets of arrival time (issue 23), and each remembered id is
+/// kept exactly as long as the two generations kept it. The clock stops at every local midnight
+/// (the daily history), so the generation turned at the first stop at least 30 days after the first
+/// id (2025-01-01T00:00Z): 2025-02-01 00:00 in Amsterdam, 2025-01-31T23:00Z. The previous
+/// generation goes at the first move of the clock a window after that (2025-03-02T23:00Z), the
+/// current one two windows after (2025-04-01T23:00Z). Also after the state is saved again in
+/// today's format.
+#[test]
+fn a_version_9_snapshot_still_loads_with_its_generations() {
+    assert_eq!(&SNAPSHOT_V9[..8], b"BLGDSNP9");
+    let mut state = State::new(CoreSettings::example());
+    apply_script(&mut state, SNAPSHOT_V9_SCRIPT);
+    let restored = State::decode_snapshot(CoreSettings::example(), SNAPSHOT_V9).unwrap();
+    assert_eq!(restored.aggregates(), state.aggregates());
+    assert_eq!(render(&restored), render(&state));
+    assert_eq!(restored.now(), state.now());
+    assert_eq!(restored.remembered_event_ids(), 7);
+    let again =
+        State::decode_snapshot(CoreSettings::example(), &restored.encode_snapshot()).unwrap();
+    assert_eq!(again.remembered_event_ids(), 7);
+    assert_eq!(again.encode_snapshot(), restored.encode_snapshot());
+    // Written again in format 9 (the buckets as two generations), the same ids load.
+    let v9 =
+        State::decode_snapshot(CoreSettings::example(), &restored.encode_snapshot_v9()).unwrap();
+    assert_eq!(v9.remembered_event_ids(), 7);
+    let previous = ["v9-join", "v9-reg-1", "v9-reg-2", "v9-assign"];
+    let current = ["v9-reg-3", "v9-decide", "v9-audit"];
+    let at = |day: &str| to_nanos(format!("{day}T23:00:00Z").parse().unwrap()).unwrap();
+    let clock: Timestamp = "2025-02-20T00:00:00Z".parse().unwrap();
+    // Whether `id` is a duplicate at `now` (on a copy: nothing is remembered by asking).
+    let duplicate = |s: &State, id: &str, now: EpochNanos| {
+        let event = build_event("quality.audit", &[("passed", "true"), ("id", id)], clock, 1);
+        s.clone().apply(&event, now) == Ok(Applied::Duplicate)
+    };
+    for s in [&restored, &again, &v9] {
+        for id in previous.iter().chain(&current) {
+            assert!(duplicate(s, id, at("2025-02-21")), "{id}");
+            assert!(duplicate(s, id, at("2025-03-02") - 1), "{id}");
+        }
+        assert!(!duplicate(s, "v9-new", at("2025-02-21")));
+        for id in previous {
+            assert!(!duplicate(s, id, at("2025-03-02")), "{id}");
+        }
+        for id in current {
+            assert!(duplicate(s, id, at("2025-03-02")), "{id}");
+            assert!(duplicate(s, id, at("2025-04-01") - 1), "{id}");
+            assert!(!duplicate(s, id, at("2025-04-01")), "{id}");
+        }
+    }
+}
+
 /// The script behind `testdata/snapshot-v2.bin`, a snapshot written by the format before keyed
 /// dedup hashes (magic `BLGDSNP2`).
 const SNAPSHOT_V2_SCRIPT: &str = r#"

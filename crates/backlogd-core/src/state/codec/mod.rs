@@ -9,7 +9,7 @@ use super::links::{Links, case_links, list_push};
 use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
 use crate::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
 use crate::event::{CloseReason, Contract, Outcome};
-use crate::ids::{Dedup, DedupExport};
+use crate::ids::{BucketView, Dedup, StoredBucket};
 use crate::presence::PresenceIntegral;
 use crate::rolling::{RollingCounter, RollingShape};
 use crate::settings::CoreSettings;
@@ -24,10 +24,13 @@ use crate::settings::CoreSettings;
 /// forecast window and those by new staff (rows of version 6 load with none); version 8 added to
 /// the history the windows each row was counted over (rows of older versions load with those of
 /// the settings they are decoded under); version 9 added, at the end, each target's count of
-/// announcements no longer kept (older versions load with none).
-const MAGIC: &[u8; 8] = b"BLGDSNP9";
+/// announcements no longer kept (older versions load with none); version 10 stores the remembered
+/// event ids as buckets of arrival time, each with its start, end and ascending hashes (the two
+/// generations of versions 4 to 9 load as a sealed bucket and the open one, see
+/// `Dedup::import_generations`).
+const MAGIC: &[u8; 8] = b"BLGDSN10";
 /// Formats still read, with their version number.
-const READ_MAGICS: [(&[u8; 8], u32); 8] = [
+const READ_MAGICS: [(&[u8; 8], u32); 9] = [
     (b"BLGDSNP2", 2),
     (b"BLGDSNP3", 3),
     (b"BLGDSNP4", 4),
@@ -35,10 +38,11 @@ const READ_MAGICS: [(&[u8; 8], u32); 8] = [
     (b"BLGDSNP6", 6),
     (b"BLGDSNP7", 7),
     (b"BLGDSNP8", 8),
-    (MAGIC, 9),
+    (b"BLGDSNP9", 9),
+    (MAGIC, 10),
 ];
 /// The version `MAGIC` stands for.
-const VERSION: u32 = 9;
+const VERSION: u32 = 10;
 
 /// Why `State::decode_snapshot` refused some bytes. The messages name what was wrong and, for
 /// damaged bytes, where.
@@ -100,45 +104,52 @@ fn possible(what: &'static str, value: u64) -> Result<u64, SnapshotError> {
 impl State {
     /// Encodes the whole state (cases, employees, counters, remembered event ids).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        self.encode(false, VERSION)
+        self.encode(VERSION)
     }
 
     /// The encoding of format version 4 (without target history and capacity), for the tests that
     /// older snapshots still load.
     #[cfg(test)]
     pub(crate) fn encode_snapshot_v4(&self) -> Vec<u8> {
-        self.encode(false, 4)
+        self.encode(4)
     }
 
     /// The encoding of format version 6 (history rows without their decisions), for the test that
     /// such snapshots still load.
     #[cfg(test)]
     pub(crate) fn encode_snapshot_v6(&self) -> Vec<u8> {
-        self.encode(false, 6)
+        self.encode(6)
     }
 
     /// The encoding of format version 7 (history rows without their basis), for the test that
     /// such snapshots still load.
     #[cfg(test)]
     pub(crate) fn encode_snapshot_v7(&self) -> Vec<u8> {
-        self.encode(false, 7)
+        self.encode(7)
     }
 
     /// The encoding of format version 8 (targets without their count of forgotten announcements),
     /// for the test that such snapshots still load.
     #[cfg(test)]
     pub(crate) fn encode_snapshot_v8(&self) -> Vec<u8> {
-        self.encode(false, 8)
+        self.encode(8)
     }
 
-    /// The encoding with the remembered ids sorted: equal states give equal bytes (the hash sets
-    /// iterate in an order that depends on their history). For tests; sorting costs O(n log n).
+    /// The encoding of format version 9 (remembered ids in two generations), for the test that
+    /// such snapshots still load.
+    #[cfg(test)]
+    pub(crate) fn encode_snapshot_v9(&self) -> Vec<u8> {
+        self.encode(9)
+    }
+
+    /// The encoding the tests compare: since version 10 every encoding is canonical (equal states
+    /// give equal bytes; the remembered ids are written in ascending order).
     #[cfg(test)]
     pub(crate) fn encode_snapshot_canonical(&self) -> Vec<u8> {
-        self.encode(true, VERSION)
+        self.encode(VERSION)
     }
 
-    fn encode(&self, sort_ids: bool, version: u32) -> Vec<u8> {
+    fn encode(&self, version: u32) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
         let magic = READ_MAGICS
             .iter()
@@ -175,7 +186,7 @@ impl State {
         w.u64(self.aggregates.audits_failed);
         w.opt_i64(self.aggregates.last_audit_time);
         w.opt_i64(self.aggregates.last_event_time);
-        self.write_dedup(&mut w, sort_ids);
+        self.write_dedup(&mut w, version);
         w.i64(self.flow_shape.width);
         for counter in self.inflow.iter().chain(&self.outflow) {
             w.rolling(counter);
@@ -297,26 +308,47 @@ impl State {
         }
     }
 
-    /// The remembered event ids (sorted when `sort_ids`, for canonical bytes).
-    fn write_dedup(&self, w: &mut Writer, sort_ids: bool) {
-        let mut dedup = self.dedup.export();
-        if sort_ids {
-            dedup.current.sort_unstable();
-            dedup.previous.sort_unstable();
-            dedup.legacy.sort_unstable();
-        }
-        w.u64(dedup.key[0]);
-        w.u64(dedup.key[1]);
-        w.i64(dedup.current_started);
-        for list in [dedup.current, dedup.previous] {
-            w.u64(list.len() as u64);
-            for hash in list {
+    /// The remembered event ids, in ascending order within each bucket (so equal states give equal
+    /// bytes): from version 10 the buckets of arrival time as they are, before it two generations.
+    fn write_dedup(&self, w: &mut Writer, version: u32) {
+        let ids = |w: &mut Writer, len: usize, ids: &mut dyn Iterator<Item = u128>| {
+            w.u64(len as u64);
+            w.0.reserve(len * 16);
+            for hash in ids {
                 w.0.extend_from_slice(&hash.to_le_bytes());
             }
+        };
+        let [k0, k1] = self.dedup.key();
+        w.u64(k0);
+        w.u64(k1);
+        if version >= 10 {
+            let bucket = |w: &mut Writer, bucket: BucketView| {
+                w.i64(bucket.start);
+                w.i64(bucket.end);
+                ids(w, bucket.len, &mut bucket.ids());
+            };
+            w.u64(self.dedup.sealed_buckets().count() as u64);
+            for sealed in self.dedup.sealed_buckets() {
+                bucket(w, sealed);
+            }
+            match self.dedup.open_bucket() {
+                Some(open) => {
+                    w.u8(1);
+                    bucket(w, open);
+                }
+                None => w.u8(0),
+            }
+        } else {
+            let (current_started, current, previous) = self.dedup.generations();
+            w.i64(current_started);
+            for list in [current, previous] {
+                ids(w, list.len(), &mut list.into_iter());
+            }
         }
-        w.i64(dedup.legacy_until);
-        w.u64(dedup.legacy.len() as u64);
-        for hash in dedup.legacy {
+        let (legacy_until, legacy) = self.dedup.legacy();
+        w.i64(legacy_until);
+        w.u64(legacy.len() as u64);
+        for hash in legacy {
             w.u64(hash);
         }
     }
@@ -726,33 +758,61 @@ impl State {
     }
 }
 
-/// The remembered event ids: keyed 128-bit hashes (version 4 on) or the older 64-bit ones.
+/// The remembered event ids: buckets of keyed 128-bit hashes (version 10 on), two generations of
+/// them (versions 4 to 9), or the older unkeyed 64-bit ones.
 fn read_dedup(r: &mut Reader, dedup_window: i64) -> Result<Dedup, SnapshotError> {
-    let dedup = if r.version >= 4 {
+    let hashes = |r: &mut Reader| r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)));
+    if r.version >= 10 {
         let key = [r.u64()?, r.u64()?];
-        let current_started = r.i64()?;
-        let current = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
-        let previous = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+        let bucket = |r: &mut Reader| {
+            Ok(StoredBucket {
+                start: r.i64()?,
+                end: r.i64()?,
+                ids: hashes(r)?,
+            })
+        };
+        let sealed = r.list(24, bucket)?;
+        let open = match r.u8()? {
+            0 => None,
+            _ => Some(bucket(r)?),
+        };
         let legacy_until = r.i64()?;
         let legacy = r.list(8, Reader::u64)?;
-        Dedup::import(
+        Ok(Dedup::import(
             dedup_window,
-            &DedupExport {
-                key,
-                current_started,
-                current,
-                previous,
-                legacy_until,
-                legacy,
-            },
-        )
+            key,
+            sealed,
+            open,
+            legacy_until,
+            &legacy,
+        ))
+    } else if r.version >= 4 {
+        let key = [r.u64()?, r.u64()?];
+        let current_started = r.i64()?;
+        let current = hashes(r)?;
+        let previous = hashes(r)?;
+        let legacy_until = r.i64()?;
+        let legacy = r.list(8, Reader::u64)?;
+        Ok(Dedup::import_generations(
+            dedup_window,
+            key,
+            current_started,
+            current,
+            previous,
+            legacy_until,
+            &legacy,
+        ))
     } else {
         let started = r.i64()?;
         let current = r.list(8, Reader::u64)?;
         let previous = r.list(8, Reader::u64)?;
-        Dedup::import_legacy(dedup_window, started, &current, &previous)
-    };
-    Ok(dedup)
+        Ok(Dedup::import_legacy(
+            dedup_window,
+            started,
+            &current,
+            &previous,
+        ))
+    }
 }
 
 // Both lists have fixed lengths that the format relies on; a change must bump MAGIC.
