@@ -446,7 +446,8 @@ impl State {
         phase_map: &[u8],
     ) -> Result<usize, SnapshotError> {
         let case_count = r.count("cases", MIN_CASE, u32::MAX as usize)?;
-        self.cases.reserve(case_count);
+        self.cases.reserve_exact(case_count);
+        self.case_ids.reserve(case_count);
         for _ in 0..case_count {
             let id = r.str()?;
             // Unreachable from a stored snapshot (SQLite keeps a blob under 4 GiB), but bytes
