@@ -149,8 +149,23 @@ impl State {
         self.encode(VERSION)
     }
 
+    /// A little more than the encoding takes, so that the buffer is allocated once: a buffer
+    /// that doubles at the end held one and a half times the snapshot's bytes while it copied
+    /// (at 10M cases, 850 MB encoded in a buffer of 480 MB doubled to 960). What is reserved but
+    /// never written is not resident (a large allocation is mapped pages, touched as written).
+    fn encoded_size_estimate(&self) -> usize {
+        // A case: its id with a u32 length, three instants, employee, location, track, phase,
+        // flags. A remembered id: 16 bytes. The rest (employees, counters, rolling windows,
+        // targets, presence, history) is bounded by the configuration and the employees.
+        let cases = self.cases.len() * (4 + 3 * 8 + 4 + 2 + 3) + self.case_ids.byte_len();
+        let ids = self.dedup.len() * 16;
+        let employees = self.employees.len() * 256;
+        let known = cases + ids + employees;
+        known + known / 16 + (1 << 20)
+    }
+
     fn encode(&self, version: u32) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64 + self.cases.len() * 48));
+        let mut w = Writer(Vec::with_capacity(self.encoded_size_estimate()));
         let magic = READ_MAGICS
             .iter()
             .find(|&&(_, v)| v == version)

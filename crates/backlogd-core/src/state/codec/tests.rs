@@ -297,3 +297,49 @@ fn impossible_counters_are_refused_by_name() {
     state.apply(&event, to_nanos(at).unwrap()).unwrap();
     assert_eq!(state.aggregates.tracks[0].registered, MAX_COUNTER);
 }
+
+/// The encoding is written into one buffer allocated at its estimate and never grown (issue 23: a
+/// buffer doubled at the end held one and a half times the snapshot while it copied): its capacity
+/// is still the estimate when the bytes are done, for states of every size and id length here.
+#[test]
+fn the_encoding_fits_the_buffer_it_reserves() {
+    let at: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+    let now = to_nanos(at).unwrap();
+    let mut state = example_state();
+    for count in [0usize, 1, 100, 20_000] {
+        for i in state.cases.len()..count {
+            // Ids from 1 to 128 bytes, two remembered ids each (registration and a phase).
+            let case = format!("{i}-{}", "x".repeat(i % 120));
+            for (n, kind) in [
+                EventKind::CaseRegistered {
+                    case: case.clone(),
+                    track: "asylum".into(),
+                    received_at: None,
+                    location: Some(format!("loc-{}", i % 7)),
+                    deadline: None,
+                },
+                EventKind::CasePhaseChanged {
+                    case,
+                    phase: "intake".into(),
+                },
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let event = Event {
+                    id: format!("grow-{i}-{n}"),
+                    time: at,
+                    kind,
+                };
+                state.apply(&event, now).unwrap();
+            }
+        }
+        let bytes = state.encode_snapshot();
+        assert_eq!(
+            bytes.capacity(),
+            state.encoded_size_estimate(),
+            "{count} cases: {} bytes",
+            bytes.len()
+        );
+    }
+}
