@@ -4,6 +4,7 @@
 pub mod alert_replay;
 pub mod api;
 pub mod backfill;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod daemon;

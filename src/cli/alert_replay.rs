@@ -12,6 +12,8 @@ pub struct Args {
     /// Base URL of the Prometheus, e.g. http://127.0.0.1:9090.
     #[arg(long)]
     prometheus: String,
+    #[command(flatten)]
+    ca_file: super::CaFile,
     /// The rules file (e.g. config/prometheus/backlogd-rules.yml).
     #[arg(long)]
     rules: PathBuf,
@@ -48,6 +50,7 @@ pub fn run(args: Args) -> ExitCode {
     let json = args.json;
     let options = backlogd::alert_replay::Options {
         prometheus: args.prometheus,
+        ca_file: args.ca_file.ca_file,
         rules: args.rules,
         from: args.from,
         to: args.to,

@@ -137,7 +137,7 @@ fn seed(
 
 /// Posts the live stream until the process ends.
 fn feed(url: &str, args: &Args) -> anyhow::Result<()> {
-    let poster = Poster::new(url, None)?;
+    let poster = Poster::new(backlogd::client::Client::new(url, None, None)?);
     let mut body = format!(
         "{{\"id\":\"demo-live-officer\",\"type\":\"employee.joined\",\"time\":\"{}\",\"data\":{{\"employee\":\"demo-officer\",\"role\":\"decision_officer\",\"experienced\":true}}}}\n",
         rfc3339(now_seconds())

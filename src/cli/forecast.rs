@@ -13,6 +13,8 @@ pub struct Args {
     /// File whose first non-comment line is the bearer token.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca_file: super::CaFile,
     /// Weeks to project (1 to 104; default 52).
     #[arg(long)]
     weeks: Option<u32>,
@@ -69,9 +71,15 @@ pub fn run(args: Args) -> ExitCode {
     for wave in args.hires {
         params.push(("hires".to_owned(), wave));
     }
+    let client = match args.ca_file.client(&args.url, token) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("backlogd forecast: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let options = backlogd::forecast::ForecastOptions {
-        url: args.url,
-        token,
+        client,
         params,
         json: args.json,
         svg: args.svg,

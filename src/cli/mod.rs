@@ -16,7 +16,25 @@ pub mod run;
 pub mod send;
 pub mod simulate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use backlogd::client::{Client, ClientError};
+
+/// `--ca-file`, for the commands that make HTTP requests.
+#[derive(clap::Args)]
+pub struct CaFile {
+    /// PEM file of the certificates to trust for an https:// URL, instead of the system's
+    /// (which SSL_CERT_FILE or SSL_CERT_DIR replace).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl CaFile {
+    /// A client of `url` trusting these certificates, with `token` as the bearer token.
+    pub fn client(&self, url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        Client::new(url, self.ca_file.as_deref(), token)
+    }
+}
 
 /// The first token of a tokens file (one a line, `#` comments), or `None` without a file.
 pub fn first_token(path: Option<&Path>) -> anyhow::Result<Option<String>> {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use backlogd::client::ClientError;
 use backlogd::config;
 
 /// Asks a running daemon to reload its configuration and waits for the result: exit 0 when it
@@ -14,13 +15,16 @@ pub struct Args {
     /// where to ask and with which token.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Base URL of the daemon instead of the configuration's server.listen.
+    /// Base URL of the daemon instead of the configuration's server.listen (with TLS, https://
+    /// and that address: use a URL with a name the certificate holds when it holds no address).
     #[arg(long)]
     url: Option<String>,
     /// File whose first non-comment line is the bearer token (default: the configuration's
     /// server.ingest_tokens_file).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca_file: super::CaFile,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -28,6 +32,7 @@ pub fn run(args: Args) -> ExitCode {
         config: config_file,
         url,
         token_file,
+        ca_file,
     } = args;
     let loaded = match config_file.as_deref().map(config::load) {
         Some(Ok(loaded)) => Some(loaded),
@@ -37,16 +42,10 @@ pub fn run(args: Args) -> ExitCode {
         }
         None => None,
     };
-    if loaded.as_ref().is_some_and(|c| c.server.tls.is_some()) && url.is_none() {
-        eprintln!(
-            "backlogd reload: the daemon listens with TLS, which this command does not speak; send SIGHUP instead (kill -HUP)"
-        );
-        return ExitCode::FAILURE;
-    }
     let Some(url) = url.or_else(|| {
         loaded
             .as_ref()
-            .map(|c| backlogd::send::local_url(c.server.listen))
+            .map(|c| backlogd::client::local_url(c.server.listen, c.server.tls.is_some()))
     }) else {
         eprintln!("backlogd reload: give --config FILE or --url URL");
         return ExitCode::FAILURE;
@@ -63,13 +62,22 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match backlogd::send::reload(&url, token.as_deref()) {
+    match ca_file
+        .client(&url, token)
+        .and_then(|client| client.reload())
+    {
         Ok(_) => {
             println!("reloaded");
             ExitCode::SUCCESS
         }
+        Err(ClientError::Status {
+            status, message, ..
+        }) => {
+            eprintln!("backlogd reload: the reload failed ({status}): {message}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
-            eprintln!("backlogd reload: {e:#}");
+            eprintln!("backlogd reload: {e}");
             ExitCode::FAILURE
         }
     }

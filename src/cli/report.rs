@@ -13,6 +13,8 @@ pub struct Args {
     /// File whose first non-comment line is the bearer token.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca_file: super::CaFile,
     /// First day, inclusive: YYYY-MM-DD, a day of the daemon's time.timezone (the history
     /// has one row a day, so an instant is refused).
     #[arg(long, value_parser = backlogd::instant::day_arg)]
@@ -42,6 +44,7 @@ fn write(args: Args) -> anyhow::Result<()> {
     let Args {
         url,
         token_file,
+        ca_file,
         from,
         to,
         lang,
@@ -54,7 +57,8 @@ fn write(args: Args) -> anyhow::Result<()> {
         })
         .transpose()?;
     let token = super::first_token(token_file.as_deref())?;
-    let page = backlogd::report::fetch(&url, token.as_deref(), from, to, lang)?;
+    let client = ca_file.client(&url, token)?;
+    let page = backlogd::report::fetch(&client, from, to, lang)?;
     std::fs::write(&out, page)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
     Ok(())

@@ -15,6 +15,8 @@ pub struct Args {
     /// File whose first non-comment line is the bearer token.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca_file: super::CaFile,
     /// Events per request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -38,6 +40,7 @@ pub fn run(args: Args) -> ExitCode {
         files,
         url,
         token_file,
+        ca_file,
         batch,
         max_attempts,
         nats,
@@ -54,10 +57,16 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let client = match ca_file.client(&url, token) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("backlogd send: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let options = backlogd::send::SendOptions {
         files,
-        url,
-        token,
+        client,
         batch,
         max_attempts,
         quiet,

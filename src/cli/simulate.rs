@@ -48,6 +48,8 @@ pub struct Args {
     /// File whose first non-comment line is the ingest bearer token (with --url).
     #[arg(long, requires = "url")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub ca_file: super::CaFile,
     /// At most this many events per second (sleeps between batches).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -128,7 +130,7 @@ fn execute(args: Args) -> anyhow::Result<ExitCode> {
             Some(path) => backlogd::server::read_tokens(path)?.into_iter().next(),
             None => None,
         };
-        let poster = Poster::new(url, token)?;
+        let poster = Poster::new(args.ca_file.client(url, token)?);
         let totals = send_events(
             events.by_ref(),
             &poster,
