@@ -114,6 +114,13 @@ async fn run_async(
             telemetry.metrics_auth_checks.clone(),
         ))
     });
+    if let Some(tls) = &tls {
+        tls.export_not_after(
+            telemetry
+                .tls_metrics()
+                .context("registering the TLS metrics")?,
+        );
+    }
     let source_metrics = match &config.nats {
         Some(_) => Some(
             telemetry
@@ -551,8 +558,8 @@ async fn reload_once(
 }
 
 /// A failure reading what a reload re-reads at the edge, with its whole cause chain.
-fn edge_error(e: anyhow::Error) -> ReloadError {
-    ReloadError::Edge(format!("{e:#}"))
+fn edge_error(e: impl Into<anyhow::Error>) -> ReloadError {
+    ReloadError::Edge(format!("{:#}", e.into()))
 }
 
 /// The server settings without the paths of files that a reload re-reads (only whether each is

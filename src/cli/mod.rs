@@ -19,6 +19,7 @@ pub mod simulate;
 use std::path::{Path, PathBuf};
 
 use backlogd::client::{Client, ClientError};
+use backlogd::server::TokensError;
 
 /// `--ca-file`, for the commands that make HTTP requests.
 #[derive(clap::Args)]
@@ -37,7 +38,7 @@ impl CaFile {
 }
 
 /// The first token of a tokens file (one a line, `#` comments), or `None` without a file.
-pub fn first_token(path: Option<&Path>) -> anyhow::Result<Option<String>> {
+pub fn first_token(path: Option<&Path>) -> Result<Option<String>, TokensError> {
     path.map(backlogd::server::read_tokens)
         .transpose()
         .map(|tokens| tokens.and_then(|t| t.into_iter().next()))
