@@ -7,7 +7,6 @@ pub mod backfill;
 pub mod config;
 pub use backlogd_core as core;
 pub mod daemon;
-pub mod demo;
 pub mod engine;
 pub mod forecast;
 pub mod import;
