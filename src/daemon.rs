@@ -181,7 +181,7 @@ async fn run_async(
                 Ok(Err(e)) => {
                     let _ = stop_tx.send(());
                     let _ = server_task.await;
-                    return Err(e.context("recovering the state from the store"));
+                    return Err(anyhow::Error::new(e).context("recovering the state from the store"));
                 }
                 Err(_) => anyhow::bail!("the engine thread ended during recovery"),
             },
@@ -527,7 +527,7 @@ async fn reload_once(
     let (reply, answer) = tokio::sync::oneshot::channel();
     let command = Command::Reload {
         settings: Box::new(crate::config::core_settings(&new)),
-        source: source.to_bytes().into(),
+        config_source: source.to_bytes().into(),
         edge: Box::new(edge),
         reply,
     };
