@@ -57,6 +57,8 @@ pub use recover::RecoverError;
 pub use reload::ReloadError;
 pub use view::{View, ViewCell, view_of};
 #[cfg(test)]
+mod model_test;
+#[cfg(test)]
 mod tests;
 
 /// Commands to the engine thread.
@@ -103,6 +105,20 @@ pub enum Command {
     },
     /// Stop after answering everything queued before this command.
     Shutdown,
+}
+
+impl Command {
+    /// A query: it reads the state and changes nothing.
+    fn reads_state(&self) -> bool {
+        matches!(
+            self,
+            Command::Overdue { .. }
+                | Command::History { .. }
+                | Command::Targets { .. }
+                | Command::Forecast { .. }
+                | Command::StreamPosition { .. }
+        )
+    }
 }
 
 /// Handle to a running engine.
@@ -376,8 +392,12 @@ impl Engine {
             return group.stop;
         }
         // Publish before answering: a client that scrapes right after its 200 sees its events.
-        self.workforce_dirty |= group.logged;
-        self.publish(group.rebuild_rows);
+        // Never after the store failed: the state may hold events that were never acknowledged
+        // (those of the failed group), and the last view published is the last durable one.
+        if !self.handle.failed.load(Ordering::SeqCst) {
+            self.workforce_dirty |= group.logged;
+            self.publish(group.rebuild_rows);
+        }
         answer(group.ingests, group.reloads);
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
         self.snapshot_if_due();
@@ -386,6 +406,11 @@ impl Engine {
 
     /// One command of a group.
     fn handle(&mut self, command: Command, group: &mut Group) {
+        if command.reads_state() && self.store_failed(group) {
+            // The state may hold events that were never acknowledged: the query is dropped
+            // unanswered (the server answers 503; the daemon is exiting).
+            return;
+        }
         match command {
             Command::Ingest(batch) => self.ingest(batch, group),
             Command::Tick => self.tick(group),
