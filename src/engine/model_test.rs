@@ -908,6 +908,9 @@ fn acknowledged_is_durable_failures_acknowledge_nothing_rejections_change_nothin
         ..ProptestConfig::default()
     });
     let total = std::cell::RefCell::new(Counts::default());
+    // Cases run, and when the first one failed (before shrinking): how fast a bug is found.
+    let tried = std::cell::Cell::new(0u32);
+    let first_failure = std::cell::Cell::new(None);
     let strategy = (
         prop::collection::vec(step(), 1..40),
         prop::bool::weighted(0.6),
@@ -931,6 +934,10 @@ fn acknowledged_is_durable_failures_acknowledge_nothing_rejections_change_nothin
                 &mut counts,
             );
             total.borrow_mut().add(&counts);
+            tried.set(tried.get() + 1);
+            if result.is_err() && first_failure.get().is_none() {
+                first_failure.set(Some((tried.get(), started.elapsed())));
+            }
             result
         },
     );
@@ -941,6 +948,9 @@ fn acknowledged_is_durable_failures_acknowledge_nothing_rejections_change_nothin
         started.elapsed()
     );
     if let Err(e) = result {
+        if let Some((case, elapsed)) = first_failure.get() {
+            eprintln!("first failing case: number {case}, after {elapsed:.1?}");
+        }
         panic!("{e}");
     }
     // The runs exercised what they claim to.
