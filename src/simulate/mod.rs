@@ -40,10 +40,9 @@
 //! [`generate`] returns a [`Generator`], an iterator that simulates one day at a time: memory holds
 //! the open cases, the employees and one day of events, never the whole history, and the work is
 //! proportional to the number of events. A live demo can pass a `to` in the future and pace the
-//! events by their `time`. [`post`] sends a stream to a daemon in batches with retries;
-//! [`cli`] is the command line.
+//! events by their `time`. [`post`] sends a stream to a daemon in batches with retries; the
+//! command line is the binary's `src/cli/simulate.rs`.
 
-pub mod cli;
 mod json;
 pub mod model;
 pub mod post;
