@@ -337,6 +337,9 @@ fn answered<T>(answer: oneshot::Receiver<T>, failed: bool) -> Result<Option<T>, 
     }
 }
 
+/// A query's check, run once the group is processed, told whether the store had failed before.
+type Check = Box<dyn FnOnce(bool) -> Result<(), TestCaseError>>;
+
 /// What the model expects of one batch: accepted, duplicates, the indices rejected.
 type Expected = (usize, usize, Vec<usize>);
 
@@ -362,7 +365,7 @@ fn group(
     let mut commands = Vec::new();
     let mut ingests = Vec::new();
     let mut reloads = Vec::new();
-    let mut checks: Vec<Box<dyn FnOnce(bool) -> Result<(), TestCaseError>>> = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     for cmd in cmds {
         match cmd {
             Cmd::Ingest(items, stream) => {

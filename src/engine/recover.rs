@@ -242,9 +242,9 @@ impl Engine {
         }
         // From now on the current configuration is in force. Unless the log already says so, that
         // change is logged (and synced) before any event is applied under it.
-        let unchanged = in_force.as_ref().is_some_and(|(recorded, bytes)| {
-            **bytes == *config_source || format!("{recorded:?}") == format!("{settings:?}")
-        });
+        let unchanged = in_force
+            .as_ref()
+            .is_some_and(|(recorded, bytes)| **bytes == *config_source || *recorded == *settings);
         if !unchanged {
             if in_force.is_some() {
                 tracing::info!(

@@ -12,8 +12,8 @@ use crate::store::encode_settings;
 use crate::workforce::EdgeSettings;
 
 /// Why a reload (or a configuration recorded in the store) did not take effect. The `Display` form
-/// is the answer of `POST /-/reload` and the text of the log line; no variant has a `source`, so the
-/// text is the whole story.
+/// is the answer of `POST /-/reload` and the text of the log line; it is the whole story (no
+/// variant's text leaves out its cause).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// Started on the built-in configuration.
@@ -25,10 +25,18 @@ pub enum ReloadError {
     /// A configuration recorded in the store no longer validates.
     #[error("the recorded configuration (from {origin}) is no longer valid: {error}")]
     RecordedInvalid { origin: String, error: ConfigError },
-    /// The edge settings or a file a reload re-reads (tokens, certificate, metrics users) cannot
-    /// be used; the text carries the whole cause chain.
+    /// The edge settings of the new configuration cannot be used (the pseudonym key).
+    #[error(transparent)]
+    Edge(crate::workforce::EdgeError),
+    /// The ingest tokens file cannot be used (its text, until `server` has typed errors).
     #[error("{0}")]
-    Edge(String),
+    Tokens(String),
+    /// The TLS certificate or key cannot be used (its text, until `tls` has typed errors).
+    #[error("{0}")]
+    Certificate(String),
+    /// The metrics users file cannot be used.
+    #[error(transparent)]
+    MetricsUsers(crate::metrics_auth::UsersError),
     /// The core settings cannot change in place.
     #[error("{0}")]
     Refused(crate::core::SettingsError),
