@@ -139,8 +139,8 @@ pub enum BackfillError {
     #[error("no event in the files was applied, so there is no first step; give --from and --to")]
     NoEvents,
     /// The configuration's edge settings (e.g. `workforce.pseudonym_key_file`) cannot be used.
-    #[error("{0}")]
-    Edge(String),
+    #[error(transparent)]
+    Edge(crate::workforce::EdgeError),
     #[error(
         "no step to write: the first step instant{} is after --to {to} (the first event is later than --to?)",
         from.map(|f| format!(" {f}")).unwrap_or_default()
@@ -198,8 +198,7 @@ pub fn run_to_state<W: Write>(
     let step = duration_nanos(options.step);
     check_options(options, writing, step)?;
     let settings = crate::config::core_settings(config);
-    let edge =
-        EdgeSettings::from_config(config).map_err(|e| BackfillError::Edge(format!("{e:#}")))?;
+    let edge = EdgeSettings::from_config(config).map_err(BackfillError::Edge)?;
     let mut backfill = Backfill {
         options,
         out,

@@ -527,7 +527,7 @@ async fn committed_position(engine: &EngineHandle) -> Result<Option<SourcePositi
     let (reply, answer) = oneshot::channel();
     engine
         .commands
-        .send(Command::SourcePosition { reply })
+        .send(Command::StreamPosition { reply })
         .await
         .map_err(|_| SourceError::EngineGone)?;
     answer.await.map_err(|_| SourceError::EngineGone)
