@@ -6,7 +6,7 @@ pub mod api;
 pub mod backfill;
 pub mod client;
 pub mod config;
-pub mod core;
+pub use backlogd_core as core;
 pub mod daemon;
 pub mod engine;
 pub mod forecast;

@@ -89,7 +89,8 @@ impl App {
 }
 
 /// A reload request from `POST /-/reload`: the answer goes back on the sender.
-pub type ReloadRequest = oneshot::Sender<Result<(), crate::engine::ReloadError>>;
+/// The reply to a reload request: one outcome shared by every request the reload served.
+pub type ReloadRequest = oneshot::Sender<Result<(), Arc<crate::engine::ReloadError>>>;
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -756,7 +757,9 @@ async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> Htt
     }
     match answer.await {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
-        Ok(Err(engine::ReloadError::ShuttingDown)) => shutting_down(),
+        Ok(Err(problem)) if matches!(*problem, engine::ReloadError::ShuttingDown) => {
+            shutting_down()
+        }
         Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem.to_string()),
         Err(_) => shutting_down(),
     }

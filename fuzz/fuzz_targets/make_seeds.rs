@@ -22,7 +22,7 @@ use backlogd_fuzz::{EXAMPLE_EVENTS, SHIPPED_CONFIG, shipped_settings};
 use libfuzzer_sys::fuzz_target;
 
 /// A v2 snapshot kept by the core's tests (an older format the decoder still reads).
-const SNAPSHOT_V2: &[u8] = include_bytes!("../../src/core/testdata/snapshot-v2.bin");
+const SNAPSHOT_V2: &[u8] = include_bytes!("../../crates/backlogd-core/src/testdata/snapshot-v2.bin");
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     let dir = dir.join(target);

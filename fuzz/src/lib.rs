@@ -58,7 +58,7 @@ fn settings_from(toml: &str) -> CoreSettings {
 }
 
 /// The cheap invariants of a state that the public API can check (the same ones the property tests
-/// of `src/core/properties.rs` check): open = entered − left per track, overdue + due soon ≤ open,
+/// of `crates/backlogd-core/src/properties.rs` check): open = entered − left per track, overdue + due soon ≤ open,
 /// the per-employee open counts add up to the assigned cases, and the incrementally maintained
 /// aggregates equal a recomputation from the cases.
 pub fn check_invariants(state: &State) {

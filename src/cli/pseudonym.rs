@@ -19,7 +19,9 @@ pub fn run(args: Args) -> ExitCode {
     let Args { employee, config } = args;
     let edge = config::load(&config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))
-        .and_then(|c| backlogd::workforce::EdgeSettings::from_config(&c));
+        .and_then(|c| {
+            backlogd::workforce::EdgeSettings::from_config(&c).map_err(anyhow::Error::from)
+        });
     match edge {
         Ok(edge) => match edge.pseudonym_key {
             Some(key) => {

@@ -132,7 +132,7 @@ impl PresenceIntegral {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::time::NANOS_PER_DAY;
+    use crate::time::NANOS_PER_DAY;
 
     fn shape() -> RollingShape {
         RollingShape::for_windows(&[7 * NANOS_PER_DAY, 28 * NANOS_PER_DAY])

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{MIN_STR, Reader, SnapshotError, State, Writer};
-use crate::core::history::{DailyRow, DayTrack, MAX_DAYS, RowBasis};
+use crate::history::{DailyRow, DayTrack, MAX_DAYS, RowBasis};
 
 /// Distinct bases a snapshot may hold: each is a reload that changed the windows, so a few at most
 /// in practice; bounded so that damaged bytes cannot make the decoder allocate without end.

@@ -4,8 +4,8 @@
 use expect_test::expect;
 
 use super::{CoreSettings, State, run_script};
-use crate::core::history::{DailyRow, MAX_DAYS};
-use crate::core::time::{NANOS_PER_DAY, to_nanos};
+use crate::history::{DailyRow, MAX_DAYS};
+use crate::time::{NANOS_PER_DAY, to_nanos};
 
 fn render(state: &State) -> String {
     let mut out = String::new();
@@ -78,7 +78,7 @@ fn with_ticks(tick: Option<i64>) -> String {
             if let (Some(mut t), Some(tick)) = (previous, tick) {
                 while t + tick < target {
                     t += tick;
-                    out.push_str(&format!("at {}\n", crate::core::time::from_nanos(t)));
+                    out.push_str(&format!("at {}\n", crate::time::from_nanos(t)));
                 }
             }
             previous = Some(target);

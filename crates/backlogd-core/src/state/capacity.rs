@@ -3,9 +3,9 @@
 //! time, kept incrementally at each decision and each change of an employee's class.
 
 use super::{NONE, State};
-use crate::core::aggregates::Capacity;
-use crate::core::forecast::ForecastInputs;
-use crate::core::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos_saturating};
+use crate::aggregates::Capacity;
+use crate::forecast::ForecastInputs;
+use crate::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos_saturating};
 
 const NANOS_PER_WEEK: f64 = 7.0 * NANOS_PER_DAY as f64;
 

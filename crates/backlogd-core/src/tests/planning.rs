@@ -5,7 +5,7 @@ use expect_test::expect;
 use jiff::Timestamp;
 
 use super::{CoreSettings, State, run_script};
-use crate::core::time::to_nanos;
+use crate::time::to_nanos;
 
 /// The targets in effect and their histories, one line each, for the announcement tests.
 fn render_targets(state: &State) -> String {
@@ -98,7 +98,7 @@ fn announced_targets_keep_their_history_with_the_projection_of_the_moment() {
 fn too_many_targets_are_refused_but_known_ones_can_be_announced_again() {
     let mut state = State::new(CoreSettings::example());
     let mut script = String::from("at 2025-03-01T00:00:00Z\n");
-    for i in 0..crate::core::event::MAX_TARGETS {
+    for i in 0..crate::event::MAX_TARGETS {
         script.push_str(&format!(
             "target.announced target=t{i} clear_by=2026-01-01T00:00:00Z\n"
         ));
@@ -118,10 +118,7 @@ fn too_many_targets_are_refused_but_known_ones_can_be_announced_again() {
         ]
     "#]]
     .assert_debug_eq(&rejections);
-    assert_eq!(
-        state.targets_in_effect().len(),
-        crate::core::event::MAX_TARGETS
-    );
+    assert_eq!(state.targets_in_effect().len(), crate::event::MAX_TARGETS);
 }
 
 /// The capacity figures, one line per non-empty class, then the new-staff decisions.
@@ -132,8 +129,7 @@ fn render_capacity(state: &State) -> String {
     for (r, role) in settings.roles.iter().enumerate() {
         for experienced in [false, true] {
             for mentoring in [false, true] {
-                let class =
-                    crate::core::aggregates::Capacity::class(r as u8, experienced, mentoring);
+                let class = crate::aggregates::Capacity::class(r as u8, experienced, mentoring);
                 let (decisions, weeks) =
                     (capacity.decisions[class], capacity.employee_weeks[class]);
                 if decisions > 0 || weeks > 0.0 {

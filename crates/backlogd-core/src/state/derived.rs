@@ -3,8 +3,8 @@
 //! recomputed from scratch by `rebuild_derived`.
 
 use super::{Case, Class, NO_TIMER, NONE, State};
-use crate::core::aggregates::Aggregates;
-use crate::core::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos_saturating};
+use crate::aggregates::Aggregates;
+use crate::time::{EpochNanos, NANOS_PER_DAY, from_nanos, to_nanos_saturating};
 
 impl State {
     /// Recomputes every gauge, the timer index and the overdue index from the cases themselves, at
@@ -217,10 +217,10 @@ mod end_of_time_tests {
     use jiff::Span;
 
     use super::*;
-    use crate::core::Applied;
-    use crate::core::event::{Event, EventKind};
-    use crate::core::settings::CoreSettings;
-    use crate::core::time::NANOS_PER_SECOND;
+    use crate::Applied;
+    use crate::event::{Event, EventKind};
+    use crate::settings::CoreSettings;
+    use crate::time::NANOS_PER_SECOND;
 
     /// Regression (found by fuzz/event_sequence, see docs/fuzzing.md): at the last representable
     /// instant, a case whose next classification change saturated to `i64::MAX` (a deadline at the
@@ -237,13 +237,13 @@ mod end_of_time_tests {
             // Events cannot name an instant after 2189 any more, but a resumption still moves a
             // deadline later by the time suspended, saturating at the end of time: suspended from
             // `since` until `now`, a deadline in 2189 lands at `target`.
-            let deadline = crate::core::time::to_supported_nanos(
+            let deadline = crate::time::to_supported_nanos(
                 "2189-01-01T00:00:00Z".parse().expect("a valid timestamp"),
             )
             .expect("in the supported range");
             for (case, target) in [("due", i64::MAX), ("overdue", i64::MAX - NANOS_PER_DAY)] {
                 let since = if target == i64::MAX {
-                    crate::core::time::MIN_SUPPORTED
+                    crate::time::MIN_SUPPORTED
                 } else {
                     deadline + now - target
                 };

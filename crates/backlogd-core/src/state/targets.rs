@@ -5,9 +5,9 @@
 use jiff::Timestamp;
 
 use super::State;
-use crate::core::aggregates::clearance_seconds;
-use crate::core::event::{MAX_TARGETS, RejectReason, Rejection};
-use crate::core::time::{EpochNanos, NANOS_PER_SECOND, from_nanos, seconds_f64};
+use crate::aggregates::clearance_seconds;
+use crate::event::{MAX_TARGETS, RejectReason, Rejection};
+use crate::time::{EpochNanos, NANOS_PER_SECOND, from_nanos, seconds_f64};
 
 /// One announcement of a clearance date.
 #[derive(Debug, Clone, PartialEq)]

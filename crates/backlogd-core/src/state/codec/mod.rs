@@ -7,12 +7,12 @@
 
 use super::links::{Links, case_links, list_push};
 use super::{Announcement, Case, Class, Employee, NO_TIMER, NONE, State, TargetHistory};
-use crate::core::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
-use crate::core::event::{CloseReason, Contract, Outcome};
-use crate::core::ids::{Dedup, DedupExport};
-use crate::core::presence::PresenceIntegral;
-use crate::core::rolling::{RollingCounter, RollingShape};
-use crate::core::settings::CoreSettings;
+use crate::aggregates::{Capacity, LEAD_TIME_BUCKET_DAYS, TrackAggregates};
+use crate::event::{CloseReason, Contract, Outcome};
+use crate::ids::{Dedup, DedupExport};
+use crate::presence::PresenceIntegral;
+use crate::rolling::{RollingCounter, RollingShape};
+use crate::settings::CoreSettings;
 
 /// The format written. Version 3 added the events ahead of `now` of each rolling counter; version 4
 /// remembers event ids under keyed 128-bit hashes, with the key (versions 2 and 3 stored unkeyed
@@ -169,83 +169,13 @@ impl State {
             &mut w,
         );
         names(self.locations.names().collect(), &mut w);
-        w.u32(self.cases.len() as u32);
-        for (index, case) in self.cases.iter().enumerate() {
-            w.str(self.case_ids.str_of(index as u32));
-            w.i64(case.deadline);
-            w.i64(case.lead_start);
-            w.i64(case.suspended_at);
-            w.u32(case.employee);
-            w.u16(case.location);
-            w.u8(case.track);
-            w.u8(case.phase);
-            w.u8(u8::from(case.open) | u8::from(case.suspended) << 1);
-        }
-        w.u32(self.employees.len() as u32);
-        for e in &self.employees {
-            w.str(&e.id);
-            w.u8(u8::from(e.active));
-            w.u8(e.role);
-            w.u8(Contract::ALL
-                .iter()
-                .position(|c| *c == e.contract)
-                .unwrap_or(0) as u8);
-            w.u8(u8::from(e.experienced));
-            match &e.location {
-                Some(location) => {
-                    w.u8(1);
-                    w.str(location);
-                }
-                None => w.u8(0),
-            }
-            w.u32(e.mentor);
-        }
-        for t in &self.aggregates.tracks {
-            w.i64(t.penalty_incurred_cents);
-            for value in [t.registered, t.reopened]
-                .iter()
-                .chain(&t.decided_by_outcome)
-                .chain(&t.closed_by_reason)
-                .chain(&[
-                    t.decisions_overdue,
-                    t.decisions_by_inexperienced,
-                    t.decisions_benefit_of_doubt,
-                    t.decisions_without_investigation,
-                    t.deadline_extensions,
-                    t.hearings_held,
-                    t.hearings_cancelled,
-                    t.transfers,
-                ])
-                .chain(&t.lead_time.bucket_counts)
-            {
-                w.u64(*value);
-            }
-            w.u64(t.lead_time.sum_seconds.to_bits());
-        }
+        self.write_tables(&mut w);
+        self.write_track_aggregates(&mut w);
         w.u64(self.aggregates.audits_passed);
         w.u64(self.aggregates.audits_failed);
         w.opt_i64(self.aggregates.last_audit_time);
         w.opt_i64(self.aggregates.last_event_time);
-        let mut dedup = self.dedup.export();
-        if sort_ids {
-            dedup.current.sort_unstable();
-            dedup.previous.sort_unstable();
-            dedup.legacy.sort_unstable();
-        }
-        w.u64(dedup.key[0]);
-        w.u64(dedup.key[1]);
-        w.i64(dedup.current_started);
-        for list in [dedup.current, dedup.previous] {
-            w.u64(list.len() as u64);
-            for hash in list {
-                w.0.extend_from_slice(&hash.to_le_bytes());
-            }
-        }
-        w.i64(dedup.legacy_until);
-        w.u64(dedup.legacy.len() as u64);
-        for hash in dedup.legacy {
-            w.u64(hash);
-        }
+        self.write_dedup(&mut w, sort_ids);
         w.i64(self.flow_shape.width);
         for counter in self.inflow.iter().chain(&self.outflow) {
             w.rolling(counter);
@@ -306,7 +236,93 @@ impl State {
         w.0
     }
 
-    /// Rebuilds a state from `encode_snapshot` bytes under (possibly changed) settings.
+    /// The case table and the employees.
+    fn write_tables(&self, w: &mut Writer) {
+        w.u32(self.cases.len() as u32);
+        for (index, case) in self.cases.iter().enumerate() {
+            w.str(self.case_ids.str_of(index as u32));
+            w.i64(case.deadline);
+            w.i64(case.lead_start);
+            w.i64(case.suspended_at);
+            w.u32(case.employee);
+            w.u16(case.location);
+            w.u8(case.track);
+            w.u8(case.phase);
+            w.u8(u8::from(case.open) | u8::from(case.suspended) << 1);
+        }
+        w.u32(self.employees.len() as u32);
+        for e in &self.employees {
+            w.str(&e.id);
+            w.u8(u8::from(e.active));
+            w.u8(e.role);
+            w.u8(Contract::ALL
+                .iter()
+                .position(|c| *c == e.contract)
+                .unwrap_or(0) as u8);
+            w.u8(u8::from(e.experienced));
+            match &e.location {
+                Some(location) => {
+                    w.u8(1);
+                    w.str(location);
+                }
+                None => w.u8(0),
+            }
+            w.u32(e.mentor);
+        }
+    }
+
+    /// Each track's counters, in the order of the track names.
+    fn write_track_aggregates(&self, w: &mut Writer) {
+        for t in &self.aggregates.tracks {
+            w.i64(t.penalty_incurred_cents);
+            for value in [t.registered, t.reopened]
+                .iter()
+                .chain(&t.decided_by_outcome)
+                .chain(&t.closed_by_reason)
+                .chain(&[
+                    t.decisions_overdue,
+                    t.decisions_by_inexperienced,
+                    t.decisions_benefit_of_doubt,
+                    t.decisions_without_investigation,
+                    t.deadline_extensions,
+                    t.hearings_held,
+                    t.hearings_cancelled,
+                    t.transfers,
+                ])
+                .chain(&t.lead_time.bucket_counts)
+            {
+                w.u64(*value);
+            }
+            w.u64(t.lead_time.sum_seconds.to_bits());
+        }
+    }
+
+    /// The remembered event ids (sorted when `sort_ids`, for canonical bytes).
+    fn write_dedup(&self, w: &mut Writer, sort_ids: bool) {
+        let mut dedup = self.dedup.export();
+        if sort_ids {
+            dedup.current.sort_unstable();
+            dedup.previous.sort_unstable();
+            dedup.legacy.sort_unstable();
+        }
+        w.u64(dedup.key[0]);
+        w.u64(dedup.key[1]);
+        w.i64(dedup.current_started);
+        for list in [dedup.current, dedup.previous] {
+            w.u64(list.len() as u64);
+            for hash in list {
+                w.0.extend_from_slice(&hash.to_le_bytes());
+            }
+        }
+        w.i64(dedup.legacy_until);
+        w.u64(dedup.legacy.len() as u64);
+        for hash in dedup.legacy {
+            w.u64(hash);
+        }
+    }
+
+    /// Rebuilds a state from `encode_snapshot` bytes under (possibly changed) settings. The parts
+    /// come in the order `encode` writes them.
     pub fn decode_snapshot(settings: CoreSettings, bytes: &[u8]) -> Result<State, SnapshotError> {
         let mut r = Reader {
             bytes,
@@ -325,32 +341,91 @@ impl State {
         let track_map = r.name_map("track", |name| state.settings.track_index(name))?;
         let phase_map = r.name_map("phase", |name| state.settings.phase_index(name))?;
         let role_map = r.name_map("role", |name| state.settings.role_index(name))?;
+        state.read_locations(&mut r)?;
+        let case_count = state.read_cases(&mut r, &track_map, &phase_map)?;
+        let employee_count = state.read_employees(&mut r, &role_map)?;
+        state.link_cases_to_employees(case_count, employee_count)?;
+        state.read_track_aggregates(&mut r, &track_map)?;
+        state.aggregates.audits_passed = possible("audits_passed", r.u64()?)?;
+        state.aggregates.audits_failed = possible("audits_failed", r.u64()?)?;
+        state.aggregates.last_audit_time = r.opt_i64()?;
+        state.aggregates.last_event_time = r.opt_i64()?;
+        let dedup = read_dedup(
+            &mut r,
+            crate::time::duration_nanos(state.settings.dedup_window),
+        )?;
+        let stored_flow = state.read_rolling_windows(&mut r, &track_map)?;
+        if r.version >= 5 {
+            state.read_targets(&mut r)?;
+            state.read_capacity(&mut r, &role_map, employee_count, stored_flow)?;
+        }
+        if r.version >= 6 {
+            history::read(&mut r, &mut state, &track_map)?;
+        }
+        if r.version >= 9 {
+            for index in 0..state.target_histories.len() {
+                state.target_histories[index].forgotten = r.u64()?;
+            }
+        }
+        // A lower `max_announcements_per_target` than the snapshot was written under.
+        state.trim_target_histories();
+        // Each active employee's presence counts in their class: as stored (version 5), or, for
+        // older formats, throughout the window (the base).
+        for index in 0..employee_count as u32 {
+            let class = state.capacity_class(index);
+            state.employees[index as usize].capacity_class = class;
+            if class != NONE && r.version < 5 {
+                state.presence[class as usize] = PresenceIntegral::import(
+                    state.presence[class as usize].current() + 1,
+                    Vec::new(),
+                );
+            }
+        }
+        if r.remaining() != 0 {
+            return Err(SnapshotError::TrailingBytes(r.remaining()));
+        }
+        state.dedup = dedup;
+        state.rebuild_derived();
+        Ok(state)
+    }
+    /// The location names, in id order.
+    fn read_locations(&mut self, r: &mut Reader) -> Result<(), SnapshotError> {
         // Location ids are 16-bit: at most 65536 of them.
         let location_count = r.count("locations", MIN_STR, 1 << 16)?;
         for _ in 0..location_count {
             let name = r.str()?;
-            if state.locations.id(&name).is_some() {
+            if self.locations.id(&name).is_some() {
                 return Err(SnapshotError::Duplicate {
                     what: "location",
                     name,
                 });
             }
             // Ids are assigned in order, so the stored ids stay valid.
-            state.add_location(&name);
+            self.add_location(&name);
         }
+        Ok(())
+    }
+
+    /// The case table; returns its length.
+    fn read_cases(
+        &mut self,
+        r: &mut Reader,
+        track_map: &[u8],
+        phase_map: &[u8],
+    ) -> Result<usize, SnapshotError> {
         let case_count = r.count("cases", MIN_CASE, u32::MAX as usize)?;
-        state.cases.reserve(case_count);
+        self.cases.reserve(case_count);
         for _ in 0..case_count {
             let id = r.str()?;
             // Unreachable from a stored snapshot (SQLite keeps a blob under 4 GiB), but bytes
             // are bytes: refused, never wrapped.
-            if !state.case_ids.has_room_for(&id) {
+            if !self.case_ids.has_room_for(&id) {
                 return Err(SnapshotError::UnknownId(
                     "the case ids are longer than one state holds (4 GiB)",
                 ));
             }
-            let index = state.case_ids.intern(&id);
-            if index as usize != state.cases.len() {
+            let index = self.case_ids.intern(&id);
+            if index as usize != self.cases.len() {
                 return Err(SnapshotError::Duplicate {
                     what: "case",
                     name: id,
@@ -364,7 +439,7 @@ impl State {
             let track = r.u8()?;
             let phase = r.u8()?;
             let flags = r.u8()?;
-            if usize::from(location) >= state.locations.len() {
+            if usize::from(location) >= self.locations.len() {
                 return Err(SnapshotError::UnknownLocation { case: id });
             }
             let track = *track_map
@@ -377,7 +452,7 @@ impl State {
                     .get(usize::from(p) - 1)
                     .ok_or(SnapshotError::UnknownId("case with an unknown phase id"))?,
             };
-            state.cases.push(Case {
+            self.cases.push(Case {
                 deadline,
                 lead_start,
                 suspended_at,
@@ -392,6 +467,11 @@ impl State {
                 class: Class::default(),
             });
         }
+        Ok(case_count)
+    }
+
+    /// The employees and their mentors; returns their count.
+    fn read_employees(&mut self, r: &mut Reader, role_map: &[u8]) -> Result<usize, SnapshotError> {
         let employee_count = r.count("employees", MIN_EMPLOYEE, u32::MAX as usize)?;
         let mut mentors = Vec::with_capacity(employee_count);
         for index in 0..employee_count {
@@ -416,7 +496,7 @@ impl State {
                 return Err(SnapshotError::OwnMentor { employee: id });
             }
             mentors.push(mentor);
-            if state
+            if self
                 .employee_ids
                 .insert(id.clone().into_boxed_str(), index as u32)
                 .is_some()
@@ -428,9 +508,9 @@ impl State {
             }
             let mut record = Employee::new(&id, role, contract, experienced, location.as_deref());
             record.active = active;
-            state.employees.push(record);
+            self.employees.push(record);
             if active {
-                state.count_employee(index as u32, 1);
+                self.count_employee(index as u32, 1);
             }
         }
         for (mentee, mentor) in mentors.into_iter().enumerate() {
@@ -438,14 +518,22 @@ impl State {
                 if mentor as usize >= employee_count {
                     return Err(SnapshotError::UnknownId("employee with an unknown mentor"));
                 }
-                state.set_mentor(mentee as u32, mentor);
+                self.set_mentor(mentee as u32, mentor);
             }
         }
+        Ok(employee_count)
+    }
+
+    fn link_cases_to_employees(
+        &mut self,
+        case_count: usize,
+        employee_count: usize,
+    ) -> Result<(), SnapshotError> {
         // Link every open case into its employee's list (the list is order-free).
         for index in 0..case_count as u32 {
-            let employee = state.cases[index as usize].employee;
-            if employee == NONE || !state.cases[index as usize].open {
-                state.cases[index as usize].employee = NONE;
+            let employee = self.cases[index as usize].employee;
+            if employee == NONE || !self.cases[index as usize].open {
+                self.cases[index as usize].employee = NONE;
                 continue;
             }
             if employee as usize >= employee_count {
@@ -453,10 +541,19 @@ impl State {
                     "case assigned to an unknown employee",
                 ));
             }
-            let head = state.employees[employee as usize].first_case;
-            state.employees[employee as usize].first_case =
-                list_push(&mut state.cases, case_links, head, index);
+            let head = self.employees[employee as usize].first_case;
+            self.employees[employee as usize].first_case =
+                list_push(&mut self.cases, case_links, head, index);
         }
+        Ok(())
+    }
+
+    /// The counters of each stored track, moved to the track of the same name.
+    fn read_track_aggregates(
+        &mut self,
+        r: &mut Reader,
+        track_map: &[u8],
+    ) -> Result<(), SnapshotError> {
         let mut stored_tracks = Vec::with_capacity(track_map.len());
         for _ in 0..track_map.len() {
             let penalty = r.i64()?;
@@ -500,8 +597,8 @@ impl State {
             t.lead_time.sum_seconds = f64::from_bits(r.u64()?);
             stored_tracks.push(t);
         }
-        for (stored, &track) in stored_tracks.into_iter().zip(&track_map) {
-            let live = &mut state.aggregates.tracks[usize::from(track)];
+        for (stored, &track) in stored_tracks.into_iter().zip(track_map) {
+            let live = &mut self.aggregates.tracks[usize::from(track)];
             live.penalty_incurred_cents = stored.penalty_incurred_cents;
             live.registered = stored.registered;
             live.reopened = stored.reopened;
@@ -517,143 +614,145 @@ impl State {
             live.transfers = stored.transfers;
             live.lead_time = stored.lead_time;
         }
-        state.aggregates.audits_passed = possible("audits_passed", r.u64()?)?;
-        state.aggregates.audits_failed = possible("audits_failed", r.u64()?)?;
-        state.aggregates.last_audit_time = r.opt_i64()?;
-        state.aggregates.last_event_time = r.opt_i64()?;
-        let dedup_window = crate::core::time::duration_nanos(state.settings.dedup_window);
-        let dedup = if r.version >= 4 {
-            let key = [r.u64()?, r.u64()?];
-            let current_started = r.i64()?;
-            let current = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
-            let previous = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
-            let legacy_until = r.i64()?;
-            let legacy = r.list(8, Reader::u64)?;
-            Dedup::import(
-                dedup_window,
-                &DedupExport {
-                    key,
-                    current_started,
-                    current,
-                    previous,
-                    legacy_until,
-                    legacy,
-                },
-            )
-        } else {
-            let started = r.i64()?;
-            let current = r.list(8, Reader::u64)?;
-            let previous = r.list(8, Reader::u64)?;
-            Dedup::import_legacy(dedup_window, started, &current, &previous)
-        };
+        Ok(())
+    }
+
+    /// The rolling inflow, outflow and audit counters, rebucketed to the current shapes; returns
+    /// the stored flow shape (the capacity counters share it).
+    fn read_rolling_windows(
+        &mut self,
+        r: &mut Reader,
+        track_map: &[u8],
+    ) -> Result<RollingShape, SnapshotError> {
         let stored_flow = RollingShape::stored(r.positive_i64()?);
         let mut flows = Vec::with_capacity(2 * track_map.len());
         for _ in 0..2 * track_map.len() {
-            flows.push(r.rolling()?.rebucket(stored_flow, state.flow_shape, now));
+            flows.push(
+                r.rolling()?
+                    .rebucket(stored_flow, self.flow_shape, self.now),
+            );
         }
         let (inflow, outflow) = flows.split_at(track_map.len());
         for (t, &track) in track_map.iter().enumerate() {
-            state.inflow[usize::from(track)] = inflow[t].clone();
-            state.outflow[usize::from(track)] = outflow[t].clone();
+            self.inflow[usize::from(track)] = inflow[t].clone();
+            self.outflow[usize::from(track)] = outflow[t].clone();
         }
         let stored_quality = RollingShape::stored(r.positive_i64()?);
-        state.audits_passed_rolling =
+        self.audits_passed_rolling =
             r.rolling()?
-                .rebucket(stored_quality, state.quality_shape, now);
-        state.audits_rolling = r
+                .rebucket(stored_quality, self.quality_shape, self.now);
+        self.audits_rolling = r
             .rolling()?
-            .rebucket(stored_quality, state.quality_shape, now);
-        if r.version >= 5 {
-            let target_count = r.count("targets", MIN_STR + 4, u32::MAX as usize)?;
-            for _ in 0..target_count {
-                let name = r.str()?;
-                if state.target_histories.iter().any(|h| h.name == name) {
-                    return Err(SnapshotError::Duplicate {
-                        what: "target",
-                        name,
-                    });
-                }
-                let count = r.count("announcements", MIN_ANNOUNCEMENT, u32::MAX as usize)?;
-                let mut announcements = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let time = r.i64()?;
-                    let track = match r.opt_str()? {
-                        None => None,
-                        Some(name) => Some(state.settings.track_index(&name).ok_or(
-                            SnapshotError::UnknownName {
-                                what: "track",
-                                name,
-                            },
-                        )?),
-                    };
-                    announcements.push(Announcement {
-                        time,
-                        track,
-                        clear_by: r.i64()?,
-                        projected_clearance: f64::from_bits(r.u64()?),
-                        announced_by: r.opt_str()?,
-                        note: r.opt_str()?,
-                    });
-                }
-                state.target_histories.push(TargetHistory {
+            .rebucket(stored_quality, self.quality_shape, self.now);
+        Ok(stored_flow)
+    }
+
+    /// The announced targets (version 5 on).
+    fn read_targets(&mut self, r: &mut Reader) -> Result<(), SnapshotError> {
+        let target_count = r.count("targets", MIN_STR + 4, u32::MAX as usize)?;
+        for _ in 0..target_count {
+            let name = r.str()?;
+            if self.target_histories.iter().any(|h| h.name == name) {
+                return Err(SnapshotError::Duplicate {
+                    what: "target",
                     name,
-                    announcements,
-                    forgotten: 0,
                 });
             }
-            for index in 0..employee_count {
-                state.employees[index].joined_at = r.i64()?;
+            let count = r.count("announcements", MIN_ANNOUNCEMENT, u32::MAX as usize)?;
+            let mut announcements = Vec::with_capacity(count);
+            for _ in 0..count {
+                let time = r.i64()?;
+                let track = match r.opt_str()? {
+                    None => None,
+                    Some(name) => Some(self.settings.track_index(&name).ok_or(
+                        SnapshotError::UnknownName {
+                            what: "track",
+                            name,
+                        },
+                    )?),
+                };
+                announcements.push(Announcement {
+                    time,
+                    track,
+                    clear_by: r.i64()?,
+                    projected_clearance: f64::from_bits(r.u64()?),
+                    announced_by: r.opt_str()?,
+                    note: r.opt_str()?,
+                });
             }
-            for &role in &role_map {
-                for experienced in [false, true] {
-                    for mentoring in [false, true] {
-                        let class = Capacity::class(role, experienced, mentoring);
-                        let base = r.i64()?;
-                        let buckets = r.list(32, |r| {
-                            Ok((r.i64()?, r.i64()?, i128::from_le_bytes(r.array()?)))
-                        })?;
-                        state.presence[class] = PresenceIntegral::import(base, buckets).rebucket(
-                            stored_flow,
-                            state.flow_shape,
-                            now,
-                        );
-                        state.decisions_by_class[class] =
-                            r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
-                    }
+            self.target_histories.push(TargetHistory {
+                name,
+                announcements,
+                forgotten: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Joining dates, the presence integrals and decisions per capacity class (version 5 on).
+    fn read_capacity(
+        &mut self,
+        r: &mut Reader,
+        role_map: &[u8],
+        employee_count: usize,
+        stored_flow: RollingShape,
+    ) -> Result<(), SnapshotError> {
+        for index in 0..employee_count {
+            self.employees[index].joined_at = r.i64()?;
+        }
+        for &role in role_map {
+            for experienced in [false, true] {
+                for mentoring in [false, true] {
+                    let class = Capacity::class(role, experienced, mentoring);
+                    let base = r.i64()?;
+                    let buckets = r.list(32, |r| {
+                        Ok((r.i64()?, r.i64()?, i128::from_le_bytes(r.array()?)))
+                    })?;
+                    self.presence[class] = PresenceIntegral::import(base, buckets).rebucket(
+                        stored_flow,
+                        self.flow_shape,
+                        self.now,
+                    );
+                    self.decisions_by_class[class] =
+                        r.rolling()?
+                            .rebucket(stored_flow, self.flow_shape, self.now);
                 }
             }
-            state.decisions_by_new_staff =
-                r.rolling()?.rebucket(stored_flow, state.flow_shape, now);
         }
-        if r.version >= 6 {
-            history::read(&mut r, &mut state, &track_map)?;
-        }
-        if r.version >= 9 {
-            for index in 0..state.target_histories.len() {
-                state.target_histories[index].forgotten = r.u64()?;
-            }
-        }
-        // A lower `max_announcements_per_target` than the snapshot was written under.
-        state.trim_target_histories();
-        // Each active employee's presence counts in their class: as stored (version 5), or, for
-        // older formats, throughout the window (the base).
-        for index in 0..employee_count as u32 {
-            let class = state.capacity_class(index);
-            state.employees[index as usize].capacity_class = class;
-            if class != NONE && r.version < 5 {
-                state.presence[class as usize] = PresenceIntegral::import(
-                    state.presence[class as usize].current() + 1,
-                    Vec::new(),
-                );
-            }
-        }
-        if r.remaining() != 0 {
-            return Err(SnapshotError::TrailingBytes(r.remaining()));
-        }
-        state.dedup = dedup;
-        state.rebuild_derived();
-        Ok(state)
+        self.decisions_by_new_staff = r
+            .rolling()?
+            .rebucket(stored_flow, self.flow_shape, self.now);
+        Ok(())
     }
+}
+
+/// The remembered event ids: keyed 128-bit hashes (version 4 on) or the older 64-bit ones.
+fn read_dedup(r: &mut Reader, dedup_window: i64) -> Result<Dedup, SnapshotError> {
+    let dedup = if r.version >= 4 {
+        let key = [r.u64()?, r.u64()?];
+        let current_started = r.i64()?;
+        let current = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+        let previous = r.list(16, |r| Ok(u128::from_le_bytes(r.array()?)))?;
+        let legacy_until = r.i64()?;
+        let legacy = r.list(8, Reader::u64)?;
+        Dedup::import(
+            dedup_window,
+            &DedupExport {
+                key,
+                current_started,
+                current,
+                previous,
+                legacy_until,
+                legacy,
+            },
+        )
+    } else {
+        let started = r.i64()?;
+        let current = r.list(8, Reader::u64)?;
+        let previous = r.list(8, Reader::u64)?;
+        Dedup::import_legacy(dedup_window, started, &current, &previous)
+    };
+    Ok(dedup)
 }
 
 // Both lists have fixed lengths that the format relies on; a change must bump MAGIC.

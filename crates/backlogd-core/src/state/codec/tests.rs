@@ -1,6 +1,6 @@
 use super::*;
-use crate::core::event::{Event, EventKind};
-use crate::core::time::to_nanos;
+use crate::event::{Event, EventKind};
+use crate::time::to_nanos;
 
 fn example_state() -> State {
     let mut state = State::new(CoreSettings::example());
@@ -118,7 +118,7 @@ fn decode_and_use(bytes: &[u8]) {
         let _ = state.employee_rows().count();
         let _ = state.encode_snapshot();
         let now = state.now();
-        state.advance(now.saturating_add(crate::core::time::NANOS_PER_DAY * 400));
+        state.advance(now.saturating_add(crate::time::NANOS_PER_DAY * 400));
         let _ = state.flows();
     }
 }

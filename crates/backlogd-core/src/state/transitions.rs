@@ -3,9 +3,11 @@
 use jiff::Timestamp;
 
 use super::{Case, Class, Employee, Links, NO_TIMER, NONE, State, UNKNOWN_LOCATION};
-use crate::core::aggregates::TrackAggregates;
-use crate::core::event::{Contract, EventKind, Extension, MAX_TEXT_BYTES, RejectReason, Rejection};
-use crate::core::time::{EpochNanos, SUPPORTED_RANGE, from_nanos, to_supported_nanos};
+use crate::aggregates::TrackAggregates;
+use crate::event::{
+    Contract, EventKind, Extension, MAX_TEXT_BYTES, Outcome, RejectReason, Rejection,
+};
+use crate::time::{EpochNanos, SUPPORTED_RANGE, from_nanos, to_supported_nanos};
 
 /// The fields of an `employee.joined`.
 struct Joining<'a> {
@@ -49,20 +51,7 @@ impl State {
                 self.assign(index, NONE);
                 Ok(())
             }
-            EventKind::CasePhaseChanged { case, phase } => {
-                let index = self.open_case(case)?;
-                let phase_id = self.settings.phase_index(phase).ok_or_else(|| {
-                    Rejection::new(
-                        RejectReason::UnknownPhase,
-                        format!(
-                            "field `data.phase`: \"{phase}\" is not one of the configured phases ({})",
-                            self.settings.phases.join(", ")
-                        ),
-                    )
-                })?;
-                self.update_open_case(index, |case| case.phase = phase_id);
-                Ok(())
-            }
+            EventKind::CasePhaseChanged { case, phase } => self.change_phase(case, phase),
             EventKind::CaseHearingHeld { case } => {
                 let index = self.open_case(case)?;
                 self.track_of(index).hearings_held += 1;
@@ -74,54 +63,10 @@ impl State {
                 Ok(())
             }
             EventKind::CaseDeadlineExtended { case, extension } => {
-                let index = self.open_case(case)?;
-                let current = self.cases[index as usize].deadline;
-                let new_deadline = match extension {
-                    Extension::By(span) => {
-                        let moved = self.settings.add_calendar(from_nanos(current), *span);
-                        to_supported_nanos(moved).ok_or_else(|| {
-                            Rejection::new(
-                                RejectReason::InvalidField,
-                                format!(
-                                    "field `data.by`: \"{span}\" moves the deadline to {moved}, out of the supported range ({SUPPORTED_RANGE})"
-                                ),
-                            )
-                        })?
-                    }
-                    Extension::To(at) => self.checked_nanos(*at, "data.deadline")?,
-                };
-                self.update_open_case(index, |case| case.deadline = new_deadline);
-                self.track_of(index).deadline_extensions += 1;
-                Ok(())
+                self.extend_deadline(case, extension)
             }
-            EventKind::CaseSuspended { case } => {
-                let index = self.open_case(case)?;
-                if self.cases[index as usize].suspended {
-                    return Err(Rejection::new(
-                        RejectReason::CaseSuspended,
-                        format!("case \"{case}\" is already suspended"),
-                    ));
-                }
-                self.update_open_case(index, |case| {
-                    case.suspended = true;
-                    case.suspended_at = time;
-                });
-                Ok(())
-            }
-            EventKind::CaseResumed { case } => {
-                let index = self.open_case(case)?;
-                if !self.cases[index as usize].suspended {
-                    return Err(Rejection::new(
-                        RejectReason::CaseNotSuspended,
-                        format!("case \"{case}\" is not suspended"),
-                    ));
-                }
-                self.update_open_case(index, |case| {
-                    case.deadline = effective_deadline(case, time);
-                    case.suspended = false;
-                });
-                Ok(())
-            }
+            EventKind::CaseSuspended { case } => self.suspend(case, time),
+            EventKind::CaseResumed { case } => self.resume(case, time),
             EventKind::CaseTransferred { case, location } => {
                 let index = self.open_case(case)?;
                 self.check_text(location, "data.location")?;
@@ -136,33 +81,14 @@ impl State {
                 decided_by,
                 basis,
                 additional_investigation,
-            } => {
-                let index = self.open_case(case)?;
-                let decider = self.active_employee(decided_by, "decided_by")?;
-                let inexperienced = !self.employees[decider as usize].experienced;
-                // The work is credited to whoever holds the case; `decided_by` may only sign.
-                let worker = match self.cases[index as usize].employee {
-                    NONE => decider,
-                    assigned => assigned,
-                };
-                self.count_decision(worker, time);
-                let (overdue, penalty) = self.close(index, time);
-                let outcome_index = outcome.index();
-                let lead_start = self.cases[index as usize].lead_start;
-                let aggregates = self.track_of(index);
-                aggregates.decided_by_outcome[outcome_index] += 1;
-                aggregates.penalty_incurred_cents += penalty;
-                aggregates.decisions_overdue += u64::from(overdue);
-                aggregates.decisions_by_inexperienced += u64::from(inexperienced);
-                aggregates.decisions_benefit_of_doubt +=
-                    u64::from(basis.as_deref() == Some("benefit_of_doubt"));
-                aggregates.decisions_without_investigation +=
-                    u64::from(*additional_investigation == Some(false));
-                aggregates
-                    .lead_time
-                    .observe(time.saturating_sub(lead_start).max(0));
-                Ok(())
-            }
+            } => self.decide(
+                case,
+                *outcome,
+                decided_by,
+                basis.as_deref(),
+                *additional_investigation,
+                time,
+            ),
             EventKind::CaseClosed { case, reason } => {
                 let index = self.open_case(case)?;
                 let (_, penalty) = self.close(index, time);
@@ -201,56 +127,21 @@ impl State {
                 experienced,
                 contract,
                 location,
-            } => {
-                let index = self.active_employee(employee, "employee")?;
-                let role_id = match role {
-                    Some(role) => Some(self.role_id(role)?),
-                    None => None,
-                };
-                if let Some(location) = location {
-                    self.check_text(location, "data.location")?;
-                }
-                self.count_employee(index, -1);
-                let e = &mut self.employees[index as usize];
-                if let Some(role_id) = role_id {
-                    e.role = role_id;
-                }
-                if let Some(experienced) = experienced {
-                    e.experienced = *experienced;
-                }
-                if let Some(contract) = contract {
-                    e.contract = *contract;
-                }
-                if let Some(location) = location {
-                    e.location = Some(location.as_str().into());
-                }
-                self.count_employee(index, 1);
-                self.recount_capacity(index, time);
-                Ok(())
-            }
+            } => self.update_employee(
+                employee,
+                role.as_deref(),
+                *experienced,
+                *contract,
+                location.as_deref(),
+                time,
+            ),
             EventKind::EmployeeLeft { employee } => {
                 let index = self.active_employee(employee, "employee")?;
                 self.leave(index, time);
                 Ok(())
             }
             EventKind::MentorAssigned { mentor, mentee } => {
-                let mentor_index = self.active_employee(mentor, "mentor")?;
-                let mentee_index = self.active_employee(mentee, "mentee")?;
-                if mentor_index == mentee_index {
-                    return Err(Rejection::new(
-                        RejectReason::SameEmployee,
-                        format!(
-                            "fields `data.mentor` and `data.mentee` are both \"{mentor}\": an employee cannot mentor themselves"
-                        ),
-                    ));
-                }
-                let previous = self.employees[mentee_index as usize].mentor;
-                self.set_mentor(mentee_index, mentor_index);
-                self.recount_capacity(mentor_index, time);
-                if previous != NONE {
-                    self.recount_capacity(previous, time);
-                }
-                Ok(())
+                self.assign_mentor(mentor, mentee, time)
             }
             EventKind::MentorUnassigned { mentee } => {
                 let mentee_index = self.active_employee(mentee, "mentee")?;
@@ -261,20 +152,7 @@ impl State {
                 }
                 Ok(())
             }
-            EventKind::QualityAudit { passed, .. } => {
-                if *passed {
-                    self.aggregates.audits_passed += 1;
-                    self.audits_passed_rolling
-                        .add(self.quality_shape, self.now, time, 1);
-                } else {
-                    self.aggregates.audits_failed += 1;
-                }
-                self.audits_rolling
-                    .add(self.quality_shape, self.now, time, 1);
-                let last = &mut self.aggregates.last_audit_time;
-                *last = Some(last.map_or(time, |t| t.max(time)));
-                Ok(())
-            }
+            EventKind::QualityAudit { passed, .. } => self.record_audit(*passed, time),
             EventKind::TargetAnnounced {
                 target,
                 track,
@@ -290,6 +168,192 @@ impl State {
                 time,
             ),
         }
+    }
+
+    /// The case moves to another phase.
+    fn change_phase(&mut self, case: &str, phase: &str) -> Result<(), Rejection> {
+        let index = self.open_case(case)?;
+        let phase_id = self.settings.phase_index(phase).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::UnknownPhase,
+                format!(
+                    "field `data.phase`: \"{phase}\" is not one of the configured phases ({})",
+                    self.settings.phases.join(", ")
+                ),
+            )
+        })?;
+        self.update_open_case(index, |case| case.phase = phase_id);
+        Ok(())
+    }
+
+    /// The deadline moves by a calendar span or to an instant.
+    fn extend_deadline(&mut self, case: &str, extension: &Extension) -> Result<(), Rejection> {
+        let index = self.open_case(case)?;
+        let current = self.cases[index as usize].deadline;
+        let new_deadline = match extension {
+            Extension::By(span) => {
+                let moved = self.settings.add_calendar(from_nanos(current), *span);
+                to_supported_nanos(moved).ok_or_else(|| {
+                    Rejection::new(
+                        RejectReason::InvalidField,
+                        format!(
+                            "field `data.by`: \"{span}\" moves the deadline to {moved}, out of the supported range ({SUPPORTED_RANGE})"
+                        ),
+                    )
+                })?
+            }
+            Extension::To(at) => self.checked_nanos(*at, "data.deadline")?,
+        };
+        self.update_open_case(index, |case| case.deadline = new_deadline);
+        self.track_of(index).deadline_extensions += 1;
+        Ok(())
+    }
+
+    /// The deadline stops; `suspended_at` remembers when.
+    fn suspend(&mut self, case: &str, time: EpochNanos) -> Result<(), Rejection> {
+        let index = self.open_case(case)?;
+        if self.cases[index as usize].suspended {
+            return Err(Rejection::new(
+                RejectReason::CaseSuspended,
+                format!("case \"{case}\" is already suspended"),
+            ));
+        }
+        self.update_open_case(index, |case| {
+            case.suspended = true;
+            case.suspended_at = time;
+        });
+        Ok(())
+    }
+
+    /// The deadline moves on by the time the case was suspended.
+    fn resume(&mut self, case: &str, time: EpochNanos) -> Result<(), Rejection> {
+        let index = self.open_case(case)?;
+        if !self.cases[index as usize].suspended {
+            return Err(Rejection::new(
+                RejectReason::CaseNotSuspended,
+                format!("case \"{case}\" is not suspended"),
+            ));
+        }
+        self.update_open_case(index, |case| {
+            case.deadline = effective_deadline(case, time);
+            case.suspended = false;
+        });
+        Ok(())
+    }
+
+    /// A decision: the case closes, and the decision is counted for whoever held it.
+    fn decide(
+        &mut self,
+        case: &str,
+        outcome: Outcome,
+        decided_by: &str,
+        basis: Option<&str>,
+        additional_investigation: Option<bool>,
+        time: EpochNanos,
+    ) -> Result<(), Rejection> {
+        let index = self.open_case(case)?;
+        let decider = self.active_employee(decided_by, "decided_by")?;
+        let inexperienced = !self.employees[decider as usize].experienced;
+        // The work is credited to whoever holds the case; `decided_by` may only sign.
+        let worker = match self.cases[index as usize].employee {
+            NONE => decider,
+            assigned => assigned,
+        };
+        self.count_decision(worker, time);
+        let (overdue, penalty) = self.close(index, time);
+        let outcome_index = outcome.index();
+        let lead_start = self.cases[index as usize].lead_start;
+        let aggregates = self.track_of(index);
+        aggregates.decided_by_outcome[outcome_index] += 1;
+        aggregates.penalty_incurred_cents += penalty;
+        aggregates.decisions_overdue += u64::from(overdue);
+        aggregates.decisions_by_inexperienced += u64::from(inexperienced);
+        aggregates.decisions_benefit_of_doubt += u64::from(basis == Some("benefit_of_doubt"));
+        aggregates.decisions_without_investigation +=
+            u64::from(additional_investigation == Some(false));
+        aggregates
+            .lead_time
+            .observe(time.saturating_sub(lead_start).max(0));
+        Ok(())
+    }
+
+    /// Changes the given attributes of an active employee; their counts move with them.
+    fn update_employee(
+        &mut self,
+        employee: &str,
+        role: Option<&str>,
+        experienced: Option<bool>,
+        contract: Option<Contract>,
+        location: Option<&str>,
+        time: EpochNanos,
+    ) -> Result<(), Rejection> {
+        let index = self.active_employee(employee, "employee")?;
+        let role_id = match role {
+            Some(role) => Some(self.role_id(role)?),
+            None => None,
+        };
+        if let Some(location) = location {
+            self.check_text(location, "data.location")?;
+        }
+        self.count_employee(index, -1);
+        let e = &mut self.employees[index as usize];
+        if let Some(role_id) = role_id {
+            e.role = role_id;
+        }
+        if let Some(experienced) = experienced {
+            e.experienced = experienced;
+        }
+        if let Some(contract) = contract {
+            e.contract = contract;
+        }
+        if let Some(location) = location {
+            e.location = Some(location.into());
+        }
+        self.count_employee(index, 1);
+        self.recount_capacity(index, time);
+        Ok(())
+    }
+
+    /// The mentee gets a (new) mentor; both mentors' capacity classes are recounted.
+    fn assign_mentor(
+        &mut self,
+        mentor: &str,
+        mentee: &str,
+        time: EpochNanos,
+    ) -> Result<(), Rejection> {
+        let mentor_index = self.active_employee(mentor, "mentor")?;
+        let mentee_index = self.active_employee(mentee, "mentee")?;
+        if mentor_index == mentee_index {
+            return Err(Rejection::new(
+                RejectReason::SameEmployee,
+                format!(
+                    "fields `data.mentor` and `data.mentee` are both \"{mentor}\": an employee cannot mentor themselves"
+                ),
+            ));
+        }
+        let previous = self.employees[mentee_index as usize].mentor;
+        self.set_mentor(mentee_index, mentor_index);
+        self.recount_capacity(mentor_index, time);
+        if previous != NONE {
+            self.recount_capacity(previous, time);
+        }
+        Ok(())
+    }
+
+    /// A quality audit, counted in the totals and the rolling window.
+    fn record_audit(&mut self, passed: bool, time: EpochNanos) -> Result<(), Rejection> {
+        if passed {
+            self.aggregates.audits_passed += 1;
+            self.audits_passed_rolling
+                .add(self.quality_shape, self.now, time, 1);
+        } else {
+            self.aggregates.audits_failed += 1;
+        }
+        self.audits_rolling
+            .add(self.quality_shape, self.now, time, 1);
+        let last = &mut self.aggregates.last_audit_time;
+        *last = Some(last.map_or(time, |t| t.max(time)));
+        Ok(())
     }
 
     fn register(
