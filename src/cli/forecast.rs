@@ -44,13 +44,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let token = match super::first_token(args.token_file.as_deref()) {
-        Ok(token) => token,
-        Err(e) => {
-            eprintln!("backlogd forecast: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    super::finish("forecast", execute(args))
+}
+
+fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let mut params: Vec<(String, String)> = Vec::new();
     let mut put = |key: &str, value: Option<String>| {
         if let Some(value) = value {
@@ -71,24 +68,14 @@ pub fn run(args: Args) -> ExitCode {
     for wave in args.hires {
         params.push(("hires".to_owned(), wave));
     }
-    let client = match args.ca_file.client(&args.url, token) {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("backlogd forecast: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let options = backlogd::forecast::ForecastOptions {
-        client,
+        client: args
+            .ca_file
+            .client_with_token_file(&args.url, args.token_file.as_deref())?,
         params,
         json: args.json,
         svg: args.svg,
     };
-    match backlogd::forecast::run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("backlogd forecast: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    backlogd::forecast::run(&options)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ pub mod send;
 pub mod simulate;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use backlogd::client::{Client, ClientError};
 use backlogd::server::TokensError;
@@ -35,6 +36,25 @@ impl CaFile {
     pub fn client(&self, url: &str, token: Option<String>) -> Result<Client, ClientError> {
         Client::new(url, self.ca_file.as_deref(), token)
     }
+
+    /// A client of `url` trusting these certificates, with the first token of `token_file`.
+    pub fn client_with_token_file(
+        &self,
+        url: &str,
+        token_file: Option<&Path>,
+    ) -> anyhow::Result<Client> {
+        let token = first_token(token_file)?;
+        Ok(self.client(url, token)?)
+    }
+}
+
+/// The exit code of a command that ended with `result`; an error is printed as
+/// `backlogd COMMAND: ERROR` with its causes, and exits 1.
+pub fn finish(command: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("backlogd {command}: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// The first token of a tokens file (one a line, `#` comments), or `None` without a file.

@@ -28,57 +28,43 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    super::finish("reload", execute(args))
+}
+
+fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
         config: config_file,
         url,
         token_file,
         ca_file,
     } = args;
-    let loaded = match config_file.as_deref().map(config::load) {
-        Some(Ok(loaded)) => Some(loaded),
-        Some(Err(e)) => {
-            eprintln!("backlogd reload: {e}");
-            return ExitCode::FAILURE;
-        }
-        None => None,
-    };
-    let Some(url) = url.or_else(|| {
-        loaded
-            .as_ref()
-            .map(|c| backlogd::client::local_url(c.server.listen, c.server.tls.is_some()))
-    }) else {
-        eprintln!("backlogd reload: give --config FILE or --url URL");
-        return ExitCode::FAILURE;
-    };
+    // Its text only: a read error's Display already says its cause.
+    let loaded = config_file
+        .as_deref()
+        .map(config::load)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = url
+        .or_else(|| {
+            loaded
+                .as_ref()
+                .map(|c| backlogd::client::local_url(c.server.listen, c.server.tls.is_some()))
+        })
+        .ok_or_else(|| anyhow::anyhow!("give --config FILE or --url URL"))?;
     let tokens_file = token_file.or_else(|| {
         loaded
             .as_ref()
             .and_then(|c| c.server.ingest_tokens_file.clone())
     });
-    let token = match super::first_token(tokens_file.as_deref()) {
-        Ok(token) => token,
-        Err(e) => {
-            eprintln!("backlogd reload: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match ca_file
-        .client(&url, token)
-        .and_then(|client| client.reload())
-    {
+    let client = ca_file.client_with_token_file(&url, tokens_file.as_deref())?;
+    match client.reload() {
         Ok(_) => {
             println!("reloaded");
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Err(ClientError::Status {
             status, message, ..
-        }) => {
-            eprintln!("backlogd reload: the reload failed ({status}): {message}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("backlogd reload: {e}");
-            ExitCode::FAILURE
-        }
+        }) => Err(anyhow::anyhow!("the reload failed ({status}): {message}")),
+        Err(e) => Err(e.into()),
     }
 }

@@ -31,16 +31,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match write(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("backlogd report: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    super::finish("report", execute(args))
 }
 
-fn write(args: Args) -> anyhow::Result<()> {
+fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
         url,
         token_file,
@@ -56,10 +50,9 @@ fn write(args: Args) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--lang {lang}: expected en or nl"))
         })
         .transpose()?;
-    let token = super::first_token(token_file.as_deref())?;
-    let client = ca_file.client(&url, token)?;
+    let client = ca_file.client_with_token_file(&url, token_file.as_deref())?;
     let page = backlogd::report::fetch(&client, from, to, lang)?;
     std::fs::write(&out, page)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    super::finish("send", execute(args))
+}
+
+fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
         files,
         url,
@@ -48,37 +52,21 @@ pub fn run(args: Args) -> ExitCode {
         quiet,
     } = args;
     if let (Some(nats), Some(subject)) = (nats, subject) {
-        return send_to_nats(&nats, &subject, &files);
+        return Ok(send_to_nats(&nats, &subject, &files));
     }
-    let token = match super::first_token(token_file.as_deref()) {
-        Ok(token) => token,
-        Err(e) => {
-            eprintln!("backlogd send: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let client = match ca_file.client(&url, token) {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("backlogd send: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let options = backlogd::send::SendOptions {
         files,
-        client,
+        client: ca_file.client_with_token_file(&url, token_file.as_deref())?,
         batch,
         max_attempts,
         quiet,
     };
-    match backlogd::send::run(options) {
-        Ok(totals) if totals.rejected == 0 => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(2),
-        Err(e) => {
-            eprintln!("backlogd send: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let totals = backlogd::send::run(options)?;
+    Ok(if totals.rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// `backlogd send --nats`: every non-blank line of the files, one message each.
