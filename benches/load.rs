@@ -222,7 +222,8 @@ fn scrape_at_scale(store: &Path, open: usize, args: &Args) -> Duration {
             format!(r#"{{"case":"C-{c:09}","employee":"e{}"}}"#, c % employees),
         ));
     }
-    let poster = Poster::new(&daemon.url(), None).expect("a client");
+    let poster =
+        Poster::new(backlogd::client::Client::new(&daemon.url(), None, None).expect("a client"));
     for chunk in lines.chunks(10_000) {
         let mut body = chunk.join("\n");
         body.push('\n');
@@ -412,7 +413,8 @@ fn send_all(url: &str, epochs: &[Epoch]) -> (Vec<Duration>, u64) {
         for sender in 0..senders {
             let (latencies, rejected, barrier) = (&latencies, &rejected, &barrier);
             scope.spawn(move || {
-                let poster = Poster::new(url, None).expect("a client");
+                let poster =
+                    Poster::new(backlogd::client::Client::new(url, None, None).expect("a client"));
                 let mut mine = Vec::new();
                 let mut post = |body: &String| {
                     let began = Instant::now();

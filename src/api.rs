@@ -17,8 +17,19 @@ pub use jiff::Timestamp;
 pub use jiff::civil::Date;
 
 /// Decodes one answer; the error names the answer and, for a missing field, the field.
-pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> anyhow::Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("the daemon's {what} answer: {e}"))
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|error| DecodeError {
+        what: what.to_owned(),
+        error,
+    })
+}
+
+/// An answer that is not the JSON the API promises (`what`: the request, e.g. `GET /v1/targets`).
+#[derive(Debug, thiserror::Error)]
+#[error("the daemon's {what} answer: {error}")]
+pub struct DecodeError {
+    pub what: String,
+    pub error: serde_json::Error,
 }
 
 /// A nullable field that must be present: `null` is `None`, a missing field is an error (serde

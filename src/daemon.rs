@@ -10,13 +10,43 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::config::{Config, LogFormat};
 use crate::engine::{self, Command, ReloadError};
 use crate::metrics_auth::{MetricsUsers, Users};
 use crate::server::{self, App};
 use crate::telemetry::Telemetry;
+
+/// Why the daemon did not start, or stopped with an error; the text is the whole story.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// `server.ingest_tokens_file` cannot be used.
+    #[error(transparent)]
+    Tokens(#[from] server::TokensError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    MetricsUsers(#[from] crate::metrics_auth::UsersError),
+    #[error(transparent)]
+    Edge(#[from] crate::workforce::EdgeError),
+    #[error("registering metrics: {0}")]
+    Metrics(prometheus::Error),
+    /// `server.listen` cannot be bound.
+    #[error(transparent)]
+    Listen(#[from] server::BindError),
+    #[error("reading the listening address: {0}")]
+    ListenAddress(std::io::Error),
+    #[error("recovering the state from the store: {0}")]
+    Recover(engine::RecoverError),
+    #[error("the engine thread ended during recovery")]
+    EngineGone,
+    #[error(
+        "the event log failed (see the error above); exiting so that the daemon is restarted and recovers from disk"
+    )]
+    StoreFailed,
+}
 
 /// Sets up `tracing` to stderr in the configured format. `RUST_LOG` overrides `log.level`.
 pub fn init_logging(config: &Config) {
@@ -89,13 +119,13 @@ pub fn run(
     config: Config,
     source: crate::config::ConfigSource,
     config_path: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> Result<(), DaemonError> {
     fix_malloc_mmap_threshold();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("backlogd-io")
         .build()
-        .context("starting the async runtime")?;
+        .map_err(DaemonError::Runtime)?;
     runtime.block_on(run_async(config, source, config_path))
 }
 
@@ -103,7 +133,7 @@ async fn run_async(
     config: Config,
     source: crate::config::ConfigSource,
     config_path: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> Result<(), DaemonError> {
     raise_open_files_limit();
     let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
         match &config.server.ingest_tokens_file {
@@ -121,7 +151,7 @@ async fn run_async(
         None => None,
     };
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
-    let telemetry = Arc::new(Telemetry::new().context("registering metrics")?);
+    let telemetry = Arc::new(Telemetry::new().map_err(DaemonError::Metrics)?);
     let metrics_users = users.map(|users| {
         Arc::new(MetricsUsers::new(
             users,
@@ -129,16 +159,15 @@ async fn run_async(
             telemetry.metrics_auth_checks.clone(),
         ))
     });
+    if let Some(tls) = &tls {
+        tls.export_not_after(telemetry.tls_metrics().map_err(DaemonError::Metrics)?);
+    }
     let source_metrics = match &config.nats {
-        Some(_) => Some(
-            telemetry
-                .source_metrics()
-                .context("registering the source metrics")?,
-        ),
+        Some(_) => Some(telemetry.source_metrics().map_err(DaemonError::Metrics)?),
         None => None,
     };
     let listener = server::bind(config.server.listen).await?;
-    let local = listener.local_addr()?;
+    let local = listener.local_addr().map_err(DaemonError::ListenAddress)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests start the daemon on port 0 and read the chosen address from this line.
     tracing::info!(address = %local, scheme, "listening");
@@ -196,9 +225,9 @@ async fn run_async(
                 Ok(Err(e)) => {
                     let _ = stop_tx.send(());
                     let _ = server_task.await;
-                    return Err(e.context("recovering the state from the store"));
+                    return Err(DaemonError::Recover(e));
                 }
-                Err(_) => anyhow::bail!("the engine thread ended during recovery"),
+                Err(_) => return Err(DaemonError::EngineGone),
             },
             () = &mut signals => {
                 tracing::info!("stopping during recovery");
@@ -282,9 +311,7 @@ async fn run_async(
         .await
         .ok();
     if store_failed {
-        anyhow::bail!(
-            "the event log failed (see the error above); exiting so that the daemon is restarted and recovers from disk"
-        );
+        return Err(DaemonError::StoreFailed);
     }
     tracing::info!("stopped");
     Ok(())
@@ -471,15 +498,10 @@ async fn reloads(
             }
         }
         notify_systemd(&[sd_notify::NotifyState::Ready]);
+        // Each waiting request gets the same outcome.
+        let result = result.map_err(Arc::new);
         for reply in replies {
-            // Each waiting request gets the outcome; the error's text is the whole story
-            // (`ReloadError` has no sources), the variants the server tells apart are kept.
-            let _ = reply.send(match &result {
-                Ok(()) => Ok(()),
-                Err(ReloadError::ShuttingDown) => Err(ReloadError::ShuttingDown),
-                Err(ReloadError::StoreFailed) => Err(ReloadError::StoreFailed),
-                Err(e) => Err(ReloadError::Edge(e.to_string())),
-            });
+            let _ = reply.send(result.clone());
         }
     }
 }
@@ -495,42 +517,40 @@ async fn reload_once(
     };
     let source = crate::config::ConfigSource::read(path).map_err(ReloadError::Config)?;
     let new = source.load().map_err(ReloadError::Config)?;
-    let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(edge_error)?;
+    let edge = crate::workforce::EdgeSettings::from_config(&new).map_err(ReloadError::Edge)?;
     // Token rotation: the tokens file is re-read on every reload. Turning authentication on or off
     // needs a restart (the listen-address safety check runs at start).
     let new_tokens = match (
         &current.server.ingest_tokens_file,
         &new.server.ingest_tokens_file,
     ) {
-        (Some(_), Some(path)) => Some(server::read_token_digests(path).map_err(edge_error)?),
+        (Some(_), Some(path)) => Some(
+            server::read_token_digests(path).map_err(|e| ReloadError::Tokens(format!("{e:#}")))?,
+        ),
         _ => None,
     };
     // Certificate rotation and users-file rotation: re-read whenever the running server uses them
     // and the file still names them; everything is read and checked before anything is replaced.
     // Turning TLS or basic auth on or off needs a restart.
     let new_certificate = match (&running.tls, &new.server.tls) {
-        (Some(_), Some(files)) => Some(crate::tls::Certificate::read(files).map_err(edge_error)?),
+        (Some(_), Some(files)) => Some(
+            crate::tls::Certificate::read(files)
+                .map_err(|e| ReloadError::Certificate(format!("{e:#}")))?,
+        ),
         _ => None,
     };
     let new_users = match (&running.metrics_users, &new.server.metrics_users_file) {
-        (Some(_), Some(path)) => Some(Users::read(path).map_err(edge_error)?),
+        (Some(_), Some(path)) => Some(Users::read(path).map_err(ReloadError::MetricsUsers)?),
         _ => None,
     };
     for (key, changed) in [
         (
             "server",
-            format!("{:?}", restart_relevant(&new.server))
-                != format!("{:?}", restart_relevant(&current.server)),
+            restart_relevant(&new.server) != restart_relevant(&current.server),
         ),
-        (
-            "store",
-            format!("{:?}", new.store) != format!("{:?}", current.store),
-        ),
+        ("store", new.store != current.store),
         ("time.tick", new.time.tick != current.time.tick),
-        (
-            "log",
-            format!("{:?}", new.log) != format!("{:?}", current.log),
-        ),
+        ("log", new.log != current.log),
     ] {
         if changed {
             tracing::warn!(
@@ -542,7 +562,7 @@ async fn reload_once(
     let (reply, answer) = tokio::sync::oneshot::channel();
     let command = Command::Reload {
         settings: Box::new(crate::config::core_settings(&new)),
-        source: source.to_bytes().into(),
+        config_source: source.to_bytes().into(),
         edge: Box::new(edge),
         reply,
     };
@@ -563,11 +583,6 @@ async fn reload_once(
     }
     *current = new;
     Ok(())
-}
-
-/// A failure reading what a reload re-reads at the edge, with its whole cause chain.
-fn edge_error(e: anyhow::Error) -> ReloadError {
-    ReloadError::Edge(format!("{e:#}"))
 }
 
 /// The server settings without the paths of files that a reload re-reads (only whether each is

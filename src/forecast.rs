@@ -8,32 +8,47 @@ use std::path::PathBuf;
 use crate::api;
 
 pub struct ForecastOptions {
-    pub url: String,
-    pub token: Option<String>,
+    /// The daemon.
+    pub client: crate::client::Client,
     /// Query parameters as given (`weeks`, `hires`, `ramp_up`, ...).
     pub params: Vec<(String, String)>,
     pub json: bool,
     pub svg: Option<PathBuf>,
 }
 
+/// Why `backlogd forecast` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForecastError {
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    #[error("--json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("--svg: cannot write {}: {error}", path.display())]
+    Svg {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 /// Fetches the forecast and prints it; writes the SVG when asked.
-pub fn run(options: &ForecastOptions) -> anyhow::Result<()> {
+pub fn run(options: &ForecastOptions) -> Result<(), ForecastError> {
     let query = query_string(&options.params);
     let path = if query.is_empty() {
         "/v1/forecast".to_owned()
     } else {
         format!("/v1/forecast?{query}")
     };
-    let answer: api::Forecast =
-        crate::send::get_json(&options.url, &path, options.token.as_deref())?;
+    let answer: api::Forecast = options.client.get_json(&path)?;
     if options.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         print!("{}", table(&answer));
     }
     if let Some(file) = &options.svg {
-        std::fs::write(file, svg(&answer))
-            .map_err(|e| anyhow::anyhow!("--svg: cannot write {}: {e}", file.display()))?;
+        std::fs::write(file, svg(&answer)).map_err(|error| ForecastError::Svg {
+            path: file.clone(),
+            error,
+        })?;
     }
     Ok(())
 }

@@ -4,10 +4,10 @@
 pub mod alert_replay;
 pub mod api;
 pub mod backfill;
+pub mod client;
 pub mod config;
 pub use backlogd_core as core;
 pub mod daemon;
-pub mod demo;
 pub mod engine;
 pub mod forecast;
 pub mod import;

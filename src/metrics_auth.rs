@@ -140,15 +140,14 @@ impl Users {
     /// When the file cannot be read, holds no user, or has a line that is not `user:hash` with a
     /// bcrypt hash (`$2a$`, `$2b$`, `$2x$` or `$2y$`, cost 4 to 31) or repeats a user; naming the
     /// file and the line, never quoting a hash.
-    pub fn read(path: &Path) -> anyhow::Result<Users> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!(
-                "server.metrics_users_file: cannot read {}: {e}",
-                path.display()
-            )
+    pub fn read(path: &Path) -> Result<Users, UsersError> {
+        let text = std::fs::read_to_string(path).map_err(|error| UsersError::Unreadable {
+            path: path.to_owned(),
+            error,
         })?;
-        Users::parse(&text).map_err(|problem| {
-            anyhow::anyhow!("server.metrics_users_file: {}{problem}", path.display())
+        Users::parse(&text).map_err(|problem| UsersError::Invalid {
+            path: path.to_owned(),
+            problem,
         })
     }
 
@@ -356,10 +355,25 @@ fn basic_credentials(header: &HeaderValue) -> Option<(String, Vec<u8>)> {
     Some((user, decoded[colon + 1..].to_vec()))
 }
 
+/// Why `server.metrics_users_file` cannot be used; the text names the setting and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("server.metrics_users_file: cannot read {}: {error}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error("server.metrics_users_file: {}{problem}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        problem: UsersFileError,
+    },
+}
+
 /// Why a users file was refused. The text follows the file's path (it starts with ` line N: ` or
 /// ` holds`).
 #[derive(Debug, thiserror::Error)]
-enum UsersFileError {
+pub enum UsersFileError {
     #[error(" line {number}: {why}; expected `user:bcrypt-hash`")]
     BadLine { number: usize, why: String },
     #[error(" line {number}: the user {user:?} is listed before")]

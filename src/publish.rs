@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use bytes::Bytes;
 
@@ -23,6 +22,24 @@ pub struct Published {
     pub duplicates: u64,
 }
 
+/// Why publishing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot connect to {url}: {error}")]
+    Connect {
+        url: String,
+        error: async_nats::ConnectError,
+    },
+    /// A publication was not sent, or JetStream did not acknowledge it.
+    #[error("cannot publish to {subject}: {error}")]
+    Publish {
+        subject: String,
+        error: jetstream::context::PublishError,
+    },
+}
+
 /// Publishes each line (one event's JSON) to `subject` on the server at `url`, waiting for every
 /// acknowledgement. Lines without a readable `id` are published without the header (backlogd will
 /// reject them like over HTTP).
@@ -30,11 +47,11 @@ pub fn publish_lines(
     url: &str,
     subject: &str,
     lines: impl Iterator<Item = String>,
-) -> anyhow::Result<Published> {
+) -> Result<Published, PublishError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
+        .map_err(PublishError::Runtime)?;
     runtime.block_on(publish(url, subject, lines))
 }
 
@@ -42,13 +59,20 @@ async fn publish(
     url: &str,
     subject: &str,
     lines: impl Iterator<Item = String>,
-) -> anyhow::Result<Published> {
+) -> Result<Published, PublishError> {
+    let failed = |error| PublishError::Publish {
+        subject: subject.to_owned(),
+        error,
+    };
     let client = async_nats::ConnectOptions::new()
         .name("backlogd-publish")
         .connection_timeout(Duration::from_secs(10))
         .connect(url)
         .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+        .map_err(|error| PublishError::Connect {
+            url: url.to_owned(),
+            error,
+        })?;
     let context = jetstream::new(client);
     let mut pending: VecDeque<PublishAckFuture> = VecDeque::with_capacity(WINDOW);
     let mut published = Published::default();
@@ -63,16 +87,16 @@ async fn publish(
         if pending.len() >= WINDOW
             && let Some(ack) = pending.pop_front()
         {
-            count(&mut published, ack.await?);
+            count(&mut published, ack.await.map_err(failed)?);
         }
         let ack = context
             .publish_with_headers(subject.to_owned(), headers, Bytes::from(line))
             .await
-            .with_context(|| format!("cannot publish to {subject}"))?;
+            .map_err(failed)?;
         pending.push_back(ack);
     }
     while let Some(ack) = pending.pop_front() {
-        count(&mut published, ack.await?);
+        count(&mut published, ack.await.map_err(failed)?);
     }
     Ok(published)
 }

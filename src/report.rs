@@ -1191,12 +1191,11 @@ pub fn render(
 /// `backlogd report`: the page a running daemon serves at `GET /report` for the range and
 /// language (without `lang`, the daemon's `report.language`).
 pub fn fetch(
-    url: &str,
-    token: Option<&str>,
+    client: &crate::client::Client,
     from: Option<jiff::civil::Date>,
     to: Option<jiff::civil::Date>,
     lang: Option<Lang>,
-) -> anyhow::Result<String> {
+) -> Result<String, FetchError> {
     let mut query = Vec::new();
     for (key, value) in [("from", from), ("to", to)] {
         if let Some(value) = value {
@@ -1206,8 +1205,21 @@ pub fn fetch(
     if let Some(lang) = lang {
         query.push(format!("lang={}", lang.code()));
     }
-    let page = crate::send::get(url, &format!("/report?{}", query.join("&")), token)?;
-    String::from_utf8(page.to_vec()).map_err(|e| anyhow::anyhow!("the page is not UTF-8: {e}"))
+    let page = if query.is_empty() {
+        client.get("/report")?
+    } else {
+        client.get(&format!("/report?{}", query.join("&")))?
+    };
+    Ok(String::from_utf8(page.to_vec())?)
+}
+
+/// Why [`fetch`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    #[error("the page is not UTF-8: {0}")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
 }
 
 #[cfg(test)]

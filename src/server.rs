@@ -89,7 +89,8 @@ impl App {
 }
 
 /// A reload request from `POST /-/reload`: the answer goes back on the sender.
-pub type ReloadRequest = oneshot::Sender<Result<(), crate::engine::ReloadError>>;
+/// The reply to a reload request: one outcome shared by every request the reload served.
+pub type ReloadRequest = oneshot::Sender<Result<(), Arc<crate::engine::ReloadError>>>;
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -756,7 +757,9 @@ async fn reload(app: &App, peer: SocketAddr, request: &Request<Incoming>) -> Htt
     }
     match answer.await {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
-        Ok(Err(engine::ReloadError::ShuttingDown)) => shutting_down(),
+        Ok(Err(problem)) if matches!(*problem, engine::ReloadError::ShuttingDown) => {
+            shutting_down()
+        }
         Ok(Err(problem)) => error_response(StatusCode::BAD_REQUEST, &problem.to_string()),
         Err(_) => shutting_down(),
     }
@@ -942,19 +945,32 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Why a tokens file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    #[error("server.ingest_tokens_file: cannot read {}: {error}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "server.ingest_tokens_file: {} holds no token (one a line; # starts a comment)",
+        path.display()
+    )]
+    Empty { path: std::path::PathBuf },
+}
+
 /// Reads `server.ingest_tokens_file` into token digests: one token a line, blank lines and `#`
 /// comments ignored.
-pub fn read_token_digests(path: &std::path::Path) -> anyhow::Result<Vec<[u8; 32]>> {
+pub fn read_token_digests(path: &std::path::Path) -> Result<Vec<[u8; 32]>, TokensError> {
     Ok(read_tokens(path)?.iter().map(|t| token_digest(t)).collect())
 }
 
 /// Reads `server.ingest_tokens_file`: one token a line, blank lines and `#` comments ignored.
-pub fn read_tokens(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        anyhow::anyhow!(
-            "server.ingest_tokens_file: cannot read {}: {e}",
-            path.display()
-        )
+pub fn read_tokens(path: &std::path::Path) -> Result<Vec<String>, TokensError> {
+    let text = std::fs::read_to_string(path).map_err(|error| TokensError::Read {
+        path: path.to_owned(),
+        error,
     })?;
     let tokens: Vec<String> = text
         .lines()
@@ -963,17 +979,24 @@ pub fn read_tokens(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
         .map(str::to_owned)
         .collect();
     if tokens.is_empty() {
-        anyhow::bail!(
-            "server.ingest_tokens_file: {} holds no token (one a line; # starts a comment)",
-            path.display()
-        );
+        return Err(TokensError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(tokens)
 }
 
+/// The listen address cannot be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("server.listen: cannot listen on {address}: {error}")]
+pub struct BindError {
+    pub address: SocketAddr,
+    pub error: std::io::Error,
+}
+
 /// Binds the listen address, with the address in the error.
-pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(address)
         .await
-        .map_err(|e| anyhow::anyhow!("server.listen: cannot listen on {address}: {e}"))
+        .map_err(|error| BindError { address, error })
 }

@@ -30,6 +30,9 @@ pub const SOURCE_MISSED: &str = "backlogd_source_messages_missed_total";
 /// `backlogd_source_stream_behind`.
 pub const SOURCE_BEHIND: &str = "backlogd_source_stream_behind";
 
+/// `backlogd_tls_certificate_not_after_timestamp_seconds`.
+pub const TLS_NOT_AFTER: &str = "backlogd_tls_certificate_not_after_timestamp_seconds";
+
 /// The stream source's own gauges (registered by `Telemetry::source_metrics`).
 #[derive(Clone)]
 pub struct SourceMetrics {
@@ -363,6 +366,18 @@ impl Telemetry {
         })
     }
 
+    /// Registers the gauge of the listener certificate's not-after time (only with TLS, so a
+    /// daemon without it exports none and no expiry alert can take its absence for 1970).
+    pub fn tls_metrics(&self) -> prometheus::Result<Gauge> {
+        register(
+            &self.registry,
+            Gauge::new(
+                TLS_NOT_AFTER,
+                "When the certificate the listener presents (the first of server.tls_cert_file) expires: its not-after time in seconds since the epoch, read at start and at every reload. Only with TLS.",
+            )?,
+        )
+    }
+
     pub fn reject(&self, reason: RejectReason) {
         // `ALL` lists the variants in declaration order, so the discriminant is the index.
         self.rejected_by_reason[reason as usize].inc();
@@ -378,12 +393,14 @@ impl Telemetry {
 mod tests {
     use super::*;
 
-    /// The source's families are documented in docs/metrics.md like those of the golden /metrics
-    /// (which is a daemon without a source, so the check there does not see them).
+    /// The source's and the TLS families are documented in docs/metrics.md like those of the
+    /// golden /metrics (which is a daemon without a source and without TLS, so the check there does
+    /// not see them).
     #[test]
-    fn source_families_are_documented() {
+    fn source_and_tls_families_are_documented() {
         let telemetry = Telemetry::new().expect("instruments register");
         let _source = telemetry.source_metrics().expect("source gauges register");
+        let _tls = telemetry.tls_metrics().expect("the TLS gauge registers");
         let doc = include_str!("../docs/metrics.md");
         let mut text = String::new();
         prometheus::TextEncoder::new()
@@ -396,7 +413,7 @@ mod tests {
                 help = rest.split_once(' ').map_or("", |(_, h)| h);
             } else if let Some(rest) = line.strip_prefix("# TYPE ")
                 && let Some((name, kind)) = rest.split_once(' ')
-                && name.starts_with("backlogd_source_")
+                && (name.starts_with("backlogd_source_") || name.starts_with("backlogd_tls_"))
             {
                 let row = format!("| `{name}` | {kind} | {help} |");
                 if !doc.contains(&row) {
@@ -405,6 +422,7 @@ mod tests {
             }
         }
         assert!(text.contains("source=\"nats\""), "{text}");
+        assert!(text.contains(TLS_NOT_AFTER), "{text}");
         assert!(
             missing.is_empty(),
             "docs/metrics.md lacks rows {missing:#?}"

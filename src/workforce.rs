@@ -30,33 +30,49 @@ pub struct EdgeSettings {
     pub report_language: crate::config::ReportLanguage,
 }
 
+/// Why the edge settings cannot be built from a configuration; the text names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("workforce.pseudonym_key_file: cannot read {}: {error}", path.display())]
+    PseudonymKeyUnreadable {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "workforce.pseudonym_key_file: {} holds {bytes} bytes; use at least 16 random bytes",
+        path.display()
+    )]
+    PseudonymKeyShort {
+        path: std::path::PathBuf,
+        bytes: usize,
+    },
+    #[error("workforce.pseudonym_key_file: required when workforce.employee_label = \"pseudonym\"")]
+    PseudonymKeyMissing,
+}
+
 impl EdgeSettings {
     /// Reads what the edge needs from the configuration, including the pseudonym key file.
-    pub fn from_config(config: &Config) -> anyhow::Result<EdgeSettings> {
+    pub fn from_config(config: &Config) -> Result<EdgeSettings, EdgeError> {
         let pseudonym_key = match (
             config.workforce.employee_label,
             &config.workforce.pseudonym_key_file,
         ) {
             (EmployeeLabel::Pseudonym, Some(path)) => {
-                let key = std::fs::read(path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "workforce.pseudonym_key_file: cannot read {}: {e}",
-                        path.display()
-                    )
-                })?;
+                let key =
+                    std::fs::read(path).map_err(|error| EdgeError::PseudonymKeyUnreadable {
+                        path: path.clone(),
+                        error,
+                    })?;
                 let trimmed = key.trim_ascii().to_vec();
                 if trimmed.len() < 16 {
-                    anyhow::bail!(
-                        "workforce.pseudonym_key_file: {} holds {} bytes; use at least 16 random bytes",
-                        path.display(),
-                        trimmed.len()
-                    );
+                    return Err(EdgeError::PseudonymKeyShort {
+                        path: path.clone(),
+                        bytes: trimmed.len(),
+                    });
                 }
                 Some(trimmed)
             }
-            (EmployeeLabel::Pseudonym, None) => anyhow::bail!(
-                "workforce.pseudonym_key_file: required when workforce.employee_label = \"pseudonym\""
-            ),
+            (EmployeeLabel::Pseudonym, None) => return Err(EdgeError::PseudonymKeyMissing),
             _ => None,
         };
         let mut thresholds = config.thresholds.clone();

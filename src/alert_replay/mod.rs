@@ -28,6 +28,8 @@ pub const MAX_EVALUATIONS: u64 = 1_060_000;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub prometheus: String,
+    /// The certificates to trust for an https:// Prometheus, instead of the system's.
+    pub ca_file: Option<PathBuf>,
     pub rules: PathBuf,
     pub from: Timestamp,
     pub to: Timestamp,
@@ -112,7 +114,8 @@ pub fn replay(options: &Options) -> Result<Vec<Row>, ReplayError> {
             return Err(ReplayError::UnknownAlert(name.clone()));
         }
     }
-    let client = Prometheus::new(&options.prometheus).map_err(ReplayError::Client)?;
+    let client = Prometheus::new(&options.prometheus, options.ca_file.as_deref())
+        .map_err(ReplayError::Client)?;
     let (from, to) = (options.from.as_millisecond(), options.to.as_millisecond());
     let step_text = rules::format_prometheus_duration(step);
     let mut rows = Vec::new();

@@ -1,12 +1,12 @@
 //! The one Prometheus HTTP API call `alert-replay` makes: `GET /api/v1/query_range`, in chunks of
 //! at most `MAX_POINTS` evaluations (Prometheus refuses more than 11,000 points per series).
 
+use std::path::Path;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+
+use crate::client::{Client, ClientError};
 
 use super::timeline::Labels;
 
@@ -22,10 +22,8 @@ pub struct Series {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("--prometheus {url}: {message}")]
-    Url { url: String, message: String },
-    #[error("{url}: {message}")]
-    Http { url: String, message: String },
+    #[error("--prometheus: {0}")]
+    Client(#[from] ClientError),
     #[error("Prometheus refused the query ({error_type}): {error}\nquery: {query}")]
     Refused {
         error_type: String,
@@ -63,35 +61,15 @@ struct RawSeries {
 
 /// A blocking client of one Prometheus.
 pub struct Prometheus {
-    base: String,
-    runtime: tokio::runtime::Runtime,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client,
 }
 
 impl Prometheus {
-    pub fn new(url: &str) -> Result<Prometheus, QueryError> {
-        let base = url.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") {
-            return Err(QueryError::Url {
-                url: url.to_owned(),
-                message: "only http:// URLs are supported".into(),
-            });
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| QueryError::Http {
-                url: url.to_owned(),
-                message: e.to_string(),
-            })?;
-        let client = {
-            let _guard = runtime.enter();
-            Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>()
-        };
+    /// The Prometheus at `url` (http:// or https://; with `ca_file`, trusting exactly its
+    /// certificates).
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Prometheus, QueryError> {
         Ok(Prometheus {
-            base,
-            runtime,
-            client,
+            client: Client::new(url, ca_file, None)?,
         })
     }
 
@@ -126,42 +104,20 @@ impl Prometheus {
         end: i64,
         step: i64,
     ) -> Result<Vec<Series>, QueryError> {
-        let url = format!(
-            "{}/api/v1/query_range?query={}&start={}&end={}&step={}",
-            self.base,
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step={}",
             percent_encode(query),
             seconds(start),
             seconds(end),
             seconds(step)
         );
-        let uri: hyper::Uri =
-            url.parse()
-                .map_err(|e: hyper::http::uri::InvalidUri| QueryError::Url {
-                    url: self.base.clone(),
-                    message: e.to_string(),
-                })?;
-        let http = |message: String| QueryError::Http {
-            url: self.base.clone(),
-            message,
-        };
-        let body = self.runtime.block_on(async {
-            let response = self
-                .client
-                .get(uri)
-                .await
-                .map_err(|e| http(format!("{e:#}")))?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| http(e.to_string()))?
-                .to_bytes();
-            Ok::<_, QueryError>((status, body))
-        })?;
-        let (status, body) = body;
+        // Any status: Prometheus explains a refused query (400, 422, 503) in the JSON.
+        let response = self
+            .client
+            .request(hyper::Method::GET, &path, None, Bytes::new())?;
+        let (status, body) = (response.status, response.body);
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| QueryError::Answer {
-            url: self.base.clone(),
+            url: self.client.base().to_owned(),
             message: format!("HTTP {status}, {e}: {}", String::from_utf8_lossy(&body)),
         })?;
         if answer.status != "success" {
@@ -172,12 +128,12 @@ impl Prometheus {
             });
         }
         let data = answer.data.ok_or_else(|| QueryError::Answer {
-            url: self.base.clone(),
+            url: self.client.base().to_owned(),
             message: "no data".into(),
         })?;
         if data.result_type != "matrix" {
             return Err(QueryError::Answer {
-                url: self.base.clone(),
+                url: self.client.base().to_owned(),
                 message: format!("result type {} instead of matrix", data.result_type),
             });
         }

@@ -139,8 +139,8 @@ pub enum BackfillError {
     #[error("no event in the files was applied, so there is no first step; give --from and --to")]
     NoEvents,
     /// The configuration's edge settings (e.g. `workforce.pseudonym_key_file`) cannot be used.
-    #[error("{0}")]
-    Edge(String),
+    #[error(transparent)]
+    Edge(crate::workforce::EdgeError),
     #[error(
         "no step to write: the first step instant{} is after --to {to} (the first event is later than --to?)",
         from.map(|f| format!(" {f}")).unwrap_or_default()
@@ -174,6 +174,10 @@ struct Backfill<'a, W: Write> {
     next: Option<EpochNanos>,
     to: Option<EpochNanos>,
     summary: Summary,
+    /// The latest event time applied so far.
+    latest: Option<EpochNanos>,
+    /// `ingest.max_future_skew`: how far an event may lie behind the latest one.
+    skew: SignedDuration,
 }
 
 /// Runs a backfill into `out`, ending it with `# EOF` on success.
@@ -192,44 +196,9 @@ pub fn run_to_state<W: Write>(
 ) -> Result<(Summary, State), BackfillError> {
     let writing = out.is_some();
     let step = duration_nanos(options.step);
-    if writing && step <= 0 {
-        return Err(BackfillError::BadStep(options.step));
-    }
-    for (name, _) in &options.labels {
-        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !name.starts_with("__");
-        if !valid {
-            return Err(BackfillError::BadLabel(name.clone()));
-        }
-    }
-    if let (Some(to), Some(limit)) = (options.to, options.not_after)
-        && to > limit
-    {
-        return Err(BackfillError::ToAhead { to, limit });
-    }
-    let not_after = options.not_after.map(nanos_saturating);
-    let from = options.from.map(nanos_saturating);
-    let to = options.to.map(nanos_saturating);
-    if let (Some(from), Some(to)) = (options.from, options.to) {
-        if from > to {
-            return Err(BackfillError::EmptyRange { from, to });
-        }
-        let span = i128::from(nanos_saturating(to)) - i128::from(nanos_saturating(from));
-        let steps = span as u128 / step as u128 + 1;
-        if writing && steps > u128::from(options.max_samples) {
-            return Err(BackfillError::TooManySteps {
-                from,
-                to,
-                step: options.step,
-                steps: u64::try_from(steps).unwrap_or(u64::MAX),
-                limit: options.max_samples,
-            });
-        }
-    }
+    check_options(options, writing, step)?;
     let settings = crate::config::core_settings(config);
-    let edge =
-        EdgeSettings::from_config(config).map_err(|e| BackfillError::Edge(format!("{e:#}")))?;
+    let edge = EdgeSettings::from_config(config).map_err(BackfillError::Edge)?;
     let mut backfill = Backfill {
         options,
         out,
@@ -243,12 +212,12 @@ pub fn run_to_state<W: Write>(
             .iter()
             .map(|(name, value)| openmetrics::label_pair(name, value))
             .collect(),
-        next: from,
-        to,
+        next: options.from.map(nanos_saturating),
+        to: options.to.map(nanos_saturating),
         summary: Summary::default(),
+        latest: None,
+        skew: config.ingest.max_future_skew,
     };
-    let skew = duration_nanos(config.ingest.max_future_skew);
-    let mut latest: Option<EpochNanos> = None;
     let mut line = Vec::new();
     let progress = crate::progress::Progress::new(
         crate::progress::bytes_of(&options.files),
@@ -279,117 +248,178 @@ pub fn run_to_state<W: Write>(
             if text.is_empty() {
                 continue;
             }
-            backfill.summary.lines += 1;
-            let event = match crate::wire::parse_event(text) {
-                Ok(event) => event,
-                Err(rejected) => {
-                    backfill.reject(path, number, &rejected.rejection);
-                    continue;
-                }
-            };
-            let Some(time) = to_nanos(event.time) else {
-                // Out of the supported range: the core names it.
-                let now = latest.unwrap_or(0);
-                if let Err(rejection) = backfill.state.apply(&event, now) {
-                    backfill.reject(path, number, &rejection);
-                }
-                continue;
-            };
-            if let Some(limit) = not_after
-                && time > limit
-            {
-                return Err(BackfillError::Ahead {
-                    path: path.clone(),
-                    line: number,
-                    time: event.time,
-                    limit: from_nanos(limit),
-                });
-            }
-            if let Some(latest) = latest
-                && time < latest.saturating_sub(skew)
-            {
-                return Err(BackfillError::OutOfOrder {
-                    path: path.clone(),
-                    line: number,
-                    time: event.time,
-                    latest: from_nanos(latest),
-                    behind: SignedDuration::from_nanos(latest - time),
-                    skew: config.ingest.max_future_skew,
-                });
-            }
-            if writing && backfill.next.is_none() {
-                let floor = time.div_euclid(step).saturating_mul(step);
-                backfill.next = Some(if floor == time {
-                    time
-                } else {
-                    floor.saturating_add(step)
-                });
-            }
-            // Reading stops at the first event after `--to`, whether steps are written or not:
-            // the events between the last step and `--to` are applied too (the store ends at
-            // `--to`; the steps are unchanged by them).
-            if to.is_some_and(|to| time > to) {
+            if backfill.feed(path, number, text)? == Flow::PastTo {
                 break 'files;
             }
-            // Every step before this event's time is complete: write them (an event within the
-            // skew of an earlier, later one belongs to a step already written, as in the daemon).
-            backfill.write_steps_before(time).map_err(|e| match e {
-                BackfillError::TooManySamples {
-                    at,
-                    total,
-                    limit,
-                    steps,
-                    per_step,
-                    reached_by: None,
-                } => BackfillError::TooManySamples {
-                    at,
-                    total,
-                    limit,
-                    steps,
-                    per_step,
-                    reached_by: Some(format!("{}:{number} ({})", path.display(), event.time)),
-                },
-                other => other,
-            })?;
-            match backfill.state.apply(&event, time) {
-                Ok(Applied::New) => backfill.summary.applied += 1,
-                Ok(Applied::Duplicate) => backfill.summary.duplicates += 1,
-                Err(rejection) => backfill.reject(path, number, &rejection),
-            }
-            latest = Some(latest.map_or(time, |l| l.max(time)));
         }
     }
     progress.finish();
-    let last = match (backfill.to, latest) {
-        (Some(to), _) => to,
-        (None, Some(latest)) => latest,
-        (None, None) => return Err(BackfillError::NoEvents),
-    };
-    backfill.to = Some(last);
-    if !writing {
-        backfill.state.advance(last);
-        return Ok((backfill.summary, backfill.state));
+    backfill.finish()
+}
+
+/// Refusals that need no event: a step of zero, a bad label name, a `--to` ahead of now, an empty
+/// range, too many steps.
+fn check_options(options: &Options, writing: bool, step: EpochNanos) -> Result<(), BackfillError> {
+    if writing && step <= 0 {
+        return Err(BackfillError::BadStep(options.step));
     }
-    if backfill.next.is_none() {
-        return Err(BackfillError::NoEvents);
+    for (name, _) in &options.labels {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with("__");
+        if !valid {
+            return Err(BackfillError::BadLabel(name.clone()));
+        }
     }
-    backfill.write_steps_before(last.saturating_add(1))?;
-    // The last step may lie before `last`; the state (a store's snapshot) ends at `last`.
-    backfill.state.advance(last);
-    if backfill.summary.steps == 0 {
-        return Err(BackfillError::NoSteps {
-            from: backfill.next.map(from_nanos),
-            to: from_nanos(last),
-        });
+    if let (Some(to), Some(limit)) = (options.to, options.not_after)
+        && to > limit
+    {
+        return Err(BackfillError::ToAhead { to, limit });
     }
-    if let Some(out) = &mut backfill.out {
-        openmetrics::write_eof(out).map_err(BackfillError::Write)?;
-        out.flush().map_err(BackfillError::Write)?;
+    if let (Some(from), Some(to)) = (options.from, options.to) {
+        if from > to {
+            return Err(BackfillError::EmptyRange { from, to });
+        }
+        let span = i128::from(nanos_saturating(to)) - i128::from(nanos_saturating(from));
+        let steps = span as u128 / step as u128 + 1;
+        if writing && steps > u128::from(options.max_samples) {
+            return Err(BackfillError::TooManySteps {
+                from,
+                to,
+                step: options.step,
+                steps: u64::try_from(steps).unwrap_or(u64::MAX),
+                limit: options.max_samples,
+            });
+        }
     }
-    Ok((backfill.summary, backfill.state))
+    Ok(())
+}
+
+/// Whether reading goes on after an event.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Next,
+    /// The event lies after `--to`: it and everything after it are left out.
+    PastTo,
 }
 
 impl<W: Write> Backfill<'_, W> {
+    /// One event line (`number` of `path`): parsed, checked against the order and the limits,
+    /// the steps before it written, then applied.
+    fn feed(&mut self, path: &Path, number: u64, text: &str) -> Result<Flow, BackfillError> {
+        self.summary.lines += 1;
+        let event = match crate::wire::parse_event(text) {
+            Ok(event) => event,
+            Err(rejected) => {
+                self.reject(path, number, &rejected.rejection);
+                return Ok(Flow::Next);
+            }
+        };
+        let Some(time) = to_nanos(event.time) else {
+            // Out of the supported range: the core names it.
+            let now = self.latest.unwrap_or(0);
+            if let Err(rejection) = self.state.apply(&event, now) {
+                self.reject(path, number, &rejection);
+            }
+            return Ok(Flow::Next);
+        };
+        if let Some(limit) = self.options.not_after.map(nanos_saturating)
+            && time > limit
+        {
+            return Err(BackfillError::Ahead {
+                path: path.to_owned(),
+                line: number,
+                time: event.time,
+                limit: from_nanos(limit),
+            });
+        }
+        if let Some(latest) = self.latest
+            && time < latest.saturating_sub(duration_nanos(self.skew))
+        {
+            return Err(BackfillError::OutOfOrder {
+                path: path.to_owned(),
+                line: number,
+                time: event.time,
+                latest: from_nanos(latest),
+                behind: SignedDuration::from_nanos(latest - time),
+                skew: self.skew,
+            });
+        }
+        if self.out.is_some() && self.next.is_none() {
+            let floor = time.div_euclid(self.step).saturating_mul(self.step);
+            self.next = Some(if floor == time {
+                time
+            } else {
+                floor.saturating_add(self.step)
+            });
+        }
+        // Reading stops at the first event after `--to`, whether steps are written or not:
+        // the events between the last step and `--to` are applied too (the store ends at
+        // `--to`; the steps are unchanged by them).
+        if self.to.is_some_and(|to| time > to) {
+            return Ok(Flow::PastTo);
+        }
+        // Every step before this event's time is complete: write them (an event within the
+        // skew of an earlier, later one belongs to a step already written, as in the daemon).
+        self.write_steps_before(time).map_err(|e| match e {
+            BackfillError::TooManySamples {
+                at,
+                total,
+                limit,
+                steps,
+                per_step,
+                reached_by: None,
+            } => BackfillError::TooManySamples {
+                at,
+                total,
+                limit,
+                steps,
+                per_step,
+                reached_by: Some(format!("{}:{number} ({})", path.display(), event.time)),
+            },
+            other => other,
+        })?;
+        match self.state.apply(&event, time) {
+            Ok(Applied::New) => self.summary.applied += 1,
+            Ok(Applied::Duplicate) => self.summary.duplicates += 1,
+            Err(rejection) => self.reject(path, number, &rejection),
+        }
+        self.latest = Some(self.latest.map_or(time, |l| l.max(time)));
+        Ok(Flow::Next)
+    }
+
+    /// After the last event: the steps up to the end written, `# EOF`, and the state advanced to
+    /// `--to` (or the latest event).
+    fn finish(mut self) -> Result<(Summary, State), BackfillError> {
+        let last = match (self.to, self.latest) {
+            (Some(to), _) => to,
+            (None, Some(latest)) => latest,
+            (None, None) => return Err(BackfillError::NoEvents),
+        };
+        self.to = Some(last);
+        if self.out.is_none() {
+            self.state.advance(last);
+            return Ok((self.summary, self.state));
+        }
+        if self.next.is_none() {
+            return Err(BackfillError::NoEvents);
+        }
+        self.write_steps_before(last.saturating_add(1))?;
+        // The last step may lie before `last`; the state (a store's snapshot) ends at `last`.
+        self.state.advance(last);
+        if self.summary.steps == 0 {
+            return Err(BackfillError::NoSteps {
+                from: self.next.map(from_nanos),
+                to: from_nanos(last),
+            });
+        }
+        if let Some(out) = &mut self.out {
+            openmetrics::write_eof(out).map_err(BackfillError::Write)?;
+            out.flush().map_err(BackfillError::Write)?;
+        }
+        Ok((self.summary, self.state))
+    }
+
     fn reject(&mut self, path: &Path, line: u64, rejection: &crate::core::event::Rejection) {
         *self
             .summary

@@ -163,7 +163,7 @@ pub enum ConfigError {
 }
 
 /// The validated configuration. Lists that other modules look names up in are sorted by name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The phases a case can be in, in order. Never empty, unique, never `none`.
     pub phases: Vec<String>,
@@ -223,7 +223,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
@@ -272,7 +272,7 @@ pub struct ServerLimits {
     pub metrics_auth_queue: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
     pub durability: Durability,
@@ -293,7 +293,7 @@ pub enum Durability {
     None,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimeConfig {
     pub timezone: TimeZone,
     /// The name as written in the configuration, e.g. `Europe/Amsterdam`.
@@ -301,7 +301,7 @@ pub struct TimeConfig {
     pub tick: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IngestConfig {
     pub max_future_skew: SignedDuration,
 }
@@ -317,13 +317,23 @@ pub struct TrackConfig {
     pub penalty: Vec<PenaltyTier>,
 }
 
+/// Spans compare field by field (`P1M` is not `P30D`): as written.
+impl PartialEq for TrackConfig {
+    fn eq(&self, other: &TrackConfig) -> bool {
+        self.name == other.name
+            && self.decision_period.fieldwise() == other.decision_period.fieldwise()
+            && self.penalty_grace.fieldwise() == other.penalty_grace.fieldwise()
+            && self.penalty == other.penalty
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PenaltyTier {
     pub days: u32,
     pub per_day_cents: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowsConfig {
     pub rolling: Vec<Window>,
     pub due_soon: Vec<Window>,
@@ -338,7 +348,7 @@ pub struct Window {
     pub length: SignedDuration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ForecastConfig {
     pub window: Window,
     /// Staff count as new in their first this many weeks after joining (the share of decisions by
@@ -346,7 +356,7 @@ pub struct ForecastConfig {
     pub new_staff_weeks: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
     pub name: String,
     /// A configured track, or `None` for all tracks together.
@@ -354,7 +364,7 @@ pub struct TargetConfig {
     pub clear_by: Timestamp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkforceConfig {
     /// Never empty, unique.
     pub roles: Vec<String>,
@@ -371,12 +381,12 @@ pub enum EmployeeLabel {
     None,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MentoringConfig {
     pub max_mentees: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QualityConfig {
     pub window: Window,
     /// Between 0 and 1.
@@ -385,7 +395,7 @@ pub struct QualityConfig {
     pub max_audit_gap: SignedDuration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
     pub max_locations: u32,
     pub max_employee_series: u32,
@@ -406,7 +416,7 @@ pub enum ReportLanguage {
     Nl,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,

@@ -8,79 +8,56 @@
 //!
 //! Group commit: the thread takes one command, then drains whatever else is already queued, applies
 //! all of it, writes and syncs the log once, and only then answers every request of the group. While
-//! it syncs, new requests queue up and form the next group.
+//! it syncs, new requests queue up and form the next group. [`Engine::process`] names the steps;
+//! each command has its own function (`ingest.rs`, `reload.rs`, `queries.rs`).
 //!
 //! Ordering: events are applied to the in-memory state before the log is synced. If a write or sync
 //! fails, every request of that group, and every later one, gets 503 (a failed fsync leaves the
 //! file's durable content unknown; retrying could acknowledge lost data). The log truncates the
 //! failed tail, the engine marks the store unhealthy and tells the daemon, which exits non-zero so
 //! that the service manager restarts it: recovery then reads exactly what the disk holds.
+//!
+//! The log's storage and the clock are passed in ([`StoreSettings::storage`], [`Clock`]): the
+//! daemon passes the real file system and the wall clock, the model-based test in `tests.rs` an
+//! in-memory storage with faults and power loss and a clock it moves by hand.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{Config, ConfigError, Durability};
+use crate::config::{Config, Durability};
 /// What `Command::Targets` and `Command::Forecast` take and answer (re-exported so that the server
 /// need not see the core).
 pub use crate::core::TargetReport;
 pub use crate::core::forecast::{Forecast, ForecastParams, Outlook, ParamError};
-
-/// The answer to `Command::History`: the rows with the names their columns refer to.
-#[derive(Debug, Clone)]
-pub struct HistoryAnswer {
-    /// Track names, in the order of each row's tracks.
-    pub tracks: Vec<String>,
-    /// `forecast.window` as written, now (each row names the window it counted over: its basis).
-    pub decision_window: String,
-    /// `forecast.new_staff_weeks`, now (likewise).
-    pub new_staff_weeks: u32,
-    pub rows: Vec<DailyRow>,
-    /// `report.language` (English in `new`).
-    pub report_language: crate::config::ReportLanguage,
-}
-
 pub use crate::core::history::DailyRow;
-
-impl HistoryAnswer {
-    /// `rows` with the track names and due-soon labels of `settings`.
-    pub fn new(settings: &CoreSettings, rows: Vec<DailyRow>) -> HistoryAnswer {
-        HistoryAnswer {
-            tracks: settings.tracks.iter().map(|t| t.name.clone()).collect(),
-            decision_window: settings.forecast_window.label.clone(),
-            new_staff_weeks: settings.new_staff_weeks,
-            rows,
-            report_language: crate::config::ReportLanguage::En,
-        }
-    }
-}
-
-/// The answer to `Command::Forecast`: the projection and the targets it is drawn against.
-#[derive(Debug, Clone)]
-pub struct ForecastAnswer {
-    pub forecast: Forecast,
-    pub targets: Vec<TargetReport>,
-}
-use crate::core::event::Event;
-use crate::core::{
-    Applied, CoreSettings, EpochNanos, OverdueCase, Rejection, SnapshotError, State,
-};
+use crate::core::{CoreSettings, EpochNanos, OverdueCase, State};
 pub use crate::store::SourcePosition;
-use crate::store::log::{self, EventLog, LogPosition};
-use crate::store::snapshot::{self, SnapshotMeta};
-use crate::store::{encode_position, encode_record, encode_settings};
+use crate::store::log::{self, EventLog, LogError, LogPosition};
+use crate::store::snapshot;
+use crate::store::storage::{RealStorage, Storage};
 use crate::telemetry::Telemetry;
-use crate::wire::{self, ItemRejection};
 use crate::workforce::{EdgeSettings, Workforce, WorkforceBuilder};
 
+mod ingest;
+mod queries;
 mod recover;
+mod reload;
 mod replay;
+mod snapshots;
 mod view;
 
+pub use ingest::{
+    IngestBatch, IngestOutcome, IngestSummary, batch_from_body, batch_of_refused_body,
+};
+pub use queries::{ForecastAnswer, HistoryAnswer};
+pub use recover::RecoverError;
+pub use reload::ReloadError;
 pub use view::{View, ViewCell, view_of};
+#[cfg(test)]
+mod model_test;
 #[cfg(test)]
 mod tests;
 
@@ -111,50 +88,37 @@ pub enum Command {
         params: ForecastParams,
         reply: oneshot::Sender<ForecastAnswer>,
     },
-    /// Replace the settings (configuration reload) without losing state.
+    /// Replace the settings (configuration reload) without losing state. Answered once the switch
+    /// is logged (committed with the rest of the group).
     Reload {
         settings: Box<CoreSettings>,
-        /// The configuration source of `settings`, logged so that replay switches with it.
-        source: Arc<[u8]>,
+        /// The configuration source of `settings` (`config::ConfigSource::to_bytes`), logged so
+        /// that replay switches with it.
+        config_source: Arc<[u8]>,
         edge: Box<EdgeSettings>,
         reply: oneshot::Sender<Result<(), ReloadError>>,
     },
     /// The stream source's last committed position (recovered from the store, then kept), so
     /// that the source resumes right after it.
-    SourcePosition {
+    StreamPosition {
         reply: oneshot::Sender<Option<SourcePosition>>,
     },
     /// Stop after answering everything queued before this command.
     Shutdown,
 }
 
-/// The events of one request: the body (the log stores each event's raw text) and, per event, the
-/// byte range of its text and its parse result.
-pub struct IngestBatch {
-    pub body: Bytes,
-    pub items: Vec<(std::ops::Range<usize>, Result<Event, ItemRejection>)>,
-    pub source: &'static str,
-    /// For a message of a stream source: its position, logged after its events in the same
-    /// commit group. A batch at or below the committed position of its stream is not applied
-    /// (every event counts as a duplicate): a message is never applied after a later one.
-    pub position: Option<SourcePosition>,
-    pub reply: oneshot::Sender<IngestOutcome>,
-}
-
-/// What became of a batch.
-#[derive(Debug)]
-pub enum IngestOutcome {
-    Done(IngestSummary),
-    /// The log could not be written or synced; nothing of this batch is acknowledged.
-    Unavailable(String),
-}
-
-#[derive(Debug, Default)]
-pub struct IngestSummary {
-    pub accepted: usize,
-    pub duplicates: usize,
-    /// (index in the body, event id if known, rejection).
-    pub rejected: Vec<(usize, Option<String>, Rejection)>,
+impl Command {
+    /// A query: it reads the state and changes nothing.
+    fn reads_state(&self) -> bool {
+        matches!(
+            self,
+            Command::Overdue { .. }
+                | Command::History { .. }
+                | Command::Targets { .. }
+                | Command::Forecast { .. }
+                | Command::StreamPosition { .. }
+        )
+    }
 }
 
 /// Handle to a running engine.
@@ -182,9 +146,48 @@ pub struct EngineHandle {
     pub next_change_earlier: Arc<tokio::sync::Notify>,
 }
 
-/// The wall clock, in the core's representation. The only place the engine reads time.
+impl EngineHandle {
+    /// A handle whose commands go to `commands`, not yet ready.
+    fn new(commands: mpsc::Sender<Command>) -> EngineHandle {
+        EngineHandle {
+            commands,
+            view: Arc::default(),
+            ready: Arc::new(AtomicBool::new(false)),
+            failed: Arc::new(AtomicBool::new(false)),
+            failure: Arc::default(),
+            replayed: Arc::default(),
+            heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(wall_clock())),
+            next_change: Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
+            next_change_earlier: Arc::default(),
+        }
+    }
+}
+
+/// The wall clock, in the core's representation.
 pub fn wall_clock() -> EpochNanos {
     crate::core::time::to_nanos_saturating(jiff::Timestamp::now())
+}
+
+/// Where the engine reads the time that goes into the state (each group's `now`, a snapshot's
+/// time, the instant of a settings switch): [`Clock::wall`] in the daemon; tests move one by hand.
+/// The watchdog's heartbeat is always the wall clock (the daemon compares it with the wall clock).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> EpochNanos + Send + Sync>);
+
+impl Clock {
+    /// The wall clock ([`wall_clock`]).
+    pub fn wall() -> Clock {
+        Clock(Arc::new(wall_clock))
+    }
+
+    /// A clock that reads `now`.
+    pub fn new(now: impl Fn() -> EpochNanos + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> EpochNanos {
+        (self.0)()
+    }
 }
 
 /// The answer to every ingest request once the store has failed.
@@ -201,60 +204,44 @@ pub const QUEUE_COMMANDS: usize = 1024;
 /// then serves commands. `recovered` receives Ok once serving, or the recovery error.
 pub fn start(
     config: &Config,
-    source: &crate::config::ConfigSource,
+    config_source: &crate::config::ConfigSource,
     edge: EdgeSettings,
     telemetry: Arc<Telemetry>,
 ) -> (
     EngineHandle,
-    oneshot::Receiver<anyhow::Result<()>>,
+    oneshot::Receiver<Result<(), RecoverError>>,
     std::thread::JoinHandle<()>,
 ) {
     let settings = Arc::new(crate::config::core_settings(config));
-    let source: Arc<[u8]> = source.to_bytes().into();
+    let config_source: Arc<[u8]> = config_source.to_bytes().into();
     let (tx, rx) = mpsc::channel(QUEUE_COMMANDS);
     let edge = Arc::new(edge);
-    let handle = EngineHandle {
-        commands: tx,
-        view: Arc::default(),
-        ready: Arc::new(AtomicBool::new(false)),
-        failed: Arc::new(AtomicBool::new(false)),
-        failure: Arc::default(),
-        replayed: Arc::default(),
-        heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(wall_clock())),
-        next_change: Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
-        next_change_earlier: Arc::default(),
-    };
+    let handle = EngineHandle::new(tx);
     let (recovered_tx, recovered_rx) = oneshot::channel();
     let engine_handle = handle.clone();
-    let store = StoreSettings {
-        dir: config.store.path.clone(),
-        durability: match config.store.durability {
-            Durability::Fsync => log::Durability::Fsync,
-            Durability::None => log::Durability::None,
-        },
-        segment_bytes: config.store.segment_bytes,
-        snapshot_interval: config.store.snapshot_interval,
-        snapshot_every_events: config.store.snapshot_every_events,
-        snapshot_every_bytes: config.store.snapshot_every_bytes,
-        stream_start: config
-            .nats
-            .as_ref()
-            .map(|nats| (nats.stream.clone(), nats.start_after)),
-    };
+    let store = StoreSettings::of(config, Arc::new(RealStorage));
     let thread = std::thread::Builder::new()
         .name("backlogd-engine".into())
         .spawn(move || {
-            let mut engine =
-                match Engine::recover(store, settings, source, edge, telemetry, engine_handle) {
-                    Ok(engine) => {
-                        let _ = recovered_tx.send(Ok(()));
-                        engine
-                    }
-                    Err(e) => {
-                        let _ = recovered_tx.send(Err(e));
-                        return;
-                    }
-                };
+            let engine = Engine::recover(
+                store,
+                Clock::wall(),
+                settings,
+                config_source,
+                edge,
+                telemetry,
+                engine_handle,
+            );
+            let mut engine = match engine {
+                Ok(engine) => {
+                    let _ = recovered_tx.send(Ok(()));
+                    engine
+                }
+                Err(e) => {
+                    let _ = recovered_tx.send(Err(e));
+                    return;
+                }
+            };
             engine.run(rx);
         })
         .expect("spawning the engine thread");
@@ -263,6 +250,9 @@ pub fn start(
 
 struct StoreSettings {
     dir: std::path::PathBuf,
+    /// What the log is written on (`RealStorage`; in tests a `FaultyStorage`). The snapshot
+    /// database is always a real file in `dir`.
+    storage: Arc<dyn Storage>,
     durability: log::Durability,
     segment_bytes: u64,
     snapshot_interval: std::time::Duration,
@@ -273,13 +263,36 @@ struct StoreSettings {
     stream_start: Option<(String, Option<u64>)>,
 }
 
+impl StoreSettings {
+    /// The `[store]` and `[sources.nats]` settings of `config`, with the log on `storage`.
+    fn of(config: &Config, storage: Arc<dyn Storage>) -> StoreSettings {
+        StoreSettings {
+            dir: config.store.path.clone(),
+            storage,
+            durability: match config.store.durability {
+                Durability::Fsync => log::Durability::Fsync,
+                Durability::None => log::Durability::None,
+            },
+            segment_bytes: config.store.segment_bytes,
+            snapshot_interval: config.store.snapshot_interval,
+            snapshot_every_events: config.store.snapshot_every_events,
+            snapshot_every_bytes: config.store.snapshot_every_bytes,
+            stream_start: config
+                .nats
+                .as_ref()
+                .map(|nats| (nats.stream.clone(), nats.start_after)),
+        }
+    }
+}
+
 struct Engine {
     state: State,
     settings: Arc<CoreSettings>,
-    /// The configuration source of `settings` (`config::ConfigSource` as stored), recorded with
+    /// The configuration source of `settings` (`config::ConfigSource::to_bytes`), recorded with
     /// every snapshot and in the log whenever it changes.
-    source: Arc<[u8]>,
+    config_source: Arc<[u8]>,
     edge: Arc<EdgeSettings>,
+    clock: Clock,
     /// The per-employee rows last published, rebuilt when employees or assignments changed, at
     /// most as often as keeps the rebuild under a tenth of the engine's time (and on every tick).
     workforce: Arc<Workforce>,
@@ -305,9 +318,27 @@ struct Engine {
     logged_events: u64,
     logged_bytes: u64,
     /// The stream source's last position in the log (applied; committed once the group is).
-    source_position: Option<SourcePosition>,
-    /// Whether this group moved `source_position`, so that it is logged before the commit.
-    position_to_log: bool,
+    stream_position: Option<SourcePosition>,
+}
+
+/// One group of commands on its way through [`Engine::process`]: what the commands left to do
+/// once all of them are handled.
+struct Group {
+    /// The engine's clock for the whole group.
+    now: EpochNanos,
+    /// Ingest replies, sent only once the group is committed.
+    ingests: Vec<(oneshot::Sender<IngestOutcome>, IngestSummary)>,
+    /// Reload replies, likewise: a reload is answered once its switch is logged.
+    reloads: Vec<oneshot::Sender<Result<(), ReloadError>>>,
+    /// Something was appended to the log: the group commits before anything is answered.
+    logged: bool,
+    /// The stream position moved: one position record goes after all the group's events.
+    stream_position_moved: bool,
+    /// Rebuild the per-employee rows at this publish (a tick, new edge or core settings).
+    rebuild_rows: bool,
+    /// Writing the log failed: nothing more is applied, nothing of the group is acknowledged.
+    store_error: Option<LogError>,
+    stop: bool,
 }
 
 impl Engine {
@@ -333,185 +364,133 @@ impl Engine {
         tracing::info!("engine stopped");
     }
 
-    /// Handles one group of commands; returns true on shutdown.
-    fn process(&mut self, group: &mut Vec<Command>) -> bool {
-        let now = wall_clock();
+    /// Handles one group of commands; returns true on shutdown. The order of the steps is what
+    /// makes an answer mean "durable": apply everything, commit once, and only then publish and
+    /// answer; a snapshot comes last and syncs the log before it records a position.
+    fn process(&mut self, commands: &mut Vec<Command>) -> bool {
+        let now = self.clock.now();
         self.state.advance(now);
-        let mut waiting = Vec::new();
-        let mut stop = false;
-        let mut appended = false;
-        let mut ticked = false;
-        let mut store_error: Option<String> = None;
-        for command in group.drain(..) {
-            match command {
-                Command::Ingest(batch) => {
-                    if self.handle.failed.load(Ordering::SeqCst) || store_error.is_some() {
-                        // Nothing more can be made durable: refuse the whole batch, unapplied.
-                        let _ = batch
-                            .reply
-                            .send(IngestOutcome::Unavailable(STORE_FAILED.to_string()));
-                        continue;
-                    }
-                    match self.apply_batch(&batch, now) {
-                        Ok((summary, any)) => {
-                            appended |= any;
-                            waiting.push((batch.reply, summary));
-                        }
-                        Err(e) => {
-                            store_error = Some(e.to_string());
-                            waiting.push((batch.reply, IngestSummary::default()));
-                        }
-                    }
-                }
-                Command::Tick => {
-                    ticked = true;
-                    // Test hook (debug builds only): proves that a panic on this thread ends the
-                    // process instead of leaving it serving a frozen view.
-                    #[cfg(debug_assertions)]
-                    if std::env::var_os("BACKLOGD_TEST_PANIC_IN_ENGINE").is_some() {
-                        panic!("BACKLOGD_TEST_PANIC_IN_ENGINE is set");
-                    }
-                }
-                Command::Overdue {
-                    track,
-                    location,
-                    limit,
-                    reply,
-                } => {
-                    let settings = self.state.settings();
-                    let answer = match track.as_deref() {
-                        Some(name) if settings.track_index(name).is_none() => Err(format!(
-                            "query parameter `track`: {name:?} is not a configured track (configured: {})",
-                            settings
-                                .tracks
-                                .iter()
-                                .map(|t| t.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                        _ => Ok(self.state.overdue_cases(
-                            track.as_deref(),
-                            location.as_deref(),
-                            limit,
-                        )),
-                    };
-                    let _ = reply.send(answer);
-                }
-                Command::Targets { reply } => {
-                    let _ = reply.send(self.state.target_reports());
-                }
-                Command::History { from, to, reply } => {
-                    // Rows name their day as `YYYY-MM-DD` with a four-digit year, as jiff writes a
-                    // date of years 0–9999: the text compares in date order.
-                    let (from, to) = (from.map(|d| d.to_string()), to.map(|d| d.to_string()));
-                    let rows = self
-                        .state
-                        .daily_history()
-                        .filter(|row| from.as_deref().is_none_or(|from| row.day.as_str() >= from))
-                        .filter(|row| to.as_deref().is_none_or(|to| row.day.as_str() <= to))
-                        .cloned()
-                        .collect();
-                    let mut answer = HistoryAnswer::new(self.state.settings(), rows);
-                    answer.report_language = self.edge.report_language;
-                    let _ = reply.send(answer);
-                }
-                Command::Forecast { params, reply } => {
-                    let forecast =
-                        crate::core::forecast::project(&self.state.forecast_inputs(), &params);
-                    let _ = reply.send(ForecastAnswer {
-                        forecast,
-                        targets: self.state.target_reports(),
-                    });
-                }
-                Command::Reload {
-                    settings,
-                    source,
-                    edge,
-                    reply,
-                } => {
-                    if store_error.is_some() || self.handle.failed.load(Ordering::SeqCst) {
-                        let _ = reply.send(Err(ReloadError::StoreFailed));
-                        continue;
-                    }
-                    // A reload of an unchanged file changes nothing: no settings record, no
-                    // snapshot, no rebuild (a storm of reloads costs nothing but the reading).
-                    if *source == *self.source {
-                        if *edge == *self.edge {
-                            self.telemetry.reloads_unchanged.inc();
-                        } else {
-                            // Only a file the edge reads changed (the pseudonym key).
-                            self.set_edge(*edge);
-                            ticked = true;
-                        }
-                        let _ = reply.send(Ok(()));
-                        continue;
-                    }
-                    let result = self.reload(*settings, source, *edge, now);
-                    if let Err(ReloadError::Store(e)) = &result {
-                        store_error = Some(e.to_string());
-                    }
-                    appended |= result.is_ok();
-                    ticked |= result.is_ok();
-                    let _ = reply.send(result);
-                }
-                Command::SourcePosition { reply } => {
-                    let _ = reply.send(self.source_position.clone());
-                }
-                Command::Shutdown => stop = true,
-            }
+        let mut group = Group {
+            now,
+            ingests: Vec::new(),
+            reloads: Vec::new(),
+            logged: false,
+            stream_position_moved: false,
+            rebuild_rows: false,
+            store_error: None,
+            stop: false,
+        };
+        for command in commands.drain(..) {
+            self.handle(command, &mut group);
         }
-        if self.position_to_log && store_error.is_none() {
-            // Only the group's last position matters: one record after all the group's events.
-            self.position_to_log = false;
-            if let Some(position) = &self.source_position {
-                let record = encode_position(now, position);
-                self.logged_bytes += record.len() as u64;
-                if let Err(e) = self.log.append(&record) {
-                    store_error = Some(e.to_string());
-                }
-            }
-        }
-        if appended && store_error.is_none() {
-            let started = Instant::now();
-            let result = self.log.commit(self.store.durability);
-            self.telemetry
-                .store_commit_duration
-                .observe(started.elapsed().as_secs_f64());
-            if let Err(e) = result {
-                store_error = Some(e.to_string());
-            }
-        }
-        if let Some(error) = store_error {
-            self.fail_store(&error, waiting);
-            return stop;
+        self.log_stream_position(&mut group);
+        self.commit(&mut group);
+        if let Some(error) = group.store_error.take() {
+            let error = error.to_string();
+            self.fail_store(&error);
+            refuse(group.ingests, group.reloads, &error);
+            return group.stop;
         }
         // Publish before answering: a client that scrapes right after its 200 sees its events.
-        self.workforce_dirty |= appended;
-        self.publish(ticked);
-        for (reply, summary) in waiting {
-            let _ = reply.send(IngestOutcome::Done(summary));
+        // Never after the store failed: the state may hold events that were never acknowledged
+        // (those of the failed group), and the last view published is the last durable one.
+        if !self.handle.failed.load(Ordering::SeqCst) {
+            self.workforce_dirty |= group.logged;
+            self.publish(group.rebuild_rows);
         }
+        answer(group.ingests, group.reloads);
         self.handle.heartbeat.store(wall_clock(), Ordering::Relaxed);
-        // A reload is a settings record in the log, not a snapshot: replay switches the settings
-        // at that record, at its instant (`recover`), so the tail before it needs no snapshot, and
-        // a storm of reloads writes a few bytes each, never a full snapshot each.
-        if self.last_snapshot.elapsed() >= self.store.snapshot_interval
-            || self.logged_events >= self.store.snapshot_every_events
-            || self.logged_bytes >= self.store.snapshot_every_bytes
-        {
-            self.snapshot_now();
-        }
-        stop
+        self.snapshot_if_due();
+        group.stop
     }
 
-    /// The store failed: nothing of `waiting` (nor of any later batch) is acknowledged. The state
-    /// may hold events that are not durable, so it is never snapshotted again; the daemon is told to
-    /// exit so that a restart recovers exactly what the disk holds.
-    fn fail_store(
-        &mut self,
-        error: &str,
-        waiting: Vec<(oneshot::Sender<IngestOutcome>, IngestSummary)>,
-    ) {
+    /// One command of a group.
+    fn handle(&mut self, command: Command, group: &mut Group) {
+        if command.reads_state() && self.store_failed(group) {
+            // The state may hold events that were never acknowledged: the query is dropped
+            // unanswered (the server answers 503; the daemon is exiting).
+            return;
+        }
+        match command {
+            Command::Ingest(batch) => self.ingest(batch, group),
+            Command::Tick => self.tick(group),
+            Command::Overdue {
+                track,
+                location,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.overdue(track.as_deref(), location.as_deref(), limit));
+            }
+            Command::Targets { reply } => {
+                let _ = reply.send(self.state.target_reports());
+            }
+            Command::History { from, to, reply } => {
+                let _ = reply.send(self.history(from, to));
+            }
+            Command::Forecast { params, reply } => {
+                let _ = reply.send(self.forecast(&params));
+            }
+            Command::Reload {
+                settings,
+                config_source,
+                edge,
+                reply,
+            } => self.reload(*settings, config_source, *edge, reply, group),
+            Command::StreamPosition { reply } => {
+                let _ = reply.send(self.stream_position.clone());
+            }
+            Command::Shutdown => group.stop = true,
+        }
+    }
+
+    /// Advances nothing itself (`process` has moved the clock for the group); rebuilds the
+    /// per-employee rows at this publish.
+    fn tick(&mut self, group: &mut Group) {
+        group.rebuild_rows = true;
+        // Test hook (debug builds only): proves that a panic on this thread ends the process
+        // instead of leaving it serving a frozen view.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("BACKLOGD_TEST_PANIC_IN_ENGINE").is_some() {
+            panic!("BACKLOGD_TEST_PANIC_IN_ENGINE is set");
+        }
+    }
+
+    /// Durability step 1: the stream source's position, once per group (only the last one
+    /// matters), after all the group's events, in the same commit.
+    fn log_stream_position(&mut self, group: &mut Group) {
+        if !group.stream_position_moved || group.store_error.is_some() {
+            return;
+        }
+        if let Some(position) = &self.stream_position {
+            let record = crate::store::encode_position(group.now, position);
+            self.logged_bytes += record.len() as u64;
+            if let Err(e) = self.log.append(&record) {
+                group.store_error = Some(e);
+            }
+        }
+    }
+
+    /// Durability step 2, the acknowledgement point: one write and (with `store.durability =
+    /// "fsync"`) one `fdatasync` for everything the group appended.
+    fn commit(&mut self, group: &mut Group) {
+        if !group.logged || group.store_error.is_some() {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.log.commit(self.store.durability);
+        self.telemetry
+            .store_commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = result {
+            group.store_error = Some(e);
+        }
+    }
+
+    /// The store failed: nothing of the failing group (nor of any later batch) is acknowledged
+    /// (`refuse`). The state may hold events that are not durable, so it is never snapshotted
+    /// again; the daemon is told to exit so that a restart recovers exactly what the disk holds.
+    fn fail_store(&mut self, error: &str) {
         tracing::error!(
             error,
             "event log write failed: refusing all further ingestion; the daemon will exit so that it is restarted and recovers from disk"
@@ -519,180 +498,12 @@ impl Engine {
         self.handle.failed.store(true, Ordering::SeqCst);
         self.telemetry.store_healthy.set(0);
         self.telemetry.ready.set(0);
-        for (reply, _) in waiting {
-            let _ = reply.send(IngestOutcome::Unavailable(format!(
-                "the event log could not be written ({error}); nothing of this request is acknowledged"
-            )));
-        }
         self.handle.failure.notify_one();
     }
 
-    /// Deletes log segments covered by both durable snapshots kept, then submits a new snapshot if
-    /// anything was logged since the last one. Encoding runs here (O(cases), a short pause); the
-    /// SQLite write runs on the snapshot thread.
-    fn snapshot_now(&mut self) {
-        self.last_snapshot = Instant::now();
-        self.logged_events = 0;
-        self.logged_bytes = 0;
-        let Some(writer) = &self.snapshots else {
-            return;
-        };
-        if let Some(durable) = writer.last_durable()
-            && self.durable_snapshots[0] != Some(durable.position)
-        {
-            self.durable_snapshots = [Some(durable.position), self.durable_snapshots[0]];
-        }
-        if let Some(previous) = self.durable_snapshots[1] {
-            match self.log.delete_segments_before(previous) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(segments = n, "deleted log segments covered by a snapshot"),
-                Err(e) => tracing::warn!(error = %e, "cannot delete old log segments"),
-            }
-        }
-        // After a log failure the state holds events that are not durable: never snapshot those.
-        if self.handle.failed.load(Ordering::SeqCst) || self.log.end() == self.snapshot_position {
-            return;
-        }
-        // The snapshot will say "replay from log.end()": that position must be durable before the
-        // snapshot is, whatever store.durability says, or a power loss leaves a snapshot pointing
-        // past the end of the log and a store that refuses to open.
-        if let Err(e) = self.log.sync() {
-            self.fail_store(&e.to_string(), Vec::new());
-            return;
-        }
-        let started = Instant::now();
-        let bytes = self.state.encode_snapshot();
-        tracing::debug!(
-            bytes = bytes.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "state encoded for a snapshot"
-        );
-        let meta = SnapshotMeta {
-            position: self.log.end(),
-            taken_at: wall_clock(),
-        };
-        self.snapshot_position = meta.position;
-        writer.submit(
-            bytes,
-            meta,
-            self.state.open_cases(),
-            self.source.clone(),
-            self.source_position.clone(),
-        );
-    }
-
-    /// Applies one batch and appends its applied events to the log (not yet committed). An append
-    /// error means the log is unusable; the caller then fails the whole group.
-    fn apply_batch(
-        &mut self,
-        batch: &IngestBatch,
-        now: EpochNanos,
-    ) -> Result<(IngestSummary, bool), log::LogError> {
-        let mut summary = IngestSummary::default();
-        let mut appended = false;
-        if let (Some(position), Some(committed)) = (&batch.position, &self.source_position)
-            && position.stream == committed.stream
-            && position.sequence <= committed.sequence
-        {
-            summary.duplicates = batch.items.len();
-            return Ok((summary, false));
-        }
-        let telemetry = &self.telemetry;
-        telemetry
-            .events_received
-            .with_label_values(&[batch.source])
-            .inc_by(batch.items.len() as u64);
-        for (index, (range, parsed)) in batch.items.iter().enumerate() {
-            let event = match parsed {
-                Ok(event) => event,
-                Err(rejected) => {
-                    telemetry.reject(rejected.rejection.reason);
-                    summary
-                        .rejected
-                        .push((index, rejected.id.clone(), rejected.rejection.clone()));
-                    continue;
-                }
-            };
-            if range.len() + 8 > log::MAX_PAYLOAD_BYTES {
-                let rejection = Rejection::new(
-                    crate::core::RejectReason::InvalidField,
-                    format!(
-                        "the event is {} bytes; one event may be at most {} bytes",
-                        range.len(),
-                        log::MAX_PAYLOAD_BYTES - 8
-                    ),
-                );
-                telemetry.reject(rejection.reason);
-                summary
-                    .rejected
-                    .push((index, Some(event.id.clone()), rejection));
-                continue;
-            }
-            match self.state.apply(event, now) {
-                Ok(Applied::New) => {
-                    let raw = &batch.body[range.clone()];
-                    // The size was checked above, so only a poisoned log fails here; the event is
-                    // already applied, so the caller fails the group and nothing is acknowledged.
-                    let record = encode_record(now, raw);
-                    self.log.append(&record)?;
-                    self.logged_events += 1;
-                    self.logged_bytes += record.len() as u64;
-                    appended = true;
-                    summary.accepted += 1;
-                    telemetry.applied(event.kind.event_type());
-                }
-                Ok(Applied::Duplicate) => {
-                    summary.duplicates += 1;
-                    telemetry.events_duplicate.inc();
-                }
-                Err(rejection) => {
-                    telemetry.reject(rejection.reason);
-                    summary
-                        .rejected
-                        .push((index, Some(event.id.clone()), rejection));
-                }
-            }
-        }
-        if let Some(position) = &batch.position {
-            // Logged once per group, after all its events (`process`), even when nothing of the
-            // message applied: its rejections are answered once.
-            self.source_position = Some(position.clone());
-            self.position_to_log = true;
-            appended = true;
-        }
-        Ok((summary, appended))
-    }
-
-    /// Switches to new settings. The switch is logged (committed with the rest of the group) so
-    /// that replay switches at the same point.
-    fn reload(
-        &mut self,
-        settings: CoreSettings,
-        source: Arc<[u8]>,
-        edge: EdgeSettings,
-        now: EpochNanos,
-    ) -> Result<(), ReloadError> {
-        self.state
-            .set_settings(settings.clone())
-            .map_err(ReloadError::Refused)?;
-        self.log
-            .append(&encode_settings(now, &source))
-            .map_err(ReloadError::Store)?;
-        self.source = source;
-        self.settings = Arc::new(settings);
-        self.set_edge(edge);
-        Ok(())
-    }
-
-    /// Replaces the edge settings; the per-employee rows are rebuilt at the next publish.
-    fn set_edge(&mut self, edge: EdgeSettings) {
-        if edge.employee_label != self.edge.employee_label
-            || edge.pseudonym_key != self.edge.pseudonym_key
-        {
-            self.workforce_builder.reset();
-        }
-        self.edge = Arc::new(edge);
-        self.workforce_dirty = true;
+    /// Whether the store has failed (in an earlier group or this one).
+    fn store_failed(&self, group: &Group) -> bool {
+        group.store_error.is_some() || self.handle.failed.load(Ordering::SeqCst)
     }
 
     /// Publishes a new view. The per-employee rows are rebuilt when something changed and either
@@ -722,109 +533,31 @@ impl Engine {
     }
 }
 
-/// Why a reload (or a configuration recorded in the store) did not take effect. The `Display` form
-/// is the answer of `POST /-/reload` and the text of the log line; no variant has a `source`, so the
-/// text is the whole story.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// Started on the built-in configuration.
-    #[error("running on the built-in configuration; there is no file to reload")]
-    NoFile,
-    /// The configuration file (or a stored configuration source) cannot be read or is invalid.
-    #[error("{0}")]
-    Config(ConfigError),
-    /// A configuration recorded in the store no longer validates.
-    #[error("the recorded configuration (from {origin}) is no longer valid: {error}")]
-    RecordedInvalid { origin: String, error: ConfigError },
-    /// The edge settings or a file a reload re-reads (tokens, certificate, metrics users) cannot
-    /// be used; the text carries the whole cause chain.
-    #[error("{0}")]
-    Edge(String),
-    /// The core settings cannot change in place.
-    #[error("{0}")]
-    Refused(crate::core::SettingsError),
-    /// Logging the switch failed; the store is failed from here on.
-    #[error("{0}")]
-    Store(log::LogError),
-    /// The store failed earlier.
-    #[error("{STORE_FAILED}")]
-    StoreFailed,
-    /// The engine is gone.
-    #[error("{SHUTTING_DOWN}")]
-    ShuttingDown,
-}
-
-/// The core settings a stored configuration source describes.
-fn settings_from(source: &[u8]) -> Result<CoreSettings, ReloadError> {
-    let source = crate::config::ConfigSource::from_bytes(source).map_err(ReloadError::Config)?;
-    let config = source
-        .load()
-        .map_err(|error| ReloadError::RecordedInvalid {
-            origin: source.origin.to_string(),
-            error,
-        })?;
-    Ok(crate::config::core_settings(&config))
-}
-
-/// Puts `state` under `settings`: in place when only derived figures change, otherwise (tracks,
-/// phases or roles changed) through its snapshot encoding, as a restart would.
-fn switch_settings(state: &mut State, settings: CoreSettings) -> Result<(), SnapshotError> {
-    if state.set_settings(settings.clone()).is_ok() {
-        return Ok(());
+/// Durability step 3, after the commit: every request of the group learns what became of it.
+fn answer(
+    ingests: Vec<(oneshot::Sender<IngestOutcome>, IngestSummary)>,
+    reloads: Vec<oneshot::Sender<Result<(), ReloadError>>>,
+) {
+    for (reply, summary) in ingests {
+        let _ = reply.send(IngestOutcome::Done(summary));
     }
-    let bytes = state.encode_snapshot();
-    *state = State::decode_snapshot(settings, &bytes)?;
-    Ok(())
+    for reply in reloads {
+        let _ = reply.send(Ok(()));
+    }
 }
 
-/// Parses a body into a batch for the engine, keeping each event's byte range in the body (the log
-/// stores the raw text of each applied event).
-pub fn batch_from_body(
-    body: Bytes,
-    format: wire::BodyFormat,
-    source: &'static str,
-    reply: oneshot::Sender<IngestOutcome>,
-    max_events: usize,
-) -> Result<IngestBatch, wire::BodyError> {
-    let base = body.as_ptr() as usize;
-    let items = wire::parse_body(format, &body, max_events)?
-        .into_iter()
-        .map(|item| {
-            // Every `raw` is a sub-slice of `body`: wire::parse_body only ever slices its input.
-            let start = item.raw.as_ptr() as usize - base;
-            (start..start + item.raw.len(), item.parsed)
-        })
-        .collect();
-    Ok(IngestBatch {
-        body,
-        items,
-        source,
-        position: None,
-        reply,
-    })
-}
-
-/// A batch for a body that cannot be split into events at all (a stream message is not an HTTP
-/// request that can be answered 400): one rejected item spanning the whole body, so that it is
-/// counted, answered and, for a stream source, its position still logged.
-pub fn batch_of_refused_body(
-    body: Bytes,
-    error: &wire::BodyError,
-    source: &'static str,
-    reply: oneshot::Sender<IngestOutcome>,
-) -> IngestBatch {
-    let rejection = Rejection::new(crate::core::RejectReason::InvalidJson, error.to_string());
-    IngestBatch {
-        items: vec![(
-            0..body.len(),
-            Err(ItemRejection {
-                id: None,
-                rejection,
-            }),
-        )],
-        body,
-        source,
-        position: None,
-        reply,
+/// Instead of step 3 when the commit failed: nothing of the group is acknowledged.
+fn refuse(
+    ingests: Vec<(oneshot::Sender<IngestOutcome>, IngestSummary)>,
+    reloads: Vec<oneshot::Sender<Result<(), ReloadError>>>,
+    error: &str,
+) {
+    for (reply, _) in ingests {
+        let _ = reply.send(IngestOutcome::Unavailable(format!(
+            "the event log could not be written ({error}); nothing of this request is acknowledged"
+        )));
+    }
+    for reply in reloads {
+        let _ = reply.send(Err(ReloadError::StoreFailed));
     }
 }

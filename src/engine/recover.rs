@@ -13,7 +13,62 @@ use crate::telemetry::Telemetry;
 use crate::workforce::{EdgeSettings, WorkforceBuilder};
 
 use super::replay::{self, Replayed};
-use super::{Engine, EngineHandle, StoreSettings, settings_from, switch_settings, wall_clock};
+
+/// Why the state cannot be recovered from the store; the daemon does not start. The text is the
+/// whole story (it names the file, the position or the setting, and the way out).
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("store.path: cannot create {}: {error}", dir.display())]
+    CreateDir {
+        dir: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    /// The log cannot be locked, opened or replayed, or the records recovery writes cannot be
+    /// committed.
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    /// The snapshot database cannot be read.
+    #[error(transparent)]
+    SnapshotDb(#[from] snapshot::SnapshotDbError),
+    /// The newest intact snapshot does not decode.
+    #[error("snapshot in {} cannot be loaded: {error}", path.display())]
+    Decode {
+        path: std::path::PathBuf,
+        error: SnapshotError,
+    },
+    /// The newest snapshot is damaged and the log does not replay from the one before it.
+    #[error(
+        "the newest snapshot in {} is damaged ({}), and the log does not replay from the \
+         previous one (at log position {from}): {error}. Restore the store from a backup \
+         (docs/store.md, Restore; docs/runbooks.md, BacklogdSnapshotDamaged)",
+        path.display(),
+        reasons.join("; ")
+    )]
+    NoFallback {
+        path: std::path::PathBuf,
+        reasons: Vec<String>,
+        from: LogPosition,
+        error: Box<RecoverError>,
+    },
+    /// A log record cannot be replayed.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// The current configuration cannot be applied to the recovered state.
+    #[error("the configuration cannot be applied to the stored state: {0}")]
+    Switch(SnapshotError),
+    /// A stream source would read its stream from the start into a store that holds events.
+    #[error(
+        "the store holds events but no position in the NATS stream {stream:?} (it was \
+         seeded by `backlogd backfill --store`, fed over HTTP, or consumed another \
+         stream): reading {stream:?} from its start would apply its events again. \
+         Set sources.nats.start_after to the last stream sequence the store's events \
+         cover (0 reads the whole stream anyway), or seed the store with `backlogd \
+         backfill --store DIR --stream-position {stream}:SEQUENCE`"
+    )]
+    NoStreamPosition { stream: String },
+}
+use super::reload::{settings_from, switch_settings};
+use super::{Clock, Engine, EngineHandle, StoreSettings};
 
 impl Engine {
     /// Recovers the state: the newest snapshot, decoded under the settings it was built with, then
@@ -21,22 +76,25 @@ impl Engine {
     /// switch them), then, if the configuration now differs, a switch to it that is itself logged.
     pub(super) fn recover(
         store: StoreSettings,
+        clock: Clock,
         settings: Arc<CoreSettings>,
-        source: Arc<[u8]>,
+        config_source: Arc<[u8]>,
         edge: Arc<EdgeSettings>,
         telemetry: Arc<Telemetry>,
         handle: EngineHandle,
-    ) -> anyhow::Result<Engine> {
+    ) -> Result<Engine, RecoverError> {
         let started = Instant::now();
         // Created durably: a first boot's directory entries survive a power loss.
-        crate::store::storage::create_dir_durably(&crate::store::storage::RealStorage, &store.dir)
-            .map_err(|e| {
-                anyhow::anyhow!("store.path: cannot create {}: {e}", store.dir.display())
-            })?;
+        crate::store::storage::create_dir_durably(&*store.storage, &store.dir).map_err(
+            |error| RecoverError::CreateDir {
+                dir: store.dir.clone(),
+                error,
+            },
+        )?;
         // The store's lock first, before the snapshot is read: a `backlogd backfill --store`
         // still writing this store (or another daemon) makes the start fail here, by name, instead
         // of starting empty and overwriting the backfill's snapshot with the next one.
-        let lock = log::lock_directory(&store.dir.join("log"))?;
+        let lock = log::lock_directory_with(store.storage.clone(), &store.dir.join("log"))?;
         let snapshot_path = store.dir.join("snapshots.sqlite");
         // The newest intact snapshot: a damaged newer one (checksum mismatch, unreadable) is
         // passed over, by name, and the log replays from the older one's position, which the log
@@ -91,7 +149,7 @@ impl Engine {
                 None => Ok(State::new(initial)),
             }
         };
-        let mut source_position = loaded
+        let mut stream_position = loaded
             .as_ref()
             .and_then(|loaded| loaded.source_position.clone());
         let mut replayed = 0u64;
@@ -120,9 +178,9 @@ impl Engine {
                 Replayed::Settings {
                     position,
                     at,
-                    source,
+                    config_source: recorded_source,
                 } => {
-                    let recorded = settings_from(&source).map_err(|e| {
+                    let recorded = settings_from(&recorded_source).map_err(|e| {
                         ReplayError(format!("settings record at {position:?}: {e}"))
                     })?;
                     // Live, the engine advanced its clock to the reload's instant before switching
@@ -132,9 +190,9 @@ impl Engine {
                     switch_settings(state, recorded.clone()).map_err(|e| {
                         ReplayError(format!("settings record at {position:?}: {e}"))
                     })?;
-                    in_force = Some((recorded, Arc::from(source)));
+                    in_force = Some((recorded, Arc::from(recorded_source)));
                 }
-                Replayed::SourcePosition(position) => source_position = Some(position),
+                Replayed::SourcePosition(position) => stream_position = Some(position),
             }
             replayed += 1;
             handle.replayed.store(replayed, Ordering::Relaxed);
@@ -148,23 +206,26 @@ impl Engine {
             decode,
             apply,
         )
-        .map_err(|e| match e {
-            replay::RecoveryError::Decode(e) => anyhow::anyhow!(
-                "snapshot in {} cannot be loaded: {e}",
-                snapshot_path.display()
-            ),
-            other if !damaged.is_empty() => anyhow::anyhow!(
-                "the newest snapshot in {} is damaged ({}), and the log does not replay from the \
-                 previous one (at log position {from}): {other}. Restore the store from a backup \
-                 (docs/store.md, Restore; docs/runbooks.md, BacklogdSnapshotDamaged)",
-                snapshot_path.display(),
-                damaged
-                    .iter()
-                    .map(|(_, reason)| reason.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            other => anyhow::Error::new(other),
+        .map_err(|e| {
+            let error = match e {
+                replay::RecoveryError::Decode(error) => {
+                    return RecoverError::Decode {
+                        path: snapshot_path.clone(),
+                        error,
+                    };
+                }
+                replay::RecoveryError::Log(e) => RecoverError::Log(e),
+                replay::RecoveryError::Replay(e) => RecoverError::Replay(e),
+            };
+            if damaged.is_empty() {
+                return error;
+            }
+            RecoverError::NoFallback {
+                path: snapshot_path.clone(),
+                reasons: damaged.iter().map(|(_, reason)| reason.clone()).collect(),
+                from,
+                error: Box::new(error),
+            }
         })?;
         let mut log = log;
         if !damaged.is_empty() {
@@ -181,9 +242,9 @@ impl Engine {
         }
         // From now on the current configuration is in force. Unless the log already says so, that
         // change is logged (and synced) before any event is applied under it.
-        let unchanged = in_force.as_ref().is_some_and(|(recorded, bytes)| {
-            **bytes == *source || format!("{recorded:?}") == format!("{settings:?}")
-        });
+        let unchanged = in_force
+            .as_ref()
+            .is_some_and(|(recorded, bytes)| **bytes == *config_source || *recorded == *settings);
         if !unchanged {
             if in_force.is_some() {
                 tracing::info!(
@@ -192,18 +253,16 @@ impl Engine {
             }
             // At an instant, as a reload: the clock there first, so that replaying this record
             // after a crash takes the midnights up to it under the settings before it, as here.
-            let at = wall_clock();
+            let at = clock.now();
             state.advance(at);
-            switch_settings(&mut state, (*settings).clone()).map_err(|e| {
-                anyhow::anyhow!("the configuration cannot be applied to the stored state: {e}")
-            })?;
-            log.append(&encode_settings(at, &source))?;
+            switch_settings(&mut state, (*settings).clone()).map_err(RecoverError::Switch)?;
+            log.append(&encode_settings(at, &config_source))?;
             log.commit(log::Durability::Fsync)?;
         }
-        let source = if unchanged {
-            in_force.map_or(source, |(_, bytes)| bytes)
+        let config_source = if unchanged {
+            in_force.map_or(config_source, |(_, bytes)| bytes)
         } else {
-            source
+            config_source
         };
         // A stream source resumes after the store's position in its stream. A store without one
         // starts it here, durably, before anything is consumed or ingested: after
@@ -212,36 +271,33 @@ impl Engine {
         // another stream before) and names no start would apply again what it holds, or what dedup
         // has forgotten of it: refused, naming the way out (docs/scaling.md).
         if let Some((stream, start_after)) = &store.stream_start
-            && source_position
+            && stream_position
                 .as_ref()
                 .is_none_or(|position| &position.stream != stream)
         {
             let sequence = match start_after {
                 Some(after) => *after,
-                None if state.holds_events() => anyhow::bail!(
-                    "the store holds events but no position in the NATS stream {stream:?} (it was \
-                     seeded by `backlogd backfill --store`, fed over HTTP, or consumed another \
-                     stream): reading {stream:?} from its start would apply its events again. \
-                     Set sources.nats.start_after to the last stream sequence the store's events \
-                     cover (0 reads the whole stream anyway), or seed the store with `backlogd \
-                     backfill --store DIR --stream-position {stream}:SEQUENCE`"
-                ),
+                None if state.holds_events() => {
+                    return Err(RecoverError::NoStreamPosition {
+                        stream: stream.clone(),
+                    });
+                }
                 None => 0,
             };
             let position = crate::store::SourcePosition {
                 stream: stream.clone(),
                 sequence,
             };
-            log.append(&crate::store::encode_position(wall_clock(), &position))?;
+            log.append(&crate::store::encode_position(clock.now(), &position))?;
             log.commit(log::Durability::Fsync)?;
             tracing::info!(stream = %stream, after = sequence, "the stream source starts after this sequence");
-            source_position = Some(position);
+            stream_position = Some(position);
         }
-        state.advance(wall_clock());
+        state.advance(clock.now());
         let snapshots = snapshot::Writer::start(snapshot_path, telemetry.snapshots_written.clone());
         tracing::info!(
             replayed,
-            source_position = ?source_position,
+            stream_position = ?stream_position,
             open_cases = state.open_cases(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recovery complete"
@@ -249,8 +305,9 @@ impl Engine {
         let mut engine = Engine {
             state,
             settings,
-            source,
+            config_source,
             edge,
+            clock,
             workforce: Arc::default(),
             workforce_builder: WorkforceBuilder::default(),
             workforce_dirty: true,
@@ -273,8 +330,7 @@ impl Engine {
             // soon, so that the next restart does not replay it again.
             logged_events: replayed,
             logged_bytes: replayed_bytes,
-            source_position,
-            position_to_log: false,
+            stream_position,
         };
         engine.publish(true);
         engine.handle.ready.store(true, Ordering::SeqCst);

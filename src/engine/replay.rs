@@ -28,7 +28,7 @@ pub(super) enum Replayed {
         position: LogPosition,
         /// The engine's clock when the reload was made.
         at: EpochNanos,
-        source: Box<[u8]>,
+        config_source: Box<[u8]>,
     },
     /// The stream source committed up to here.
     SourcePosition(crate::store::SourcePosition),
@@ -110,7 +110,7 @@ fn parse(position: LogPosition, payload: &[u8]) -> Result<Replayed, ReplayError>
         Some(Record::Settings { at, source }) => Ok(Replayed::Settings {
             position,
             at,
-            source: source.into(),
+            config_source: source.into(),
         }),
         Some(Record::Position(source_position)) => Ok(Replayed::SourcePosition(source_position)),
         None => Err(ReplayError(format!(

@@ -54,7 +54,7 @@ fn position(handle: &EngineHandle) -> Option<SourcePosition> {
     let (reply, answer) = oneshot::channel();
     handle
         .commands
-        .blocking_send(Command::SourcePosition { reply })
+        .blocking_send(Command::StreamPosition { reply })
         .expect("the engine runs");
     answer.blocking_recv().expect("answered")
 }
@@ -326,7 +326,7 @@ mod history_invariance {
             live.advance(nanos(at));
             match (step, raw(n, step, at)) {
                 (Step::Reload(variant), _) => {
-                    super::super::switch_settings(&mut live, settings(*variant))
+                    super::super::reload::switch_settings(&mut live, settings(*variant))
                         .expect("the variants keep tracks, phases and roles");
                     in_force = *variant;
                     if let Some(log) = &mut log {
@@ -361,7 +361,7 @@ mod history_invariance {
         let now = super::super::wall_clock();
         live.advance(now);
         if current != in_force {
-            super::super::switch_settings(&mut live, settings(current)).unwrap();
+            super::super::reload::switch_settings(&mut live, settings(current)).unwrap();
         }
 
         let config = sources[current].load().unwrap();

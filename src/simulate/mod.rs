@@ -34,16 +34,15 @@
 //!     // event.time: Unix seconds (events come in time order); event.line: one JSON object.
 //!     println!("{}", event.line);
 //! }
-//! # Ok::<(), anyhow::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! [`generate`] returns a [`Generator`], an iterator that simulates one day at a time: memory holds
 //! the open cases, the employees and one day of events, never the whole history, and the work is
 //! proportional to the number of events. A live demo can pass a `to` in the future and pace the
-//! events by their `time`. [`post`] sends a stream to a daemon in batches with retries;
-//! [`cli`] is the command line.
+//! events by their `time`. [`post`] sends a stream to a daemon in batches with retries; the
+//! command line is the binary's `src/cli/simulate.rs`.
 
-pub mod cli;
 mod json;
 pub mod model;
 pub mod post;
@@ -59,9 +58,7 @@ mod tests;
 mod validation;
 
 pub use model::StatsRow;
-pub use scenario::Scenario;
-
-use anyhow::bail;
+pub use scenario::{Scenario, ScenarioError};
 
 /// How to run a scenario. Times are Unix seconds (see [`time::parse_instant`]).
 #[derive(Debug, Clone)]
@@ -96,9 +93,24 @@ impl Default for Options {
     }
 }
 
+/// Options that do not fit the scenario or each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("--to ({to}) must be later than --from ({from})")]
+    EmptySpan { from: String, to: String },
+    #[error("--scale must be a positive number")]
+    BadScale,
+    #[error("--cases: scenario {0} registers no cases")]
+    NoCases(String),
+    #[error("--employees: scenario {0} hires no one")]
+    NoEmployees(String),
+    #[error("calendar.start: {0}")]
+    Start(String),
+}
+
 impl Options {
     /// The simulated span `(from, to)` for `scenario`.
-    pub fn span(&self, scenario: &Scenario) -> anyhow::Result<(i64, i64)> {
+    pub fn span(&self, scenario: &Scenario) -> Result<(i64, i64), OptionsError> {
         let days = i64::from(scenario.calendar.days) * time::DAY;
         let (from, to) = match (self.from, self.to) {
             (Some(from), Some(to)) => (from, to),
@@ -106,30 +118,29 @@ impl Options {
             (None, Some(to)) => (to - days, to),
             (None, None) => {
                 let from = time::parse_instant(&scenario.calendar.start)
-                    .map_err(|e| anyhow::anyhow!("calendar.start: {e}"))?;
+                    .map_err(|e| OptionsError::Start(e.to_string()))?;
                 (from, from + days)
             }
         };
         if to <= from {
-            bail!(
-                "--to ({}) must be later than --from ({})",
-                time::rfc3339(to),
-                time::rfc3339(from)
-            );
+            return Err(OptionsError::EmptySpan {
+                from: time::rfc3339(from),
+                to: time::rfc3339(to),
+            });
         }
         Ok((from, to))
     }
 
     /// The factors applied to the scenario's case and employee counts.
-    pub fn factors(&self, scenario: &Scenario) -> anyhow::Result<(f64, f64)> {
+    pub fn factors(&self, scenario: &Scenario) -> Result<(f64, f64), OptionsError> {
         if !(self.scale > 0.0 && self.scale.is_finite()) {
-            bail!("--scale must be a positive number");
+            return Err(OptionsError::BadScale);
         }
         let mut cases = self.scale;
         if let Some(n) = self.cases {
             let nominal = scenario.nominal_cases();
             if nominal <= 0.0 {
-                bail!("--cases: scenario {} registers no cases", scenario.name);
+                return Err(OptionsError::NoCases(scenario.name.clone()));
             }
             cases *= n as f64 / nominal;
         }
@@ -137,7 +148,7 @@ impl Options {
         if let Some(n) = self.employees {
             let nominal = scenario.nominal_employees();
             if nominal <= 0.0 {
-                bail!("--employees: scenario {} hires no one", scenario.name);
+                return Err(OptionsError::NoEmployees(scenario.name.clone()));
             }
             employees *= n as f64 / nominal;
         }
@@ -165,7 +176,7 @@ pub struct Generator {
 }
 
 /// Starts a run of `scenario` with `options`. Fails only on inconsistent options.
-pub fn generate(scenario: &Scenario, options: &Options) -> anyhow::Result<Generator> {
+pub fn generate(scenario: &Scenario, options: &Options) -> Result<Generator, OptionsError> {
     let (from, to) = options.span(scenario)?;
     let (case_factor, employee_factor) = options.factors(scenario)?;
     Ok(Generator {

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::core::event::{Contract, MAX_TEXT_BYTES};
-use anyhow::{Context, bail};
 use serde::Deserialize;
 
 /// The scenarios shipped in `config/scenarios/`, embedded so `backlogd simulate --scenario NAME`
@@ -420,22 +419,61 @@ impl Default for Attrition {
     }
 }
 
+/// Why a scenario cannot be used. Each message names the file or the parameter.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// A parameter out of range, inconsistent or of the wrong type (`problem` names it).
+    #[error("scenario {scenario}: {problem}")]
+    Invalid { scenario: String, problem: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A scenario file that does not parse or validate.
+    #[error("{path}: {problem}")]
+    InFile {
+        path: PathBuf,
+        problem: Box<ScenarioError>,
+    },
+    #[error(
+        "no scenario {name:?}: not a file, not in config/scenarios/, not one of the built-in {builtin}"
+    )]
+    Unknown { name: String, builtin: String },
+}
+
+/// A problem `validate` finds; `from_toml` names the scenario.
+fn invalid(problem: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        scenario: String::new(),
+        problem: problem.into(),
+    }
+}
+
 /// The roles the simulator knows how to play (they must also be in the daemon's `workforce.roles`).
 pub const ROLES: [&str; 3] = ["caseworker", "mentor", "decision_officer"];
 
 impl Scenario {
     /// Parses and validates scenario TOML; `name` becomes part of every generated id.
-    pub fn from_toml(name: &str, text: &str) -> anyhow::Result<Scenario> {
+    pub fn from_toml(name: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let source = ::config::File::from_str(text, ::config::FileFormat::Toml);
         let mut scenario: Scenario = ::config::Config::builder()
             .add_source(source)
             .build()
             .and_then(|c| c.try_deserialize())
-            .with_context(|| format!("scenario {name}"))?;
+            .map_err(|e| ScenarioError::Invalid {
+                scenario: name.to_owned(),
+                problem: e.to_string(),
+            })?;
         scenario.name = name.to_owned();
-        scenario
-            .validate()
-            .with_context(|| format!("scenario {name}"))?;
+        scenario.validate().map_err(|e| match e {
+            ScenarioError::Invalid { problem, .. } => ScenarioError::Invalid {
+                scenario: name.to_owned(),
+                problem,
+            },
+            other => other,
+        })?;
         Ok(scenario)
     }
 
@@ -449,7 +487,7 @@ impl Scenario {
 
     /// Resolves `name_or_path`: an existing file; else `config/scenarios/NAME.toml` in the working
     /// directory, then next to the binary; else the built-in scenario of that name.
-    pub fn resolve(name_or_path: &str) -> anyhow::Result<Scenario> {
+    pub fn resolve(name_or_path: &str) -> Result<Scenario, ScenarioError> {
         let direct = Path::new(name_or_path);
         let mut candidates: Vec<PathBuf> = Vec::new();
         if direct.extension().is_some_and(|e| e == "toml") || name_or_path.contains('/') {
@@ -466,31 +504,36 @@ impl Scenario {
         }
         for path in candidates {
             if path.is_file() {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| ScenarioError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let stem = path
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or("scenario");
-                return Scenario::from_toml(stem, &text)
-                    .with_context(|| format!("{}", path.display()));
+                return Scenario::from_toml(stem, &text).map_err(|e| ScenarioError::InFile {
+                    path: path.clone(),
+                    problem: Box::new(e),
+                });
             }
         }
         if let Some(scenario) = Scenario::builtin(name_or_path) {
             return Ok(scenario);
         }
-        bail!(
-            "no scenario {name_or_path:?}: not a file, not in config/scenarios/, not one of the built-in {}",
-            BUILTIN
+        Err(ScenarioError::Unknown {
+            name: name_or_path.to_owned(),
+            builtin: BUILTIN
                 .iter()
                 .map(|(n, _)| *n)
                 .collect::<Vec<_>>()
-                .join(", ")
-        )
+                .join(", "),
+        })
     }
 
     /// Checks ranges and cross-references; every error names the parameter.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    fn validate(&self) -> Result<(), ScenarioError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 40
             && self
@@ -498,13 +541,13 @@ impl Scenario {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !name_ok {
-            bail!(
+            return Err(invalid(format!(
                 "the scenario name {:?} must be 1-40 characters of a-z, 0-9, _ and -",
                 self.name
-            );
+            )));
         }
         crate::simulate::time::parse_instant(&self.calendar.start)
-            .map_err(|e| anyhow::anyhow!("calendar.start: {e}"))?;
+            .map_err(|e| invalid(format!("calendar.start: {e}")))?;
         for (i, a) in self.target.announcements.iter().enumerate() {
             if !a.announced_by.is_empty() {
                 check_text(
@@ -513,41 +556,43 @@ impl Scenario {
                 )?;
             }
             if a.note.len() > crate::core::event::MAX_NOTE_BYTES {
-                bail!(
+                return Err(invalid(format!(
                     "target.announcements[{i}].note: at most {} bytes",
                     crate::core::event::MAX_NOTE_BYTES
-                );
+                )));
             }
         }
         if self.calendar.days == 0 {
-            bail!("calendar.days: must be at least 1");
+            return Err(invalid("calendar.days: must be at least 1"));
         }
         let c = &self.cases;
         check_text(&c.track, "cases.track")?;
         if c.phases.is_empty() {
-            bail!("cases.phases: at least one phase");
+            return Err(invalid("cases.phases: at least one phase"));
         }
         for (i, p) in c.phases.iter().enumerate() {
             check_text(p, &format!("cases.phases[{i}]"))?;
         }
         if !c.phases.contains(&c.hearing_phase) {
-            bail!(
+            return Err(invalid(format!(
                 "cases.hearing_phase: {:?} is not one of cases.phases",
                 c.hearing_phase
-            );
+            )));
         }
         if c.phase_effort.len() != c.phases.len() {
-            bail!(
+            return Err(invalid(format!(
                 "cases.phase_effort: {} values for {} phases",
                 c.phase_effort.len(),
                 c.phases.len()
-            );
+            )));
         }
         if c.phase_effort.iter().any(|e| !(*e > 0.0 && *e <= 10.0)) {
-            bail!("cases.phase_effort: every value must be above 0 and at most 10");
+            return Err(invalid(
+                "cases.phase_effort: every value must be above 0 and at most 10",
+            ));
         }
         if c.locations.is_empty() {
-            bail!("cases.locations: at least one location");
+            return Err(invalid("cases.locations: at least one location"));
         }
         for (i, l) in c.locations.iter().enumerate() {
             check_text(l, &format!("cases.locations[{i}]"))?;
@@ -559,29 +604,31 @@ impl Scenario {
         for (i, point) in self.inflow.ramp.iter().enumerate() {
             nonneg(point.per_week, &format!("inflow.ramp[{i}].per_week"))?;
             if i > 0 && point.day <= last {
-                bail!("inflow.ramp[{i}].day: days must increase");
+                return Err(invalid(format!("inflow.ramp[{i}].day: days must increase")));
             }
             last = point.day;
         }
         for (i, g) in self.staff.iter().enumerate() {
             let key = format!("staff[{i}]");
             if !ROLES.contains(&g.role.as_str()) {
-                bail!(
+                return Err(invalid(format!(
                     "{key}.role: {:?} is not one of {}",
                     g.role,
                     ROLES.join(", ")
-                );
+                )));
             }
             if Contract::parse(&g.contract).is_none() {
-                bail!(
+                return Err(invalid(format!(
                     "{key}.contract: {:?} is not \"permanent\" or \"temporary\"",
                     g.contract
-                );
+                )));
             }
             nonneg(g.count, &format!("{key}.count"))?;
             share(g.stay_share, &format!("{key}.stay_share"))?;
             if g.promote && g.role == "caseworker" {
-                bail!("{key}.promote: caseworkers are promoted to another role, not to caseworker");
+                return Err(invalid(format!(
+                    "{key}.promote: caseworkers are promoted to another role, not to caseworker"
+                )));
             }
         }
         let p = &self.productivity;
@@ -603,7 +650,9 @@ impl Scenario {
         if !(self.pressure.full_backlog_days > self.pressure.free_backlog_days
             && self.pressure.free_backlog_days >= 0.0)
         {
-            bail!("pressure: full_backlog_days must be above free_backlog_days, both at least 0");
+            return Err(invalid(
+                "pressure: full_backlog_days must be above free_backlog_days, both at least 0",
+            ));
         }
         let h = &self.hearings;
         share(h.cancel_share, "hearings.cancel_share")?;
@@ -613,7 +662,7 @@ impl Scenario {
         )?;
         nonneg(h.retry_effort, "hearings.retry_effort")?;
         if h.reasons.is_empty() {
-            bail!("hearings.reasons: at least one reason");
+            return Err(invalid("hearings.reasons: at least one reason"));
         }
         let d = &self.decisions;
         for (value, key) in [
@@ -642,11 +691,13 @@ impl Scenario {
             share(value, key)?;
         }
         if d.granted_share + d.rejected_share > 1.0 {
-            bail!("decisions: granted_share + rejected_share must be at most 1");
+            return Err(invalid(
+                "decisions: granted_share + rejected_share must be at most 1",
+            ));
         }
         range(&d.reopen_after_days, "decisions.reopen_after_days")?;
         if d.reopen_after_days[0] == 0 {
-            bail!("decisions.reopen_after_days: at least 1 day");
+            return Err(invalid("decisions.reopen_after_days: at least 1 day"));
         }
         let a = &self.audits;
         nonneg(a.per_week, "audits.per_week")?;
@@ -669,10 +720,10 @@ impl Scenario {
             "case_events.transfer_unassign_share",
         )?;
         crate::simulate::time::approx_span_seconds(&e.extension_by)
-            .map_err(|m| anyhow::anyhow!("case_events.extension_by: {m}"))?;
+            .map_err(|m| invalid(format!("case_events.extension_by: {m}")))?;
         range(&e.suspension_days, "case_events.suspension_days")?;
         if e.suspension_days[0] == 0 {
-            bail!("case_events.suspension_days: at least 1 day");
+            return Err(invalid("case_events.suspension_days: at least 1 day"));
         }
         let r = &e.close_reasons;
         for (value, key) in [
@@ -720,30 +771,38 @@ impl Scenario {
     }
 }
 
-fn check_text(value: &str, key: &str) -> anyhow::Result<()> {
+fn check_text(value: &str, key: &str) -> Result<(), ScenarioError> {
     if value.is_empty() || value.len() > MAX_TEXT_BYTES {
-        bail!("{key}: must be 1 to {MAX_TEXT_BYTES} bytes");
+        return Err(invalid(format!(
+            "{key}: must be 1 to {MAX_TEXT_BYTES} bytes"
+        )));
     }
     Ok(())
 }
 
-fn nonneg(value: f64, key: &str) -> anyhow::Result<()> {
+fn nonneg(value: f64, key: &str) -> Result<(), ScenarioError> {
     if !(value >= 0.0 && value.is_finite()) {
-        bail!("{key}: must be a number at least 0, got {value}");
+        return Err(invalid(format!(
+            "{key}: must be a number at least 0, got {value}"
+        )));
     }
     Ok(())
 }
 
-fn share(value: f64, key: &str) -> anyhow::Result<()> {
+fn share(value: f64, key: &str) -> Result<(), ScenarioError> {
     if !(0.0..=1.0).contains(&value) {
-        bail!("{key}: must be a share from 0 to 1, got {value}");
+        return Err(invalid(format!(
+            "{key}: must be a share from 0 to 1, got {value}"
+        )));
     }
     Ok(())
 }
 
-fn range(values: &[u32], key: &str) -> anyhow::Result<()> {
+fn range(values: &[u32], key: &str) -> Result<(), ScenarioError> {
     if values.len() != 2 || values[0] > values[1] {
-        bail!("{key}: must be [low, high] with low <= high");
+        return Err(invalid(format!(
+            "{key}: must be [low, high] with low <= high"
+        )));
     }
     Ok(())
 }

@@ -277,6 +277,30 @@ fn bad_scenarios_name_the_parameter() {
 }
 
 #[test]
+fn a_scenario_that_cannot_be_used_says_why_by_variant() {
+    use crate::simulate::ScenarioError;
+    assert!(matches!(
+        Scenario::resolve("no-such-scenario"),
+        Err(ScenarioError::Unknown { name, builtin }) if name == "no-such-scenario" && builtin.contains("taskforce")
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[calendar]\ndays = 0\n").unwrap();
+    let Err(ScenarioError::InFile {
+        path: named,
+        problem,
+    }) = Scenario::resolve(path.to_str().unwrap())
+    else {
+        panic!("a bad file is InFile");
+    };
+    assert_eq!(named, path);
+    assert!(
+        matches!(*problem, ScenarioError::Invalid { ref scenario, ref problem } if scenario == "bad" && problem.contains("calendar.days")),
+        "{problem:?}"
+    );
+}
+
+#[test]
 fn options_reject_an_empty_span() {
     let scenario = Scenario::builtin("steady").unwrap();
     let options = Options {
@@ -284,7 +308,10 @@ fn options_reject_an_empty_span() {
         to: Some(100),
         ..Options::default()
     };
-    assert!(generate(&scenario, &options).is_err());
+    assert!(matches!(
+        generate(&scenario, &options),
+        Err(crate::simulate::OptionsError::EmptySpan { .. })
+    ));
     let only_to = Options {
         to: Some(1_000 * DAY),
         ..Options::default()

@@ -140,92 +140,9 @@ async fn session(
     let consuming = Arc::new(AtomicBool::new(false));
     let client = connect(config, metrics, consuming.clone()).await?;
     let context = jetstream::new(client.clone());
-    let stream_error = |e: &dyn std::fmt::Display| SourceError::Stream {
-        stream: config.stream.clone(),
-        message: e.to_string(),
-    };
-    let stream = if config.create_stream {
-        context
-            .get_or_create_stream(stream::Config {
-                name: config.stream.clone(),
-                subjects: config.subjects.clone(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| stream_error(&e))?
-    } else {
-        context
-            .get_stream(&config.stream)
-            .await
-            .map_err(|e| stream_error(&e))?
-    };
-    // Resume after the last message whose events the log holds (a position of another stream,
-    // after a change of `stream`, does not count).
-    let after = committed_position(engine)
-        .await?
-        .filter(|position| position.stream == config.stream)
-        .map_or(0, |position| position.sequence);
-    let bounds = {
-        let state = &stream.cached_info().state;
-        check_bounds(
-            after,
-            state.first_sequence,
-            state.last_sequence,
-            *missed_through,
-        )
-    };
-    metrics.behind.set(i64::from(bounds.behind));
-    if bounds.behind {
-        tracing::error!(
-            stream = %config.stream,
-            logged_position = after,
-            stream_last_sequence = bounds.last,
-            "the stream's last sequence is below the position this daemon logged: it was purged or recreated, and its messages up to the logged position will not be read (docs/runbooks.md, BacklogdSourceStreamBehind)"
-        );
-    }
-    if bounds.missed > 0 {
-        metrics.missed.inc_by(bounds.missed);
-        tracing::error!(
-            stream = %config.stream,
-            logged_position = after,
-            stream_first_sequence = bounds.first,
-            missed = bounds.missed,
-            "the stream no longer holds messages after the logged position: their events were never applied (docs/runbooks.md, BacklogdSourceMessagesMissed)"
-        );
-    }
-    *missed_through = bounds.counted_through;
-    let deliver_policy = if after == 0 {
-        DeliverPolicy::All
-    } else {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: after + 1,
-        }
-    };
-    // A durable consumer's start cannot be changed in place: it is recreated at every session.
-    if let Err(error) = stream.delete_consumer(&config.durable).await {
-        tracing::debug!(%error, durable = %config.durable, "no consumer to delete");
-    }
-    let consumer_error = |e: &dyn std::fmt::Display| SourceError::Consumer {
-        durable: config.durable.clone(),
-        message: e.to_string(),
-    };
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(config.durable.clone()),
-            deliver_policy,
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
-            max_ack_pending: i64::try_from(config.max_in_flight).unwrap_or(i64::MAX),
-            // One subject can be a filter on a 2.9 server; several need 2.10 (filter_subjects),
-            // so then the consumer reads the whole stream (docs/scaling.md).
-            filter_subject: match config.subjects.as_slice() {
-                [one] => one.clone(),
-                _ => String::new(),
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| consumer_error(&e))?;
+    let stream = open_stream(config, &context).await?;
+    let after = resume_point(config, engine, metrics, &stream, missed_through).await?;
+    let consumer = create_consumer(config, &stream, after).await?;
     let first_delivery = consumer.cached_info().delivered.consumer_sequence;
     let mut messages = consumer
         .stream()
@@ -233,7 +150,7 @@ async fn session(
         .heartbeat(HEARTBEAT)
         .messages()
         .await
-        .map_err(|e| consumer_error(&e))?;
+        .map_err(|e| consumer_error(config, &e))?;
     consuming.store(true, Ordering::SeqCst);
     metrics.connected.set(1);
     tracing::info!(
@@ -317,6 +234,122 @@ async fn session(
     let acked = acker.await.unwrap_or(Err(SourceError::EngineGone));
     consuming.store(false, Ordering::SeqCst);
     acked.and(consumed)
+}
+
+/// The configured stream, created first when `create_stream` says so.
+async fn open_stream(
+    config: &NatsConfig,
+    context: &jetstream::Context,
+) -> Result<jetstream::stream::Stream, SourceError> {
+    let stream_error = |e: &dyn std::fmt::Display| SourceError::Stream {
+        stream: config.stream.clone(),
+        message: e.to_string(),
+    };
+    if config.create_stream {
+        context
+            .get_or_create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: config.subjects.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| stream_error(&e))
+    } else {
+        context
+            .get_stream(&config.stream)
+            .await
+            .map_err(|e| stream_error(&e))
+    }
+}
+
+/// The stream sequence to resume after: the last position the log holds (of this stream), with
+/// the stream's bounds checked against it and any gap logged and counted.
+async fn resume_point(
+    config: &NatsConfig,
+    engine: &EngineHandle,
+    metrics: &SourceMetrics,
+    stream: &jetstream::stream::Stream,
+    missed_through: &mut u64,
+) -> Result<u64, SourceError> {
+    // Resume after the last message whose events the log holds (a position of another stream,
+    // after a change of `stream`, does not count).
+    let after = committed_position(engine)
+        .await?
+        .filter(|position| position.stream == config.stream)
+        .map_or(0, |position| position.sequence);
+    let bounds = {
+        let state = &stream.cached_info().state;
+        check_bounds(
+            after,
+            state.first_sequence,
+            state.last_sequence,
+            *missed_through,
+        )
+    };
+    metrics.behind.set(i64::from(bounds.behind));
+    if bounds.behind {
+        tracing::error!(
+            stream = %config.stream,
+            logged_position = after,
+            stream_last_sequence = bounds.last,
+            "the stream's last sequence is below the position this daemon logged: it was purged or recreated, and its messages up to the logged position will not be read (docs/runbooks.md, BacklogdSourceStreamBehind)"
+        );
+    }
+    if bounds.missed > 0 {
+        metrics.missed.inc_by(bounds.missed);
+        tracing::error!(
+            stream = %config.stream,
+            logged_position = after,
+            stream_first_sequence = bounds.first,
+            missed = bounds.missed,
+            "the stream no longer holds messages after the logged position: their events were never applied (docs/runbooks.md, BacklogdSourceMessagesMissed)"
+        );
+    }
+    *missed_through = bounds.counted_through;
+    Ok(after)
+}
+
+fn consumer_error(config: &NatsConfig, e: &dyn std::fmt::Display) -> SourceError {
+    SourceError::Consumer {
+        durable: config.durable.clone(),
+        message: e.to_string(),
+    }
+}
+
+/// The durable pull consumer, starting right after `after`.
+async fn create_consumer(
+    config: &NatsConfig,
+    stream: &jetstream::stream::Stream,
+    after: u64,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, SourceError> {
+    let deliver_policy = if after == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        }
+    };
+    // A durable consumer's start cannot be changed in place: it is recreated at every session.
+    if let Err(error) = stream.delete_consumer(&config.durable).await {
+        tracing::debug!(%error, durable = %config.durable, "no consumer to delete");
+    }
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(config.durable.clone()),
+            deliver_policy,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: i64::try_from(config.max_in_flight).unwrap_or(i64::MAX),
+            // One subject can be a filter on a 2.9 server; several need 2.10 (filter_subjects),
+            // so then the consumer reads the whole stream (docs/scaling.md).
+            filter_subject: match config.subjects.as_slice() {
+                [one] => one.clone(),
+                _ => String::new(),
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| consumer_error(config, &e))
 }
 
 /// What the stream's first and last sequence say about the messages after the logged position.
@@ -494,7 +527,7 @@ async fn committed_position(engine: &EngineHandle) -> Result<Option<SourcePositi
     let (reply, answer) = oneshot::channel();
     engine
         .commands
-        .send(Command::SourcePosition { reply })
+        .send(Command::StreamPosition { reply })
         .await
         .map_err(|_| SourceError::EngineGone)?;
     answer.await.map_err(|_| SourceError::EngineGone)

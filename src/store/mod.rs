@@ -18,7 +18,7 @@
 //! have none.
 
 #[cfg(test)]
-mod faulty;
+pub(crate) mod faulty;
 pub mod log;
 pub mod snapshot;
 pub mod storage;

@@ -30,6 +30,71 @@ use super::log::LogPosition;
 use crate::core::EpochNanos;
 
 const CHUNK_BYTES: usize = 8 << 20;
+
+/// Why the snapshot database or one of its rows cannot be used; the text names the file and the
+/// row.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotDbError {
+    #[error("cannot open snapshot database {}: {error}", path.display())]
+    Open {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("cannot read snapshot database {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("snapshot in {} has an invalid log position {segment}:{offset}", path.display())]
+    InvalidPosition {
+        path: PathBuf,
+        segment: i64,
+        offset: i64,
+    },
+    #[error("snapshot {id} in {} cannot be read: {error}", path.display())]
+    RowUnreadable {
+        path: PathBuf,
+        id: i64,
+        error: rusqlite::Error,
+    },
+    #[error("snapshot {id} in {} has an invalid source position", path.display())]
+    InvalidSourcePosition { path: PathBuf, id: i64 },
+    /// The row's parts disagree: its length with its chunks, its checksum with its contents, or
+    /// a chunk is not a blob.
+    #[error("snapshot {id} in {} is damaged: {reason}", path.display())]
+    Damaged {
+        path: PathBuf,
+        id: i64,
+        reason: String,
+    },
+    #[error("snapshot {id} in {} is too large ({bytes} bytes)", path.display())]
+    TooLarge { path: PathBuf, id: i64, bytes: i64 },
+    #[error("snapshot {id} in {}: cannot allocate {bytes} bytes: {reason}", path.display())]
+    Allocation {
+        path: PathBuf,
+        id: i64,
+        bytes: i64,
+        reason: std::collections::TryReserveError,
+    },
+    #[error("snapshot {id} in {} changed while it was read", path.display())]
+    Changed { path: PathBuf, id: i64 },
+    #[error("snapshot {id} in {} is incomplete: {read} of {length} bytes", path.display())]
+    Incomplete {
+        path: PathBuf,
+        id: i64,
+        read: usize,
+        length: i64,
+    },
+    /// The database cannot be read at all, with what an operator can do about it.
+    #[error("{error}. {}", way_out(path))]
+    Unusable {
+        path: PathBuf,
+        error: Box<SnapshotDbError>,
+    },
+    /// Every row is damaged: each row's damage, and the way out.
+    #[error("no intact snapshot in {}: {}. {}", path.display(), reasons.join("; "), way_out(path))]
+    NoneIntact { path: PathBuf, reasons: Vec<String> },
+}
 const KEEP: i64 = 2;
 
 /// What a snapshot covers.
@@ -157,12 +222,15 @@ pub fn save(
 
 /// What the newest snapshot covers, without loading its bytes; `None` when there is none (or no
 /// database).
-pub fn latest_meta(path: &Path) -> anyhow::Result<Option<SnapshotMeta>> {
+pub fn latest_meta(path: &Path) -> Result<Option<SnapshotMeta>, SnapshotDbError> {
     if !path.exists() {
         return Ok(None);
     }
     let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))?;
+        .map_err(|error| SnapshotDbError::Open {
+            path: path.to_owned(),
+            error,
+        })?;
     let newest = connection
         .query_row(
             "SELECT taken_at_ns, log_segment, log_offset FROM snapshots ORDER BY id DESC LIMIT 1",
@@ -184,7 +252,12 @@ pub fn latest_meta(path: &Path) -> anyhow::Result<Option<SnapshotMeta>> {
         {
             None
         }
-        Err(e) => anyhow::bail!("cannot read snapshot database {}: {e}", path.display()),
+        Err(error) => {
+            return Err(SnapshotDbError::Read {
+                path: path.to_owned(),
+                error,
+            });
+        }
     };
     let Some((taken_at, segment, offset)) = newest else {
         return Ok(None);
@@ -195,13 +268,18 @@ pub fn latest_meta(path: &Path) -> anyhow::Result<Option<SnapshotMeta>> {
     }))
 }
 
-fn position_from_columns(path: &Path, segment: i64, offset: i64) -> anyhow::Result<LogPosition> {
+fn position_from_columns(
+    path: &Path,
+    segment: i64,
+    offset: i64,
+) -> Result<LogPosition, SnapshotDbError> {
     match (u64::try_from(segment), u64::try_from(offset)) {
         (Ok(segment), Ok(offset)) => Ok(LogPosition { segment, offset }),
-        _ => anyhow::bail!(
-            "snapshot in {} has an invalid log position {segment}:{offset}",
-            path.display()
-        ),
+        _ => Err(SnapshotDbError::InvalidPosition {
+            path: path.to_owned(),
+            segment,
+            offset,
+        }),
     }
 }
 
@@ -231,7 +309,7 @@ pub struct Intact {
 
 /// The newest snapshot, or `None` when there is none. No fallback: a damaged newest row is an
 /// error (recovery uses `load_newest_intact`).
-pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
+pub fn load_latest(path: &Path) -> Result<Option<Loaded>, SnapshotDbError> {
     if !path.exists() {
         return Ok(None);
     }
@@ -246,14 +324,16 @@ pub fn load_latest(path: &Path) -> anyhow::Result<Option<Loaded>> {
 /// over the rows kept, with the damaged newer rows named; `None` when there is no snapshot. An
 /// error when the database cannot be read at all or every row is damaged: the message names the
 /// file, each row's damage and the way out.
-pub fn load_newest_intact(path: &Path) -> anyhow::Result<Option<Intact>> {
+pub fn load_newest_intact(path: &Path) -> Result<Option<Intact>, SnapshotDbError> {
     if !path.exists() {
         return Ok(None);
     }
-    let connection =
-        open_existing(path).map_err(|e| anyhow::anyhow!("{e:#}. {}", way_out(path)))?;
-    let ids =
-        row_ids(&connection, path).map_err(|e| anyhow::anyhow!("{e:#}. {}", way_out(path)))?;
+    let unusable = |error| SnapshotDbError::Unusable {
+        path: path.to_owned(),
+        error: Box::new(error),
+    };
+    let connection = open_existing(path).map_err(unusable)?;
+    let ids = row_ids(&connection, path).map_err(unusable)?;
     let mut damaged = Vec::new();
     for (index, &id) in ids.iter().enumerate() {
         match load_row(&connection, path, id) {
@@ -267,19 +347,16 @@ pub fn load_newest_intact(path: &Path) -> anyhow::Result<Option<Intact>> {
                     older,
                 }));
             }
-            Err(e) => damaged.push((id, format!("{e:#}"))),
+            Err(e) => damaged.push((id, e.to_string())),
         }
     }
     if damaged.is_empty() {
         return Ok(None);
     }
-    let reasons: Vec<String> = damaged.into_iter().map(|(_, reason)| reason).collect();
-    anyhow::bail!(
-        "no intact snapshot in {}: {}. {}",
-        path.display(),
-        reasons.join("; "),
-        way_out(path)
-    )
+    Err(SnapshotDbError::NoneIntact {
+        path: path.to_owned(),
+        reasons: damaged.into_iter().map(|(_, reason)| reason).collect(),
+    })
 }
 
 /// What an operator can do about a damaged snapshot database (docs/runbooks.md).
@@ -308,34 +385,57 @@ pub fn discard(path: &Path, ids: &[i64]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn open_existing(path: &Path) -> anyhow::Result<Connection> {
-    open(path).map_err(|e| anyhow::anyhow!("cannot open snapshot database {}: {e}", path.display()))
+fn open_existing(path: &Path) -> Result<Connection, SnapshotDbError> {
+    open(path).map_err(|error| SnapshotDbError::Open {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 /// The ids of the rows, newest first.
-fn row_ids(connection: &Connection, path: &Path) -> anyhow::Result<Vec<i64>> {
+fn row_ids(connection: &Connection, path: &Path) -> Result<Vec<i64>, SnapshotDbError> {
     let read = || -> rusqlite::Result<Vec<i64>> {
         let mut select = connection.prepare("SELECT id FROM snapshots ORDER BY id DESC")?;
         let ids = select.query_map([], |row| row.get(0))?;
         ids.collect()
     };
-    read().map_err(|e| anyhow::anyhow!("cannot read snapshot database {}: {e}", path.display()))
+    read().map_err(|error| SnapshotDbError::Read {
+        path: path.to_owned(),
+        error,
+    })
 }
 
-fn row_position(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<LogPosition> {
-    let (segment, offset) = connection.query_row(
-        "SELECT log_segment, log_offset FROM snapshots WHERE id = ?1",
-        params![id],
-        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
-    )?;
+fn row_position(
+    connection: &Connection,
+    path: &Path,
+    id: i64,
+) -> Result<LogPosition, SnapshotDbError> {
+    let (segment, offset) = connection
+        .query_row(
+            "SELECT log_segment, log_offset FROM snapshots WHERE id = ?1",
+            params![id],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+        )
+        .map_err(|error| SnapshotDbError::RowUnreadable {
+            path: path.to_owned(),
+            id,
+            error,
+        })?;
     position_from_columns(path, segment, offset)
 }
 
 /// One row read back and checked: its chunks add up to its length, and its checksum (if it has
 /// one) matches.
-fn load_row(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<Loaded> {
-    let read = |e: rusqlite::Error| {
-        anyhow::anyhow!("snapshot {id} in {} cannot be read: {e}", path.display())
+fn load_row(connection: &Connection, path: &Path, id: i64) -> Result<Loaded, SnapshotDbError> {
+    let read = |error: rusqlite::Error| SnapshotDbError::RowUnreadable {
+        path: path.to_owned(),
+        id,
+        error,
+    };
+    let damaged = |reason: String| SnapshotDbError::Damaged {
+        path: path.to_owned(),
+        id,
+        reason,
     };
     let (taken_at, segment, offset, length, settings, source_position_bytes, checksum) = connection
         .query_row(
@@ -359,10 +459,10 @@ fn load_row(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<Loa
     let source_position = match &source_position_bytes {
         None => None,
         Some(bytes) => Some(SourcePosition::from_bytes(bytes).ok_or_else(|| {
-            anyhow::anyhow!(
-                "snapshot {id} in {} has an invalid source position",
-                path.display()
-            )
+            SnapshotDbError::InvalidSourcePosition {
+                path: path.to_owned(),
+                id,
+            }
         })?),
     };
     let position = position_from_columns(path, segment, offset)?;
@@ -375,47 +475,49 @@ fn load_row(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<Loa
         )
         .map_err(read)?;
     if length != present {
-        anyhow::bail!(
-            "snapshot {id} in {} is damaged: it records {length} bytes but its chunks hold {present}",
-            path.display()
-        );
+        return Err(damaged(format!(
+            "it records {length} bytes but its chunks hold {present}"
+        )));
     }
-    let capacity = usize::try_from(present).map_err(|_| {
-        anyhow::anyhow!(
-            "snapshot {id} in {} is too large ({present} bytes)",
-            path.display()
-        )
+    let capacity = usize::try_from(present).map_err(|_| SnapshotDbError::TooLarge {
+        path: path.to_owned(),
+        id,
+        bytes: present,
     })?;
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(capacity).map_err(|e| {
-        anyhow::anyhow!(
-            "snapshot {id} in {}: cannot allocate {present} bytes: {e}",
-            path.display()
-        )
-    })?;
+    bytes
+        .try_reserve_exact(capacity)
+        .map_err(|reason| SnapshotDbError::Allocation {
+            path: path.to_owned(),
+            id,
+            bytes: present,
+            reason,
+        })?;
     let mut select = connection
         .prepare("SELECT data FROM snapshot_chunks WHERE snapshot_id = ?1 ORDER BY seq")
         .map_err(read)?;
     let mut rows = select.query(params![id]).map_err(read)?;
     while let Some(row) = rows.next().map_err(read)? {
-        let chunk =
-            row.get_ref(0).map_err(read)?.as_blob().map_err(|e| {
-                anyhow::anyhow!("snapshot {id} in {} is damaged: {e}", path.display())
-            })?;
+        let chunk = row
+            .get_ref(0)
+            .map_err(read)?
+            .as_blob()
+            .map_err(|e| damaged(e.to_string()))?;
         if bytes.len() + chunk.len() > capacity {
-            anyhow::bail!(
-                "snapshot {id} in {} changed while it was read",
-                path.display()
-            );
+            return Err(SnapshotDbError::Changed {
+                path: path.to_owned(),
+                id,
+            });
         }
         bytes.extend_from_slice(chunk);
     }
     if bytes.len() != capacity {
-        anyhow::bail!(
-            "snapshot {id} in {} is incomplete: {} of {length} bytes",
-            path.display(),
-            bytes.len()
-        );
+        return Err(SnapshotDbError::Incomplete {
+            path: path.to_owned(),
+            id,
+            read: bytes.len(),
+            length,
+        });
     }
     let meta = SnapshotMeta { position, taken_at };
     if let Some(stored) = checksum {
@@ -426,11 +528,9 @@ fn load_row(connection: &Connection, path: &Path, id: i64) -> anyhow::Result<Loa
             source_position_bytes.as_deref(),
         );
         if stored != i64::from(computed) {
-            anyhow::bail!(
-                "snapshot {id} in {} is damaged: its checksum does not match (stored {stored:08x}, \
-                 computed {computed:08x})",
-                path.display()
-            );
+            return Err(damaged(format!(
+                "its checksum does not match (stored {stored:08x}, computed {computed:08x})"
+            )));
         }
     }
     Ok(Loaded {

@@ -581,10 +581,17 @@ pub fn tls_request(
 /// A TLS client configuration (the ring provider, TLS 1.2 and 1.3) that trusts exactly the
 /// certificate `der` (a self-signed test certificate).
 pub fn client_trusting(der: &[u8]) -> Arc<rustls::ClientConfig> {
+    client_trusting_all(&[der])
+}
+
+/// Like `client_trusting`, trusting each of `ders`.
+pub fn client_trusting_all(ders: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
-        .expect("the test certificate is a usable trust anchor");
+    for der in ders {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+            .expect("the test certificate is a usable trust anchor");
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

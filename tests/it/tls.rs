@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Daemon, client_trusting, run_expecting_exit, shipped_config, tls_request};
+use crate::harness::{
+    Daemon, client_trusting, client_trusting_all, run_expecting_exit, shipped_config, tls_request,
+};
 
 /// A self-signed certificate for 127.0.0.1 and localhost, written as PEM files.
 struct TestCertificate {
@@ -26,12 +28,33 @@ impl TestCertificate {
             "localhost".to_owned(),
         ])
         .expect("rcgen makes a self-signed certificate");
+        TestCertificate::write(dir, name, &generated.cert, &generated.signing_key)
+    }
+
+    /// Like `new`, valid until midnight UTC at the start of `not_after` (year, month, day).
+    fn expiring(dir: &Path, name: &str, not_after: (i32, u8, u8)) -> TestCertificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .unwrap();
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let certificate = params.self_signed(&key).unwrap();
+        TestCertificate::write(dir, name, &certificate, &key)
+    }
+
+    /// Writes `certificate` and `key` to `dir/NAME.crt` and `dir/NAME.key`.
+    fn write(
+        dir: &Path,
+        name: &str,
+        certificate: &rcgen::Certificate,
+        key: &rcgen::KeyPair,
+    ) -> TestCertificate {
         let cert_file = dir.join(format!("{name}.crt"));
         let key_file = dir.join(format!("{name}.key"));
-        std::fs::write(&cert_file, generated.cert.pem()).unwrap();
-        std::fs::write(&key_file, generated.signing_key.serialize_pem()).unwrap();
+        std::fs::write(&cert_file, certificate.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
         TestCertificate {
-            der: generated.cert.der().to_vec(),
+            der: certificate.der().to_vec(),
             cert_file,
             key_file,
         }
@@ -426,5 +449,47 @@ fn tls_with_basic_auth_on_metrics() {
     );
     assert_eq!(admitted.status, 200, "{}", admitted.text());
     assert!(admitted.text().contains("backlogd_build_info"));
+    daemon.stop();
+}
+
+/// Midnight UTC at the start of the day (year, month, day), in seconds since the epoch: computed
+/// with jiff, independently of rcgen, which wrote the certificate, and of x509-parser, which the
+/// daemon reads it with.
+fn midnight_utc((year, month, day): (i32, u8, u8)) -> f64 {
+    jiff::civil::date(year as i16, month as i8, day as i8)
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+        .as_second() as f64
+}
+
+#[test]
+fn tls_certificate_expiry_is_exported_and_follows_a_reload() {
+    const EXPIRY: &str = "backlogd_tls_certificate_not_after_timestamp_seconds";
+    let dir = tempfile::tempdir().unwrap();
+    let live = TestCertificate::new(dir.path(), "live");
+    // Before 2050 a certificate writes its validity as UTCTime, from 2050 on as GeneralizedTime.
+    let (first_day, second_day) = ((2049, 12, 31), (2050, 1, 2));
+    let first = TestCertificate::expiring(dir.path(), "first", first_day);
+    let second = TestCertificate::expiring(dir.path(), "second", second_day);
+    first.install_as(&live);
+    let daemon = Daemon::start_tls(
+        &shipped_config(),
+        &dir.path().join("store"),
+        &tls_env(&live),
+        client_trusting_all(&[&first.der, &second.der]),
+    );
+    assert_eq!(daemon.metric(EXPIRY), Some(midnight_utc(first_day)));
+
+    // A renewal: the reload reads the new certificate, and the gauge follows.
+    second.install_as(&live);
+    daemon.signal("HUP");
+    daemon.await_metric(EXPIRY, midnight_utc(second_day));
+
+    // A broken renewal keeps the running certificate, and its expiry.
+    std::fs::write(&live.cert_file, "not a certificate\n").unwrap();
+    daemon.signal("HUP");
+    daemon.await_metric("backlogd_config_last_reload_successful", 0.0);
+    assert_eq!(daemon.metric(EXPIRY), Some(midnight_utc(second_day)));
     daemon.stop();
 }

@@ -38,11 +38,14 @@ route pager severity=page hours=business source=data alertname=RenewedBacklog
 route tickets severity=ticket hours=business source=data alertname=OverdueCasesHigh
 route tickets severity=ticket hours=business source=data alertname=BacklogForming track=asylum
 route tickets severity=ticket hours=business source=daemon alertname=BacklogdEventsRejected
+route pager severity=page hours=always source=daemon alertname=BacklogdCertificateExpiresSoon
+route tickets severity=ticket hours=business source=daemon alertname=BacklogdCertificateExpiring
 echo "alertmanager routing: SUCCESS"
 
 # The shipped inhibitions, with amtool against a real Alertmanager on the shipped file (they are
 # computed when alerts are queried): RenewedBacklog suppresses BacklogForming of its own track only,
-# BacklogdDown the data alerts of its own instance only.
+# BacklogdDown the data alerts of its own instance only, BacklogdCertificateExpiresSoon the
+# certificate's ticket of its own instance only.
 ALERTMANAGER="${ALERTMANAGER:-prometheus-alertmanager}"
 amdir=$(mktemp -d)
 amport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -62,6 +65,9 @@ add alertname=BacklogForming severity=ticket hours=business source=data job=back
 add alertname=BacklogdDown severity=page hours=always source=daemon job=backlogd instance=b:9723
 add alertname=OverdueCasesHigh severity=ticket hours=business source=data job=backlogd instance=b:9723
 add alertname=OverdueCasesHigh severity=ticket hours=business source=data job=backlogd instance=a:9723
+add alertname=BacklogdCertificateExpiresSoon severity=page hours=always source=daemon job=backlogd instance=a:9723
+add alertname=BacklogdCertificateExpiring severity=ticket hours=business source=daemon job=backlogd instance=a:9723
+add alertname=BacklogdCertificateExpiring severity=ticket hours=business source=daemon job=backlogd instance=c:9723
 # alertname/track-or-instance of each alert in a state, sorted.
 in_state() {
   "$AMTOOL" alert query --alertmanager.url="$amurl" --active --inhibited -o json | python3 -c '
@@ -75,8 +81,8 @@ kill "$ampid"
 wait "$ampid" 2>/dev/null || true
 rm -rf "$amdir"
 trap - EXIT
-if [[ $suppressed != "BacklogForming/asylum OverdueCasesHigh/b:9723" ]] \
-  || [[ $active != "BacklogForming/family BacklogdDown/b:9723 OverdueCasesHigh/a:9723 RenewedBacklog/asylum" ]]; then
+if [[ $suppressed != "BacklogForming/asylum BacklogdCertificateExpiring/a:9723 OverdueCasesHigh/b:9723" ]] \
+  || [[ $active != "BacklogForming/family BacklogdCertificateExpiresSoon/a:9723 BacklogdCertificateExpiring/c:9723 BacklogdDown/b:9723 OverdueCasesHigh/a:9723 RenewedBacklog/asylum" ]]; then
   echo "alertmanager inhibition: suppressed [$suppressed], active [$active]" >&2
   exit 1
 fi

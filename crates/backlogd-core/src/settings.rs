@@ -9,7 +9,7 @@ use super::time::EpochNanos;
 
 /// The settings the state core runs with. Built once per (re)load; indices into the vectors (track,
 /// phase, role, window) are the compact ids the core stores per case and employee.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CoreSettings {
     pub timezone: TimeZone,
     /// Events whose time is further ahead of "now" than this are rejected (`time_in_future`).
@@ -47,16 +47,27 @@ pub struct TrackSettings {
     pub penalty: PenaltySchedule,
 }
 
+/// Spans compare field by field (`P1M` is not `P30D`): as written, which is what a change of the
+/// configuration is.
+impl PartialEq for TrackSettings {
+    fn eq(&self, other: &TrackSettings) -> bool {
+        self.name == other.name
+            && self.decision_period.fieldwise() == other.decision_period.fieldwise()
+            && self.penalty_grace.fieldwise() == other.penalty_grace.fieldwise()
+            && self.penalty == other.penalty
+    }
+}
+
 /// A configured clearance target: the backlog of `track` (or of all tracks) should be cleared by
 /// `clear_by`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetSettings {
     pub name: String,
     pub track: Option<u8>,
     pub clear_by: EpochNanos,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowSettings {
     /// The duration exactly as written in the config, used as the `window` label.
     pub label: String,

@@ -243,6 +243,8 @@ impl fmt::Debug for EventLog {
 /// daemon from before it reads the snapshot until it stops; `backlogd backfill --store` while it
 /// builds one). [`EventLog::open_locked`] takes it over.
 pub struct DirLock {
+    /// The storage the directory is on; the log opened with the lock uses it.
+    storage: Arc<dyn Storage>,
     guard: Box<dyn Any + Send>,
 }
 
@@ -255,16 +257,20 @@ impl fmt::Debug for DirLock {
 /// Creates `dir` (durably) if needed and takes its lock (the `LOCK` file the log holds while it is
 /// open); [`LogError::Locked`] when someone else holds it.
 pub fn lock_directory(dir: &Path) -> Result<DirLock, LogError> {
-    let storage = RealStorage;
-    create_dir_durably(&storage, dir).map_err(io_err("create directory", dir))?;
-    Ok(DirLock {
-        guard: lock_dir(&storage, dir)?,
-    })
+    lock_directory_with(Arc::new(RealStorage), dir)
+}
+
+/// [`lock_directory`] on the given storage (the engine's tests inject faults and power losses).
+pub fn lock_directory_with(storage: Arc<dyn Storage>, dir: &Path) -> Result<DirLock, LogError> {
+    create_dir_durably(&*storage, dir).map_err(io_err("create directory", dir))?;
+    let guard = lock_dir(&*storage, dir)?;
+    Ok(DirLock { storage, guard })
 }
 
 impl EventLog {
     /// [`EventLog::open`] of a directory whose lock the caller took before (with
-    /// [`lock_directory`]), so that nothing else could change the store in between.
+    /// [`lock_directory`]), so that nothing else could change the store in between; on the
+    /// storage the lock was taken on.
     #[allow(clippy::type_complexity)]
     pub fn open_locked(
         lock: DirLock,
@@ -274,7 +280,7 @@ impl EventLog {
         on_record: &mut dyn FnMut(LogPosition, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<EventLog, LogError> {
         EventLog::open_inner(
-            Arc::new(RealStorage),
+            lock.storage,
             dir,
             Some(lock.guard),
             replay_from,

@@ -208,7 +208,8 @@ pub(super) fn count_valid_frames<R: Read + Seek>(
 ) -> io::Result<u64> {
     let mut count = 0;
     let mut at = from;
-    while let Some(valid) = find_valid_frame(file, at, file_len)? {
+    let finder = FrameFinder::new(file, from, file_len)?;
+    while let Some(valid) = finder.next(file, at)? {
         count += 1;
         file.seek(SeekFrom::Start(valid))?;
         let mut len_bytes = [0u8; 4];
@@ -251,41 +252,183 @@ pub(super) fn find_valid_frame<R: Read + Seek>(
     from: u64,
     file_len: u64,
 ) -> io::Result<Option<u64>> {
-    const WINDOW: usize = 1 << 20;
-    let header = FRAME_HEADER_LEN as usize;
-    let mut window = vec![0u8; WINDOW + header - 1];
-    let mut payload = Vec::new();
-    let mut base = from;
-    while base + FRAME_HEADER_LEN <= file_len {
-        let n = (window.len() as u64).min(file_len - base) as usize;
-        file.seek(SeekFrom::Start(base))?;
-        file.read_exact(&mut window[..n])?;
-        // Every offset whose 8 header bytes lie inside the window.
-        let candidates = n - (header - 1);
-        for i in 0..candidates {
-            let len_bytes = [window[i], window[i + 1], window[i + 2], window[i + 3]];
-            let len = u32::from_le_bytes(len_bytes) as usize;
-            let at = base + i as u64;
-            if len == 0 || len > MAX_PAYLOAD_BYTES || at + FRAME_HEADER_LEN + len as u64 > file_len
-            {
-                continue;
+    FrameFinder::new(file, from, file_len)?.next(file, from)
+}
+
+/// Finds valid frames in `origin..file_len` in time linear in its length, whatever the bytes say.
+///
+/// A damaged tail can claim a plausible length (up to 16 MiB) at almost every offset; checking
+/// each candidate's CRC over its claimed payload would cost O(n × length) (a crafted 2 MiB tail
+/// took 22 s). Instead one pass records the CRC of `origin..x` at every `CHECKPOINT` bytes. Then
+/// the CRC of any range comes from two prefix CRCs (each a checkpoint extended by fewer than
+/// `CHECKPOINT` bytes) and one shift: crc(A‖B) = crc(A)·x^(8|B|) ⊕ crc(B) over GF(2), the
+/// identity `crc32c_combine` computes, with x^(8|B|) looked up in two tables (`Powers`). Memory:
+/// 4 bytes per `CHECKPOINT` bytes of the range (64 KiB for a 64 MiB segment) plus the tables.
+pub(super) struct FrameFinder {
+    origin: u64,
+    file_len: u64,
+    /// `checkpoints[k]` = crc32c of `origin..origin + k·CHECKPOINT`.
+    checkpoints: Vec<u32>,
+}
+
+const CHECKPOINT: u64 = 64;
+
+impl FrameFinder {
+    pub(super) fn new<R: Read + Seek>(
+        file: &mut R,
+        origin: u64,
+        file_len: u64,
+    ) -> io::Result<Self> {
+        let mut checkpoints = vec![0u32];
+        let mut crc = 0u32;
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut at = origin;
+        file.seek(SeekFrom::Start(origin))?;
+        while at < file_len {
+            let n = (chunk.len() as u64).min(file_len - at) as usize;
+            file.read_exact(&mut chunk[..n])?;
+            // `at - origin` is a multiple of CHECKPOINT here: chunks are whole checkpoints.
+            for piece in chunk[..n].chunks(CHECKPOINT as usize) {
+                crc = checksum(crc, piece);
+                if piece.len() as u64 == CHECKPOINT {
+                    checkpoints.push(crc);
+                }
             }
-            let stored_crc =
-                u32::from_le_bytes([window[i + 4], window[i + 5], window[i + 6], window[i + 7]]);
-            let start = i + header;
-            let crc = if start + len <= n {
-                frame_crc(&len_bytes, &window[start..start + len])
-            } else {
-                payload.resize(len, 0);
-                file.seek(SeekFrom::Start(at + FRAME_HEADER_LEN))?;
-                file.read_exact(&mut payload)?;
-                frame_crc(&len_bytes, &payload)
-            };
-            if crc == stored_crc {
-                return Ok(Some(at));
-            }
+            at += n as u64;
         }
-        base += candidates as u64;
+        Ok(Self {
+            origin,
+            file_len,
+            checkpoints,
+        })
     }
-    Ok(None)
+
+    /// crc32c of `origin..x`: the checkpoint below `x` extended by the bytes up to it, taken from
+    /// `window` (the bytes at `window_base`) when it holds them, else read.
+    fn prefix<R: Read + Seek>(
+        &self,
+        file: &mut R,
+        window: &[u8],
+        window_base: u64,
+        x: u64,
+    ) -> io::Result<u32> {
+        let k = (x - self.origin) / CHECKPOINT;
+        let start = self.origin + k * CHECKPOINT;
+        let crc = self.checkpoints[k as usize];
+        if start >= window_base && x <= window_base + window.len() as u64 {
+            let from = (start - window_base) as usize;
+            return Ok(checksum(crc, &window[from..(x - window_base) as usize]));
+        }
+        let mut bytes = [0u8; CHECKPOINT as usize];
+        let bytes = &mut bytes[..(x - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(bytes)?;
+        Ok(checksum(crc, bytes))
+    }
+
+    /// The first valid frame at or after `from`.
+    pub(super) fn next<R: Read + Seek>(&self, file: &mut R, from: u64) -> io::Result<Option<u64>> {
+        const WINDOW: usize = 1 << 20;
+        let header = FRAME_HEADER_LEN as usize;
+        let powers = Powers::get();
+        let mut window = vec![0u8; WINDOW + header - 1];
+        let mut base = from;
+        while base + FRAME_HEADER_LEN <= self.file_len {
+            let n = (window.len() as u64).min(self.file_len - base) as usize;
+            file.seek(SeekFrom::Start(base))?;
+            file.read_exact(&mut window[..n])?;
+            // Every offset whose 8 header bytes lie inside the window.
+            let candidates = n - (header - 1);
+            for i in 0..candidates {
+                let len_bytes = [window[i], window[i + 1], window[i + 2], window[i + 3]];
+                let len = u32::from_le_bytes(len_bytes) as usize;
+                let at = base + i as u64;
+                let end = at + FRAME_HEADER_LEN + len as u64;
+                if len == 0 || len > MAX_PAYLOAD_BYTES || end > self.file_len {
+                    continue;
+                }
+                let stored_crc = u32::from_le_bytes([
+                    window[i + 4],
+                    window[i + 5],
+                    window[i + 6],
+                    window[i + 7],
+                ]);
+                // frame_crc = crc(len ‖ payload) = (crc(len) ⊕ P[start])·x^(8·len) ⊕ P[end],
+                // with P the prefix CRCs: crc(payload) = P[end] ⊕ P[start]·x^(8·len).
+                let start = at + FRAME_HEADER_LEN;
+                let before = self.prefix(file, &window[..n], base, start)?;
+                let after = self.prefix(file, &window[..n], base, end)?;
+                let crc = multiply(powers.of_bytes(len), checksum(0, &len_bytes) ^ before) ^ after;
+                if crc == stored_crc {
+                    return Ok(Some(at));
+                }
+            }
+            base += candidates as u64;
+        }
+        Ok(None)
+    }
+}
+
+/// The reflected CRC-32C polynomial (`crc32c`'s).
+const POLY: u32 = 0x82F6_3B78;
+
+/// a·b modulo the CRC-32C polynomial, both in the reflected bit order CRCs use (x^0 is the top
+/// bit), as zlib's `multmodp`.
+fn multiply(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0;
+    while m != 0 {
+        if a & m != 0 {
+            p ^= b;
+        }
+        m >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    p
+}
+
+/// x^(8·n) modulo the polynomial for every n up to 2^24 (so every payload length), as the product
+/// of two table entries: `low[n % 4096]` · `high[n / 4096]`. 32 KiB, computed once.
+struct Powers {
+    low: Vec<u32>,
+    high: Vec<u32>,
+}
+
+impl Powers {
+    fn get() -> &'static Powers {
+        static POWERS: std::sync::OnceLock<Powers> = std::sync::OnceLock::new();
+        POWERS.get_or_init(|| {
+            let one = 1u32 << 31;
+            let x8 = 1u32 << 23;
+            let mut low = vec![one; 4096];
+            for i in 1..4096 {
+                low[i] = multiply(low[i - 1], x8);
+            }
+            let step = multiply(low[4095], x8);
+            // 4097 entries: a payload of exactly 16 MiB (2^24 bytes) is allowed.
+            let mut high = vec![one; 4097];
+            for i in 1..4097 {
+                high[i] = multiply(high[i - 1], step);
+            }
+            Powers { low, high }
+        })
+    }
+
+    fn of_bytes(&self, n: usize) -> u32 {
+        debug_assert!(n <= MAX_PAYLOAD_BYTES, "payload lengths are at most 16 MiB");
+        multiply(self.low[n % 4096], self.high[n / 4096])
+    }
+}
+
+/// `crc32c_append`, counting the bytes it reads in tests (the finder's work must stay linear).
+fn checksum(crc: u32, data: &[u8]) -> u32 {
+    #[cfg(test)]
+    CHECKSUMMED.with(|c| c.set(c.get() + data.len() as u64));
+    crc32c::crc32c_append(crc, data)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes `checksum` read on this thread.
+    pub(super) static CHECKSUMMED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::post::{Pacer, Poster, send_events};
-use super::{Options, Scenario, generate, time};
+use backlogd::simulate::post::{Pacer, Poster, send_events};
+use backlogd::simulate::{Options, Scenario, StatsRow, generate, time};
 
-/// Generates a deterministic stream of case and workforce events (NDJSON) from a scenario.
-#[derive(Debug, clap::Args)]
-pub struct SimulateArgs {
+/// Generates a deterministic stream of scenario events (NDJSON) to stdout, a file or a daemon.
+#[derive(clap::Args)]
+pub struct Args {
     /// Scenario: a name (config/scenarios/NAME.toml in the working directory or next to the binary,
     /// else the built-in steady, taskforce or scale) or a path to a .toml file.
     #[arg(long)]
@@ -22,15 +22,15 @@ pub struct SimulateArgs {
     /// Start of the history (day 0): RFC 3339 with Z or an offset (2026-11-01T15:00:00+01:00),
     /// YYYY-MM-DD (midnight UTC) or now. Default: --to minus the scenario's calendar.days, else
     /// the scenario's calendar.start.
-    #[arg(long, value_parser = crate::instant::instant_arg)]
+    #[arg(long, value_parser = backlogd::instant::instant_arg)]
     pub from: Option<jiff::Timestamp>,
     /// End of the history (no later event), in the same forms. Default: --from plus the
     /// scenario's calendar.days.
-    #[arg(long, value_parser = crate::instant::instant_arg)]
+    #[arg(long, value_parser = backlogd::instant::instant_arg)]
     pub to: Option<jiff::Timestamp>,
     /// Emit only events later than this instant (the simulation still starts at --from), e.g. to
     /// continue a run posted earlier with --to.
-    #[arg(long, value_parser = crate::instant::instant_arg)]
+    #[arg(long, value_parser = backlogd::instant::instant_arg)]
     pub after: Option<jiff::Timestamp>,
     /// Write the NDJSON to this file instead of stdout.
     #[arg(long, conflicts_with = "url")]
@@ -48,6 +48,8 @@ pub struct SimulateArgs {
     /// File whose first non-comment line is the ingest bearer token (with --url).
     #[arg(long, requires = "url")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub ca_file: super::CaFile,
     /// At most this many events per second (sleeps between batches).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -72,7 +74,7 @@ pub struct SimulateArgs {
 }
 
 /// Runs the command: exit 0, 2 when the daemon rejected events, 1 on any other failure.
-pub fn run(args: SimulateArgs) -> ExitCode {
+pub fn run(args: Args) -> ExitCode {
     match execute(args) {
         Ok(code) => code,
         Err(e) => {
@@ -82,7 +84,7 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     }
 }
 
-fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let scenario = Scenario::resolve(&args.scenario)?;
     let options = Options {
         seed: args.seed,
@@ -96,8 +98,11 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let (from, to) = options.span(&scenario)?;
     let mut generator = generate(&scenario, &options)?;
     // Progress in simulated time.
-    let progress =
-        crate::progress::Progress::new(u64::try_from(to - from).unwrap_or(0), "events", args.quiet);
+    let progress = backlogd::progress::Progress::new(
+        u64::try_from(to - from).unwrap_or(0),
+        "events",
+        args.quiet,
+    );
     let mut events = generator
         .by_ref()
         .inspect(|event| progress.advance(u64::try_from(event.time - from).unwrap_or(0), 1));
@@ -107,7 +112,7 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             pacer.wait(1);
             event.line
         });
-        let published = crate::publish::publish_lines(nats, subject, lines)?;
+        let published = backlogd::publish::publish_lines(nats, subject, lines)?;
         progress.finish();
         println!(
             "published {}, duplicates {}",
@@ -122,10 +127,10 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let token = match &args.token_file {
-            Some(path) => crate::server::read_tokens(path)?.into_iter().next(),
+            Some(path) => backlogd::server::read_tokens(path)?.into_iter().next(),
             None => None,
         };
-        let poster = Poster::new(url, token)?;
+        let poster = Poster::new(args.ca_file.client(url, token)?);
         let totals = send_events(
             events.by_ref(),
             &poster,
@@ -196,7 +201,7 @@ fn execute(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     };
     if args.stats {
-        eprintln!("{}", super::StatsRow::HEADER);
+        eprintln!("{}", StatsRow::HEADER);
         for row in generator.stats() {
             eprintln!("{}", row.line());
         }

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::simulate::post::Poster;
-use crate::simulate::{Options, Scenario, generate, time::rfc3339};
+use backlogd::simulate::post::Poster;
+use backlogd::simulate::{Options, Scenario, generate, time::rfc3339};
 
+/// Runs the daemon with a temporary store, replays the taskforce scenario's history into it,
+/// then keeps emitting live events, and prints the URLs to look at.
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+pub struct Args {
     /// Where the daemon listens.
     #[arg(long, default_value = "127.0.0.1:9723")]
     pub listen: std::net::SocketAddr,
@@ -27,8 +29,8 @@ pub struct DemoArgs {
     pub live_per_second: u32,
 }
 
-pub fn run(args: DemoArgs) -> ExitCode {
-    let source = crate::config::ConfigSource::inline(include_str!("../config/backlogd.toml"));
+pub fn run(args: Args) -> ExitCode {
+    let source = backlogd::config::ConfigSource::inline(include_str!("../../config/backlogd.toml"));
     let mut config = match source.load() {
         Ok(config) => config,
         Err(e) => {
@@ -40,8 +42,8 @@ pub fn run(args: DemoArgs) -> ExitCode {
     config.server.listen = args.listen;
     config.store.path = store.clone();
     // A demo store is thrown away: skip fdatasync.
-    config.store.durability = crate::config::Durability::None;
-    crate::daemon::init_logging(&config);
+    config.store.durability = backlogd::config::Durability::None;
+    backlogd::daemon::init_logging(&config);
     let url = format!("http://{}", args.listen);
     println!("backlogd demo: store {} (removed on exit)", store.display());
     println!("  metrics:     {url}/metrics");
@@ -65,7 +67,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         }
     });
     // Only the store, listen address and durability differ from `source`: not core settings.
-    let result = crate::daemon::run(config, source, None);
+    let result = backlogd::daemon::run(config, source, None);
     let _ = std::fs::remove_dir_all(&store);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,9 +85,9 @@ fn now_seconds() -> i64 {
 /// Writes the store the daemon starts from: the scenario's history applied at its own times,
 /// through a temporary NDJSON file, as `backlogd backfill --store` does.
 fn seed(
-    config: &crate::config::Config,
-    source: &crate::config::ConfigSource,
-    args: &DemoArgs,
+    config: &backlogd::config::Config,
+    source: &backlogd::config::ConfigSource,
+    args: &Args,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let started = std::time::Instant::now();
@@ -107,19 +109,19 @@ fn seed(
         }
         out.flush()?;
         drop(out);
-        let backfill = crate::backfill::Options {
+        let backfill = backlogd::backfill::Options {
             files: vec![file.clone()],
             step: jiff::SignedDuration::from_hours(1),
             from: None,
             to: None,
-            max_samples: crate::backfill::DEFAULT_MAX_SAMPLES,
+            max_samples: backlogd::backfill::DEFAULT_MAX_SAMPLES,
             labels: Vec::new(),
             not_after: Some(jiff::Timestamp::now()),
             progress: false,
         };
         let (summary, state) =
-            crate::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;
-        let written = crate::backfill::store::write(&config.store.path, &state, source, None)?;
+            backlogd::backfill::run_to_state(config, &backfill, None::<std::io::Sink>)?;
+        let written = backlogd::backfill::store::write(&config.store.path, &state, source, None)?;
         println!(
             "backlogd demo: history seeded: {} events, {} days, {} open cases, in {:.1} s; live events follow",
             summary.applied,
@@ -134,8 +136,8 @@ fn seed(
 }
 
 /// Posts the live stream until the process ends.
-fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
-    let poster = Poster::new(url, None)?;
+fn feed(url: &str, args: &Args) -> anyhow::Result<()> {
+    let poster = Poster::new(backlogd::client::Client::new(url, None, None)?);
     let mut body = format!(
         "{{\"id\":\"demo-live-officer\",\"type\":\"employee.joined\",\"time\":\"{}\",\"data\":{{\"employee\":\"demo-officer\",\"role\":\"decision_officer\",\"experienced\":true}}}}\n",
         rfc3339(now_seconds())
@@ -171,6 +173,6 @@ fn feed(url: &str, args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The temporary store of this demo process.
-pub fn store_path() -> PathBuf {
+fn store_path() -> PathBuf {
     std::env::temp_dir().join(format!("backlogd-demo-{}", std::process::id()))
 }
