@@ -627,11 +627,18 @@ impl EventLog {
         let mut removed = false;
         // One past the newest known segment too: a failed create may still have left a file.
         // Segments a marker says exist must stay (a missing one is refused at open): those are
-        // cut back to their header instead, which replays nothing.
-        let recorded = list_manifests(&*self.storage, &self.dir)
-            .ok()
-            .and_then(|numbers| numbers.last().copied())
-            .unwrap_or(0);
+        // cut back to their header instead, which replays nothing. When the markers cannot be
+        // listed, any segment may be named by one: none is removed.
+        let recorded = match list_manifests(&*self.storage, &self.dir) {
+            Ok(numbers) => numbers.last().copied().unwrap_or(0),
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "event log: cannot list the segment markers; emptying the segments created by a failed commit instead of removing them"
+                );
+                u64::MAX
+            }
+        };
         for n in (end.segment + 1..=self.segment + 1).rev() {
             let path = segment_path(&self.dir, n);
             if n <= recorded {
