@@ -124,7 +124,7 @@ async fn run_async(
     raise_open_files_limit();
     // Unreadable or invalid tokens, certificate, key or users files stop the start, naming the
     // file.
-    let (tokens, tls, users) = read_edge_files(&config)?;
+    let EdgeFiles { tokens, tls, users } = EdgeFiles::read(&config)?;
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().map_err(DaemonError::Metrics)?);
     let metrics_users = users.map(|users| {
@@ -255,27 +255,33 @@ async fn wait_for_stop(
 
 /// The files the edge reads at start: the ingest tokens (`server.ingest_tokens_file`), the TLS
 /// certificate and key (`server.tls`), the `/metrics` users (`server.metrics_users_file`).
-fn read_edge_files(
-    config: &Config,
-) -> Result<(server::Tokens, Option<Arc<crate::tls::Tls>>, Option<Users>), DaemonError> {
-    let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
-        match &config.server.ingest_tokens_file {
-            Some(path) => server::read_token_digests(path)
-                .map_err(|e| DaemonError::Tokens(format!("{e:#}")))?,
-            None => Vec::new(),
-        },
-    ));
-    let tls = match &config.server.tls {
-        Some(files) => Some(Arc::new(
-            crate::tls::Tls::load(files).map_err(|e| DaemonError::Tls(format!("{e:#}")))?,
-        )),
-        None => None,
-    };
-    let users = match &config.server.metrics_users_file {
-        Some(path) => Some(Users::read(path)?),
-        None => None,
-    };
-    Ok((tokens, tls, users))
+struct EdgeFiles {
+    tokens: server::Tokens,
+    tls: Option<Arc<crate::tls::Tls>>,
+    users: Option<Users>,
+}
+
+impl EdgeFiles {
+    fn read(config: &Config) -> Result<EdgeFiles, DaemonError> {
+        let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
+            match &config.server.ingest_tokens_file {
+                Some(path) => server::read_token_digests(path)
+                    .map_err(|e| DaemonError::Tokens(format!("{e:#}")))?,
+                None => Vec::new(),
+            },
+        ));
+        let tls = match &config.server.tls {
+            Some(files) => Some(Arc::new(
+                crate::tls::Tls::load(files).map_err(|e| DaemonError::Tls(format!("{e:#}")))?,
+            )),
+            None => None,
+        };
+        let users = match &config.server.metrics_users_file {
+            Some(path) => Some(Users::read(path)?),
+            None => None,
+        };
+        Ok(EdgeFiles { tokens, tls, users })
+    }
 }
 
 /// Binds `server.listen` and says where, on the line tests read the address from.
