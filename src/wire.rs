@@ -7,7 +7,7 @@
 //! stores.
 
 use jiff::{Span, Timestamp};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use crate::core::event::{
     CloseReason, Contract, Event, EventKind, EventType, Extension, MAX_NOTE_BYTES, MAX_TEXT_BYTES,
@@ -197,17 +197,17 @@ pub fn parse_event(raw: &str) -> Result<Event, ItemRejection> {
         id: None,
         rejection: Rejection::new(RejectReason::InvalidJson, format!("not valid JSON: {e}")),
     })?;
-    let Value::Object(envelope) = value else {
+    let Json::Object(envelope) = value else {
         return Err(ItemRejection {
             id: None,
             rejection: Rejection::new(
                 RejectReason::InvalidJson,
-                format!("an event must be a JSON object, got {}", type_name(&value)),
+                format!("an event must be a JSON object, got {}", value.type_name()),
             ),
         });
     };
     let id = match envelope.get("id") {
-        Some(Value::String(id)) => Some(id.clone()),
+        Some(Json::Str(id)) => Some(id.clone().into_owned()),
         _ => None,
     };
     parse_envelope(&envelope).map_err(|rejection| ItemRejection { id, rejection })
@@ -215,7 +215,7 @@ pub fn parse_event(raw: &str) -> Result<Event, ItemRejection> {
 
 /// `raw` as a JSON value, refusing an object that repeats a key (serde_json keeps the last one
 /// silently), with the key's path (`data.case`, `x[0].a`) in the error.
-fn strict_value(raw: &str) -> serde_json::Result<Value> {
+fn strict_value(raw: &str) -> serde_json::Result<Json<'_>> {
     use serde::de::DeserializeSeed;
     let mut deserializer = serde_json::Deserializer::from_str(raw);
     let value = Strict { path: None }.deserialize(&mut deserializer)?;
@@ -248,48 +248,158 @@ impl std::fmt::Display for Path<'_> {
     }
 }
 
-/// A `serde_json::Value` that refuses repeated keys.
+/// A JSON value that borrows its texts from the event where it can (a text with an escape is
+/// copied): the parser allocates one vector per object and array, not one string per key and text.
+#[derive(Debug)]
+enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Str(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Object<'a>),
+}
+
+/// An object's members in their order; keys are unique (`Strict` refuses a repeated one).
+#[derive(Debug, Default)]
+struct Object<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
+
+impl<'a> Object<'a> {
+    /// Members are few (an event has at most a dozen known keys), so a scan beats a table.
+    fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+impl Json<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Number(_) => "a number",
+            Json::Str(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
+    }
+}
+
+/// The value as JSON text (for messages that quote it).
+impl std::fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |s: &str| serde_json::to_string(s).map_err(|_| std::fmt::Error);
+        match self {
+            Json::Null => f.write_str("null"),
+            Json::Bool(b) => write!(f, "{b}"),
+            Json::Number(n) => write!(f, "{n}"),
+            Json::Str(s) => f.write_str(&text(s)?),
+            Json::Array(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+            Json::Object(object) => {
+                f.write_str("{")?;
+                for (i, (key, value)) in object.0.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{}:{value}", text(key)?)?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+/// A [`Json`] value that refuses repeated keys.
 struct Strict<'a> {
     path: Option<&'a Path<'a>>,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
-    type Value = Value;
+    type Value = Json<'de>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Json<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
+/// An object key or text, borrowed from the input unless it holds an escape.
+struct Text;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Cow<'de, str>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Above this many members an object's repeated keys are found with a set, so that a hostile
+/// object of many keys costs O(n), not O(n²).
+const KEYS_SCANNED: usize = 16;
+
 impl<'de> serde::de::Visitor<'de> for Strict<'_> {
-    type Value = Value;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(v.into()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
         // JSON has no NaN or infinity, so `from_f64` always gives a number here.
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v)))
     }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let mut items = Vec::new();
         loop {
             let path = Path {
@@ -298,43 +408,51 @@ impl<'de> serde::de::Visitor<'de> for Strict<'_> {
             };
             match seq.next_element_seed(Strict { path: Some(&path) })? {
                 Some(item) => items.push(item),
-                None => return Ok(Value::Array(items)),
+                None => return Ok(Json::Array(items)),
             }
         }
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Json<'de>, A::Error> {
+        let mut object = Object::default();
+        let mut many: Option<std::collections::HashSet<Cow<'de, str>>> = None;
+        while let Some(key) = access.next_key_seed(Text)? {
             let path = Path {
                 step: Step::Key(&key),
                 parent: self.path,
             };
-            if map.contains_key(&key) {
+            let repeated = match &mut many {
+                Some(seen) => !seen.insert(key.clone()),
+                None => object.get(&key).is_some(),
+            };
+            if repeated {
                 return Err(serde::de::Error::custom(format!("duplicate key `{path}`")));
             }
             let value = access.next_value_seed(Strict { path: Some(&path) })?;
-            map.insert(key, value);
+            object.0.push((key, value));
+            if many.is_none() && object.0.len() == KEYS_SCANNED {
+                many = Some(object.0.iter().map(|(k, _)| k.clone()).collect());
+            }
         }
-        Ok(Value::Object(map))
+        Ok(Json::Object(object))
     }
 }
 
-fn parse_envelope(envelope: &Map<String, Value>) -> Result<Event, Rejection> {
+fn parse_envelope(envelope: &Object<'_>) -> Result<Event, Rejection> {
     let fields = Fields {
         object: envelope,
         prefix: "",
     };
     let id = fields.text("id")?;
     if let Some(version) = envelope.get("specversion")
-        && version != "1.0"
+        && !matches!(version, Json::Str(v) if v == "1.0")
     {
         return Err(Rejection::new(
             RejectReason::InvalidField,
             format!("field `specversion`: must be \"1.0\" when present, got {version}"),
         ));
     }
-    let type_name = fields.string("type")?;
-    let event_type = EventType::parse(&type_name).ok_or_else(|| {
+    let type_name = fields.str("type")?;
+    let event_type = EventType::parse(type_name).ok_or_else(|| {
         Rejection::new(
             RejectReason::UnknownType,
             format!("field `type`: \"{type_name}\" is not a known event type"),
@@ -342,14 +460,11 @@ fn parse_envelope(envelope: &Map<String, Value>) -> Result<Event, Rejection> {
     })?;
     let time = fields.timestamp("time")?;
     let data = match envelope.get("data") {
-        Some(Value::Object(data)) => data,
+        Some(Json::Object(data)) => data,
         Some(other) => {
             return Err(Rejection::new(
                 RejectReason::InvalidField,
-                format!(
-                    "field `data`: must be an object, got {}",
-                    self::type_name(other)
-                ),
+                format!("field `data`: must be an object, got {}", other.type_name()),
             ));
         }
         None => {
@@ -489,11 +604,11 @@ fn parse_data(event_type: EventType, d: &Fields<'_>) -> Result<EventKind, Reject
 
 /// Typed access to the fields of one JSON object, with errors that name the full field path.
 struct Fields<'a> {
-    object: &'a Map<String, Value>,
+    object: &'a Object<'a>,
     prefix: &'static str,
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
     /// `read` of `key` when the key is present (and not null), else `None`.
     fn optional<T>(
         &self,
@@ -509,7 +624,7 @@ impl Fields<'_> {
 
     /// Present and not `null`.
     fn present(&self, key: &str) -> bool {
-        !matches!(self.object.get(key), None | Some(Value::Null))
+        !matches!(self.object.get(key), None | Some(Json::Null))
     }
 
     fn missing(&self, key: &str) -> Rejection {
@@ -526,20 +641,25 @@ impl Fields<'_> {
         )
     }
 
-    fn string(&self, key: &str) -> Result<String, Rejection> {
+    /// A string, borrowed from the event.
+    fn str(&self, key: &str) -> Result<&'a str, Rejection> {
         match self.object.get(key) {
-            None | Some(Value::Null) => Err(self.missing(key)),
-            Some(Value::String(s)) => Ok(s.clone()),
+            None | Some(Json::Null) => Err(self.missing(key)),
+            Some(Json::Str(s)) => Ok(s),
             Some(other) => Err(self.invalid(
                 key,
-                format_args!("must be a string, got {}", type_name(other)),
+                format_args!("must be a string, got {}", other.type_name()),
             )),
         }
     }
 
+    fn string(&self, key: &str) -> Result<String, Rejection> {
+        self.str(key).map(str::to_owned)
+    }
+
     /// An identifier-like string of 1 to [`MAX_TEXT_BYTES`] bytes.
     fn text(&self, key: &str) -> Result<String, Rejection> {
-        let value = self.string(key)?;
+        let value = self.str(key)?;
         if value.is_empty() || value.len() > MAX_TEXT_BYTES {
             return Err(self.invalid(
                 key,
@@ -549,12 +669,12 @@ impl Fields<'_> {
                 ),
             ));
         }
-        Ok(value)
+        Ok(value.to_owned())
     }
 
     /// A free-text remark of at most [`MAX_NOTE_BYTES`] bytes.
     fn note(&self, key: &str) -> Result<String, Rejection> {
-        let value = self.string(key)?;
+        let value = self.str(key)?;
         if value.len() > MAX_NOTE_BYTES {
             return Err(self.invalid(
                 key,
@@ -564,25 +684,25 @@ impl Fields<'_> {
                 ),
             ));
         }
-        Ok(value)
+        Ok(value.to_owned())
     }
 
     fn bool(&self, key: &str) -> Result<bool, Rejection> {
         match self.object.get(key) {
-            None | Some(Value::Null) => Err(self.missing(key)),
-            Some(Value::Bool(b)) => Ok(*b),
+            None | Some(Json::Null) => Err(self.missing(key)),
+            Some(Json::Bool(b)) => Ok(*b),
             Some(other) => Err(self.invalid(
                 key,
-                format_args!("must be true or false, got {}", type_name(other)),
+                format_args!("must be true or false, got {}", other.type_name()),
             )),
         }
     }
 
     fn timestamp(&self, key: &str) -> Result<Timestamp, Rejection> {
-        let value = self.string(key)?;
+        let value = self.str(key)?;
         // RFC 3339 exactly: jiff alone also takes the basic format, missing seconds, a six-digit
         // year, a comma fraction, an offset of +24:00 or with seconds, and annotations.
-        crate::instant::parse_rfc3339(&value).map_err(|_| {
+        crate::instant::parse_rfc3339(value).map_err(|_| {
             self.invalid(
                 key,
                 format_args!(
@@ -593,7 +713,7 @@ impl Fields<'_> {
     }
 
     fn positive_span(&self, key: &str) -> Result<Span, Rejection> {
-        let value = self.string(key)?;
+        let value = self.str(key)?;
         let span = value.parse::<Span>().map_err(|_| {
             self.invalid(
                 key,
@@ -612,24 +732,13 @@ impl Fields<'_> {
         parse: fn(&str) -> Option<T>,
         allowed: &[&str],
     ) -> Result<T, Rejection> {
-        let value = self.string(key)?;
-        parse(&value).ok_or_else(|| {
+        let value = self.str(key)?;
+        parse(value).ok_or_else(|| {
             self.invalid(
                 key,
                 format_args!("\"{value}\" is not one of {}", allowed.join(", ")),
             )
         })
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -726,6 +835,69 @@ mod tests {
             "invalid_json: an event must be a JSON object, got an array"
         );
         assert!(reject("{nope").starts_with("invalid_json: not valid JSON"));
+    }
+
+    /// The parser borrows texts from the event; one with an escape is decoded into its own copy,
+    /// and a value quoted in a message is shown as JSON whatever its type.
+    #[test]
+    fn escaped_texts_decode_and_quoted_values_show_as_json() {
+        let event = parse_event(
+            r#"{"id":"e\u002d1","type":"case.assigned","time":"2025-01-01T00:00:00Z","data":{"case":"Z\"1\"","employee":"caf\u00e9"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(event.id, "e-1");
+        let EventKind::CaseAssigned { case, employee } = event.kind else {
+            panic!("a case.assigned event");
+        };
+        assert_eq!((case.as_str(), employee.as_str()), ("Z\"1\"", "café"));
+        for (version, shown) in [
+            ("2", "2"),
+            ("1.5", "1.5"),
+            ("null", "null"),
+            (r#"["1.0"]"#, r#"["1.0"]"#),
+            (r#"{"v":"1\n0"}"#, r#"{"v":"1\n0"}"#),
+        ] {
+            let raw = format!(
+                r#"{{"id":"e","specversion":{version},"type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{{"case":"c"}}}}"#
+            );
+            assert_eq!(
+                reject(&raw),
+                format!(
+                    "invalid_field: field `specversion`: must be \"1.0\" when present, got {shown}"
+                )
+            );
+        }
+    }
+
+    /// Repeated keys are found in objects of any size: by a scan in small ones, by a set past
+    /// `KEYS_SCANNED` members (so that an object of many keys costs linear time).
+    #[test]
+    fn repeated_keys_are_found_in_large_objects() {
+        for (members, repeat_of) in [
+            (5, 2),
+            (KEYS_SCANNED, 0),
+            (KEYS_SCANNED + 1, 3),
+            (5000, 4321),
+        ] {
+            let mut extra: Vec<String> = (0..members).map(|i| format!(r#""x{i}":{i}"#)).collect();
+            extra.push(format!(r#""x{repeat_of}":true"#));
+            let raw = format!(
+                r#"{{"id":"e","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{{"case":"c",{}}}}}"#,
+                extra.join(",")
+            );
+            let message = reject(&raw);
+            assert!(
+                message.contains(&format!("duplicate key `data.x{repeat_of}`")),
+                "{members} members: {message}"
+            );
+            // Without the repeat the same object is an event (unknown keys are ignored).
+            extra.pop();
+            let raw = format!(
+                r#"{{"id":"e","type":"case.hearing_held","time":"2025-01-01T00:00:00Z","data":{{"case":"c",{}}}}}"#,
+                extra.join(",")
+            );
+            assert!(parse_event(&raw).is_ok(), "{members} members");
+        }
     }
 
     /// Issue 24: with duplicate keys the last one won silently (a second `id` made the event
