@@ -26,6 +26,11 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+/// How long one request may take, from connecting to the answer's last byte, unless the command's
+/// `--timeout` says otherwise. The daemon answers a batch after its commit, in milliseconds; a
+/// minute means it hangs.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Why a request failed. Only [`ClientError::Refused`] and a 503 [`ClientError::Status`] are worth
 /// retrying.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,10 @@ pub enum ClientError {
     /// The connection failed after it was made (closed before the answer, not HTTP, ...).
     #[error("{url}: the request failed: {reason}")]
     Transport { url: String, reason: String },
+    /// No whole answer within the client's timeout: the server accepted the connection but hangs
+    /// (not retried: the request may have been applied).
+    #[error("{url}: no answer within {after:?}")]
+    TimedOut { url: String, after: Duration },
     /// The server answered, with a status the caller did not expect.
     #[error("{method} {url} answered {status}: {message}")]
     Status {
@@ -105,6 +114,8 @@ pub struct Response {
 /// A blocking client of one server (`base`, e.g. `https://backlogd.example:9723`).
 pub struct Client {
     runtime: tokio::runtime::Runtime,
+    /// The bound on one request, from connecting to the answer's last byte.
+    timeout: Duration,
     http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     token: Option<String>,
@@ -173,10 +184,17 @@ impl Client {
         };
         Ok(Client {
             runtime,
+            timeout: DEFAULT_TIMEOUT,
             http,
             base,
             token,
         })
+    }
+
+    /// The same client, bounding each request by `timeout` instead of [`DEFAULT_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
     }
 
     /// The base URL, without a trailing `/`.
@@ -211,7 +229,7 @@ impl Client {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        self.runtime.block_on(async {
+        let exchange = async {
             let response = self
                 .http
                 .request(request)
@@ -228,6 +246,16 @@ impl Client {
                 })?
                 .to_bytes();
             Ok(Response { status, body })
+        };
+        self.runtime.block_on(async {
+            tokio::time::timeout(self.timeout, exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ClientError::TimedOut {
+                        url: self.base.clone(),
+                        after: self.timeout,
+                    })
+                })
         })
     }
 

@@ -135,21 +135,9 @@ async fn run_async(
     config_path: Option<PathBuf>,
 ) -> Result<(), DaemonError> {
     raise_open_files_limit();
-    let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
-        match &config.server.ingest_tokens_file {
-            Some(path) => server::read_token_digests(path)?,
-            None => Vec::new(),
-        },
-    ));
-    // Unreadable or invalid certificate, key or users files stop the start, naming the file.
-    let tls = match &config.server.tls {
-        Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
-        None => None,
-    };
-    let users = match &config.server.metrics_users_file {
-        Some(path) => Some(Users::read(path)?),
-        None => None,
-    };
+    // Unreadable or invalid tokens, certificate, key or users files stop the start, naming the
+    // file.
+    let EdgeFiles { tokens, tls, users } = EdgeFiles::read(&config)?;
     let edge = crate::workforce::EdgeSettings::from_config(&config)?;
     let telemetry = Arc::new(Telemetry::new().map_err(DaemonError::Metrics)?);
     let metrics_users = users.map(|users| {
@@ -166,12 +154,7 @@ async fn run_async(
         Some(_) => Some(telemetry.source_metrics().map_err(DaemonError::Metrics)?),
         None => None,
     };
-    let listener = server::bind(config.server.listen).await?;
-    let local = listener.local_addr().map_err(DaemonError::ListenAddress)?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    // Tests start the daemon on port 0 and read the chosen address from this line.
-    tracing::info!(address = %local, scheme, "listening");
-    eprintln!("backlogd listening on {scheme}://{local}");
+    let listener = listen(&config, tls.is_some()).await?;
 
     let (handle, recovered, engine_thread) =
         engine::start(&config, &source, edge, telemetry.clone());
@@ -181,75 +164,33 @@ async fn run_async(
         telemetry.clone(),
     ));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    let app = Arc::new(
-        App::new(
-            handle.clone(),
-            telemetry.clone(),
-            &config.server,
-            tokens.clone(),
-            reload_tx,
-        )
-        .with_tls(tls.clone())
-        .with_metrics_users(metrics_users.clone()),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server::serve(
-        listener,
-        app,
-        async {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(10),
-    ));
+    let app = App::new(
+        handle.clone(),
+        telemetry.clone(),
+        &config.server,
+        tokens.clone(),
+        reload_tx,
+    )
+    .with_tls(tls.clone())
+    .with_metrics_users(metrics_users.clone());
+    let server = Server::start(listener, app);
 
     let signals = shutdown_signal();
     tokio::pin!(signals);
     // SIGHUP during recovery must not kill the daemon (its default action): listen from the start;
     // a reload requested before recovery completes is served once it has.
     let hangup = hangup_signal();
-    let recovered = recovered;
-    tokio::pin!(recovered);
-    let mut progress = tokio::time::interval(RECOVERY_PROGRESS_PERIOD);
-    let mut last_replayed = 0;
-    loop {
-        tokio::select! {
-            result = &mut recovered => match result {
-                Ok(Ok(())) => {
-                    tracing::info!("ready");
-                    notify_systemd(&[
-                        sd_notify::NotifyState::Ready,
-                        sd_notify::NotifyState::Status("ready"),
-                    ]);
-                    break;
-                }
-                Ok(Err(e)) => {
-                    let _ = stop_tx.send(());
-                    let _ = server_task.await;
-                    return Err(DaemonError::Recover(e));
-                }
-                Err(_) => return Err(DaemonError::EngineGone),
-            },
-            () = &mut signals => {
-                tracing::info!("stopping during recovery");
-                let _ = stop_tx.send(());
-                let _ = server_task.await;
-                return Ok(());
-            }
-            _ = progress.tick() => {
-                // A long replay keeps extending systemd's start timeout while it makes progress;
-                // a stuck one stops extending it, and systemd's TimeoutStartSec ends it.
-                let replayed = handle.replayed.load(std::sync::atomic::Ordering::Relaxed);
-                let status = format!("recovering: {replayed} log records replayed");
-                let mut states = vec![sd_notify::NotifyState::Status(&status)];
-                if replayed > last_replayed {
-                    states.push(sd_notify::NotifyState::ExtendTimeoutUsec(
-                        (RECOVERY_PROGRESS_PERIOD * 4).as_micros() as u32,
-                    ));
-                }
-                last_replayed = replayed;
-                notify_systemd(&states);
-            }
+    match wait_for_recovery(recovered, &mut signals, &handle).await {
+        Recovery::Ready => {}
+        Recovery::Stopped => {
+            server.stop().await;
+            return Ok(());
         }
+        Recovery::Failed(e) => {
+            server.stop().await;
+            return Err(DaemonError::Recover(e));
+        }
+        Recovery::EngineGone => return Err(DaemonError::EngineGone),
     }
 
     let ticker = tokio::spawn(tick(handle.clone(), config.time.tick));
@@ -279,20 +220,10 @@ async fn run_async(
     ));
     let watchdog = sd_notify::watchdog_enabled()
         .map(|period| tokio::spawn(feed_watchdog(period, handle.heartbeat.clone())));
-    let store_failed = tokio::select! {
-        () = &mut signals => false,
-        () = handle.failure.notified() => true,
-    };
-    if store_failed {
-        // Keep answering /readyz 503 and /metrics (backlogd_store_healthy 0) for a moment so that a
-        // scrape can see why, then exit non-zero: the service manager restarts the daemon and
-        // recovery reads what the disk holds, not the page cache of this process.
-        notify_systemd(&[sd_notify::NotifyState::Status(
-            "the event log failed; exiting to be restarted",
-        )]);
-        tokio::time::sleep(STORE_FAILURE_LINGER).await;
-    }
+    let store_failed = wait_for_stop(&mut signals, &handle).await;
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // The inputs first (watchdog, reloads, the stream source), then the server with its in-flight
+    // requests, then the timers, then the engine after everything queued before its stop.
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
@@ -302,8 +233,7 @@ async fn run_async(
         source.abort();
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    let _ = stop_tx.send(());
-    let _ = server_task.await;
+    server.stop().await;
     ticker.abort();
     disk.abort();
     let _ = handle.commands.send(Command::Shutdown).await;
@@ -315,6 +245,151 @@ async fn run_async(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT, or for the store to fail; true for the store. After a failure the
+/// daemon keeps answering for a moment (`STORE_FAILURE_LINGER`) before it stops.
+async fn wait_for_stop(
+    signals: &mut (impl std::future::Future<Output = ()> + Unpin),
+    handle: &engine::EngineHandle,
+) -> bool {
+    let store_failed = tokio::select! {
+        () = &mut *signals => false,
+        () = handle.failure.notified() => true,
+    };
+    if store_failed {
+        // Keep answering /readyz 503 and /metrics (backlogd_store_healthy 0) for a moment so that a
+        // scrape can see why, then exit non-zero: the service manager restarts the daemon and
+        // recovery reads what the disk holds, not the page cache of this process.
+        notify_systemd(&[sd_notify::NotifyState::Status(
+            "the event log failed; exiting to be restarted",
+        )]);
+        tokio::time::sleep(STORE_FAILURE_LINGER).await;
+    }
+    store_failed
+}
+
+/// The files the edge reads at start: the ingest tokens (`server.ingest_tokens_file`), the TLS
+/// certificate and key (`server.tls`), the `/metrics` users (`server.metrics_users_file`).
+struct EdgeFiles {
+    tokens: server::Tokens,
+    tls: Option<Arc<crate::tls::Tls>>,
+    users: Option<Users>,
+}
+
+impl EdgeFiles {
+    fn read(config: &Config) -> Result<EdgeFiles, DaemonError> {
+        let tokens: server::Tokens = Arc::new(std::sync::RwLock::new(
+            match &config.server.ingest_tokens_file {
+                Some(path) => server::read_token_digests(path)?,
+                None => Vec::new(),
+            },
+        ));
+        let tls = match &config.server.tls {
+            Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
+            None => None,
+        };
+        let users = match &config.server.metrics_users_file {
+            Some(path) => Some(Users::read(path)?),
+            None => None,
+        };
+        Ok(EdgeFiles { tokens, tls, users })
+    }
+}
+
+/// Binds `server.listen` and says where, on the line tests read the address from.
+async fn listen(config: &Config, tls: bool) -> Result<tokio::net::TcpListener, DaemonError> {
+    let listener = server::bind(config.server.listen).await?;
+    let local = listener.local_addr().map_err(DaemonError::ListenAddress)?;
+    let scheme = if tls { "https" } else { "http" };
+    // Tests start the daemon on port 0 and read the chosen address from this line.
+    tracing::info!(address = %local, scheme, "listening");
+    eprintln!("backlogd listening on {scheme}://{local}");
+    Ok(listener)
+}
+
+/// The HTTP server's task and the way to stop it.
+struct Server {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Server {
+    /// Serves `app` on `listener` from now on (during recovery too: `/healthz` answers, `/readyz`
+    /// says 503).
+    fn start(listener: tokio::net::TcpListener, app: App) -> Server {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(
+            listener,
+            Arc::new(app),
+            async {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(10),
+        ));
+        Server { task, stop }
+    }
+
+    /// Stops accepting connections and waits for the requests in flight to finish.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// How the wait for the engine's recovery ended.
+enum Recovery {
+    Ready,
+    /// SIGTERM or SIGINT came first.
+    Stopped,
+    Failed(engine::RecoverError),
+    /// The engine thread ended without an answer.
+    EngineGone,
+}
+
+/// Waits for the engine to recover, telling systemd about its progress meanwhile, or for a stop
+/// signal.
+async fn wait_for_recovery(
+    mut recovered: tokio::sync::oneshot::Receiver<Result<(), engine::RecoverError>>,
+    signals: &mut (impl std::future::Future<Output = ()> + Unpin),
+    handle: &engine::EngineHandle,
+) -> Recovery {
+    let mut progress = tokio::time::interval(RECOVERY_PROGRESS_PERIOD);
+    let mut last_replayed = 0;
+    loop {
+        tokio::select! {
+            result = &mut recovered => return match result {
+                Ok(Ok(())) => {
+                    tracing::info!("ready");
+                    notify_systemd(&[
+                        sd_notify::NotifyState::Ready,
+                        sd_notify::NotifyState::Status("ready"),
+                    ]);
+                    Recovery::Ready
+                }
+                Ok(Err(e)) => Recovery::Failed(e),
+                Err(_) => Recovery::EngineGone,
+            },
+            () = &mut *signals => {
+                tracing::info!("stopping during recovery");
+                return Recovery::Stopped;
+            }
+            _ = progress.tick() => {
+                // A long replay keeps extending systemd's start timeout while it makes progress;
+                // a stuck one stops extending it, and systemd's TimeoutStartSec ends it.
+                let replayed = handle.replayed.load(std::sync::atomic::Ordering::Relaxed);
+                let status = format!("recovering: {replayed} log records replayed");
+                let mut states = vec![sd_notify::NotifyState::Status(&status)];
+                if replayed > last_replayed {
+                    states.push(sd_notify::NotifyState::ExtendTimeoutUsec(
+                        (RECOVERY_PROGRESS_PERIOD * 4).as_micros() as u32,
+                    ));
+                }
+                last_replayed = replayed;
+                notify_systemd(&states);
+            }
+        }
+    }
 }
 
 /// How often recovery progress goes to systemd (`STATUS=`, `EXTEND_TIMEOUT_USEC=`).
@@ -524,9 +599,9 @@ async fn reload_once(
         &current.server.ingest_tokens_file,
         &new.server.ingest_tokens_file,
     ) {
-        (Some(_), Some(path)) => Some(
-            server::read_token_digests(path).map_err(|e| ReloadError::Tokens(format!("{e:#}")))?,
-        ),
+        (Some(_), Some(path)) => {
+            Some(server::read_token_digests(path).map_err(|e| ReloadError::Tokens(Box::new(e)))?)
+        }
         _ => None,
     };
     // Certificate rotation and users-file rotation: re-read whenever the running server uses them
@@ -535,7 +610,7 @@ async fn reload_once(
     let new_certificate = match (&running.tls, &new.server.tls) {
         (Some(_), Some(files)) => Some(
             crate::tls::Certificate::read(files)
-                .map_err(|e| ReloadError::Certificate(format!("{e:#}")))?,
+                .map_err(|e| ReloadError::Certificate(Box::new(e)))?,
         ),
         _ => None,
     };

@@ -230,3 +230,29 @@ fn the_core_crate_depends_on_no_io_crate() {
     let io: Vec<&&str> = IO_CRATES.iter().filter(|c| crates.contains(**c)).collect();
     assert!(io.is_empty(), "the core depends on {io:?}: {crates:?}");
 }
+
+/// `anyhow` is for the binary's glue only (`src/main.rs`, `src/cli/`): the library returns typed
+/// errors, so that callers branch on variants, not on strings.
+#[test]
+fn anyhow_stays_in_the_cli() {
+    fn walk(dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("src/cli") {
+                    walk(&path, found);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path.ends_with("src/main.rs")
+                && std::fs::read_to_string(&path).unwrap().contains("anyhow")
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    walk(&root.join("src"), &mut found);
+    walk(&root.join("crates"), &mut found);
+    assert!(found.is_empty(), "anyhow outside the CLI: {found:?}");
+}

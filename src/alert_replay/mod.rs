@@ -30,6 +30,8 @@ pub struct Options {
     pub prometheus: String,
     /// The certificates to trust for an https:// Prometheus, instead of the system's.
     pub ca_file: Option<PathBuf>,
+    /// The bound on each query request (`--timeout`).
+    pub timeout: std::time::Duration,
     pub rules: PathBuf,
     pub from: Timestamp,
     pub to: Timestamp,
@@ -114,8 +116,12 @@ pub fn replay(options: &Options) -> Result<Vec<Row>, ReplayError> {
             return Err(ReplayError::UnknownAlert(name.clone()));
         }
     }
-    let client = Prometheus::new(&options.prometheus, options.ca_file.as_deref())
-        .map_err(ReplayError::Client)?;
+    let client = Prometheus::new(
+        &options.prometheus,
+        options.ca_file.as_deref(),
+        options.timeout,
+    )
+    .map_err(ReplayError::Client)?;
     let (from, to) = (options.from.as_millisecond(), options.to.as_millisecond());
     let step_text = rules::format_prometheus_duration(step);
     let mut rows = Vec::new();

@@ -66,10 +66,14 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// The Prometheus at `url` (http:// or https://; with `ca_file`, trusting exactly its
-    /// certificates).
-    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Prometheus, QueryError> {
+    /// certificates), each request bounded by `timeout`.
+    pub fn new(
+        url: &str,
+        ca_file: Option<&Path>,
+        timeout: std::time::Duration,
+    ) -> Result<Prometheus, QueryError> {
         Ok(Prometheus {
-            client: Client::new(url, ca_file, None)?,
+            client: Client::new(url, ca_file, None)?.with_timeout(timeout),
         })
     }
 

@@ -29,12 +29,17 @@ pub struct CaFile {
     /// (which SSL_CERT_FILE or SSL_CERT_DIR replace).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Seconds one request may take, from connecting to the whole answer; a daemon that accepts
+    /// but does not answer in time fails the command (not retried).
+    #[arg(long, value_name = "SECONDS", default_value_t = backlogd::client::DEFAULT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
 }
 
 impl CaFile {
     /// A client of `url` trusting these certificates, with `token` as the bearer token.
     pub fn client(&self, url: &str, token: Option<String>) -> Result<Client, ClientError> {
         Client::new(url, self.ca_file.as_deref(), token)
+            .map(|client| client.with_timeout(std::time::Duration::from_secs(self.timeout)))
     }
 
     /// A client of `url` trusting these certificates, with the first token of `token_file`.

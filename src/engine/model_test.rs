@@ -119,8 +119,12 @@ enum Step {
         enospc: bool,
         sticky: bool,
     },
-    /// Power loss and a restart: strict (what was synced) or random pages of what was not.
-    Crash(Option<u64>),
+    /// Power loss and a restart: strict (what was synced) or random pages of what was not; with
+    /// `read_fault`, the first recovery meets EIO at one of its next reads (once or from then on).
+    Crash {
+        random: Option<u64>,
+        read_fault: Option<(u8, bool)>,
+    },
 }
 
 fn item() -> impl Strategy<Value = Item> {
@@ -153,6 +157,13 @@ fn cmd() -> impl Strategy<Value = Cmd> {
     ]
 }
 
+/// A read fault for a recovery: none, or EIO at one of its first reads (a recovery of these stores
+/// passes mostly 5 to 8 read points: listing, opening and reading the segments, opening the last
+/// one for appending), once or from then on.
+fn read_fault() -> impl Strategy<Value = Option<(u8, bool)>> {
+    prop_oneof![Just(None), (1u8..10, any::<bool>()).prop_map(Some)]
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         10 => prop::collection::vec(cmd(), 1..4).prop_map(Step::Group),
@@ -161,7 +172,11 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (1u8..8, any::<bool>(), any::<bool>()).prop_map(|(after, enospc, sticky)| {
             Step::Fault { after, enospc, sticky }
         }),
-        1 => prop_oneof![Just(None), any::<u64>().prop_map(Some)].prop_map(Step::Crash),
+        1 => (
+            prop_oneof![Just(None), any::<u64>().prop_map(Some)],
+            read_fault(),
+        )
+            .prop_map(|(random, read_fault)| Step::Crash { random, read_fault }),
     ]
 }
 
@@ -221,6 +236,8 @@ struct Counts {
     repaired_tails: u64,
     unacknowledged_recovered: u64,
     snapshots_written: u64,
+    recoveries_refused_on_eio: u64,
+    read_faults_not_reached: u64,
 }
 
 impl Harness {
@@ -708,12 +725,17 @@ fn segment_of(path: &Path) -> Option<u64> {
     log::parse_segment_file_name(path.file_name()?.to_str()?)
 }
 
-/// Power loss and restart; checks the recovered state against the model.
+/// Power loss and restart; checks the recovered state against the model. With `read_fault`, the
+/// first recovery meets EIO at read point `after` from now (once, or from then on if sticky): it
+/// must refuse with the log's IO error (not call the log damaged, which would invite a repair that
+/// cuts acknowledged records), or, if it never reached that read, succeed; the next recovery, with
+/// no fault, is the one checked against the model.
 fn crash(
     harness: &Harness,
     engine: Engine,
     model: &mut Model,
     random: Option<u64>,
+    read_fault: Option<(u8, bool)>,
     counts: &mut Counts,
 ) -> Result<Engine, TestCaseError> {
     counts.crashes += 1;
@@ -730,10 +752,51 @@ fn crash(
         None => PowerLoss::Strict,
     };
     harness.storage.power_loss(mode);
+    if let Some((after, sticky)) = read_fault {
+        harness.storage.fail_read_at(
+            harness.storage.read_points() + u64::from(after),
+            Errno::Eio,
+            sticky,
+        );
+    }
     let mut repaired = false;
+    let mut attempts = 0;
     let engine = loop {
-        match harness.start(model.file) {
-            Ok(engine) => break engine,
+        attempts += 1;
+        let injected = harness.storage.read_injected();
+        let started = harness.start(model.file);
+        // Only the first recovery meets the read fault.
+        harness.storage.disarm_reads();
+        let met_fault = harness.storage.read_injected() > injected;
+        match started {
+            Ok(_) if met_fault => {
+                return Err(TestCaseError::fail(
+                    "recovery succeeded although a read of the log failed with EIO",
+                ));
+            }
+            Ok(engine) => {
+                if read_fault.is_some() && attempts == 1 {
+                    counts.read_faults_not_reached += 1;
+                }
+                break engine;
+            }
+            Err(RecoverError::Log(LogError::Io { op, path, error })) if met_fault => {
+                prop_assert_eq!(
+                    error.raw_os_error(),
+                    Some(libc::EIO),
+                    "{} {}: {}",
+                    op,
+                    path.display(),
+                    error
+                );
+                counts.recoveries_refused_on_eio += 1;
+            }
+            Err(e) if met_fault => {
+                return Err(TestCaseError::fail(format!(
+                    "a read of the log failed with EIO, and recovery refused with another \
+                     error: {e}"
+                )));
+            }
             Err(RecoverError::Log(LogError::Corrupt { path, offset, .. }))
                 if random.is_some() && !repaired =>
             {
@@ -810,6 +873,7 @@ fn run(
     durability: log::Durability,
     segment_bytes: u64,
     snapshot_every_events: u64,
+    last_read_fault: Option<(u8, bool)>,
     counts: &mut Counts,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -885,13 +949,13 @@ fn run(
                     *sticky,
                 );
             }
-            Step::Crash(random) => {
-                engine = crash(&harness, engine, &mut model, *random, counts)?;
+            Step::Crash { random, read_fault } => {
+                engine = crash(&harness, engine, &mut model, *random, *read_fault, counts)?;
             }
         }
     }
     // Every run ends with a power loss, so that every run checks durability.
-    crash(&harness, engine, &mut model, None, counts)?;
+    crash(&harness, engine, &mut model, None, last_read_fault, counts)?;
     Ok(())
 }
 
@@ -919,10 +983,11 @@ fn acknowledged_is_durable_failures_acknowledge_nothing_rejections_change_nothin
         prop::bool::weighted(0.6),
         400u64..4000,
         2u64..40,
+        read_fault(),
     );
     let result = runner.run(
         &strategy,
-        |(steps, fsync, segment_bytes, snapshot_every_events)| {
+        |(steps, fsync, segment_bytes, snapshot_every_events, last_read_fault)| {
             let durability = if fsync {
                 log::Durability::Fsync
             } else {
@@ -934,6 +999,7 @@ fn acknowledged_is_durable_failures_acknowledge_nothing_rejections_change_nothin
                 durability,
                 segment_bytes,
                 snapshot_every_events,
+                last_read_fault,
                 &mut counts,
             );
             total.borrow_mut().add(&counts);
@@ -964,6 +1030,7 @@ fn acknowledged_is_durable_failures_acknowledge_nothing_rejections_change_nothin
     );
     assert!(total.crashes > u64::from(cases()), "{total:?}");
     assert!(total.snapshots_written > 0, "{total:?}");
+    assert!(total.recoveries_refused_on_eio > 0, "{total:?}");
 }
 
 impl Counts {
@@ -977,5 +1044,42 @@ impl Counts {
         self.repaired_tails += other.repaired_tails;
         self.unacknowledged_recovered += other.unacknowledged_recovered;
         self.snapshots_written += other.snapshots_written;
+        self.recoveries_refused_on_eio += other.recoveries_refused_on_eio;
+        self.read_faults_not_reached += other.read_faults_not_reached;
     }
+}
+
+/// Found by the read faults above (shrunk): a commit during recovery (the settings switch) rolls
+/// into segment 4 and records its marker, then listing the markers fails with EIO; the failed
+/// commit's clean-up (`discard_failed_tail`) read "cannot list the markers" as "no marker" and
+/// removed segment 4, which MANIFEST-4 names: every later recovery refused the store as having
+/// lost acknowledged events.
+#[test]
+fn a_read_fault_in_a_failed_commit_does_not_remove_a_segment_its_marker_names() {
+    let register = || Cmd::Ingest(vec![Item::Register(0, 24)], None);
+    let steps = [
+        Step::Group(vec![Cmd::Reload(2)]),
+        Step::Group(vec![register()]),
+        Step::Snapshot,
+        Step::Group(vec![register()]),
+        Step::Fault {
+            after: 5,
+            enospc: false,
+            sticky: false,
+        },
+        Step::Group(vec![register()]),
+        Step::Group(vec![Cmd::Reload(0)]),
+        Step::Group(vec![Cmd::Reload(1)]),
+    ];
+    let mut counts = Counts::default();
+    let result = run(
+        &steps,
+        log::Durability::None,
+        400,
+        2,
+        Some((8, true)),
+        &mut counts,
+    );
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(counts.recoveries_refused_on_eio, 1, "{counts:?}");
 }

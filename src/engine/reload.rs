@@ -14,6 +14,10 @@ use crate::workforce::EdgeSettings;
 /// Why a reload (or a configuration recorded in the store) did not take effect. The `Display` form
 /// is the answer of `POST /-/reload` and the text of the log line; it is the whole story (no
 /// variant's text leaves out its cause).
+/// An error of a module above the engine (the server's tokens file, the TLS files), kept whole:
+/// its message and its chain of causes.
+pub type EdgeFileError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// Started on the built-in configuration.
@@ -28,12 +32,13 @@ pub enum ReloadError {
     /// The edge settings of the new configuration cannot be used (the pseudonym key).
     #[error(transparent)]
     Edge(crate::workforce::EdgeError),
-    /// The ingest tokens file cannot be used (its text, until `server` has typed errors).
-    #[error("{0}")]
-    Tokens(String),
-    /// The TLS certificate or key cannot be used (its text, until `tls` has typed errors).
-    #[error("{0}")]
-    Certificate(String),
+    /// The ingest tokens file cannot be used (`server::TokensError`, which the engine cannot name:
+    /// `server` depends on the engine).
+    #[error(transparent)]
+    Tokens(EdgeFileError),
+    /// The TLS certificate or key cannot be used (`tls::TlsError`, boxed for the same reason).
+    #[error(transparent)]
+    Certificate(EdgeFileError),
     /// The metrics users file cannot be used.
     #[error(transparent)]
     MetricsUsers(crate::metrics_auth::UsersError),

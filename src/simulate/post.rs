@@ -56,7 +56,7 @@ pub fn send_events(
     batch: usize,
     rate: Option<f64>,
     mut on_rejection: impl FnMut(&Rejected),
-) -> anyhow::Result<Totals> {
+) -> Result<Totals, crate::send::SendError> {
     let mut pacer = Pacer::new(rate);
     let batch = pacer.batch(batch);
     let mut totals = Totals::default();
@@ -64,7 +64,7 @@ pub fn send_events(
     let mut lines = 0;
     let mut flush = |body: &mut String, lines: &mut usize, totals: &mut Totals| {
         if *lines == 0 {
-            return Ok::<(), anyhow::Error>(());
+            return Ok::<(), crate::send::SendError>(());
         }
         pacer.wait(*lines);
         let answer = poster.post(std::mem::take(body))?;

@@ -410,3 +410,71 @@ fn a_refused_connection_is_retried_until_the_attempts_run_out() {
         "{message}"
     );
 }
+
+/// A server that accepts connections and reads, but never answers: before `--timeout`, every
+/// command hung on it for ever. Each request command now gives up after its `--timeout`, naming
+/// it, without retrying (the request may have been applied). The child is killed after 20 s, so a
+/// hang fails the test instead of stalling the suite.
+#[test]
+fn a_daemon_that_accepts_but_never_answers_fails_the_command_after_its_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            listener.set_nonblocking(true).unwrap();
+            let mut connections = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok((stream, _)) = listener.accept() {
+                    connections.push(stream); // held open, never answered
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let events_file = dir.path().join("events.ndjson");
+    std::fs::write(&events_file, events("t", 1, 1)).unwrap();
+    let out = dir.path().join("report.html");
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, "groups: []\n").unwrap();
+    let (events_path, out_path, rules_path) = (
+        events_file.to_str().unwrap(),
+        out.to_str().unwrap(),
+        rules.to_str().unwrap(),
+    );
+    for (what, mut args) in every_command(&url, events_path, out_path, rules_path) {
+        if what == "alert-replay" {
+            continue; // an empty rules file makes no request
+        }
+        args.extend(["--timeout", "1"]);
+        let mut child = Command::new(BINARY)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the backlogd binary runs");
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let hung = child.try_wait().unwrap().is_none();
+        if hung {
+            child.kill().unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        let message = stderr(&output);
+        println!("{what}: {:?}: {}", started.elapsed(), message.trim());
+        assert!(!hung, "{what} still waiting after 20 s:\n{message}");
+        assert_eq!(output.status.code(), Some(1), "{what}: {message}");
+        assert!(
+            message.contains("no answer within 1s"),
+            "{what}: expected the timeout named in:\n{message}"
+        );
+        assert!(!message.contains("retrying"), "{what} retried:\n{message}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    held.join().unwrap();
+}

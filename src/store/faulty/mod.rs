@@ -12,6 +12,10 @@
 //! `remove`, `sync_dir`, numbered from 1. A failing `write_all` writes the first half of its bytes
 //! first (a short write). A sticky fault fails its point and every later one (the machine is
 //! losing power).
+//!
+//! Read points are numbered apart from them, from 1: `list`, `len`, `open_read`, `open_append` and
+//! every `read` of a file opened for reading; [`FaultyStorage::fail_read_at`] fails one of them
+//! (and every later one, if sticky), as a disk that returns `EIO` on a bad sector would.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +106,9 @@ struct State {
     synced_dirs: Vec<PathBuf>,
     fault: Option<Fault>,
     injected: u64,
+    read_points: u64,
+    read_fault: Option<Fault>,
+    read_injected: u64,
 }
 
 impl State {
@@ -112,6 +119,18 @@ impl State {
             && (self.points == fault.at || (fault.sticky && self.points > fault.at))
         {
             self.injected += 1;
+            return Err(fault.errno.error());
+        }
+        Ok(())
+    }
+
+    /// Counts one read point; fails it if a read fault is armed for it.
+    fn read_point(&mut self) -> io::Result<()> {
+        self.read_points += 1;
+        if let Some(fault) = self.read_fault
+            && (self.read_points == fault.at || (fault.sticky && self.read_points > fault.at))
+        {
+            self.read_injected += 1;
             return Err(fault.errno.error());
         }
         Ok(())
@@ -212,6 +231,7 @@ impl FaultyStorage {
         state.entries = entries.clone();
         state.durable_entries = entries;
         state.fault = None;
+        state.read_fault = None;
         state.locks.clear();
     }
 
@@ -269,9 +289,28 @@ impl AppendFile for FaultyFile {
     }
 }
 
-impl ReadFile for Cursor<Vec<u8>> {
+/// A file opened for reading: a copy of its bytes at the open; every `read` is a read point.
+struct FaultyReader {
+    state: Arc<Mutex<State>>,
+    bytes: Cursor<Vec<u8>>,
+}
+
+impl io::Read for FaultyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        lock_state(&self.state).read_point()?;
+        self.bytes.read(buf)
+    }
+}
+
+impl io::Seek for FaultyReader {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.bytes.seek(to)
+    }
+}
+
+impl ReadFile for FaultyReader {
     fn size(&mut self) -> io::Result<u64> {
-        Ok(self.get_ref().len() as u64)
+        Ok(self.bytes.get_ref().len() as u64)
     }
 }
 
@@ -300,7 +339,8 @@ impl Storage for FaultyStorage {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.read_point()?;
         if !state.dirs.contains(dir) {
             return Err(io::ErrorKind::NotFound.into());
         }
@@ -313,19 +353,28 @@ impl Storage for FaultyStorage {
     }
 
     fn len(&self, path: &Path) -> io::Result<u64> {
-        let state = self.state();
+        let mut state = self.state();
+        state.read_point()?;
         let id = state.id(path)?;
         Ok(state.files[id].data.len() as u64)
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.read_point()?;
         let id = state.id(path)?;
-        Ok(Box::new(Cursor::new(state.files[id].data.clone())))
+        Ok(Box::new(FaultyReader {
+            state: self.state.clone(),
+            bytes: Cursor::new(state.files[id].data.clone()),
+        }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let id = self.state().id(path)?;
+        let id = {
+            let mut state = self.state();
+            state.read_point()?;
+            state.id(path)?
+        };
         Ok(Box::new(FaultyFile {
             state: self.state.clone(),
             id,
@@ -384,6 +433,26 @@ impl FaultyStorage {
     /// Disarms the fault, if any.
     pub fn disarm(&self) {
         self.state().fault = None;
+    }
+
+    /// Fails read point `at` (and, if `sticky`, every later one) with `errno`.
+    pub fn fail_read_at(&self, at: u64, errno: Errno, sticky: bool) {
+        self.state().read_fault = Some(Fault { at, errno, sticky });
+    }
+
+    /// Read points passed so far.
+    pub fn read_points(&self) -> u64 {
+        self.state().read_points
+    }
+
+    /// Read faults injected so far.
+    pub fn read_injected(&self) -> u64 {
+        self.state().read_injected
+    }
+
+    /// Disarms the read fault, if any.
+    pub fn disarm_reads(&self) {
+        self.state().read_fault = None;
     }
 }
 

@@ -267,6 +267,103 @@ pub fn lock_directory_with(storage: Arc<dyn Storage>, dir: &Path) -> Result<DirL
     Ok(DirLock { storage, guard })
 }
 
+/// Refuses a log whose newest segments are missing: the newest marker names a segment (`recorded`)
+/// newer than every segment present (`numbers`); those segments held acknowledged events.
+fn check_newest_present(
+    dir: &Path,
+    numbers: &[u64],
+    recorded: Option<u64>,
+) -> Result<(), LogError> {
+    if let Some(recorded) = recorded
+        && numbers.last().is_none_or(|&last| last < recorded)
+    {
+        let present = numbers
+            .last()
+            .map_or("none".to_string(), |last| format!("{last}"));
+        return Err(LogError::Corrupt {
+            path: segment_path(dir, recorded),
+            offset: 0,
+            reason: format!(
+                "segment file missing: the log created segments up to {recorded} ({}), but the \
+                 newest present is {present}: the newest segments were deleted or lost, and \
+                 with them acknowledged events. Restore them from a backup (docs/store.md, \
+                 Restore). Only if they are gone for good and losing their events is accepted, \
+                 remove {} to start from what is there",
+                manifest_path(dir, recorded).display(),
+                manifest_path(dir, recorded).display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a replay start beyond the newest segment (`last`), or a gap in the segments from the
+/// replay's first segment (`start`) on.
+fn check_replay_segments(
+    dir: &Path,
+    numbers: &[u64],
+    start: u64,
+    last: u64,
+    replay_from: LogPosition,
+) -> Result<(), LogError> {
+    if start > last {
+        return Err(LogError::Corrupt {
+            path: segment_path(dir, start),
+            offset: replay_from.offset,
+            reason: format!("replay position {replay_from} lies beyond the newest segment {last}"),
+        });
+    }
+    for (expected, &n) in (start..).zip(numbers.iter().filter(|&&n| n >= start)) {
+        if n != expected {
+            return Err(LogError::Corrupt {
+                path: segment_path(dir, expected),
+                offset: 0,
+                reason: format!(
+                    "segment file missing: segments {expected}..={} are absent before segment {n} \
+                     (replay starts at segment {start})",
+                    n - 1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the last segment's torn tail found by its scan (a torn record, or a torn header rewritten);
+/// returns the segment's length after it.
+fn repair_torn_tail(
+    file: &mut dyn AppendFile,
+    path: &Path,
+    scan: &scan::SegmentScan,
+) -> Result<u64, LogError> {
+    match &scan.damage {
+        None => {}
+        Some(TailDamage::Frame { reason }) => {
+            tracing::warn!(
+                file = %path.display(),
+                offset = scan.valid_end,
+                discarded_bytes = scan.file_len - scan.valid_end,
+                reason = %reason,
+                "event log: truncating torn tail"
+            );
+            file.set_len(scan.valid_end)
+                .map_err(io_err("truncate", path))?;
+        }
+        Some(TailDamage::Header) => {
+            tracing::warn!(
+                file = %path.display(),
+                offset = 0,
+                discarded_bytes = scan.file_len,
+                "event log: rewriting torn segment header"
+            );
+            file.set_len(0).map_err(io_err("truncate", path))?;
+            file.write_all(&MAGIC).map_err(io_err("write", path))?;
+            return Ok(HEADER_LEN);
+        }
+    }
+    Ok(scan.valid_end)
+}
+
 impl EventLog {
     /// [`EventLog::open`] of a directory whose lock the caller took before (with
     /// [`lock_directory`]), so that nothing else could change the store in between; on the
@@ -343,26 +440,7 @@ impl EventLog {
         // The newest segment the log ever created (a log written before the marker existed has
         // none, and is checked as before): one missing at the end lost acknowledged events.
         let recorded = list_manifests(fs, dir)?.last().copied();
-        if let Some(recorded) = recorded
-            && numbers.last().is_none_or(|&last| last < recorded)
-        {
-            let present = numbers
-                .last()
-                .map_or("none".to_string(), |last| format!("{last}"));
-            return Err(LogError::Corrupt {
-                path: segment_path(dir, recorded),
-                offset: 0,
-                reason: format!(
-                    "segment file missing: the log created segments up to {recorded} ({}), but the \
-                     newest present is {present}: the newest segments were deleted or lost, and \
-                     with them acknowledged events. Restore them from a backup (docs/store.md, \
-                     Restore). Only if they are gone for good and losing their events is accepted, \
-                     remove {} to start from what is there",
-                    manifest_path(dir, recorded).display(),
-                    manifest_path(dir, recorded).display()
-                ),
-            });
-        }
+        check_newest_present(dir, &numbers, recorded)?;
 
         let Some(&last) = numbers.last() else {
             if start > 1 || (replay_from.segment == 1 && replay_from.offset > HEADER_LEN) {
@@ -393,28 +471,7 @@ impl EventLog {
             ));
         };
 
-        if start > last {
-            return Err(LogError::Corrupt {
-                path: segment_path(dir, start),
-                offset: replay_from.offset,
-                reason: format!(
-                    "replay position {replay_from} lies beyond the newest segment {last}"
-                ),
-            });
-        }
-        for (expected, &n) in (start..).zip(numbers.iter().filter(|&&n| n >= start)) {
-            if n != expected {
-                return Err(LogError::Corrupt {
-                    path: segment_path(dir, expected),
-                    offset: 0,
-                    reason: format!(
-                        "segment file missing: segments {expected}..={} are absent before segment {n} \
-                         (replay starts at segment {start})",
-                        n - 1
-                    ),
-                });
-            }
-        }
+        check_replay_segments(dir, &numbers, start, last, replay_from)?;
 
         let mut older = BTreeMap::new();
         for &n in numbers.iter().filter(|&&n| n < start) {
@@ -437,32 +494,7 @@ impl EventLog {
         };
 
         let mut file = fs.open_append(&path).map_err(io_err("open", &path))?;
-        let mut file_len = scan.valid_end;
-        match scan.damage {
-            None => {}
-            Some(TailDamage::Frame { reason }) => {
-                tracing::warn!(
-                    file = %path.display(),
-                    offset = scan.valid_end,
-                    discarded_bytes = scan.file_len - scan.valid_end,
-                    reason = %reason,
-                    "event log: truncating torn tail"
-                );
-                file.set_len(scan.valid_end)
-                    .map_err(io_err("truncate", &path))?;
-            }
-            Some(TailDamage::Header) => {
-                tracing::warn!(
-                    file = %path.display(),
-                    offset = 0,
-                    discarded_bytes = scan.file_len,
-                    "event log: rewriting torn segment header"
-                );
-                file.set_len(0).map_err(io_err("truncate", &path))?;
-                file.write_all(&MAGIC).map_err(io_err("write", &path))?;
-                file_len = HEADER_LEN;
-            }
-        }
+        let file_len = repair_torn_tail(&mut *file, &path, &scan)?;
         // What was replayed may have been written with Durability::None by an earlier process and
         // still sit in the page cache: make it (and any repair) durable before building on it, so
         // that later rolls and Fsync commits never depend on data this process did not sync.
@@ -627,11 +659,18 @@ impl EventLog {
         let mut removed = false;
         // One past the newest known segment too: a failed create may still have left a file.
         // Segments a marker says exist must stay (a missing one is refused at open): those are
-        // cut back to their header instead, which replays nothing.
-        let recorded = list_manifests(&*self.storage, &self.dir)
-            .ok()
-            .and_then(|numbers| numbers.last().copied())
-            .unwrap_or(0);
+        // cut back to their header instead, which replays nothing. When the markers cannot be
+        // listed, any segment may be named by one: none is removed.
+        let recorded = match list_manifests(&*self.storage, &self.dir) {
+            Ok(numbers) => numbers.last().copied().unwrap_or(0),
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "event log: cannot list the segment markers; emptying the segments created by a failed commit instead of removing them"
+                );
+                u64::MAX
+            }
+        };
         for n in (end.segment + 1..=self.segment + 1).rev() {
             let path = segment_path(&self.dir, n);
             if n <= recorded {
