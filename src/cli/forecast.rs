@@ -7,14 +7,8 @@ use std::process::ExitCode;
 /// prints it week by week; with --svg, draws it beside the announced targets.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Base URL of the daemon.
-    #[arg(long, default_value = "http://127.0.0.1:9723")]
-    url: String,
-    /// File whose first non-comment line is the bearer token.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
     #[command(flatten)]
-    ca_file: super::CaFile,
+    daemon: super::DaemonArgs,
     /// Weeks to project (1 to 104; default 52).
     #[arg(long)]
     weeks: Option<u32>,
@@ -69,9 +63,7 @@ fn execute(args: Args) -> anyhow::Result<ExitCode> {
         params.push(("hires".to_owned(), wave));
     }
     let options = backlogd::forecast::ForecastOptions {
-        client: args
-            .ca_file
-            .client_with_token_file(&args.url, args.token_file.as_deref())?,
+        client: args.daemon.client()?,
         params,
         json: args.json,
         svg: args.svg,

@@ -22,6 +22,27 @@ use std::process::ExitCode;
 use backlogd::client::{Client, ClientError};
 use backlogd::server::TokensError;
 
+/// A running daemon and how to reach it: `--url`, `--token-file`, `--ca-file`, `--timeout`.
+#[derive(clap::Args)]
+pub struct DaemonArgs {
+    /// Base URL of the daemon.
+    #[arg(long, default_value = "http://127.0.0.1:9723")]
+    pub url: String,
+    /// File whose first non-comment line is the bearer token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub ca_file: CaFile,
+}
+
+impl DaemonArgs {
+    /// A client of the daemon with its token.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        self.ca_file
+            .client_with_token_file(&self.url, self.token_file.as_deref())
+    }
+}
+
 /// `--ca-file`, for the commands that make HTTP requests.
 #[derive(clap::Args)]
 pub struct CaFile {

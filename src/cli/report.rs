@@ -7,14 +7,8 @@ use std::process::ExitCode;
 /// self-contained HTML file; the daemon also serves it as GET /report
 #[derive(clap::Args)]
 pub struct Args {
-    /// Base URL of the daemon.
-    #[arg(long, default_value = "http://127.0.0.1:9723")]
-    url: String,
-    /// File whose first non-comment line is the bearer token.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
     #[command(flatten)]
-    ca_file: super::CaFile,
+    daemon: super::DaemonArgs,
     /// First day, inclusive: YYYY-MM-DD, a day of the daemon's time.timezone (the history
     /// has one row a day, so an instant is refused).
     #[arg(long, value_parser = backlogd::instant::day_arg)]
@@ -36,9 +30,7 @@ pub fn run(args: Args) -> ExitCode {
 
 fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
-        url,
-        token_file,
-        ca_file,
+        daemon,
         from,
         to,
         lang,
@@ -50,7 +42,7 @@ fn execute(args: Args) -> anyhow::Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!("--lang {lang}: expected en or nl"))
         })
         .transpose()?;
-    let client = ca_file.client_with_token_file(&url, token_file.as_deref())?;
+    let client = daemon.client()?;
     let page = backlogd::report::fetch(&client, from, to, lang)?;
     std::fs::write(&out, page)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;

@@ -9,14 +9,8 @@ pub struct Args {
     /// NDJSON files, one event a line.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Base URL of the daemon.
-    #[arg(long, default_value = "http://127.0.0.1:9723")]
-    url: String,
-    /// File whose first non-comment line is the bearer token.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
     #[command(flatten)]
-    ca_file: super::CaFile,
+    daemon: super::DaemonArgs,
     /// Events per request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -42,9 +36,7 @@ pub fn run(args: Args) -> ExitCode {
 fn execute(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
         files,
-        url,
-        token_file,
-        ca_file,
+        daemon,
         batch,
         max_attempts,
         nats,
@@ -56,7 +48,7 @@ fn execute(args: Args) -> anyhow::Result<ExitCode> {
     }
     let options = backlogd::send::SendOptions {
         files,
-        client: ca_file.client_with_token_file(&url, token_file.as_deref())?,
+        client: daemon.client()?,
         batch,
         max_attempts,
         quiet,
