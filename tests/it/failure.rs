@@ -534,10 +534,16 @@ fn idle_keep_alive_connections_make_room_for_ingest() {
         .expect("a scrape is served while idle connections held every slot");
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
-    // The sender's connection took an idle one's slot and gave it back when it closed; the
-    // scraper found that slot free.
+    // The sender's connection took an idle one's slot and gives it back when the server sees it
+    // close. The scraper usually finds that slot free; when it arrives before the server has seen
+    // the close (a loaded machine), it takes the next idle one's slot instead. Either way nothing
+    // is refused, and only the oldest idle connections are closed.
     let reclaimed = metric_value(&text, "backlogd_http_connections_reclaimed_total");
-    assert_eq!(reclaimed, Some(1.0), "one idle connection for the sender");
+    assert!(
+        matches!(reclaimed, Some(r) if r == 1.0 || r == 2.0),
+        "one idle connection for the sender, and at most one more for the scraper: {reclaimed:?}"
+    );
+    let reclaimed = reclaimed.unwrap_or(0.0) as usize;
     assert_eq!(
         metric_value(&text, "backlogd_http_connections_refused_total"),
         Some(0.0)
@@ -548,12 +554,16 @@ fn idle_keep_alive_connections_make_room_for_ingest() {
         let closed: Vec<usize> = (0..SLOTS)
             .filter(|&n| closed_by_server(&mut flood[n]))
             .collect();
-        if !closed.is_empty() || started.elapsed() > Duration::from_secs(5) {
+        if closed.len() >= reclaimed || started.elapsed() > Duration::from_secs(5) {
             break closed;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(closed, vec![0], "the connection idle the longest");
+    assert_eq!(
+        closed,
+        (0..reclaimed).collect::<Vec<_>>(),
+        "the connections idle the longest"
+    );
     // The rest still work.
     keep_alive_healthz(&mut flood[SLOTS - 1]);
     daemon.stop();
