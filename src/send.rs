@@ -59,40 +59,61 @@ pub fn run(options: SendOptions) -> Result<Totals, SendError> {
         options.quiet,
     );
     let mut done_bytes = 0u64;
+    let batch = options.batch.max(1);
+    // One batch at a time: its body (the lines as read, blank ones left out) and the file's line
+    // number of each event in it, so that rejections point into the file. The file is streamed:
+    // memory holds one batch, whatever the file's size.
+    let mut body = String::new();
+    let mut numbers: Vec<usize> = Vec::with_capacity(batch);
     for file in &options.files {
-        let text = std::fs::read_to_string(file).map_err(|error| SendError::Read {
+        let read_error = |error| SendError::Read {
             path: file.clone(),
             error,
-        })?;
-        // (line number, line) of the non-blank lines, so rejections point into the file.
-        let lines: Vec<(usize, &str)> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(n, line)| (n + 1, line))
-            .collect();
-        for chunk in lines.chunks(options.batch.max(1)) {
-            let mut body = String::new();
-            for (_, line) in chunk {
-                body.push_str(line);
-                body.push('\n');
+        };
+        let mut reader = std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(file).map_err(read_error)?,
+        );
+        let mut number = 0;
+        loop {
+            let start = body.len();
+            if std::io::BufRead::read_line(&mut reader, &mut body).map_err(read_error)? == 0 {
+                break;
             }
+            number += 1;
+            if body[start..].trim().is_empty() {
+                body.truncate(start);
+                continue;
+            }
+            // As `str::lines`: the line ends with `\n`, never `\r\n`, and the last one gets one.
+            let end = body.trim_end_matches(['\n', '\r']).len();
+            body.truncate(end);
+            body.push('\n');
+            numbers.push(number);
+            if numbers.len() == batch {
+                done_bytes += body.len() as u64;
+                post_batch(
+                    &poster,
+                    file,
+                    &mut body,
+                    &mut numbers,
+                    &progress,
+                    done_bytes,
+                    &mut totals,
+                )?;
+            }
+        }
+        if !numbers.is_empty() {
             done_bytes += body.len() as u64;
-            let events = chunk.len() as u64;
-            let answer = poster.post(body)?;
-            progress.advance(done_bytes, events);
-            totals.accepted += answer.accepted;
-            totals.duplicates += answer.duplicates;
-            for rejection in &answer.rejected {
-                totals.rejected += 1;
-                let line = chunk.get(rejection.index).map_or(0, |(n, _)| *n);
-                progress.println(&format!(
-                    "{}:{line}: {}: {}",
-                    file.display(),
-                    rejection.reason,
-                    rejection.message
-                ));
-            }
+            post_batch(
+                &poster,
+                file,
+                &mut body,
+                &mut numbers,
+                &progress,
+                done_bytes,
+                &mut totals,
+            )?;
         }
     }
     progress.finish();
@@ -101,6 +122,35 @@ pub fn run(options: SendOptions) -> Result<Totals, SendError> {
         totals.accepted, totals.duplicates, totals.rejected
     );
     Ok(totals)
+}
+
+/// Posts one batch (`body`, the events of `file` at line `numbers`), adds its answer to `totals`,
+/// prints its rejections by file and line, and empties both for the next batch.
+fn post_batch(
+    poster: &Poster,
+    file: &std::path::Path,
+    body: &mut String,
+    numbers: &mut Vec<usize>,
+    progress: &crate::progress::Progress,
+    done_bytes: u64,
+    totals: &mut Totals,
+) -> Result<(), SendError> {
+    let answer = poster.post(std::mem::take(body))?;
+    progress.advance(done_bytes, numbers.len() as u64);
+    totals.accepted += answer.accepted;
+    totals.duplicates += answer.duplicates;
+    for rejection in &answer.rejected {
+        totals.rejected += 1;
+        let line = numbers.get(rejection.index).copied().unwrap_or(0);
+        progress.println(&format!(
+            "{}:{line}: {}: {}",
+            file.display(),
+            rejection.reason,
+            rejection.message
+        ));
+    }
+    numbers.clear();
+    Ok(())
 }
 
 /// One rejected event of a batch, as the daemon reported it.

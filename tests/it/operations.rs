@@ -1100,3 +1100,54 @@ fn tokens_rotate_on_reload_without_a_restart() {
     assert_eq!(status_with("new-token-222"), 200);
     daemon.stop();
 }
+
+/// `send` streams its files one batch at a time: blank lines are skipped, a CRLF line end and a
+/// last line without a newline still make events, and every rejection is named by its file and
+/// line, across batch boundaries (`--batch 2`: lines 1 and 3, 4 and 6, 7 and 8 travel together).
+#[test]
+fn send_names_each_rejection_by_file_and_line_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"), &[]);
+    let event = |n: usize| {
+        format!(
+            r#"{{"id":"s-e{n}","type":"case.registered","time":"2026-03-02T09:00:00+01:00","data":{{"case":"s-c{n}","track":"asylum"}}}}"#
+        )
+    };
+    let lines = [
+        event(1),                                                // 1
+        String::new(),                                           // 2: blank
+        r#"{"id":"bad-1"}"#.to_owned(),                          // 3: rejected
+        format!("{}\r", event(2)),                               // 4: CRLF
+        "   ".to_owned(),                                        // 5: blank
+        event(3),                                                // 6
+        r#"{"id":"bad-2","type":"case.registered"}"#.to_owned(), // 7: rejected
+        event(4),                                                // 8: no newline after it
+    ];
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let url = daemon.url();
+    let output = backlogd(&[
+        "send",
+        file.to_str().unwrap(),
+        "--url",
+        &url,
+        "--batch",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("accepted 4, duplicates 0, rejected 2")
+    );
+    // Rejections go to standard output, above the totals (the progress display's place).
+    let named: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split(": ").next())
+        .filter(|place| place.contains("events.ndjson:"))
+        .map(|place| &place[place.rfind(':').unwrap() + 1..]) // contains ':' by the filter
+        .collect();
+    assert_eq!(named, ["3", "7"], "{stderr}");
+    daemon.stop();
+}
