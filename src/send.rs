@@ -77,20 +77,22 @@ pub fn run(options: SendOptions) -> Result<Totals, SendError> {
         let mut number = 0;
         loop {
             let start = body.len();
-            if std::io::BufRead::read_line(&mut reader, &mut body).map_err(read_error)? == 0 {
-                break;
+            let at_end =
+                std::io::BufRead::read_line(&mut reader, &mut body).map_err(read_error)? == 0;
+            if !at_end {
+                number += 1;
+                if body[start..].trim().is_empty() {
+                    body.truncate(start);
+                    continue;
+                }
+                // As `str::lines`: the line ends with `\n`, never `\r\n`, and the last one gets one.
+                let end = body.trim_end_matches(['\n', '\r']).len();
+                body.truncate(end);
+                body.push('\n');
+                numbers.push(number);
             }
-            number += 1;
-            if body[start..].trim().is_empty() {
-                body.truncate(start);
-                continue;
-            }
-            // As `str::lines`: the line ends with `\n`, never `\r\n`, and the last one gets one.
-            let end = body.trim_end_matches(['\n', '\r']).len();
-            body.truncate(end);
-            body.push('\n');
-            numbers.push(number);
-            if numbers.len() == batch {
+            // A full batch, or what is left of the file's last one.
+            if numbers.len() == batch || (at_end && !numbers.is_empty()) {
                 done_bytes += body.len() as u64;
                 post_batch(
                     &poster,
@@ -102,18 +104,9 @@ pub fn run(options: SendOptions) -> Result<Totals, SendError> {
                     &mut totals,
                 )?;
             }
-        }
-        if !numbers.is_empty() {
-            done_bytes += body.len() as u64;
-            post_batch(
-                &poster,
-                file,
-                &mut body,
-                &mut numbers,
-                &progress,
-                done_bytes,
-                &mut totals,
-            )?;
+            if at_end {
+                break;
+            }
         }
     }
     progress.finish();
