@@ -207,12 +207,20 @@ impl Certificate {
     }
 }
 
-/// The not-after time of an X.509 certificate, in seconds since the epoch (x509-parser reads
+/// The not-after time of an X.509 certificate, in seconds since the epoch (x509-cert reads
 /// both the UTCTime and the GeneralizedTime form).
 fn not_after(certificate: &CertificateDer<'_>) -> Result<i64, String> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(certificate.as_ref()).map_err(|e| e.to_string())?;
-    Ok(parsed.validity().not_after.timestamp())
+    use x509_cert::der::Decode;
+    let parsed =
+        x509_cert::Certificate::from_der(certificate.as_ref()).map_err(|e| e.to_string())?;
+    let seconds = parsed
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    // A not-after beyond i64 seconds (year 292 billion) cannot be written in X.509's GeneralizedTime.
+    i64::try_from(seconds).map_err(|_| format!("not-after {seconds} s is out of range"))
 }
 
 /// The certificates of the PEM file at `path`, in order (the server's own first).

@@ -453,7 +453,7 @@ fn tls_with_basic_auth_on_metrics() {
 }
 
 /// Midnight UTC at the start of the day (year, month, day), in seconds since the epoch: computed
-/// with jiff, independently of rcgen, which wrote the certificate, and of x509-parser, which the
+/// with jiff, independently of rcgen, which wrote the certificate, and of x509-cert, which the
 /// daemon reads it with.
 fn midnight_utc((year, month, day): (i32, u8, u8)) -> f64 {
     jiff::civil::date(year as i16, month as i8, day as i8)
