@@ -44,6 +44,18 @@ impl Default for IdArena {
     }
 }
 
+/// The hash of the id at an index, for the table to rehash while it grows.
+fn rehash<'a>(
+    bytes: &'a [u8],
+    spans: &'a [(u32, u32)],
+    hasher: &'a RandomState,
+) -> impl Fn(&u32) -> u64 + 'a {
+    move |&i| {
+        let (s, e) = spans[i as usize];
+        hasher.hash_one(&bytes[s as usize..e as usize])
+    }
+}
+
 impl IdArena {
     /// An arena that holds at most `max_bytes` of ids (at most `MAX_ARENA_BYTES`).
     pub fn with_max_bytes(max_bytes: usize) -> IdArena {
@@ -78,10 +90,7 @@ impl IdArena {
             hasher,
             ..
         } = self;
-        table.reserve(additional, |&i| {
-            let (s, e) = spans[i as usize];
-            hasher.hash_one(&bytes[s as usize..e as usize])
-        });
+        table.reserve(additional, rehash(bytes, spans, hasher));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,7 +98,11 @@ impl IdArena {
     }
 
     pub fn get(&self, id: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(id.as_bytes());
+        self.find(id, self.hasher.hash_one(id.as_bytes()))
+    }
+
+    /// `get` with the id's hash already computed.
+    fn find(&self, id: &str, hash: u64) -> Option<u32> {
         self.table
             .find(hash, |&index| self.str_of(index) == id)
             .copied()
@@ -99,7 +112,9 @@ impl IdArena {
     /// checked `has_room_for` (validation comes before mutation); an id beyond the bound panics
     /// rather than wrap to another id's bytes.
     pub fn intern(&mut self, id: &str) -> u32 {
-        if let Some(index) = self.get(id) {
+        // One hash serves the lookup and the insertion.
+        let hash = self.hasher.hash_one(id.as_bytes());
+        if let Some(index) = self.find(id, hash) {
             return index;
         }
         assert!(
@@ -117,10 +132,7 @@ impl IdArena {
             hasher,
             ..
         } = self;
-        table.insert_unique(hasher.hash_one(id.as_bytes()), index, |&i| {
-            let (s, e) = spans[i as usize];
-            hasher.hash_one(&bytes[s as usize..e as usize])
-        });
+        table.insert_unique(hash, index, rehash(bytes, spans, hasher));
         index
     }
 
