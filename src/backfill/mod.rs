@@ -497,7 +497,7 @@ fn sample_count(family: &prometheus::proto::MetricFamily) -> u64 {
                 let inf = buckets.iter().any(|b| b.upper_bound() == f64::INFINITY);
                 buckets.len() as u64 + u64::from(!inf) + 2
             }
-            MetricType::SUMMARY => metric.summary.get_quantile().len() as u64 + 2,
+            MetricType::SUMMARY => metric.get_summary().get_quantile().len() as u64 + 2,
             _ => 1,
         })
         .sum()

@@ -59,18 +59,21 @@ pub fn write_families(
                         &sample,
                         labels,
                         None,
-                        metric.get_counter().value(),
+                        metric.get_counter().get_value(),
                         &timestamp,
                     )?;
                     samples += 1;
                 }
                 MetricType::GAUGE => {
-                    let value = metric.get_gauge().value();
+                    let value = metric.get_gauge().get_value();
                     write_sample(out, name, labels, None, value, &timestamp)?;
                     samples += 1;
                 }
                 MetricType::UNTYPED => {
-                    let value = metric.untyped.value();
+                    // No collector of ours makes an untyped metric, but a family is written
+                    // whatever its type; the crate marks the accessor as a protobuf leftover.
+                    #[allow(deprecated)]
+                    let value = metric.get_untyped().get_value();
                     write_sample(out, name, labels, None, value, &timestamp)?;
                     samples += 1;
                 }
@@ -111,7 +114,7 @@ pub fn write_families(
                     samples += 2;
                 }
                 MetricType::SUMMARY => {
-                    let summary = &metric.summary;
+                    let summary = metric.get_summary();
                     for q in summary.get_quantile() {
                         let quantile = format_value(q.quantile());
                         write_sample(

@@ -40,7 +40,7 @@ pub fn render(view: Option<&View>, telemetry: &Telemetry) -> String {
         family
             .get_metric()
             .iter()
-            .any(|metric| metric.get_gauge().value().is_infinite())
+            .any(|metric| metric.get_gauge().get_value().is_infinite())
     }) {
         return text
             .replace(" inf\n", " +Inf\n")
