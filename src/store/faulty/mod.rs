@@ -87,6 +87,28 @@ struct Fault {
     sticky: bool,
 }
 
+/// One numbering of points (the mutating operations, or the reads) and the fault armed on it.
+#[derive(Debug, Default)]
+struct Points {
+    passed: u64,
+    fault: Option<Fault>,
+    injected: u64,
+}
+
+impl Points {
+    /// Counts one point; fails it if the fault is armed for it.
+    fn pass(&mut self) -> io::Result<()> {
+        self.passed += 1;
+        if let Some(fault) = self.fault
+            && (self.passed == fault.at || (fault.sticky && self.passed > fault.at))
+        {
+            self.injected += 1;
+            return Err(fault.errno.error());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Default)]
 struct FileData {
     data: Vec<u8>,
@@ -101,41 +123,15 @@ struct State {
     entries: BTreeMap<PathBuf, usize>,
     durable_entries: BTreeMap<PathBuf, usize>,
     locks: BTreeSet<PathBuf>,
-    points: u64,
+    /// The mutating operations (fault points).
+    writes: Points,
     /// Every directory synced, in order.
     synced_dirs: Vec<PathBuf>,
-    fault: Option<Fault>,
-    injected: u64,
-    read_points: u64,
-    read_fault: Option<Fault>,
-    read_injected: u64,
+    /// The read points.
+    reads: Points,
 }
 
 impl State {
-    /// Counts one fault point; fails it if a fault is armed for it.
-    fn point(&mut self) -> io::Result<()> {
-        self.points += 1;
-        if let Some(fault) = self.fault
-            && (self.points == fault.at || (fault.sticky && self.points > fault.at))
-        {
-            self.injected += 1;
-            return Err(fault.errno.error());
-        }
-        Ok(())
-    }
-
-    /// Counts one read point; fails it if a read fault is armed for it.
-    fn read_point(&mut self) -> io::Result<()> {
-        self.read_points += 1;
-        if let Some(fault) = self.read_fault
-            && (self.read_points == fault.at || (fault.sticky && self.read_points > fault.at))
-        {
-            self.read_injected += 1;
-            return Err(fault.errno.error());
-        }
-        Ok(())
-    }
-
     fn id(&self, path: &Path) -> io::Result<usize> {
         self.entries
             .get(path)
@@ -166,17 +162,17 @@ impl FaultyStorage {
 
     /// Fails fault point `at` (and, if `sticky`, every later one) with `errno`.
     pub fn fail_at(&self, at: u64, errno: Errno, sticky: bool) {
-        self.state().fault = Some(Fault { at, errno, sticky });
+        self.state().writes.fault = Some(Fault { at, errno, sticky });
     }
 
     /// Fault points passed so far.
     pub fn points(&self) -> u64 {
-        self.state().points
+        self.state().writes.passed
     }
 
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
-        self.state().injected
+        self.state().writes.injected
     }
 
     /// The machine loses power and boots again: see [`PowerLoss`]. Disarms the fault and drops
@@ -230,8 +226,8 @@ impl FaultyStorage {
         }
         state.entries = entries.clone();
         state.durable_entries = entries;
-        state.fault = None;
-        state.read_fault = None;
+        state.writes.fault = None;
+        state.reads.fault = None;
         state.locks.clear();
     }
 
@@ -262,7 +258,7 @@ struct FaultyFile {
 impl AppendFile for FaultyFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut state = lock_state(&self.state);
-        let result = state.point();
+        let result = state.writes.pass();
         let written = if result.is_ok() {
             data
         } else {
@@ -274,7 +270,7 @@ impl AppendFile for FaultyFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut state = lock_state(&self.state);
-        state.point()?;
+        state.writes.pass()?;
         let file = &mut state.files[self.id];
         file.durable = file.data.clone();
         Ok(())
@@ -282,7 +278,7 @@ impl AppendFile for FaultyFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let mut state = lock_state(&self.state);
-        state.point()?;
+        state.writes.pass()?;
         let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         state.files[self.id].data.resize(len, 0);
         Ok(())
@@ -297,7 +293,7 @@ struct FaultyReader {
 
 impl io::Read for FaultyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        lock_state(&self.state).read_point()?;
+        lock_state(&self.state).reads.pass()?;
         self.bytes.read(buf)
     }
 }
@@ -340,7 +336,7 @@ impl Storage for FaultyStorage {
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut state = self.state();
-        state.read_point()?;
+        state.reads.pass()?;
         if !state.dirs.contains(dir) {
             return Err(io::ErrorKind::NotFound.into());
         }
@@ -354,14 +350,14 @@ impl Storage for FaultyStorage {
 
     fn len(&self, path: &Path) -> io::Result<u64> {
         let mut state = self.state();
-        state.read_point()?;
+        state.reads.pass()?;
         let id = state.id(path)?;
         Ok(state.files[id].data.len() as u64)
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
         let mut state = self.state();
-        state.read_point()?;
+        state.reads.pass()?;
         let id = state.id(path)?;
         Ok(Box::new(FaultyReader {
             state: self.state.clone(),
@@ -372,7 +368,7 @@ impl Storage for FaultyStorage {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
         let id = {
             let mut state = self.state();
-            state.read_point()?;
+            state.reads.pass()?;
             state.id(path)?
         };
         Ok(Box::new(FaultyFile {
@@ -383,7 +379,7 @@ impl Storage for FaultyStorage {
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
         let mut state = self.state();
-        state.point()?;
+        state.writes.pass()?;
         if state.entries.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
@@ -398,7 +394,7 @@ impl Storage for FaultyStorage {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state();
-        state.point()?;
+        state.writes.pass()?;
         state
             .entries
             .remove(path)
@@ -408,7 +404,7 @@ impl Storage for FaultyStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
-        state.point()?;
+        state.writes.pass()?;
         state.synced_dirs.push(dir.to_path_buf());
         state
             .durable_entries
@@ -432,27 +428,27 @@ impl FaultyStorage {
 
     /// Disarms the fault, if any.
     pub fn disarm(&self) {
-        self.state().fault = None;
+        self.state().writes.fault = None;
     }
 
     /// Fails read point `at` (and, if `sticky`, every later one) with `errno`.
     pub fn fail_read_at(&self, at: u64, errno: Errno, sticky: bool) {
-        self.state().read_fault = Some(Fault { at, errno, sticky });
+        self.state().reads.fault = Some(Fault { at, errno, sticky });
     }
 
     /// Read points passed so far.
     pub fn read_points(&self) -> u64 {
-        self.state().read_points
+        self.state().reads.passed
     }
 
     /// Read faults injected so far.
     pub fn read_injected(&self) -> u64 {
-        self.state().read_injected
+        self.state().reads.injected
     }
 
     /// Disarms the read fault, if any.
     pub fn disarm_reads(&self) {
-        self.state().read_fault = None;
+        self.state().reads.fault = None;
     }
 }
 
