@@ -32,8 +32,8 @@ fn table() -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
-/// The modules each module's non-test code names.
-fn actual() -> BTreeMap<String, BTreeSet<String>> {
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
     fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
@@ -44,9 +44,15 @@ fn actual() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    walk(&src, &mut files);
+    walk(dir, &mut files);
+    files
+}
+
+/// The modules each module's non-test code names.
+fn actual() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = rust_files(&src);
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in files {
         let relative = file.strip_prefix(&src).unwrap();
@@ -235,24 +241,14 @@ fn the_core_crate_depends_on_no_io_crate() {
 /// errors, so that callers branch on variants, not on strings.
 #[test]
 fn anyhow_stays_in_the_cli() {
-    fn walk(dir: &Path, found: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if !path.ends_with("src/cli") {
-                    walk(&path, found);
-                }
-            } else if path.extension().is_some_and(|e| e == "rs")
-                && !path.ends_with("src/main.rs")
-                && std::fs::read_to_string(&path).unwrap().contains("anyhow")
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut found = Vec::new();
-    walk(&root.join("src"), &mut found);
-    walk(&root.join("crates"), &mut found);
+    let (main, cli) = (root.join("src/main.rs"), root.join("src/cli"));
+    let found: Vec<String> = rust_files(&root.join("src"))
+        .into_iter()
+        .chain(rust_files(&root.join("crates")))
+        .filter(|path| *path != main && !path.starts_with(&cli))
+        .filter(|path| std::fs::read_to_string(path).unwrap().contains("anyhow"))
+        .map(|path| path.display().to_string())
+        .collect();
     assert!(found.is_empty(), "anyhow outside the CLI: {found:?}");
 }
