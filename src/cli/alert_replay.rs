@@ -50,7 +50,7 @@ pub fn run(args: Args) -> ExitCode {
     let json = args.json;
     let options = backlogd::alert_replay::Options {
         prometheus: args.prometheus,
-        timeout: std::time::Duration::from_secs(args.ca_file.timeout),
+        timeout: args.ca_file.request_timeout(),
         ca_file: args.ca_file.ca_file,
         rules: args.rules,
         from: args.from,

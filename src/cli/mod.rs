@@ -57,10 +57,15 @@ pub struct CaFile {
 }
 
 impl CaFile {
+    /// `--timeout` as a span.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout)
+    }
+
     /// A client of `url` trusting these certificates, with `token` as the bearer token.
     pub fn client(&self, url: &str, token: Option<String>) -> Result<Client, ClientError> {
         Client::new(url, self.ca_file.as_deref(), token)
-            .map(|client| client.with_timeout(std::time::Duration::from_secs(self.timeout)))
+            .map(|client| client.with_timeout(self.request_timeout()))
     }
 
     /// A client of `url` trusting these certificates, with the first token of `token_file`.
