@@ -280,17 +280,17 @@ fn check_newest_present(
         let present = numbers
             .last()
             .map_or("none".to_string(), |last| format!("{last}"));
+        let marker = manifest_path(dir, recorded);
+        let marker = marker.display();
         return Err(LogError::Corrupt {
             path: segment_path(dir, recorded),
             offset: 0,
             reason: format!(
-                "segment file missing: the log created segments up to {recorded} ({}), but the \
-                 newest present is {present}: the newest segments were deleted or lost, and \
+                "segment file missing: the log created segments up to {recorded} ({marker}), but \
+                 the newest present is {present}: the newest segments were deleted or lost, and \
                  with them acknowledged events. Restore them from a backup (docs/store.md, \
                  Restore). Only if they are gone for good and losing their events is accepted, \
-                 remove {} to start from what is there",
-                manifest_path(dir, recorded).display(),
-                manifest_path(dir, recorded).display()
+                 remove {marker} to start from what is there"
             ),
         });
     }
